@@ -1,0 +1,101 @@
+"""Configuration: ``ENTSYNC_*`` environment variables, an optional file, then local defaults.
+
+Precedence (highest first): environment variables, the file named by ``ENTSYNC_CONFIG`` (a
+``KEY=value`` env file), then the local services described by ``<state_dir>/services.json`` when
+``entsync services up`` has started them. Production sets ``ENTSYNC_KAFKA_BOOTSTRAP`` and the
+``ENTSYNC_LDAP_*`` variables to point at Apache Kafka and an existing directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES_FILE = "services.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENTSYNC_", extra="ignore")
+
+    state_dir: Path = Field(default=Path(".entsync"), description="local services and stores")
+    kafka_bootstrap: str | None = None
+    ldap_url: str | None = None
+    ldap_bind_dn: str | None = None
+    ldap_password: SecretStr | None = None
+    ldap_base_dn: str = "dc=ent,dc=example"
+    ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
+    app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
+    topic_partitions: int = Field(default=4, ge=1)
+    id_namespace: str = Field(
+        default="entsync",
+        description="namespace of opaque entity ids; fixed for the life of a directory",
+    )
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: str = "INFO"
+
+    def services_file(self) -> Path:
+        return self.state_dir / SERVICES_FILE
+
+    def local_services(self) -> dict[str, Any] | None:
+        """What ``entsync services up`` recorded, or None."""
+        path = self.services_file()
+        if not path.exists():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data
+
+    def resolved(self) -> Settings:
+        """Fill unset connection settings from the running local services."""
+        local = self.local_services() or {}
+        update: dict[str, Any] = {}
+        if self.kafka_bootstrap is None and local.get("kafka_bootstrap"):
+            update["kafka_bootstrap"] = local["kafka_bootstrap"]
+        if self.ldap_url is None and local.get("ldap_url"):
+            update["ldap_url"] = local["ldap_url"]
+            update["ldap_bind_dn"] = self.ldap_bind_dn or local.get("ldap_bind_dn")
+            if self.ldap_password is None and local.get("ldap_password"):
+                update["ldap_password"] = SecretStr(local["ldap_password"])
+            if "ENTSYNC_LDAP_BASE_DN" not in os.environ and local.get("ldap_base_dn"):
+                update["ldap_base_dn"] = local["ldap_base_dn"]
+        return self.model_copy(update=update) if update else self
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap:
+            raise ConfigurationError(
+                "no Kafka broker configured: set ENTSYNC_KAFKA_BOOTSTRAP or run "
+                "'entsync services up'"
+            )
+        return self.kafka_bootstrap
+
+    def require_ldap(self) -> tuple[str, str, str]:
+        if not (self.ldap_url and self.ldap_bind_dn and self.ldap_password):
+            raise ConfigurationError(
+                "no LDAP directory configured: set ENTSYNC_LDAP_URL, ENTSYNC_LDAP_BIND_DN and "
+                "ENTSYNC_LDAP_PASSWORD, or run 'entsync services up'"
+            )
+        return self.ldap_url, self.ldap_bind_dn, self.ldap_password.get_secret_value()
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the optional ``ENTSYNC_CONFIG`` file, then local services."""
+    env_file = os.environ.get("ENTSYNC_CONFIG")
+    kwargs: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if env_file:
+        if not Path(env_file).is_file():
+            raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
+        settings = Settings(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+    else:
+        settings = Settings(**kwargs)
+    return settings.resolved()

@@ -1,0 +1,40 @@
+"""Audit events: one per directory change, on topic ``entsync.audit.v1``.
+
+No clear-text personal data: entries are named by opaque entity id and DN (built from opaque ids),
+attribute values only by digest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.entities import Cause, EntityKind
+
+AUDIT_SCHEMA_VERSION: Literal[1] = 1
+
+
+class AttributeChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    before_digest: str | None = Field(description="sha256 of sorted values before; None: absent")
+    after_digest: str | None = Field(description="sha256 of sorted values after; None: absent")
+
+
+class DirectoryChanged(BaseModel):
+    """Exactly one per LDAP add, modify or delete."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = AUDIT_SCHEMA_VERSION
+    type: Literal["directory.changed"] = "directory.changed"
+    event_id: str = Field(description="deterministic: same cause and change give the same id")
+    action: Literal["add", "modify", "delete"]
+    entity_id: str
+    entity_kind: EntityKind
+    dn: str
+    changes: tuple[AttributeChange, ...]
+    cause: Cause

@@ -1,0 +1,39 @@
+"""Directory operations decided by the core and carried out by ``connectors.ldap``.
+
+Plain immutable values. Attribute maps use LDAP attribute names as keys and tuples of string
+values; an empty tuple in a modification means "remove the attribute".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Attributes = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class AddEntry:
+    dn: str
+    attributes: Attributes
+
+
+@dataclass(frozen=True)
+class ModifyEntry:
+    """Replace the listed attributes (empty tuple: delete it).
+
+    ``desired`` is the full entry the core believes in; the connector uses it to heal an entry
+    that is missing (add it) or differs from what the core last wrote.
+    """
+
+    dn: str
+    changes: Attributes
+    desired: Attributes = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeleteEntry:
+    dn: str
+
+
+DirectoryOp = AddEntry | ModifyEntry | DeleteEntry
