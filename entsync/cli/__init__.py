@@ -1,0 +1,21 @@
+"""The ``entsync`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from entsync.cli import feeds, pipeline, services
+
+app = typer.Typer(
+    name="entsync",
+    help="Event-driven identity synchronizer: ONDE and staff feeds to an SDET LDAP directory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+services.register(app)
+feeds.register(app)
+pipeline.register(app)
+
+
+def main() -> None:
+    app()
