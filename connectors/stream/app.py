@@ -1,0 +1,194 @@
+"""The faust application: two thin agents around the pure core.
+
+``route_feed``   entsync.feed.v1     --sync.routing.route-->     entsync.entities.v1
+``reconcile``    entsync.entities.v1 --sync.reconcile.decide-->  LDAP ops, entity inputs, audit
+
+Per batch, in this order, so that a crash anywhere is repaired by re-processing the batch:
+decide (pure) -> directory writes acknowledged -> emitted inputs and audit events delivered ->
+table state updated -> offsets acked (by faust, after the batch). Re-processing is harmless:
+decisions are idempotent, the writer heals writes already done, audit ids are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from entsync.logs import get_logger
+from entsync.settings import Settings
+from schemas.entities import Cause, EntityInput, EntityMessage
+from schemas.feed import FeedMessage
+from schemas.state import EntityState, SourceState
+from schemas.topics import AUDIT, ENTITIES, FEED
+from sync.reconcile import Context, decide
+from sync.routing import route
+
+log = get_logger(__name__)
+
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.05
+
+
+@dataclass
+class Progress:
+    """Counters read by the idle detector and the end-of-run summary."""
+
+    in_flight: int = 0
+    feed_events: int = 0
+    entity_inputs: int = 0
+    directory_changes: int = 0
+    noop_writes: int = 0
+    by_action: dict[str, int] = field(default_factory=dict)
+
+
+def _cause_from(event: Any, rule: str, source: Any = None) -> Cause:
+    message = event.message
+    timestamp = getattr(message, "timestamp", None) or 0.0
+    return Cause(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        source_file=getattr(source, "file_name", None),
+        source_file_digest=getattr(source, "file_digest", None),
+        record_index=getattr(source, "record_index", None),
+        rule=rule,
+        at=datetime.fromtimestamp(timestamp, tz=UTC),
+    )
+
+
+def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
+    """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``."""
+    bootstrap = settings.require_kafka()
+    partitions = settings.topic_partitions
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        # Short session so a restarted worker rejoins quickly on the local broker.
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        broker_commit_every=BATCH_MAX,
+        broker_commit_interval=0.5,
+        producer_acks=-1,
+    )
+    progress = Progress()
+    ctx = Context(base_dn=settings.ldap_base_dn, namespace=settings.id_namespace)
+
+    feed_topic = app.topic(FEED.name, key_type=bytes, value_type=bytes, partitions=partitions)
+    entities_topic = app.topic(
+        ENTITIES.name, key_type=bytes, value_type=bytes, partitions=partitions
+    )
+    audit_topic = app.topic(AUDIT.name, key_type=bytes, value_type=bytes, partitions=partitions)
+    # use_partitioner: the changelog partition follows the key (same partitioner as the
+    # source topic), not the partition of whichever event of a batch happens to be current.
+    sources = app.Table(
+        "sources", key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
+    )
+    entities = app.Table(
+        "entities", key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
+    )
+
+    async def send_inputs(inputs: Sequence[EntityInput]) -> None:
+        futures = [
+            await entities_topic.send(
+                key=inp.entity_id.encode(), value=EntityMessage(inp).model_dump_json().encode()
+            )
+            for inp in inputs
+        ]
+        for fut in futures:
+            await fut
+
+    @app.agent(feed_topic, name="route_feed")
+    async def route_feed(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            progress.in_flight += 1
+            try:
+                new_states: dict[bytes, SourceState | None] = {}
+                outgoing: list[EntityInput] = []
+                for event in batch:
+                    key = event.key
+                    feed_event = FeedMessage.model_validate_json(event.value).root
+                    raw = new_states[key] if key in new_states else sources.get(key)
+                    prev = (
+                        raw
+                        if raw is None or isinstance(raw, SourceState)
+                        else SourceState.model_validate_json(raw)
+                    )
+                    cause = _cause_from(event, f"feed.{feed_event.type}", feed_event.source)
+                    routed = route(prev, feed_event, cause, settings.id_namespace)
+                    new_states[key] = routed.state
+                    outgoing.extend(routed.inputs)
+                await send_inputs(outgoing)
+                for key, state in new_states.items():
+                    if state is None:
+                        sources.pop(key, None)
+                    else:
+                        sources[key] = state.model_dump_json().encode()
+                progress.feed_events += len(batch)
+            finally:
+                progress.in_flight -= 1
+
+    @app.agent(entities_topic, name="reconcile")
+    async def reconcile(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            progress.in_flight += 1
+            try:
+                await _reconcile_batch(batch)
+            finally:
+                progress.in_flight -= 1
+
+    async def _reconcile_batch(batch: Sequence[Any]) -> None:
+        new_states: dict[bytes, EntityState] = {}
+        ops: list[Any] = []
+        audits: list[Any] = []
+        emits: list[EntityInput] = []
+        for event in batch:
+            key = event.key
+            inp = EntityMessage.model_validate_json(event.value).root
+            if key in new_states:
+                state: EntityState | None = new_states[key]
+            else:
+                raw = entities.get(key)
+                state = None if raw is None else EntityState.model_validate_json(raw)
+            decision = decide(state, inp, ctx)
+            new_states[key] = decision.state
+            ops.extend(decision.ops)
+            audits.extend(decision.audits)
+            emits.extend(decision.emits)
+        results = await writer.apply(ops) if ops else []
+        audit_futures = []
+        for audit, result in zip(audits, results, strict=True):
+            if _is_noop(result):
+                progress.noop_writes += 1
+                continue
+            progress.directory_changes += 1
+            progress.by_action[audit.action] = progress.by_action.get(audit.action, 0) + 1
+            audit_futures.append(
+                await audit_topic.send(
+                    key=audit.entity_id.encode(), value=audit.model_dump_json().encode()
+                )
+            )
+        await send_inputs(emits)
+        for fut in audit_futures:
+            await fut
+        for key, state in new_states.items():
+            entities[key] = state.model_dump_json().encode()
+        progress.entity_inputs += len(batch)
+
+    return app, progress
+
+
+def _is_noop(result: Any) -> bool:
+    kind = getattr(result, "kind", None) or getattr(result, "action", None)
+    return str(getattr(kind, "value", kind)).lower() == "noop"

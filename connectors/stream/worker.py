@@ -1,0 +1,127 @@
+"""Run the faust worker, continuously or until idle (batch mode for tests and scripts).
+
+Idle means: every partition of the feed and entities topics is assigned to this worker, its
+committed offset has reached the partition's high watermark (taken from fetch responses: the
+local broker's ListOffsets answers can be stale), no batch is in flight (so every directory write
+of consumed events is acknowledged), and this held for ``stable_checks`` checks in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from connectors.ldap.writer import DirectoryWriter
+from connectors.stream.app import Progress, build_app
+from connectors.stream.topics import ensure_topics
+from entsync.logs import get_logger
+from entsync.settings import Settings
+from schemas.topics import ENTITIES, FEED
+
+log = get_logger(__name__)
+
+IDLE_CHECK_INTERVAL_S = 0.5
+
+
+@dataclass
+class WorkerResult:
+    exit_code: int
+    idle: bool
+    progress: Progress
+    elapsed_s: float
+    error: str | None = None
+
+
+class IdleDetector:
+    """Counts consecutive idle observations of a running app."""
+
+    def __init__(self, app: faust.App, progress: Progress, partitions: int, stable_checks: int):
+        self.app = app
+        self.progress = progress
+        self.expected = {(t, p) for t in (FEED.name, ENTITIES.name) for p in range(partitions)}
+        self.stable_checks = stable_checks
+        self.streak = 0
+
+    async def observe(self) -> bool:
+        consumer = self.app.consumer
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        if not self.expected <= assigned.keys() or self.progress.in_flight:
+            self.streak = 0
+            return False
+        await consumer.commit()
+        committed: Any = consumer._committed_offset  # no public accessor in faust
+        for key in self.expected:
+            tp = assigned[key]
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                self.streak = 0
+                return False
+            if (committed.get(tp) or 0) < highwater:
+                self.streak = 0
+                return False
+        self.streak += 1
+        return self.streak >= self.stable_checks
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    until_idle: bool,
+    timeout_s: float | None = None,
+    stable_checks: int = 3,
+    loglevel: str = "warn",
+) -> WorkerResult:
+    """Run until stopped (continuous) or until idle; returns the exit code and counters."""
+    bootstrap = settings.require_kafka()
+    asyncio.run(ensure_topics(bootstrap, settings.topic_partitions))
+    url, bind_dn, password = settings.require_ldap()
+    writer = DirectoryWriter(
+        url=url, bind_dn=bind_dn, password=password, max_in_flight=settings.ldap_max_in_flight
+    )
+    app, progress = build_app(settings, writer)
+    started = time.monotonic()
+    outcome: dict[str, Any] = {"idle": False, "error": None}
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+
+    if until_idle:
+        detector = IdleDetector(app, progress, settings.topic_partitions, stable_checks)
+
+        @app.timer(IDLE_CHECK_INTERVAL_S)
+        async def _check_idle() -> None:
+            if await detector.observe():
+                outcome["idle"] = True
+                log.info("worker.idle", feed_events=progress.feed_events,
+                         changes=progress.directory_changes)
+                asyncio.ensure_future(worker.stop())
+            elif timeout_s is not None and time.monotonic() - started > timeout_s:
+                outcome["error"] = f"not idle after {timeout_s:.0f} s"
+                asyncio.ensure_future(worker.stop())
+
+    exit_code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        exit_code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # the worker already logged it
+        outcome["error"] = f"worker crashed: {type(exc).__name__}"
+        exit_code = 1
+    finally:
+        writer.close()
+    if crash := getattr(app, "_crash_reason", None):
+        outcome["error"] = outcome["error"] or f"worker crashed: {type(crash).__name__}: {crash}"
+    if outcome["error"]:
+        exit_code = exit_code or 1
+    elif until_idle and not outcome["idle"]:
+        exit_code = exit_code or 1
+        outcome["error"] = "worker stopped before reaching idle"
+    return WorkerResult(
+        exit_code=exit_code,
+        idle=outcome["idle"],
+        progress=progress,
+        elapsed_s=time.monotonic() - started,
+        error=outcome["error"],
+    )

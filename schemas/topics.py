@@ -1,0 +1,49 @@
+"""Topic names and the one schema each carries. Versioned names: a breaking change is a new topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from schemas.audit import DirectoryChanged
+from schemas.entities import EntityMessage
+from schemas.feed import FeedMessage
+from schemas.ledger import FileIngested
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    schema: type[BaseModel]
+    key: str
+    doc: str
+
+
+FEED = TopicSpec(
+    "entsync.feed.v1",
+    FeedMessage,
+    "record key '<kind>:<jointure>' or 'snapshot:<category>:<scope>'",
+    "validated ONDE / staff records and snapshot markers, as published by 'entsync ingest'",
+)
+ENTITIES = TopicSpec(
+    "entsync.entities.v1",
+    EntityMessage,
+    "entity id (opaque)",
+    "inputs of the reconciler, one partition per directory entry (records, links, logins)",
+)
+AUDIT = TopicSpec(
+    "entsync.audit.v1",
+    DirectoryChanged,
+    "entity id (opaque)",
+    "one event per directory change, naming its cause",
+)
+
+INGEST_LEDGER = TopicSpec(
+    "entsync.ingest-ledger.v1",
+    FileIngested,
+    "file digest (sha256)",
+    "files whose events were all delivered; a file already there is not published again",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (FEED, ENTITIES, AUDIT, INGEST_LEDGER)
