@@ -1,9 +1,143 @@
-"""CLI commands: pipeline."""
+"""CLI commands: ingest, worker, run, demo."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from entsync.logs import configure_logging
+from entsync.settings import ConfigurationError, Settings, load_settings
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
+]
+Files = Annotated[list[Path], typer.Argument(help="AAF XML files", exists=False)]
+
+
+def _settings(state_dir: Path | None) -> Settings:
+    settings = load_settings(state_dir=state_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def do_ingest(settings: Settings, files: list[Path], report: Path | None, force: bool) -> int:
+    from connectors.aaf import render_summary
+    from entsync.ingest import ingest
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise _fail(f"not a file: {', '.join(missing)}")
+    outcome = ingest(settings, files, force=force)
+    if report is not None:
+        report.write_text(outcome.report.to_json())
+    render_summary(outcome.report, console)
+    if outcome.refused:
+        for refusal in outcome.refused:
+            err.print(f"[bold red]refused:[/] {refusal}")
+        err.print("nothing was published: fix or remove the refused files and ingest again")
+        return 3
+    for f in outcome.files:
+        if f.skipped_reason:
+            console.print(f"{f.path.name}: skipped ({f.skipped_reason})")
+        else:
+            console.print(f"{f.path.name}: {f.published} events published")
+    return 0
+
+
+def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> int:
+    from connectors.stream.worker import run_worker
+
+    result = run_worker(settings, until_idle=until_idle, timeout_s=timeout)
+    p = result.progress
+    console.print(
+        f"worker: {p.feed_events} feed events, {p.entity_inputs} entity inputs, "
+        f"{p.directory_changes} directory changes "
+        + (f"({', '.join(f'{k} {v}' for k, v in sorted(p.by_action.items()))}) " if p.by_action else "")
+        + f"in {result.elapsed_s:.1f} s"
+    )
+    if result.error:
+        err.print(f"[bold red]worker error:[/] {result.error}")
+    return result.exit_code
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the main app."""
+    @app.command()
+    def ingest(
+        files: Files,
+        report: Annotated[
+            Path | None, typer.Option("--report", help="write the JSON report here")
+        ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="publish even if the ledger has the file")
+        ] = False,
+        state_dir: StateDir = None,
+    ) -> None:
+        """Validate AAF files whole, then publish their records on the feed topic."""
+        try:
+            code = do_ingest(_settings(state_dir), files, report, force)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
+        raise typer.Exit(code)
+
+    @app.command()
+    def worker(
+        until_idle: Annotated[
+            bool,
+            typer.Option(
+                "--until-idle",
+                help="exit 0 once every input is consumed and every directory write acknowledged",
+            ),
+        ] = False,
+        timeout: Annotated[
+            float | None, typer.Option("--timeout", help="with --until-idle: give up after S s")
+        ] = None,
+        state_dir: StateDir = None,
+    ) -> None:
+        """Run the stream processors (continuous, or batch with --until-idle)."""
+        try:
+            code = do_worker(_settings(state_dir), until_idle, timeout)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
+        raise typer.Exit(code)
+
+    @app.command()
+    def run(
+        files: Files,
+        report: Annotated[Path | None, typer.Option("--report")] = None,
+        timeout: Annotated[float | None, typer.Option("--timeout")] = 900.0,
+        state_dir: StateDir = None,
+    ) -> None:
+        """Ingest files, then work until idle."""
+        try:
+            settings = _settings(state_dir)
+            code = do_ingest(settings, files, report, force=False)
+            if code == 0:
+                code = do_worker(settings, True, timeout)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
+        raise typer.Exit(code)
+
+    @app.command()
+    def demo(state_dir: StateDir = None) -> None:
+        """Start the local services, sync the bundled sample extract, print a summary."""
+        from entsync.demo import run_demo
+
+        try:
+            code = run_demo(state_dir, console)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
+        sys.stdout.flush()
+        raise typer.Exit(code)
