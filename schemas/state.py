@@ -1,0 +1,118 @@
+"""States kept in faust tables by the reconciler (they travel on changelog topics: contracts).
+
+Two tables:
+
+- ``SourceState`` per feed key (``<kind>:<jointure>``): which entity the key feeds and which
+  version was last routed, so replays are no-ops and an entity change (a pupil who got an INE) can
+  retract the record from the old entity;
+- ``EntityState`` per entity id: everything :func:`sync.reconcile.decide` needs to decide the next
+  directory write and the next link messages, without reading the directory.
+
+JSON-serializable (``model_dump_json`` / ``model_validate_json``), frozen, versioned by
+``schema_version``. Attribute maps are ``{name: [values...]}`` in JSON, tuples in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.entities import ChildInfo, EntityKind, GroupSpec
+from schemas.feed import Guardian, Pupil, School, Staff
+
+STATE_SCHEMA_VERSION: Literal[1] = 1
+
+AccountState = Literal["active", "disappeared"]
+RecordKind = Literal["school", "pupil", "guardian", "staff"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceState(_Frozen):
+    """Routing memory of one feed key."""
+
+    schema_version: Literal[1] = STATE_SCHEMA_VERSION
+    key: str = Field(description="feed key '<kind>:<jointure>'")
+    kind: RecordKind
+    entity_id: str = Field(description="entity this key last fed")
+    version: str | None = Field(description="last routed version; None: the source deleted it")
+
+
+class SourceRecord(_Frozen):
+    """One source key's record as an entity knows it.
+
+    ``version`` None means the source removed it; the last known content is kept (the entity
+    stays describable: a person whose records are all gone keeps its entry as 'disappeared').
+    """
+
+    version: str | None
+    at: datetime = Field(description="cause time of the last change from this key")
+    school: School | None = None
+    pupil: Pupil | None = None
+    guardian: Guardian | None = None
+    staff: Staff | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.version is not None
+
+    @property
+    def has_content(self) -> bool:
+        return any(r is not None for r in (self.school, self.pupil, self.guardian, self.staff))
+
+
+class AdmittedPupil(_Frozen):
+    """The latest (by cause time, then source key) admitted pupil record ever received."""
+
+    source_key: str
+    at: datetime
+    pupil: Pupil
+
+
+class LinkPayload(_Frozen):
+    """What a linking entity says about a link (``child`` or ``group``) and when it said it."""
+
+    at: datetime
+    child: ChildInfo | None = None
+    group: GroupSpec | None = None
+
+
+class EntityState(_Frozen):
+    """Everything the reconciler keeps about one entity (person, school, group, allocator)."""
+
+    schema_version: Literal[1] = STATE_SCHEMA_VERSION
+    entity_id: str
+    kind: EntityKind
+    records: dict[str, SourceRecord] = Field(
+        default_factory=dict, description="by source key (persons and schools)"
+    )
+    admitted: AdmittedPupil | None = Field(
+        default=None, description="pupils: the latest admitted record, drives a held pupil's entry"
+    )
+    links: dict[str, dict[str, LinkPayload]] = Field(
+        default_factory=dict, description="incoming links: relation → member id → payload"
+    )
+    had_child: bool = Field(
+        default=False, description="guardians: has had a child link once (keeps the account)"
+    )
+    login: str | None = Field(default=None, description="allocated login; never changes once set")
+    login_requested: bool = False
+    allocations: dict[str, str] = Field(
+        default_factory=dict, description="login allocators: person id → login"
+    )
+    group: GroupSpec | None = Field(default=None, description="groups: what the group is")
+    applied: dict[str, tuple[str, ...]] | None = Field(
+        default=None, description="attributes last written to LDAP; None: no entry"
+    )
+    outgoing: dict[str, str] = Field(
+        default_factory=dict,
+        description="links this entity emitted: '<relation>|<target id>' → payload digest",
+    )
+    account_state: AccountState | None = Field(
+        default=None, description="persons: None until the entity has a record"
+    )
+    disappeared_at: datetime | None = None

@@ -1,0 +1,121 @@
+"""Minimal directory operations and their audit events.
+
+:func:`diff` compares the desired entry with the one last applied and returns the smallest op:
+nothing when equal, ``AddEntry`` when there is no entry, ``DeleteEntry`` when none is desired,
+otherwise a ``ModifyEntry`` replacing only the attributes whose value *sets* differ (attribute
+names compared case-insensitively, as LDAP does; an empty tuple removes an attribute).
+
+:func:`audit` describes one op as a :class:`DirectoryChanged` naming attributes and value digests,
+never values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Literal
+
+from schemas.audit import AttributeChange, DirectoryChanged
+from schemas.entities import Cause, EntityKind
+from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
+
+
+def _by_lower_name(attributes: Attributes) -> dict[str, tuple[str, frozenset[str]]]:
+    return {name.lower(): (name, frozenset(values)) for name, values in attributes.items()}
+
+
+def diff(dn: str, desired: Attributes | None, applied: Attributes | None) -> DirectoryOp | None:
+    """The op that turns ``applied`` (None: no entry) into ``desired`` (None: no entry)."""
+    if desired is None:
+        return None if applied is None else DeleteEntry(dn=dn)
+    if applied is None:
+        return AddEntry(dn=dn, attributes=dict(desired))
+    want = _by_lower_name(desired)
+    have = _by_lower_name(applied)
+    changes: dict[str, tuple[str, ...]] = {}
+    for key, (name, values) in want.items():
+        if key not in have or have[key][1] != values:
+            changes[name] = tuple(sorted(values))
+    for key, (name, _) in have.items():
+        if key not in want:
+            changes[name] = ()
+    if not changes:
+        return None
+    return ModifyEntry(dn=dn, changes=dict(sorted(changes.items())), desired=dict(desired))
+
+
+def values_digest(values: tuple[str, ...] | None) -> str | None:
+    """sha256 of the sorted values joined by NUL; None when the attribute is absent."""
+    if not values:
+        return None
+    return hashlib.sha256("\x00".join(sorted(values)).encode()).hexdigest()
+
+
+def _changes(before: Attributes | None, after: Attributes | None) -> tuple[AttributeChange, ...]:
+    old = _by_lower_name(before or {})
+    new = _by_lower_name(after or {})
+    result = []
+    for key in sorted(old.keys() | new.keys()):
+        old_values = tuple(sorted(old[key][1])) if key in old else None
+        new_values = tuple(sorted(new[key][1])) if key in new else None
+        if old_values == new_values:
+            continue
+        name = new[key][0] if key in new else old[key][0]
+        result.append(
+            AttributeChange(
+                name=name,
+                before_digest=values_digest(old_values),
+                after_digest=values_digest(new_values),
+            )
+        )
+    return tuple(result)
+
+
+def event_id(
+    cause: Cause, entity_id: str, action: str, dn: str, changes: tuple[AttributeChange, ...]
+) -> str:
+    """Deterministic: the same cause and the same change of the same entry give the same id.
+
+    The change digests are included so that two different changes with one cause (possible in
+    dry-runs, where causes may lack an offset) never share an id.
+    """
+    parts = [
+        cause.topic,
+        str(cause.partition),
+        str(cause.offset),
+        entity_id,
+        action,
+        dn,
+        *(f"{c.name.lower()}:{c.before_digest}:{c.after_digest}" for c in changes),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def audit(
+    op: DirectoryOp,
+    *,
+    before: Attributes | None,
+    after: Mapping[str, tuple[str, ...]] | None,
+    entity_id: str,
+    entity_kind: EntityKind,
+    cause: Cause,
+) -> DirectoryChanged:
+    """The audit event of ``op``, which turned ``before`` into ``after``."""
+    action: Literal["add", "modify", "delete"]
+    match op:
+        case AddEntry():
+            action = "add"
+        case ModifyEntry():
+            action = "modify"
+        case DeleteEntry():
+            action = "delete"
+    changes = _changes(before, after)
+    return DirectoryChanged(
+        event_id=event_id(cause, entity_id, action, op.dn, changes),
+        action=action,
+        entity_id=entity_id,
+        entity_kind=entity_kind,
+        dn=op.dn,
+        changes=changes,
+        cause=cause,
+    )

@@ -1,0 +1,73 @@
+"""The directory information tree: where each entity's entry lives.
+
+- people (pupils, guardians, staff): ``uid=<entity id>,ou=people,<base>``: the DN never carries a
+  name, so it survives name changes, school changes and source changes;
+- schools (écoles): ``ou=<school jointure>,ou=structures,<base>``;
+- feed-managed groups: ``cn=<readable name>,ou=groups,<base>`` with readable names
+  ``<school jointure>-<profile>`` (school-wide) and ``<school jointure>-<class code>-<profile>``
+  (class groups), profiles ``pupils``, ``guardians``, ``teachers``, ``staff``;
+- the school's GAR assignment managers group (``Resp-Affect-GAR``):
+  ``cn=<school jointure>-Resp-Affect-GAR,ou=groups,<base>``. Decision: it is **not** created with
+  the school (groupOfNames MUST have a member and nobody is in it yet); it is created when the
+  first teacher is put in it (admin command) and is never deleted by the synchronizer;
+- ``ou=manual-groups,<base>`` belongs to people, never to the synchronizer.
+
+RDN values are escaped with ``ldap3.utils.dn.escape_rdn``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ldap3.utils.dn import escape_rdn
+
+from schemas.entities import GroupSpec
+
+DEFAULT_BASE_DN: Final = "dc=ent,dc=example"
+PEOPLE_OU: Final = "people"
+STRUCTURES_OU: Final = "structures"
+GROUPS_OU: Final = "groups"
+MANUAL_GROUPS_OU: Final = "manual-groups"
+GAR_GROUP_SUFFIX: Final = "Resp-Affect-GAR"
+
+
+def people_dn(entity_id: str, base_dn: str = DEFAULT_BASE_DN) -> str:
+    return f"uid={escape_rdn(entity_id)},ou={PEOPLE_OU},{base_dn}"
+
+
+def school_dn(school_jointure: str, base_dn: str = DEFAULT_BASE_DN) -> str:
+    return f"ou={escape_rdn(school_jointure)},ou={STRUCTURES_OU},{base_dn}"
+
+
+def group_name(spec: GroupSpec) -> str:
+    """Readable, unique-per-group name: ``<school>-<profile>`` or ``<school>-<class>-<profile>``."""
+    if spec.class_code:
+        return f"{spec.school_jointure}-{spec.class_code}-{spec.profile}"
+    return f"{spec.school_jointure}-{spec.profile}"
+
+
+def group_dn(spec: GroupSpec, base_dn: str = DEFAULT_BASE_DN) -> str:
+    return f"cn={escape_rdn(group_name(spec))},ou={GROUPS_OU},{base_dn}"
+
+
+def gar_group_name(school_jointure: str) -> str:
+    return f"{school_jointure}-{GAR_GROUP_SUFFIX}"
+
+
+def gar_group_dn(school_jointure: str, base_dn: str = DEFAULT_BASE_DN) -> str:
+    return f"cn={escape_rdn(gar_group_name(school_jointure))},ou={GROUPS_OU},{base_dn}"
+
+
+def manual_groups_dn(base_dn: str = DEFAULT_BASE_DN) -> str:
+    return f"ou={MANUAL_GROUPS_OU},{base_dn}"
+
+
+def is_managed(dn: str, base_dn: str = DEFAULT_BASE_DN) -> bool:
+    """Whether the synchronizer may write ``dn``: under ``base_dn`` and not a manual group."""
+    lowered = dn.lower()
+    if not lowered.endswith("," + base_dn.lower()):
+        return False
+    return not (
+        lowered == manual_groups_dn(base_dn).lower()
+        or lowered.endswith("," + manual_groups_dn(base_dn).lower())
+    )

@@ -1,0 +1,280 @@
+"""Desired LDAP entries (SDET classes) of each entity kind, as attribute maps.
+
+An entry is ``{attribute: values}`` with values sorted and deduplicated; absent data is omitted
+(never an empty value). Only classes and attributes defined by ``schemas/ldap/sdet.schema`` and
+``schemas/ldap/entsync.schema`` appear. Every entry carries the auxiliary ``entsyncOperational``
+with ``entsyncId`` and ``entsyncKind`` (the entity kind) so an entry can always be traced back to
+its entity; persons also carry ``entsyncAccountState`` (and ``entsyncDisappearedAt`` while
+disappeared).
+
+Group classes: class-scoped groups (pupils or guardians of one class) are ``ENTClasse``;
+school-wide groups are ``ENTGroupe``. Both are ``groupOfNames``.
+
+Errors never carry attribute values (personal data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Final
+
+from schemas.entities import GroupSpec
+from schemas.feed import Guardian, Pupil, School, Staff
+from schemas.state import AccountState
+from sync import dit, ids
+
+Entry = dict[str, tuple[str, ...]]
+Value = str | None
+Values = Value | Iterable[Value]
+
+PERSON_CLASSES: Final = ("top", "person", "organizationalPerson", "inetOrgPerson", "ENTPerson")
+OPERATIONAL_CLASS: Final = "entsyncOperational"
+
+PROFILE_PUPIL: Final = "National_1"
+PROFILE_GUARDIAN: Final = "National_2"
+PROFILE_TEACHER: Final = "National_3"
+PROFILE_DIRECTOR: Final = "National_4"
+PROFILE_OTHER_STAFF: Final = "National_6"
+
+
+def build(attributes: dict[str, Values]) -> Entry:
+    """Drop absent and empty values; sort and deduplicate the rest; drop empty attributes."""
+    entry: Entry = {}
+    for name, raw in attributes.items():
+        values = [raw] if raw is None or isinstance(raw, str) else list(raw)
+        kept = sorted({v for v in values if v})
+        if kept:
+            entry[name] = tuple(kept)
+    return entry
+
+
+def ldap_date(value: date | None) -> str | None:
+    """``ENTPersonDateNaissance`` form: dd/mm/yyyy."""
+    return value.strftime("%d/%m/%Y") if value else None
+
+
+def generalized_time(value: datetime | None) -> str | None:
+    """GeneralizedTime in UTC; naive datetimes are taken as UTC."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    return utc.strftime("%Y%m%d%H%M%SZ")
+
+
+def postal_address(value: str | None) -> str | None:
+    """RFC 4517 PostalAddress: lines joined by ``$``, with ``\\`` and ``$`` escaped."""
+    if not value:
+        return None
+    lines = [line.strip() for line in value.replace("\r", "\n").split("\n") if line.strip()]
+    return "$".join(line.replace("\\", "\\5C").replace("$", "\\24") for line in lines) or None
+
+
+def _person(
+    entity_id: str,
+    kind: str,
+    first_name: str,
+    last_name: str,
+    login: str,
+    jointure: str,
+    account_state: AccountState,
+    disappeared_at: datetime | None,
+) -> dict[str, Values]:
+    return {
+        "uid": entity_id,
+        "cn": f"{first_name} {last_name}".strip(),
+        "sn": last_name,
+        "givenName": first_name,
+        "ENTPersonLogin": login,
+        "ENTPersonJointure": jointure,
+        "entsyncId": entity_id,
+        "entsyncKind": kind,
+        "entsyncAccountState": account_state,
+        "entsyncDisappearedAt": (
+            generalized_time(disappeared_at) if account_state == "disappeared" else None
+        ),
+    }
+
+
+def class_value(school_jointure: str, class_code: str, base_dn: str) -> str:
+    """One ``ENTEleveClasses`` value: ``<school DN>$<class code>``."""
+    return f"{dit.school_dn(school_jointure, base_dn)}${class_code}"
+
+
+def pupil_entry(
+    entity_id: str,
+    pupil: Pupil,
+    *,
+    login: str,
+    account_state: AccountState,
+    disappeared_at: datetime | None = None,
+    base_dn: str,
+    namespace: str,
+) -> Entry:
+    """An élève: ``ENTEleve``; guardians named by the record's guardian jointures."""
+    attrs = _person(
+        entity_id,
+        "pupil",
+        pupil.first_name,
+        pupil.last_name,
+        login,
+        pupil.jointure,
+        account_state,
+        disappeared_at,
+    )
+    school = pupil.school_jointure
+    attrs |= {
+        "objectClass": (*PERSON_CLASSES, "ENTEleve", OPERATIONAL_CLASS),
+        "ENTPersonDateNaissance": ldap_date(pupil.birth_date),
+        "ENTPersonStructRattach": dit.school_dn(school, base_dn) if school else None,
+        "ENTPersonProfils": PROFILE_PUPIL,
+        "ENTEleveINE": pupil.ine,
+        "ENTEleveClasses": [class_value(c.school_jointure, c.code, base_dn) for c in pupil.classes],
+        "ENTEleveNivFormation": pupil.level,
+        "ENTEleveCycle": pupil.cycle,
+        "ENTElevePersRelEleve": [
+            dit.people_dn(ids.guardian_id(namespace, j), base_dn) for j in pupil.guardian_jointures
+        ],
+        "ENTPersonAutresPrenoms": pupil.other_first_names,
+        "ENTPersonNomPatro": pupil.birth_name,
+        "personalTitle": pupil.civility,
+        "mail": pupil.email,
+    }
+    return build(attrs)
+
+
+def guardian_entry(
+    entity_id: str,
+    guardian: Guardian,
+    *,
+    login: str,
+    children: Iterable[str],
+    account_state: AccountState,
+    disappeared_at: datetime | None = None,
+    base_dn: str,
+) -> Entry:
+    """A responsable légal; ``ENTAuxPersRelEleve`` only while it has children (its MUST)."""
+    child_dns = sorted(dit.people_dn(c, base_dn) for c in children)
+    classes = (*PERSON_CLASSES, *(("ENTAuxPersRelEleve",) if child_dns else ()), OPERATIONAL_CLASS)
+    attrs = _person(
+        entity_id,
+        "guardian",
+        guardian.first_name,
+        guardian.last_name,
+        login,
+        guardian.jointure,
+        account_state,
+        disappeared_at,
+    )
+    attrs |= {
+        "objectClass": classes,
+        "ENTPersonProfils": PROFILE_GUARDIAN,
+        "ENTAuxPersRelEleveEleve": child_dns,
+        "personalTitle": guardian.civility,
+        "mail": guardian.email,
+        "homePhone": guardian.phone_home,
+        "mobile": guardian.phone_mobile,
+        "telephoneNumber": guardian.phone_work,
+        "ENTPersonMobileSMS": guardian.phone_mobile,
+        "postalAddress": postal_address(guardian.address),
+        "postalCode": guardian.postal_code,
+        "l": guardian.town,
+    }
+    return build(attrs)
+
+
+def staff_schools(staff: Staff) -> tuple[str, ...]:
+    """Attachment school and schools of exercise (sorted, deduplicated)."""
+    schools = {*staff.school_jointures}
+    if staff.attachment_school_jointure:
+        schools.add(staff.attachment_school_jointure)
+    return tuple(sorted(schools))
+
+
+def staff_profiles(staff: Staff) -> tuple[str, ...]:
+    """National_3 teacher, National_4 director (both for a teaching director), else National_6."""
+    profiles = [PROFILE_TEACHER] if staff.is_teacher else []
+    if staff.is_director:
+        profiles.append(PROFILE_DIRECTOR)
+    return tuple(profiles) or (PROFILE_OTHER_STAFF,)
+
+
+def staff_entry(
+    entity_id: str,
+    staff: Staff,
+    *,
+    login: str,
+    account_state: AccountState,
+    disappeared_at: datetime | None = None,
+    base_dn: str,
+) -> Entry:
+    """A personnel: ``ENTAuxEnseignant`` for teachers, else ``ENTAuxNonEnsEtab``."""
+    aux = "ENTAuxEnseignant" if staff.is_teacher else "ENTAuxNonEnsEtab"
+    attachment = staff.attachment_school_jointure
+    attrs = _person(
+        entity_id,
+        "staff",
+        staff.first_name,
+        staff.last_name,
+        login,
+        staff.jointure,
+        account_state,
+        disappeared_at,
+    )
+    attrs |= {
+        "objectClass": (*PERSON_CLASSES, aux, OPERATIONAL_CLASS),
+        "ENTPersonDateNaissance": ldap_date(staff.birth_date),
+        "ENTPersonStructRattach": dit.school_dn(attachment, base_dn) if attachment else None,
+        "ENTPersonProfils": staff_profiles(staff),
+        "ENTPersonFonctions": staff.functions,
+        "ENTAuxEnsEtablissements": (
+            [dit.school_dn(s, base_dn) for s in staff_schools(staff)] if staff.is_teacher else None
+        ),
+        "personalTitle": staff.civility,
+        "mail": staff.email,
+    }
+    return build(attrs)
+
+
+def school_entry(entity_id: str, school: School) -> Entry:
+    """An école: ``ENTStructure`` named by its jointure."""
+    return build(
+        {
+            "objectClass": ("top", "organizationalUnit", "ENTStructure", OPERATIONAL_CLASS),
+            "ou": school.jointure,
+            "ENTStructureJointure": school.jointure,
+            "ENTStructureUAI": school.uai,
+            "ENTStructureNomCourant": school.name,
+            "l": school.commune,
+            "entsyncId": entity_id,
+            "entsyncKind": "school",
+        }
+    )
+
+
+def group_description(spec: GroupSpec) -> str:
+    if spec.class_code:
+        label = spec.class_label or spec.class_code
+        return f"{spec.profile} of class {label}, school {spec.school_jointure}"
+    return f"{spec.profile} of school {spec.school_jointure}"
+
+
+def group_entry(entity_id: str, spec: GroupSpec, members: Iterable[str], *, base_dn: str) -> Entry:
+    """A feed-managed group; ``members`` are entity ids of people. Needs at least one member."""
+    member_dns = sorted(dit.people_dn(m, base_dn) for m in members)
+    if not member_dns:
+        raise ValueError("a groupOfNames needs at least one member")
+    structural = "ENTClasse" if spec.class_code else "ENTGroupe"
+    return build(
+        {
+            "objectClass": ("top", "groupOfNames", structural, OPERATIONAL_CLASS),
+            "cn": dit.group_name(spec),
+            "member": member_dns,
+            "description": group_description(spec),
+            "entsyncSchool": dit.school_dn(spec.school_jointure, base_dn),
+            "entsyncGroupProfile": spec.profile,
+            "entsyncClassCode": spec.class_code,
+            "entsyncId": entity_id,
+            "entsyncKind": "group",
+        }
+    )

@@ -1,0 +1,162 @@
+"""Outgoing links: which links an entity makes, and the messages that change them.
+
+An entity states its links to other entities with ``LinkSet`` inputs; it remembers what it last
+stated (``EntityState.outgoing``: ``'<relation>|<target id>'`` → payload digest) and only emits
+the differences, so an unchanged record emits nothing.
+
+- pupil (when it has an admitted driver record): ``child`` to each guardian of the record (id from
+  the guardian jointure) with the school and classes; ``member`` of its school's pupils group and
+  of each class's pupils group;
+- guardian (with a record): ``member`` of the guardians group of each child's school and class;
+- staff (with a record): ``member`` of the teachers group (or staff group for non-teachers) of its
+  attachment school and of each school of exercise (no class links: an admin command attaches
+  teachers to classes);
+- schools, groups and login allocators link to nobody.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.entities import Cause, ChildInfo, GroupSpec, LinkSet
+from schemas.feed import Guardian, Pupil, Staff
+from schemas.state import EntityState
+from sync import ids
+from sync.effective import Record
+from sync.entries import staff_schools
+
+Relation = Literal["child", "member"]
+
+RULE_CHILD = "link.pupil-guardian"
+RULE_MEMBER = "link.group-member"
+
+
+@dataclass(frozen=True)
+class Link:
+    relation: Relation
+    target_id: str
+    child: ChildInfo | None = None
+    group: GroupSpec | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.relation}|{self.target_id}"
+
+    def digest(self) -> str:
+        payload = {
+            "child": self.child.model_dump(mode="json") if self.child else None,
+            "group": self.group.model_dump(mode="json") if self.group else None,
+        }
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _member(spec: GroupSpec, namespace: str) -> Link:
+    return Link("member", ids.group_id(namespace, spec), group=spec)
+
+
+def pupil_links(pupil: Pupil, namespace: str) -> list[Link]:
+    classes = tuple((c.school_jointure, c.code, c.label) for c in pupil.classes)
+    info = ChildInfo(school_jointure=pupil.school_jointure, classes=classes, admitted=True)
+    links = [
+        Link("child", ids.guardian_id(namespace, j), child=info) for j in pupil.guardian_jointures
+    ]
+    if pupil.school_jointure:
+        links.append(
+            _member(GroupSpec(school_jointure=pupil.school_jointure, profile="pupils"), namespace)
+        )
+    for c in pupil.classes:
+        spec = GroupSpec(
+            school_jointure=c.school_jointure,
+            profile="pupils",
+            class_code=c.code,
+            class_label=c.label,
+        )
+        links.append(_member(spec, namespace))
+    return links
+
+
+def guardian_links(state: EntityState, namespace: str) -> list[Link]:
+    links: list[Link] = []
+    # Sorted by child id so that, when two children disagree on a class label, the choice is stable.
+    for _, payload in sorted(state.links.get("child", {}).items()):
+        child = payload.child or ChildInfo()
+        if child.school_jointure:
+            links.append(
+                _member(
+                    GroupSpec(school_jointure=child.school_jointure, profile="guardians"), namespace
+                )
+            )
+        for school, code, label in child.classes:
+            spec = GroupSpec(
+                school_jointure=school, profile="guardians", class_code=code, class_label=label
+            )
+            links.append(_member(spec, namespace))
+    return links
+
+
+def staff_links(staff: Staff, namespace: str) -> list[Link]:
+    profile: Literal["teachers", "staff"] = "teachers" if staff.is_teacher else "staff"
+    return [
+        _member(GroupSpec(school_jointure=s, profile=profile), namespace)
+        for s in staff_schools(staff)
+    ]
+
+
+def desired_links(state: EntityState, record: Record | None, namespace: str) -> dict[str, Link]:
+    """The links ``state``'s entity should have, by key (later duplicates win)."""
+    links: list[Link] = []
+    if isinstance(record, Pupil):
+        links = pupil_links(record, namespace)
+    elif isinstance(record, Guardian):
+        links = guardian_links(state, namespace)
+    elif isinstance(record, Staff):
+        links = staff_links(record, namespace)
+    return {link.key: link for link in links}
+
+
+def link_emits(
+    entity_id: str, outgoing: dict[str, str], desired: dict[str, Link], cause: Cause
+) -> tuple[dict[str, str], tuple[LinkSet, ...]]:
+    """The new ``outgoing`` map and the ``LinkSet`` messages that get the targets there."""
+    emits: list[LinkSet] = []
+    new_outgoing: dict[str, str] = {}
+    for key in sorted(outgoing.keys() | desired.keys()):
+        link = desired.get(key)
+        if link is None:
+            relation, _, target = key.partition("|")
+            emits.append(_link_set(entity_id, relation, target, False, None, None, cause))
+            continue
+        digest = link.digest()
+        new_outgoing[key] = digest
+        if outgoing.get(key) != digest:
+            emits.append(
+                _link_set(
+                    entity_id, link.relation, link.target_id, True, link.child, link.group, cause
+                )
+            )
+    return new_outgoing, tuple(emits)
+
+
+def _link_set(
+    member_id: str,
+    relation: str,
+    target_id: str,
+    present: bool,
+    child: ChildInfo | None,
+    group: GroupSpec | None,
+    cause: Cause,
+) -> LinkSet:
+    rule = RULE_CHILD if relation == "child" else RULE_MEMBER
+    return LinkSet(
+        entity_id=target_id,
+        cause=cause.model_copy(update={"rule": rule}),
+        relation="child" if relation == "child" else "member",
+        member_id=member_id,
+        present=present,
+        child=child,
+        group=group,
+    )

@@ -1,0 +1,325 @@
+"""The reconciliation core: ``decide(state, input, context) -> Decision``.
+
+Functional core of the entity agent (sans-I/O, like h11): given an entity's state and one input
+from ``entsync.entities.v1``, it returns the entity's next state, the directory ops to carry out
+(at most one: one entity has one entry), the entity inputs to publish, and one audit event per op.
+No clock, no randomness, no I/O: the same state and input always give the same decision, and an
+input applied twice changes nothing the second time.
+
+Per kind:
+
+- persons (pupil, guardian, staff) need a login before their entry is written: a person with no
+  login sends one ``LoginRequested`` to the allocator of its login base and waits for
+  ``LoginAssigned``; a login never changes afterwards. Staff with an academic login use it instead
+  (and follow it if the academy changes it);
+- pupils are written once admitted (see :mod:`sync.effective` for held pupils);
+- guardians are written once they have a record, a login and have had at least one child link
+  (a guardian of held pupils only gets no account); losing every child drops
+  ``ENTAuxPersRelEleve`` but keeps the entry;
+- staff are written with a record and a login; schools with a record;
+- groups exist while they have at least one member (a class exists only while a pupil is in it);
+- a person whose records are all removed is kept, ``entsyncAccountState=disappeared``, links kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.audit import DirectoryChanged
+from schemas.entities import (
+    Cause,
+    EntityInput,
+    GroupSpec,
+    LinkSet,
+    LoginAssigned,
+    LoginRequested,
+    RecordSet,
+)
+from schemas.feed import Guardian, Pupil, School, Staff
+from schemas.state import AdmittedPupil, EntityState, LinkPayload, SourceRecord
+from sync import dit, entries, ids, logins
+from sync.diff import audit, diff
+from sync.effective import Record, View, utc, view
+from sync.links import desired_links, link_emits
+from sync.ops import DirectoryOp
+
+RULE_LOGIN_REQUEST = "login.request"
+RULE_LOGIN_ASSIGN = "login.assign"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Deployment constants the decisions depend on."""
+
+    base_dn: str = dit.DEFAULT_BASE_DN
+    namespace: str = "entsync"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The entity's next state and what to do: ops on LDAP, inputs to publish, audit events."""
+
+    state: EntityState
+    ops: tuple[DirectoryOp, ...] = ()
+    emits: tuple[EntityInput, ...] = ()
+    audits: tuple[DirectoryChanged, ...] = ()
+
+
+class ContractError(ValueError):
+    """An input that cannot be meant for this entity. The message never carries personal data."""
+
+
+def new_state(entity_id: str) -> EntityState:
+    return EntityState(entity_id=entity_id, kind=ids.kind_of(entity_id))
+
+
+def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decision:
+    """Apply one entity input to the entity's state and decide what follows."""
+    current = state if state is not None else new_state(inp.entity_id)
+    if current.entity_id != inp.entity_id:
+        raise ContractError("input addressed to another entity")
+    match inp:
+        case LoginRequested():
+            return _allocate(current, inp, ctx)
+        case RecordSet():
+            updated = _with_record(current, inp)
+        case LinkSet():
+            updated = _with_link(current, inp, ctx)
+        case LoginAssigned():
+            updated = _with_login(current, inp)
+    return settle(updated, inp.cause, ctx)
+
+
+# ----------------------------------------------------------------------------- state updates
+
+
+def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
+    if inp.entity_kind != state.kind:
+        raise ContractError("record kind does not match the entity kind")
+    old = state.records.get(inp.source_key)
+    if old is not None and utc(inp.cause.at) < utc(old.at):
+        return state  # stale (a replay of an older message from this source key)
+    if inp.version is None:
+        if old is not None and not old.present:
+            return state
+        removed = (old or SourceRecord(version=None, at=inp.cause.at)).model_copy(
+            update={"version": None, "at": inp.cause.at}
+        )
+        return state.model_copy(update={"records": {**state.records, inp.source_key: removed}})
+    if old is not None and old.version == inp.version:
+        return state
+    carried = {
+        "school": inp.school,
+        "pupil": inp.pupil,
+        "guardian": inp.guardian,
+        "staff": inp.staff,
+    }
+    if carried.get(state.kind) is None or sum(r is not None for r in carried.values()) != 1:
+        raise ContractError("a record set must carry exactly the entity kind's record")
+    new = SourceRecord(
+        version=inp.version,
+        at=inp.cause.at,
+        school=inp.school,
+        pupil=inp.pupil,
+        guardian=inp.guardian,
+        staff=inp.staff,
+    )
+    update: dict[str, object] = {"records": {**state.records, inp.source_key: new}}
+    if inp.pupil is not None and not inp.pupil.held_reasons:
+        candidate = AdmittedPupil(source_key=inp.source_key, at=inp.cause.at, pupil=inp.pupil)
+        held = state.admitted
+        if held is None or (utc(candidate.at), candidate.source_key) >= (
+            utc(held.at),
+            held.source_key,
+        ):
+            update["admitted"] = candidate
+    return state.model_copy(update=update)
+
+
+def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
+    expected = "guardian" if inp.relation == "child" else "group"
+    if state.kind != expected:
+        raise ContractError("link relation does not fit the entity kind")
+    if (
+        inp.relation == "member"
+        and inp.present
+        and (inp.group is None or ids.group_id(ctx.namespace, inp.group) != state.entity_id)
+    ):
+        raise ContractError("member link does not describe this group")
+    current = state.links.get(inp.relation, {})
+    if inp.present:
+        payload = LinkPayload(at=inp.cause.at, child=inp.child, group=inp.group)
+        old = current.get(inp.member_id)
+        if old is not None and (old.child, old.group) == (payload.child, payload.group):
+            return state
+        members = {**current, inp.member_id: payload}
+    else:
+        if inp.member_id not in current:
+            return state
+        members = {m: p for m, p in current.items() if m != inp.member_id}
+    links = {r: m for r, m in state.links.items() if r != inp.relation}
+    if members:
+        links[inp.relation] = members
+    update: dict[str, object] = {"links": links}
+    if inp.relation == "child" and inp.present:
+        update["had_child"] = True
+    if inp.relation == "member" and members:
+        update["group"] = _group_spec(members)
+    return state.model_copy(update=update)
+
+
+def _group_spec(members: dict[str, LinkPayload]) -> GroupSpec | None:
+    """The description given by the latest link (ties by member id): labels follow renames."""
+    described = [(utc(p.at), m, p.group) for m, p in members.items() if p.group is not None]
+    return max(described, key=lambda d: (d[0], d[1]))[2] if described else None
+
+
+def _with_login(state: EntityState, inp: LoginAssigned) -> EntityState:
+    if state.kind not in ids.PERSON_KINDS:
+        raise ContractError("only persons get logins")
+    if state.login is not None:
+        return state  # a login never changes
+    return state.model_copy(update={"login": inp.login})
+
+
+def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision:
+    if state.kind != "login" or ids.login_allocator_id(ctx.namespace, inp.base) != state.entity_id:
+        raise ContractError("login request sent to the wrong allocator")
+    if inp.person_id in state.allocations:
+        return Decision(state)
+    login = logins.allocate(state.allocations, inp.person_id, inp.base)
+    allocations = {**state.allocations, inp.person_id: login}
+    answer = LoginAssigned(
+        entity_id=inp.person_id,
+        cause=inp.cause.model_copy(update={"rule": RULE_LOGIN_ASSIGN}),
+        login=login,
+    )
+    return Decision(state.model_copy(update={"allocations": allocations}), emits=(answer,))
+
+
+# ----------------------------------------------------------------------------- decisions
+
+
+def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
+    """Bring the entity's login request, outgoing links and entry in line with its state."""
+    seen = view(state)
+    update: dict[str, object] = {}
+    if state.kind in ids.PERSON_KINDS:
+        update |= {"account_state": seen.account_state, "disappeared_at": seen.disappeared_at}
+    emits: list[EntityInput] = []
+    if _needs_login(state, seen.record):
+        assert seen.record is not None and not isinstance(seen.record, School)
+        base = logins.login_base(seen.record.first_name, seen.record.last_name, state.entity_id)
+        emits.append(
+            LoginRequested(
+                entity_id=ids.login_allocator_id(ctx.namespace, base),
+                cause=cause.model_copy(update={"rule": RULE_LOGIN_REQUEST}),
+                person_id=state.entity_id,
+                base=base,
+            )
+        )
+        update["login_requested"] = True
+    outgoing, link_messages = link_emits(
+        state.entity_id, state.outgoing, desired_links(state, seen.record, ctx.namespace), cause
+    )
+    emits.extend(link_messages)
+    update["outgoing"] = outgoing
+    desired = desired_entry(state, seen, ctx)
+    ops: tuple[DirectoryOp, ...] = ()
+    audits: tuple[DirectoryChanged, ...] = ()
+    if desired is not None or state.applied is not None:
+        dn = entity_dn(state, seen.record, ctx)
+        op = diff(dn, desired, state.applied)
+        if op is not None:
+            ops = (op,)
+            audits = (
+                audit(
+                    op,
+                    before=state.applied,
+                    after=desired,
+                    entity_id=state.entity_id,
+                    entity_kind=state.kind,
+                    cause=cause,
+                ),
+            )
+        update["applied"] = desired
+    return Decision(state.model_copy(update=update), ops, tuple(emits), audits)
+
+
+def _needs_login(state: EntityState, record: Record | None) -> bool:
+    if state.login is not None or state.login_requested or record is None:
+        return False
+    match record:
+        case Pupil():
+            return True
+        case Guardian():
+            return state.had_child
+        case Staff():
+            return not record.academic_login
+        case School():
+            return False
+
+
+def person_login(state: EntityState, record: Record | None) -> str | None:
+    """Staff use their academic login when the feed gives one; everyone else their allocated one."""
+    if isinstance(record, Staff) and record.academic_login:
+        return record.academic_login
+    return state.login
+
+
+def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry | None:
+    """The entry this entity should have now; None: no entry."""
+    record = seen.record
+    if state.kind == "group":
+        members = state.links.get("member", {})
+        if not members or state.group is None:
+            return None
+        return entries.group_entry(state.entity_id, state.group, members, base_dn=ctx.base_dn)
+    if isinstance(record, School):
+        return entries.school_entry(state.entity_id, record)
+    login = person_login(state, record)
+    account = seen.account_state
+    if login is None or account is None:
+        return None
+    gone_at = seen.disappeared_at
+    match record:
+        case Pupil():
+            return entries.pupil_entry(
+                state.entity_id,
+                record,
+                login=login,
+                account_state=account,
+                disappeared_at=gone_at,
+                base_dn=ctx.base_dn,
+                namespace=ctx.namespace,
+            )
+        case Guardian() if state.had_child:
+            return entries.guardian_entry(
+                state.entity_id,
+                record,
+                login=login,
+                children=state.links.get("child", {}),
+                account_state=account,
+                disappeared_at=gone_at,
+                base_dn=ctx.base_dn,
+            )
+        case Staff():
+            return entries.staff_entry(
+                state.entity_id,
+                record,
+                login=login,
+                account_state=account,
+                disappeared_at=gone_at,
+                base_dn=ctx.base_dn,
+            )
+    return None
+
+
+def entity_dn(state: EntityState, record: Record | None, ctx: Context) -> str:
+    if state.kind in ids.PERSON_KINDS:
+        return dit.people_dn(state.entity_id, ctx.base_dn)
+    if isinstance(record, School):
+        return dit.school_dn(record.jointure, ctx.base_dn)
+    if state.kind == "group" and state.group is not None:
+        return dit.group_dn(state.group, ctx.base_dn)
+    raise ContractError("entity has no DN yet")
