@@ -39,11 +39,11 @@ PROFILE_OTHER_STAFF: Final = "National_6"
 
 
 def build(attributes: dict[str, Values]) -> Entry:
-    """Drop absent and empty values; sort and deduplicate the rest; drop empty attributes."""
+    """Drop absent and blank values; sort and deduplicate the rest; drop empty attributes."""
     entry: Entry = {}
     for name, raw in attributes.items():
         values = [raw] if raw is None or isinstance(raw, str) else list(raw)
-        kept = sorted({v for v in values if v})
+        kept = sorted({v for v in values if v and not v.isspace()})
         if kept:
             entry[name] = tuple(kept)
     return entry
@@ -80,10 +80,12 @@ def _person(
     account_state: AccountState,
     disappeared_at: datetime | None,
 ) -> dict[str, Values]:
+    # cn and sn are MUST of person: a nameless record still gets a valid entry.
+    cn = " ".join(n.strip() for n in (first_name, last_name) if n.strip()) or login
     return {
         "uid": entity_id,
-        "cn": f"{first_name} {last_name}".strip(),
-        "sn": last_name,
+        "cn": cn,
+        "sn": last_name.strip() or cn,
         "givenName": first_name,
         "ENTPersonLogin": login,
         "ENTPersonJointure": jointure,

@@ -125,8 +125,13 @@ def run_to_quiescence(
     world: World | None = None,
     choose: Chooser | random.Random | None = None,
     max_deliveries: int = 1_000_000,
+    redeliver: bool = False,
 ) -> RunResult:
-    """Route ``events`` and deliver every consequence; ``world`` (mutated) carries over runs."""
+    """Route ``events`` and deliver every consequence; ``world`` (mutated) carries over runs.
+
+    ``redeliver`` delivers every entity input a second time right away, as an at-least-once
+    consumer may, and raises :class:`PipelineError` unless that second delivery changes nothing.
+    """
     context = ctx or Context()
     state = world if world is not None else World()
     chooser = choose.randrange if isinstance(choose, random.Random) else choose
@@ -149,6 +154,10 @@ def run_to_quiescence(
                 mailbox.put((f"feed:{event.key}", inp.entity_id), inp)
             continue
         decision = decide(state.entities.get(message.entity_id), message, context)
+        if redeliver:
+            again = decide(decision.state, message, context)
+            if again.ops or again.emits or again.audits or again.state != decision.state:
+                raise PipelineError("an input delivered twice changed something the second time")
         state.entities[message.entity_id] = decision.state
         for op in decision.ops:
             apply_op(state.directory, op)

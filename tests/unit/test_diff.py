@@ -1,0 +1,129 @@
+"""Minimal ops and their audit events."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.diff import audit, diff, event_id, values_digest
+from sync.ops import AddEntry, DeleteEntry, ModifyEntry
+from sync.pipeline import apply_op
+from tests.unit.core_factories import cause
+
+DN = "uid=el-x,ou=people,dc=ent,dc=example"
+A = {"cn": ("Léa Martin",), "mail": ("a@x.fr",), "objectClass": ("top", "person")}
+
+
+def test_equal_entries_give_nothing() -> None:
+    assert diff(DN, A, dict(A)) is None
+    assert diff(DN, None, None) is None
+
+
+def test_value_order_and_name_case_do_not_matter() -> None:
+    applied = {"CN": ("Léa Martin",), "MAIL": ("a@x.fr",), "objectclass": ("person", "top")}
+    assert diff(DN, A, applied) is None
+
+
+def test_add_and_delete() -> None:
+    assert diff(DN, A, None) == AddEntry(dn=DN, attributes=A)
+    assert diff(DN, None, A) == DeleteEntry(dn=DN)
+
+
+def test_modify_lists_only_changed_attributes() -> None:
+    desired = {**A, "mail": ("b@x.fr",), "sn": ("Martin",)}
+    desired.pop("objectClass")
+    op = diff(DN, desired, A)
+    assert isinstance(op, ModifyEntry)
+    assert op.changes == {"mail": ("b@x.fr",), "objectClass": (), "sn": ("Martin",)}
+    assert op.desired == desired
+
+
+def test_modify_with_renamed_case_keeps_applied_spelling_for_removal() -> None:
+    op = diff(DN, {"cn": ("x",)}, {"cn": ("x",), "Mail": ("a",)})
+    assert isinstance(op, ModifyEntry)
+    assert op.changes == {"Mail": ()}
+
+
+attr_names = st.sampled_from(["cn", "sn", "mail", "member", "objectClass", "l"])
+values = st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3, unique=True)
+entries_ = st.dictionaries(attr_names, values.map(lambda v: tuple(sorted(v))), max_size=6)
+
+
+@given(desired=st.none() | entries_, applied=st.none() | entries_)
+def test_diff_reaches_desired_minimally(
+    desired: dict[str, tuple[str, ...]] | None, applied: dict[str, tuple[str, ...]] | None
+) -> None:
+    op = diff(DN, desired, applied)
+    if desired == applied:
+        assert op is None
+        return
+    directory = {} if applied is None else {DN: dict(applied)}
+    if op is None:
+        # Same sets under different spellings/orders only.
+        assert desired is not None and applied is not None
+        return
+    apply_op(directory, op)
+    result = directory.get(DN)
+    assert (None if result is None else {k: set(v) for k, v in result.items()}) == (
+        None if desired is None else {k: set(v) for k, v in desired.items()}
+    )
+    if isinstance(op, ModifyEntry):
+        assert applied is not None and desired is not None
+        for name, new in op.changes.items():
+            assert set(new) != set(applied.get(name, ())), "an unchanged attribute was sent"
+        untouched = (applied.keys() | desired.keys()) - op.changes.keys()
+        assert all(set(applied.get(n, ())) == set(desired.get(n, ())) for n in untouched)
+
+
+def test_values_digest() -> None:
+    expected = hashlib.sha256(b"a\x00b").hexdigest()
+    assert values_digest(("b", "a")) == expected
+    assert values_digest(None) is None
+    assert values_digest(()) is None
+
+
+def test_audit_of_modify_names_attributes_and_digests_only() -> None:
+    after = {**A, "mail": ("secret@x.fr",)}
+    op = diff(DN, after, A)
+    assert op is not None
+    event = audit(op, before=A, after=after, entity_id="el-x", entity_kind="pupil", cause=cause(7))
+    assert event.action == "modify" and event.dn == DN and event.entity_id == "el-x"
+    assert [c.name for c in event.changes] == ["mail"]
+    assert event.changes[0].before_digest == values_digest(("a@x.fr",))
+    assert event.changes[0].after_digest == values_digest(("secret@x.fr",))
+    assert "secret" not in event.model_dump_json()
+
+
+def test_audit_of_add_and_delete() -> None:
+    add = audit(
+        AddEntry(dn=DN, attributes=A),
+        before=None,
+        after=A,
+        entity_id="el-x",
+        entity_kind="pupil",
+        cause=cause(1),
+    )
+    assert add.action == "add"
+    assert {c.name for c in add.changes} == set(A)
+    assert all(c.before_digest is None for c in add.changes)
+    delete = audit(
+        DeleteEntry(dn=DN),
+        before=A,
+        after=None,
+        entity_id="el-x",
+        entity_kind="pupil",
+        cause=cause(2),
+    )
+    assert delete.action == "delete"
+    assert all(c.after_digest is None for c in delete.changes)
+
+
+def test_event_id_is_deterministic_and_distinguishes() -> None:
+    a = event_id(cause(1), "el-x", "add", DN, ())
+    assert a == event_id(cause(1), "el-x", "add", DN, ())
+    assert a != event_id(cause(2), "el-x", "add", DN, ())
+    assert a != event_id(cause(1), "el-y", "add", DN, ())
+    assert a != event_id(cause(1), "el-x", "modify", DN, ())
+    assert a != event_id(cause(1), "el-x", "add", DN + "x", ())
