@@ -1,0 +1,48 @@
+"""Directory errors. Messages name the DN and the LDAP result, never attribute values."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.ldap.writer import OpResult
+
+# Server diagnostics may quote values (the unique overlay prints its search filter): keep the
+# attribute names, drop what follows "=" up to the closing parenthesis.
+_ASSERTION_VALUE = re.compile(r"(=|~=|>=|<=)[^()]*\)")
+
+
+def redact_diagnostic(message: str) -> str:
+    """A server diagnostic message with filter assertion values removed."""
+    return _ASSERTION_VALUE.sub(r"\1…)", message)
+
+
+class DirectoryError(RuntimeError):
+    """Base class. After a batch, ``results`` holds what each op did (None: not done)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.results: list[OpResult | None] = []
+        self.errors: list[DirectoryError] = []
+
+
+class DirectoryWriteError(DirectoryError):
+    """The directory refused an operation for good (schema, constraint, missing parent...)."""
+
+    def __init__(self, operation: str, dn: str, result_code: int, result_name: str, message: str):
+        self.operation = operation
+        self.dn = dn
+        self.result_code = result_code
+        self.result_name = result_name
+        self.diagnostic = redact_diagnostic(message)
+        text = f"LDAP {operation} of {dn!r} failed: {result_name} ({result_code})"
+        super().__init__(f"{text}: {self.diagnostic}" if self.diagnostic else text)
+
+
+class DirectoryUnavailableError(DirectoryError):
+    """The directory could not be reached or stayed busy for the whole retry budget."""
+
+
+class DirectoryAuthError(DirectoryError):
+    """The bind was refused: wrong DN or password."""
