@@ -1,0 +1,49 @@
+"""AAF (ONDE / AAF1D and staff) feed files → feed events, in two passes.
+
+Typical use (what ``entsync ingest`` does)::
+
+    from connectors.aaf import scan_many, events_many, render_summary
+
+    result = scan_many(paths)                 # pass 1: validate every file, publish nothing
+    render_summary(result.report)
+    if result.report.ok:
+        for event in events_many(result.scans):   # pass 2: re-read, yield the feed events
+            publish(event)
+
+One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``events(file_scan)``.
+"""
+
+from connectors.aaf.attrs import Record, record_to_attrs
+from connectors.aaf.batch import ScanResult, scan_many
+from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.events import collect_records, events, events_many, snapshot_key
+from connectors.aaf.filename import FileName, format_file_name, parse_file_name
+from connectors.aaf.keyset import keys_digest
+from connectors.aaf.links import check_links
+from connectors.aaf.report import FileReport, IngestReport, ReportItem, Severity, render_summary
+from connectors.aaf.scan import FileScan, scan
+
+__all__ = [
+    "FileName",
+    "FileRejected",
+    "FileReport",
+    "FileScan",
+    "IngestReport",
+    "Record",
+    "ReportItem",
+    "ScanConfig",
+    "ScanResult",
+    "Severity",
+    "check_links",
+    "collect_records",
+    "events",
+    "events_many",
+    "format_file_name",
+    "keys_digest",
+    "parse_file_name",
+    "record_to_attrs",
+    "render_summary",
+    "scan",
+    "scan_many",
+    "snapshot_key",
+]

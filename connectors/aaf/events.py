@@ -1,0 +1,233 @@
+"""Pass 2: ``events(scan)`` re-reads a scanned file and yields its feed events.
+
+Order: ``SnapshotStarted`` (complete files only), one event per published record in file order
+(upserts, held pupils, deletes), then ``SnapshotCompleted`` with ``record_count`` and
+``record_keys_digest``. Before the first event the file's bytes are hashed again and compared with
+pass 1; while reading, the bytes handed to the parser are hashed, and the published sequence is
+compared with pass 1's before ``SnapshotCompleted``. Any difference raises :class:`FileRejected`:
+a consumer must treat a snapshot without its ``SnapshotCompleted`` as abandoned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+
+import structlog
+
+from connectors.aaf.attrs import Record
+from connectors.aaf.config import FileRejected
+from connectors.aaf.keyset import KeySorter
+from connectors.aaf.process import Outcome, content_digest
+from connectors.aaf.reader import RequestReader
+from connectors.aaf.scan import EventsHasher, FileScan, run
+from schemas.feed import (
+    Category,
+    FeedEvent,
+    Guardian,
+    GuardianUpserted,
+    Pupil,
+    PupilUpserted,
+    RecordDeleted,
+    School,
+    SchoolUpserted,
+    SnapshotCompleted,
+    SnapshotStarted,
+    SourceRef,
+    Staff,
+    StaffUpserted,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def snapshot_key(category: Category, scope: str) -> str:
+    return f"snapshot:{category.value}:{scope}"
+
+
+def _source(scan: FileScan, index: int, line: int | None) -> SourceRef:
+    return SourceRef(
+        file_name=scan.path.name,
+        file_digest=scan.digest,
+        category=scan.category,
+        record_index=index,
+        line=line,
+        extract_date=scan.extract_date,
+        complete=scan.complete,
+    )
+
+
+def _record_event(scan: FileScan, outcome: Outcome) -> FeedEvent:
+    assert outcome.key is not None and outcome.version is not None
+    src = _source(scan, outcome.request.index, outcome.request.line)
+    key, version, record = outcome.key, outcome.version, outcome.record
+    if isinstance(record, Pupil):
+        return PupilUpserted(key=key, version=version, source=src, pupil=record)
+    if isinstance(record, Guardian):
+        return GuardianUpserted(key=key, version=version, source=src, guardian=record)
+    if isinstance(record, Staff):
+        return StaffUpserted(key=key, version=version, source=src, staff=record)
+    if isinstance(record, School):
+        return SchoolUpserted(key=key, version=version, source=src, school=record)
+    return RecordDeleted(
+        key=key, version=version, source=src, kind=outcome.kind, jointure=outcome.jointure or ""
+    )
+
+
+def _started(scan: FileScan, snapshot_id: str) -> SnapshotStarted:
+    scope = scan.scope or ""
+    content = {
+        "type": "snapshot.started",
+        "snapshot_id": snapshot_id,
+        "scope": scope,
+        "category": scan.category.value,
+        "extract_date": scan.extract_date,
+    }
+    return SnapshotStarted(
+        key=snapshot_key(scan.category, scope),
+        version=content_digest(content),
+        source=_source(scan, 0, None),
+        snapshot_id=snapshot_id,
+        scope=scope,
+        category=scan.category,
+        extract_date=scan.extract_date,
+    )
+
+
+def _completed(
+    scan: FileScan, snapshot_id: str, index: int, count: int, digest: str
+) -> SnapshotCompleted:
+    scope = scan.scope or ""
+    content = {
+        "type": "snapshot.completed",
+        "snapshot_id": snapshot_id,
+        "scope": scope,
+        "category": scan.category.value,
+        "extract_date": scan.extract_date,
+        "record_count": count,
+        "record_keys_digest": digest,
+    }
+    return SnapshotCompleted(
+        key=snapshot_key(scan.category, scope),
+        version=content_digest(content),
+        source=_source(scan, index, None),
+        snapshot_id=snapshot_id,
+        scope=scope,
+        category=scan.category,
+        extract_date=scan.extract_date,
+        record_count=count,
+        record_keys_digest=digest,
+    )
+
+
+def _record_events(scan: FileScan) -> Iterator[tuple[Outcome, FeedEvent]]:
+    """The record events of one file, checked against its scan."""
+    path = scan.path
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
+    with fh:
+        h = hashlib.sha256()
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+        if h.hexdigest() != scan.digest:
+            raise FileRejected(path, "file changed since it was scanned")
+        fh.seek(0)
+        reader = RequestReader(fh, path, scan.config)
+        hasher = EventsHasher()
+        for _category, outcome in run(reader, path, scan.category, scan.context, scan.base):
+            if outcome.key is None:
+                continue
+            hasher.add(outcome)
+            yield outcome, _record_event(scan, outcome)
+        if reader.digest != scan.digest:
+            raise FileRejected(path, "file changed while it was read")
+        if hasher.hexdigest() != scan.events_digest or hasher.count != scan.record_count:
+            raise FileRejected(path, "records differ from the scan (did the modify base change?)")
+    log.info("aaf.events.done", file=path.name, digest=scan.digest, events=hasher.count)
+
+
+def events(scan: FileScan) -> Iterator[FeedEvent]:
+    """Pass 2 for one file: exactly the events pass 1 validated (see the module docstring).
+
+    A complete extract split in several parts must go through :func:`events_many` instead, so
+    that the snapshot spans all its parts.
+    """
+    if scan.complete:
+        yield _started(scan, scan.digest)
+    for _outcome, event in _record_events(scan):
+        yield event
+    if scan.complete:
+        yield _completed(
+            scan, scan.digest, scan.records, scan.record_count, scan.record_keys_digest
+        )
+
+
+def events_many(scans: Sequence[FileScan]) -> Iterator[FeedEvent]:
+    """Pass 2 for several files, in order; the parts of one complete extract form one snapshot.
+
+    Complete files sharing category, scope and extract date are parts ``_0000``.. of one extract:
+    one ``SnapshotStarted`` (``snapshot_id`` = sha256 of the parts' digests in part order), the
+    records of every part, one ``SnapshotCompleted`` over all of them. Parts must be contiguous
+    from 0, else the first file of the group is refused (a missing part would read as departures).
+    """
+    groups: dict[tuple[Category, str, date | None], list[FileScan]] = {}
+    order: list[FileScan | tuple[Category, str, date | None]] = []
+    for scan in scans:
+        if not scan.complete:
+            order.append(scan)
+            continue
+        group_key = (scan.category, scan.scope or "", scan.extract_date)
+        if group_key not in groups:
+            groups[group_key] = []
+            order.append(group_key)
+        groups[group_key].append(scan)
+    for entry in order:
+        if isinstance(entry, FileScan):
+            yield from events(entry)
+        else:
+            yield from _snapshot_events(groups[entry])
+
+
+def _snapshot_events(parts: list[FileScan]) -> Iterator[FeedEvent]:
+    parts = sorted(parts, key=lambda s: s.name.part)
+    numbers = [s.name.part for s in parts]
+    if numbers != list(range(len(parts))):
+        raise FileRejected(parts[0].path, f"parts of the complete extract are not 0..n: {numbers}")
+    if len(parts) == 1:
+        yield from events(parts[0])
+        return
+    snapshot_id = hashlib.sha256("".join(s.digest for s in parts).encode()).hexdigest()
+    first, last = parts[0], parts[-1]
+    yield _started(first, snapshot_id)
+    sorter = KeySorter()
+    count = 0
+    try:
+        for scan in parts:
+            for outcome, event in _record_events(scan):
+                sorter.add(event.key, outcome.request.index, outcome.request.line)
+                count += 1
+                yield event
+    except BaseException:
+        sorter.close()
+        raise
+    summary = sorter.finish()
+    yield _completed(last, snapshot_id, last.records, count, summary.digest)
+
+
+def collect_records(scans: Iterable[FileScan]) -> dict[str, Record]:
+    """``record_key → record`` of the upserts of some scans (a base for modifyRequests).
+
+    Holds every record in memory: meant for tests, demos and per-school extracts.
+    """
+    records: dict[str, Record] = {}
+    for scan in scans:
+        for outcome, _event in _record_events(scan):
+            if outcome.key is not None:
+                if outcome.record is None:
+                    records.pop(outcome.key, None)
+                else:
+                    records[outcome.key] = outcome.record
+    return records

@@ -1,0 +1,128 @@
+"""The per-record core shared by pass 1 (scan) and pass 2 (events): raw request → outcome.
+
+Both passes run exactly this code on the same bytes with the same context, which is what makes
+pass 2 yield what pass 1 validated.
+
+``modifyRequest`` policy: the contract's events carry full records, and a modification carries
+only the attributes that changed. A modification is therefore completed against ``base`` (a
+mapping ``record_key → record`` given by the caller: the directory's or a state store's current
+view, or :func:`connectors.aaf.collect_records` of an earlier full extract): the base record is
+turned back into attributes, the modified attributes replace theirs, and the result is validated
+like an ``addRequest`` (admission holds are recomputed). A modification whose record is not in
+``base`` (or when no base is given) is **not published** and is reported as rejected with rule
+``modify_unknown_record``. Known loss: a base pupil held for an invalid INE (the INE itself is not
+kept) is re-evaluated as ``ine_missing`` unless the modification carries the INE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.aaf.attrs import KIND_OF, Attrs, Kind, Record, record_to_attrs
+from connectors.aaf.build import BUILDERS, BuildContext, Issue
+from connectors.aaf.config import FileRejected
+from connectors.aaf.reader import RawRequest
+from connectors.aaf.report import Severity
+from schemas.feed import Category, Pupil, payload_version, record_key
+from sync.validation import format_date, normalize_jointure
+
+_CATEGORY_ATTR = {Category.SCHOOLS: "categorieStructure"}
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    """Version of events that carry no record (deletes, snapshot markers)."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Outcome:
+    request: RawRequest
+    kind: Kind
+    jointure: str | None
+    record: Record | None
+    issues: list[Issue]
+    key: str | None = None  # set when the record is published
+    version: str | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.key is not None
+
+    @property
+    def deleted(self) -> bool:
+        return self.published and self.record is None
+
+
+def category_of(request: RawRequest, expected: Category | None, path: Any) -> Category:
+    """The request's category, which must agree with the file's (name or first record)."""
+    try:
+        category = Category(request.category)
+    except ValueError:
+        raise FileRejected(path, f"line {request.line}: unknown category") from None
+    if expected is not None and category is not expected:
+        raise FileRejected(
+            path, f"line {request.line}: {category.value} record in a {expected.value} file"
+        )
+    if request.category_attr != _CATEGORY_ATTR.get(category, "categoriePersonne"):
+        raise FileRejected(
+            path, f"line {request.line}: {request.category_attr} for {category.value}"
+        )
+    return category
+
+
+def merge_modification(base: Record, modifications: Attrs, ctx: BuildContext) -> Attrs:
+    attrs = record_to_attrs(base)
+    if isinstance(base, Pupil) and base.school_year is None:
+        # The base pupil's enrolment had ended; keep it ended unless the modification says more.
+        attrs["ENTEleveDateSortieStructRattach"] = [format_date(ctx.extract_date)]
+    attrs.update(modifications)
+    return attrs
+
+
+def process(
+    request: RawRequest,
+    category: Category,
+    ctx: BuildContext,
+    base: Mapping[str, Record] | None,
+) -> Outcome:
+    kind = KIND_OF[category]
+    if request.op == "delete":
+        jointure = normalize_jointure(request.identifier)
+        outcome = Outcome(request, kind, jointure, None, [])
+        if jointure is None:
+            outcome.issues.append(
+                Issue(
+                    "identifier",
+                    "jointure_invalid",
+                    "identifier/id: invalid jointure",
+                    Severity.REJECTED,
+                )
+            )
+            return outcome
+        outcome.key = record_key(kind, jointure)
+        outcome.version = content_digest({"op": "delete", "kind": kind, "jointure": jointure})
+        return outcome
+    attrs = request.attrs
+    if request.op == "modify":
+        jointure = normalize_jointure(request.identifier)
+        known = base.get(record_key(kind, jointure)) if base is not None and jointure else None
+        if known is None:
+            issue = Issue(
+                None,
+                "modify_unknown_record",
+                "modifyRequest for a record absent from the base: partial record not published",
+                Severity.REJECTED,
+            )
+            return Outcome(request, kind, jointure, None, [issue])
+        attrs = merge_modification(known, request.attrs, ctx)
+    record, issues, jointure = BUILDERS[kind](attrs, request.identifier, ctx)
+    outcome = Outcome(request, kind, jointure, record, issues)
+    if record is not None:
+        outcome.key = record_key(kind, record.jointure)
+        outcome.version = payload_version(record)
+    return outcome

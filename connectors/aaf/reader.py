@@ -1,0 +1,305 @@
+"""Hardened streaming reader of ``ficAlimMENESR`` files: bytes in, raw requests out.
+
+Security model:
+
+- The prolog (everything before the root element) is checked on raw bytes before lxml sees the
+  file: a DOCTYPE or any other markup declaration (``<!ENTITY``, ``<!ELEMENT``...) is refused
+  outright, so entity expansion (billion laughs), external entities and external or network DTDs
+  never reach the parser. Only UTF-8 and ISO-8859-1 (and ASCII) may be declared.
+- lxml itself runs with ``resolve_entities=False``, ``no_network=True``, ``load_dtd=False`` and
+  ``huge_tree=False`` as a second line of defence.
+- ``iterparse`` only reports request elements; each one is walked, checked against the AAF
+  structure and then cleared and detached, so memory does not grow with the file.
+- Size, record count, depth, values per attribute and value length are bounded
+  (:class:`ScanConfig`).
+
+Every structural problem raises :class:`FileRejected`: the file is refused whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from lxml import etree
+
+from connectors.aaf.config import FileRejected, ScanConfig
+
+ROOT_TAG = "ficAlimMENESR"
+REQUEST_TAGS = ("addRequest", "modifyRequest", "deleteRequest")
+Operation = Literal["add", "modify", "delete"]
+_OPS: dict[str, Operation] = {
+    "addRequest": "add",
+    "modifyRequest": "modify",
+    "deleteRequest": "delete",
+}
+_SECTIONS: dict[Operation, tuple[str, ...]] = {
+    "add": ("operationalAttributes", "identifier", "attributes"),
+    "modify": ("operationalAttributes", "identifier", "modifications"),
+    "delete": ("operationalAttributes", "identifier"),
+}
+CATEGORY_ATTRS = ("categoriePersonne", "categorieStructure")
+_ALLOWED_ENCODINGS = frozenset(
+    {"utf-8", "utf8", "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "us-ascii"}
+)
+_XML_DECL_RE = re.compile(
+    rb"<\?xml\s+version\s*=\s*[\"']1\.[0-9]+[\"']"
+    rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'])?"
+    rb"(?:\s+standalone\s*=\s*[\"'](?:yes|no)[\"'])?\s*\?>"
+)
+_AAF_DOCTYPE_RE = re.compile(
+    rb"<!DOCTYPE\s+ficAlimMENESR\s+SYSTEM\s+[\"']ficAlimMENESR\.dtd[\"']\s*>"
+)
+_NAME_RE = re.compile(rb"[A-Za-z_][A-Za-z0-9_.:-]*")
+_BAD_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+@dataclass(slots=True)
+class RawRequest:
+    """One request as written in the file, before any field validation."""
+
+    op: Operation
+    index: int
+    line: int | None
+    category_attr: str
+    category: str
+    identifier: str
+    attrs: dict[str, list[str]] = field(default_factory=dict)
+
+
+def check_prolog(head: bytes, at_eof: bool, config: ScanConfig, path: Path) -> None:
+    """Refuse anything but an XML declaration, comments and PIs before the root element."""
+    if head.startswith(_BAD_BOMS) or b"\x00" in head[:4]:
+        raise FileRejected(path, "unsupported encoding (only UTF-8 and ISO-8859-1 are accepted)")
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    if head.startswith(b"<?xml", pos) and head[pos + 5 : pos + 6].isspace():
+        decl = _XML_DECL_RE.match(head, pos)
+        if decl is None:
+            raise FileRejected(path, "malformed XML declaration")
+        encoding = (decl.group(1) or b"utf-8").decode("ascii").lower()
+        if encoding not in _ALLOWED_ENCODINGS:
+            raise FileRejected(path, f"unsupported encoding {encoding!r}")
+        pos = decl.end()
+    while True:
+        while pos < len(head) and head[pos : pos + 1].isspace():
+            pos += 1
+        if pos >= len(head):
+            reason = "no root element (empty or not XML)" if at_eof else "prolog too long"
+            raise FileRejected(path, reason)
+        if head.startswith(b"<!--", pos):
+            end = head.find(b"-->", pos + 4)
+            if end < 0:
+                raise FileRejected(path, "unterminated comment or prolog too long")
+            pos = end + 3
+        elif head.startswith(b"<?", pos):
+            end = head.find(b"?>", pos + 2)
+            if end < 0:
+                raise FileRejected(path, "unterminated processing instruction or prolog too long")
+            pos = end + 2
+        elif head.startswith(b"<!", pos):
+            doctype = _AAF_DOCTYPE_RE.match(head, pos) if config.allow_aaf_doctype else None
+            if doctype is None:
+                what = "DOCTYPE" if head.startswith(b"<!DOCTYPE", pos) else "markup"
+                raise FileRejected(path, f"{what} declarations are not accepted (DTD/entities)")
+            pos = doctype.end()
+        elif head.startswith(b"<", pos):
+            name = _NAME_RE.match(head, pos + 1)
+            root = name.group(0).decode("ascii", "replace") if name else ""
+            if root != ROOT_TAG:
+                raise FileRejected(path, f"wrong root element <{root[:40]}>, expected <{ROOT_TAG}>")
+            return
+        else:
+            raise FileRejected(path, "not an XML document")
+
+
+class _HashingReader:
+    """File-like wrapper handing bytes to lxml while hashing and counting them."""
+
+    def __init__(self, fh: BinaryIO, max_bytes: int, path: Path) -> None:
+        self._fh = fh
+        self._max = max_bytes
+        self._path = path
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n if n and n > 0 else 1 << 16)
+        self.size += len(data)
+        if self.size > self._max:
+            raise FileRejected(self._path, f"file larger than {self._max} bytes")
+        self.sha256.update(data)
+        return data
+
+
+def _sanitize(message: str) -> str:
+    # libxml2 may quote raw bytes of the offending text ("Bytes: 0xE9 ..."): never repeat them.
+    message = message.split("Bytes:", 1)[0].strip().rstrip(",")
+    return " ".join(message.split())[:160]
+
+
+class RequestReader:
+    """Iterate the requests of one open file; ``digest``/``size`` are valid once exhausted."""
+
+    def __init__(self, fh: BinaryIO, path: Path, config: ScanConfig) -> None:
+        self._fh = fh
+        self._path = path
+        self._config = config
+        self._reader = _HashingReader(fh, config.max_file_bytes, path)
+        self.count = 0
+
+    @property
+    def digest(self) -> str:
+        return self._reader.sha256.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self._reader.size
+
+    def __iter__(self) -> Iterator[RawRequest]:
+        config, path = self._config, self._path
+        head = self._fh.read(config.max_prolog_bytes)
+        check_prolog(head, len(head) < config.max_prolog_bytes, config, path)
+        self._fh.seek(0)
+        context = etree.iterparse(
+            self._reader,
+            events=("end",),
+            tag=REQUEST_TAGS,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        checked_doc = False
+        try:
+            for _event, elem in context:
+                if not checked_doc:
+                    _check_docinfo(elem.getroottree().docinfo, config, path)
+                    checked_doc = True
+                parent = elem.getparent()
+                if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
+                    raise FileRejected(path, f"line {_line(elem)}: misplaced <{elem.tag}>")
+                self.count += 1
+                if self.count > config.max_records:
+                    raise FileRejected(path, f"more than {config.max_records} records")
+                request = self._walk(elem, self.count - 1)
+                elem.clear(keep_tail=False)
+                while (prev := elem.getprevious()) is not None:
+                    if prev.tag not in REQUEST_TAGS:
+                        raise FileRejected(path, f"line {_line(prev)}: unexpected <{prev.tag}>")
+                    del parent[0]
+                yield request
+        except etree.XMLSyntaxError as exc:
+            raise FileRejected(path, f"not well-formed XML: {_sanitize(str(exc))}") from None
+        root = context.root
+        if root is None or root.tag != ROOT_TAG:
+            raise FileRejected(path, f"wrong root element, expected <{ROOT_TAG}>")
+        if not checked_doc:
+            _check_docinfo(root.getroottree().docinfo, config, path)
+        for child in root:
+            if child.tag not in REQUEST_TAGS:
+                raise FileRejected(path, f"line {_line(child)}: unexpected <{child.tag}>")
+
+    def _reject(self, elem: etree._Element, what: str) -> FileRejected:
+        return FileRejected(self._path, f"line {_line(elem)}: {what}")
+
+    def _walk(self, elem: etree._Element, index: int) -> RawRequest:
+        op = _OPS[str(elem.tag)]
+        sections: dict[str, etree._Element] = {}
+        for child in elem:
+            tag = str(child.tag)
+            if tag not in _SECTIONS[op] or tag in sections:
+                raise self._unexpected(child, elem, 3)
+            sections[tag] = child
+        missing = [name for name in _SECTIONS[op] if name not in sections]
+        if missing:
+            raise self._reject(elem, f"<{elem.tag}> without <{missing[0]}>")
+        category_name, category_values = self._attr_list(sections["operationalAttributes"], "attr")
+        if len(category_name) != 1 or category_name[0] not in CATEGORY_ATTRS:
+            raise self._reject(elem, "operationalAttributes must hold one category attribute")
+        category = category_values[0][0].strip() if category_values[0] else ""
+        ident = sections["identifier"]
+        ids = list(ident)
+        if len(ids) != 1 or ids[0].tag != "id" or len(ids[0]):
+            raise self._reject(ident, "identifier must hold one <id>")
+        request = RawRequest(
+            op=op,
+            index=index,
+            line=_line(elem),
+            category_attr=category_name[0],
+            category=category,
+            identifier=(ids[0].text or "").strip(),
+        )
+        if op == "add":
+            names, values = self._attr_list(sections["attributes"], "attr")
+        elif op == "modify":
+            names, values = self._attr_list(sections["modifications"], "modification")
+        else:
+            return request
+        if len(names) > self._config.max_attrs_per_record:
+            raise self._reject(elem, f"more than {self._config.max_attrs_per_record} attributes")
+        attrs = request.attrs
+        for name, vals in zip(names, values, strict=True):
+            if name in attrs:
+                attrs[name].extend(vals)
+            else:
+                attrs[name] = vals
+        return request
+
+    def _attr_list(
+        self, section: etree._Element, child_tag: str
+    ) -> tuple[list[str], list[list[str]]]:
+        """Names and non-empty values of ``section/<child_tag name=...>/value+``."""
+        config = self._config
+        names: list[str] = []
+        values: list[list[str]] = []
+        for attr in section:
+            if attr.tag != child_tag:
+                raise self._unexpected(attr, section, 4)
+            name = attr.get("name")
+            if not name:
+                raise self._reject(attr, f"<{child_tag}> without a name")
+            if child_tag == "modification" and attr.get("operation") != "replace":
+                raise self._reject(attr, 'only operation="replace" modifications are supported')
+            vals: list[str] = []
+            count = 0
+            for value in attr:
+                if value.tag != "value":
+                    raise self._unexpected(value, attr, 5)
+                if len(value):
+                    raise self._unexpected(value[0], value, 6)
+                count += 1
+                text = value.text
+                if text is None:
+                    continue
+                if len(text) > config.max_value_chars:
+                    raise self._reject(value, f"value longer than {config.max_value_chars} chars")
+                vals.append(text)
+            if count > config.max_values_per_attr:
+                raise self._reject(attr, f"more than {config.max_values_per_attr} values")
+            names.append(name)
+            values.append(vals)
+        return names, values
+
+    def _unexpected(self, elem: etree._Element, parent: etree._Element, depth: int) -> FileRejected:
+        if depth > self._config.max_depth:
+            return self._reject(elem, f"element nesting deeper than {self._config.max_depth}")
+        tag = elem.tag if isinstance(elem.tag, str) else "?"
+        return self._reject(elem, f"unexpected <{tag[:40]}> in <{parent.tag}>")
+
+
+def _line(elem: etree._Element) -> int | None:
+    line = elem.sourceline
+    return line if isinstance(line, int) else None
+
+
+def _check_docinfo(docinfo: etree.DocInfo, config: ScanConfig, path: Path) -> None:
+    """Second line of defence: whatever the prolog check let through, no DTD reached lxml."""
+    declared = docinfo.internalDTD is not None or docinfo.system_id or docinfo.public_id
+    if declared and not config.allow_aaf_doctype:
+        raise FileRejected(path, "DOCTYPE declarations are not accepted (DTD/entities)")

@@ -1,0 +1,284 @@
+"""Pass 1: ``scan(path) -> FileScan``. Reads and validates the whole file, publishes nothing.
+
+A file that is not XML, has the wrong root, is truncated, declares a DTD or entities, exceeds a
+limit, or whose content disagrees with its name's category raises :class:`FileRejected`. A file
+that passes yields a :class:`FileScan`: digest, counts, the report, and what pass 2 must find again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import structlog
+
+from connectors.aaf.attrs import Record
+from connectors.aaf.build import BuildContext
+from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.filename import FileName, parse_file_name
+from connectors.aaf.keyset import KeySorter
+from connectors.aaf.process import Outcome, category_of, process
+from connectors.aaf.reader import RequestReader
+from connectors.aaf.report import FileReport, ReportItem, Severity
+from schemas.feed import Category, Guardian, HoldReason, Pupil
+from sync.admission import HOLD_MESSAGES, school_year_of
+from sync.validation import parse_school_year
+
+log = structlog.get_logger(__name__)
+
+_HOLD_FIELDS: dict[HoldReason, str] = {
+    HoldReason.INE_MISSING: "ENTEleveINE",
+    HoldReason.INE_INVALID: "ENTEleveINE",
+    HoldReason.NOT_ADMITTED_DEFINITIVELY: "ENTEleveAdmissionDefinitive",
+    HoldReason.NO_CLASS: "ENTPersonClasses",
+    HoldReason.NOT_CURRENT_SCHOOL_YEAR: "ENTEleveDateSortieStructRattach",
+    HoldReason.NO_PARENTAL_AUTHORITY: "ENTEleveAutoriteParentale",
+}
+LinkSide = dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """The result of pass 1 for one accepted file (what :func:`events` needs)."""
+
+    path: Path
+    name: FileName
+    category: Category
+    digest: str
+    size: int
+    records: int  # requests in the file
+    record_count: int  # record events pass 2 will yield (upserts, held pupils, deletes)
+    record_keys_digest: str
+    events_digest: str
+    report: FileReport
+    config: ScanConfig
+    context: BuildContext
+    base: Mapping[str, Record] | None = None
+    links: LinkSide | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.name.complete
+
+    @property
+    def scope(self) -> str | None:
+        return self.name.scope
+
+    @property
+    def extract_date(self) -> date | None:
+        return self.name.extract_date
+
+
+def make_context(name: FileName, config: ScanConfig) -> BuildContext:
+    reference = config.reference_date or date.today()
+    extract = name.extract_date or reference
+    current = school_year_of(extract)
+    if config.current_school_year is not None:
+        parsed = parse_school_year(config.current_school_year)
+        if parsed is None:
+            raise ValueError("current_school_year must look like 2025-2026")
+        current = parsed
+    return BuildContext(reference_date=reference, extract_date=extract, current_school_year=current)
+
+
+class EventsHasher:
+    """Running digest of the published (index, key, version) sequence, identical in both passes."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.count = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self._h.update(f"{outcome.request.index}\t{outcome.key}\t{outcome.version}\n".encode())
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def run(
+    reader: RequestReader,
+    path: Path,
+    category: Category | None,
+    context: BuildContext,
+    base: Mapping[str, Record] | None,
+) -> Iterator[tuple[Category, Outcome]]:
+    """Process every request in file order; the first one fixes the category of unnamed files."""
+    for request in reader:
+        category = category_of(request, category, path)
+        yield category, process(request, category, context, base)
+
+
+class _Collector:
+    """Pass-1 bookkeeping: counts and items of the report, capped to ``max_report_items``."""
+
+    def __init__(self, report: FileReport, max_items: int) -> None:
+        self.report = report
+        self.max_items = max_items
+
+    def item(
+        self,
+        line: int | None,
+        record_id: str | None,
+        field: str | None,
+        rule: str,
+        message: str,
+        severity: Severity,
+    ) -> None:
+        if severity is Severity.WARNING:
+            self.report.warnings += 1
+        if len(self.report.items) >= self.max_items:
+            self.report.items_dropped += 1
+            return
+        self.report.items.append(
+            ReportItem(
+                file=self.report.name,
+                line=line,
+                record_id=record_id,
+                field=field,
+                rule=rule,
+                message=message,
+                severity=severity,
+            )
+        )
+
+    def outcome(self, o: Outcome) -> None:
+        line = o.request.line
+        for issue in o.issues:
+            self.item(line, o.jointure, issue.field, issue.rule, issue.message, issue.severity)
+        if not o.published:
+            self.report.rejected += 1
+            return
+        self.report.published += 1
+        if o.deleted:
+            self.report.deletes += 1
+        if isinstance(o.record, Pupil) and o.record.held_reasons:
+            self.report.held += 1
+            for reason in o.record.held_reasons:
+                self.item(
+                    line,
+                    o.jointure,
+                    _HOLD_FIELDS[reason],
+                    reason.value,
+                    HOLD_MESSAGES[reason],
+                    Severity.HELD,
+                )
+
+
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    config: ScanConfig | None = None,
+    base: Mapping[str, Record] | None = None,
+    collect_links: bool = False,
+) -> FileScan:
+    """Pass 1: validate the whole file and build its report; raise FileRejected to refuse it.
+
+    ``base`` completes ``modifyRequest`` records (see :mod:`connectors.aaf.process`).
+    ``collect_links`` keeps each pupil's guardians / guardian's pupils for :func:`check_links`
+    (memory grows with the number of links: leave it off for publication-only runs).
+    """
+    path = Path(path)
+    config = config or ScanConfig()
+    name = parse_file_name(path.name)
+    context = make_context(name, config)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
+    if size > config.max_file_bytes:
+        raise FileRejected(path, f"file larger than {config.max_file_bytes} bytes")
+    report = FileReport(
+        name=path.name,
+        category=name.category,
+        scope=name.scope,
+        complete=name.complete,
+        extract_date=name.extract_date,
+        part=name.part,
+    )
+    collector = _Collector(report, config.max_report_items)
+    sorter = KeySorter()
+    hasher = EventsHasher()
+    links: LinkSide | None = {} if collect_links else None
+    category = name.category
+    try:
+        with path.open("rb") as fh:
+            reader = RequestReader(fh, path, config)
+            for found, outcome in run(reader, path, name.category, context, base):
+                category = found
+                collector.outcome(outcome)
+                if outcome.key is None:
+                    continue
+                hasher.add(outcome)
+                sorter.add(outcome.key, outcome.request.index, outcome.request.line)
+                if links is not None:
+                    _add_links(links, outcome)
+            digest, records = reader.digest, reader.count
+    except OSError as exc:
+        sorter.close()
+        raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
+    except FileRejected as exc:
+        sorter.close()
+        log.warning("aaf.scan.refused", file=path.name, reason=exc.reason)
+        raise
+    if category is None:
+        raise FileRejected(path, "no record and no category in the file name")
+    if name.complete and records == 0 and not config.allow_empty_complete:
+        # An empty full extract would read downstream as "everyone left".
+        raise FileRejected(path, "complete extract without any record")
+    summary = sorter.finish()
+    if name.complete:
+        for key, occurrences in summary.duplicates:
+            jointure = key.split(":", 1)[1]
+            for _index, line in occurrences[:-1]:
+                collector.item(
+                    line or None,
+                    jointure,
+                    None,
+                    "duplicate_record",
+                    f"record occurs {len(occurrences)} times; the last one wins",
+                    Severity.WARNING,
+                )
+    report.digest = digest
+    report.category = category
+    report.records = records
+    report.record_keys_digest = summary.digest
+    log.info(
+        "aaf.scan.done",
+        file=path.name,
+        digest=digest,
+        category=category.value,
+        records=records,
+        published=report.published,
+        held=report.held,
+        rejected=report.rejected,
+        warnings=report.warnings,
+    )
+    return FileScan(
+        path=path,
+        name=name,
+        category=category,
+        digest=digest,
+        size=size,
+        records=records,
+        record_count=hasher.count,
+        record_keys_digest=summary.digest,
+        events_digest=hasher.hexdigest(),
+        report=report,
+        config=config,
+        context=context,
+        base=base,
+        links=links,
+    )
+
+
+def _add_links(links: LinkSide, outcome: Outcome) -> None:
+    record = outcome.record
+    if isinstance(record, Pupil):
+        links[record.jointure] = record.guardian_jointures
+    elif isinstance(record, Guardian):
+        links[record.jointure] = record.pupil_jointures
