@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import structlog
 from ldap3 import BASE, MODIFY_REPLACE, Connection
@@ -229,7 +229,7 @@ class DirectoryWriter:
         self._executor.shutdown(wait=True)
         self._pool.close()
 
-    async def __aenter__(self) -> DirectoryWriter:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
