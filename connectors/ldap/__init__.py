@@ -1,0 +1,40 @@
+"""LDAP connector: connection parameters, the directory writer and whole-directory helpers."""
+
+from connectors.ldap.connection import LdapParams
+from connectors.ldap.directory import (
+    BRANCHES,
+    DirectoryEntry,
+    clear_subtree,
+    count_entries,
+    ensure_base_dit,
+    export_ldif,
+    read_entry,
+    search_entries,
+)
+from connectors.ldap.errors import (
+    DirectoryAuthError,
+    DirectoryError,
+    DirectoryUnavailableError,
+    DirectoryWriteError,
+)
+from connectors.ldap.writer import Action, DirectoryWriter, OpResult, RetryPolicy
+
+__all__ = [
+    "BRANCHES",
+    "Action",
+    "DirectoryAuthError",
+    "DirectoryEntry",
+    "DirectoryError",
+    "DirectoryUnavailableError",
+    "DirectoryWriteError",
+    "DirectoryWriter",
+    "LdapParams",
+    "OpResult",
+    "RetryPolicy",
+    "clear_subtree",
+    "count_entries",
+    "ensure_base_dit",
+    "export_ldif",
+    "read_entry",
+    "search_entries",
+]

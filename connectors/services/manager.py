@@ -198,7 +198,8 @@ def _ensure_slapd(
         "log": str(layout.log),
         "data_dir": str(layout.data_dir),
         "password_file": str(layout.password_file),
-        "sync_writes": config.sync_writes,
+        # A slapd kept running keeps the setting it was started with.
+        "sync_writes": config.sync_writes if started else recorded.get("sync_writes"),
     }, started
 
 

@@ -131,11 +131,7 @@ def status_command(
     """Show the local services. Exit code 0 if both run, 3 otherwise."""
     from connectors.services import status
 
-    # No logging setup here: --json output must be the only thing on stdout.
-    try:
-        settings = Settings(state_dir=state_dir) if state_dir else Settings()
-    except Exception as exc:
-        raise _fail(f"invalid settings: {exc}") from exc
+    settings = _settings(state_dir)  # logs go to stderr: --json output alone on stdout
     current = status(settings.state_dir)
     if as_json:
         typer.echo(json.dumps(current.as_json(), indent=2, sort_keys=True))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,9 @@ def test_cli_lifecycle_leaves_no_process_and_keeps_data(tmp_path: Path) -> None:
 
         # A killed broker is noticed and restarted alone, on the same port.
         os.kill(pids["broker"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(pids["broker"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert status(state).running == {"slapd": True, "broker": False}
         assert cli("status", "--state-dir", str(state)).returncode == 3
         restarted = up(ServicesConfig(state_dir=state))
