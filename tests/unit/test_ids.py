@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.entities import GroupSpec
+from schemas.entities import EntityKind, GroupSpec
 from sync import ids
 from tests.unit.core_factories import pupil_record
 
@@ -32,7 +32,7 @@ def test_known_vector_is_stable() -> None:
         ("login", "lg"),
     ],
 )
-def test_prefix_and_shape(kind: ids.EntityKind, prefix: str) -> None:
+def test_prefix_and_shape(kind: EntityKind, prefix: str) -> None:
     value = ids.entity_id("ns", kind, "key")
     assert value.startswith(prefix + "-")
     assert ID_RE.match(value)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.entities import RecordSet
-from schemas.feed import Category, SnapshotCompleted, SnapshotStarted
+from schemas.feed import Category, FeedEvent, SnapshotCompleted, SnapshotStarted
 from schemas.state import SourceState
 from sync import ids
 from sync.routing import route
@@ -36,7 +36,7 @@ def test_upsert_routes_a_record_set() -> None:
 
 
 def test_each_kind_goes_to_its_entity() -> None:
-    cases = [
+    cases: list[tuple[FeedEvent, str, str]] = [
         (school("S1"), ids.school_id(NS, "S1"), "school"),
         (guardian("G1", first="Ann"), ids.guardian_id(NS, "G1"), "guardian"),
         (staff("T1", first="Tom"), ids.staff_id(NS, "T1"), "staff"),
@@ -148,7 +148,7 @@ events = st.one_of(
 
 
 @given(st.lists(events, max_size=12))
-def test_routing_is_idempotent(sequence: list) -> None:  # type: ignore[type-arg]
+def test_routing_is_idempotent(sequence: list[FeedEvent]) -> None:
     states: dict[str, SourceState | None] = {}
     for offset, event in enumerate(sequence):
         routed = route(states.get(event.key), event, cause(offset), NS)
