@@ -3,7 +3,8 @@
 ldap3 connections are synchronous, so ops run in a thread pool, one connection per thread at a
 time. Ops on the same DN run in the order given, one after the other; ops on different DNs run
 concurrently, so the caller must not rely on an order between DNs (e.g. a parent created in the
-same batch as its children must come in an earlier ``apply`` call).
+same batch as its children must come in an earlier ``apply`` call). The per-DN order holds
+within one ``apply`` call; concurrent calls touching the same DN are not ordered.
 
 Healing makes every op safe to replay (after a crash, a retry, a redelivered message):
 Add on an existing entry replaces the attributes that differ; Modify on a missing entry adds
