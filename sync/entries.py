@@ -7,8 +7,9 @@ with ``entsyncId`` and ``entsyncKind`` (the entity kind) so an entry can always 
 its entity; persons also carry ``entsyncAccountState`` (and ``entsyncDisappearedAt`` while
 disappeared).
 
-Group classes: class-scoped groups (pupils or guardians of one class) are ``ENTClasse``;
-school-wide groups are ``ENTGroupe``. Both are ``groupOfNames``.
+Group classes: class-scoped groups (pupils or guardians of one class) are ``ENTClasse``, with the
+class label as ``ENTGroupeNom``; school-wide groups are ``ENTGroupe``. Both are ``groupOfNames``.
+``entsyncGroupProfile`` holds the group's profile word (pupils, guardians, teachers, staff).
 
 Errors never carry attribute values (personal data).
 """
@@ -273,6 +274,8 @@ def group_entry(entity_id: str, spec: GroupSpec, members: Iterable[str], *, base
             "cn": dit.group_name(spec),
             "member": member_dns,
             "description": group_description(spec),
+            # SDET display name of a class: its label as the school wrote it.
+            "ENTGroupeNom": (spec.class_label or spec.class_code) if spec.class_code else None,
             "entsyncSchool": dit.school_dn(spec.school_jointure, base_dn),
             "entsyncGroupProfile": spec.profile,
             "entsyncClassCode": spec.class_code,

@@ -247,6 +247,7 @@ def test_class_group_entry() -> None:
     assert entry["entsyncGroupProfile"] == ("pupils",)
     assert entry["entsyncClassCode"] == ("CP-A",)
     assert entry["description"] == ("pupils of class CP A, school S1",)
+    assert entry["ENTGroupeNom"] == ("CP A",)
 
 
 def test_school_group_entry() -> None:
@@ -254,7 +255,7 @@ def test_school_group_entry() -> None:
     entry = entries.group_entry("gr-x", spec, ["pe-a"], base_dn=BASE)
     assert "ENTGroupe" in entry["objectClass"] and "ENTClasse" not in entry["objectClass"]
     assert entry["cn"] == ("S1-teachers",)
-    assert "entsyncClassCode" not in entry
+    assert "entsyncClassCode" not in entry and "ENTGroupeNom" not in entry
 
 
 def test_group_needs_a_member() -> None:
