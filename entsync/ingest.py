@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.aaf import FileRejected, FileScan, IngestReport, events, scan
+from connectors.aaf import FileScan, IngestReport, events_many, scan_many
 from connectors.stream.ledger import append_ledger, read_ledger
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.topics import ensure_topics
@@ -35,24 +35,14 @@ class FileOutcome:
 class IngestOutcome:
     report: IngestReport
     files: list[FileOutcome] = field(default_factory=list)
-    refused: list[FileRejected] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return not self.report.ok
 
     @property
     def published(self) -> int:
         return sum(f.published for f in self.files)
-
-
-def scan_all(paths: list[Path]) -> tuple[list[FileScan], IngestReport, list[FileRejected]]:
-    """Pass 1 over every file; nothing is published here."""
-    scans: list[FileScan] = []
-    refused: list[FileRejected] = []
-    for path in paths:
-        try:
-            scans.append(scan(path))
-        except FileRejected as exc:
-            refused.append(exc)
-    report = IngestReport.merge([s.report for s in scans])
-    return scans, report, refused
 
 
 async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> list[FileOutcome]:
@@ -60,36 +50,49 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     await ensure_topics(bootstrap, settings.topic_partitions)
     ledger = {} if force else await read_ledger(bootstrap)
     outcomes: list[FileOutcome] = []
+    fresh: list[FileScan] = []
+    for file_scan in scans:
+        outcome = FileOutcome(path=file_scan.path, digest=file_scan.digest)
+        outcomes.append(outcome)
+        if file_scan.digest in ledger:
+            outcome.skipped_reason = "already ingested"
+            log.info("ingest.skipped", file=file_scan.path.name, digest=file_scan.digest[:12])
+        else:
+            fresh.append(file_scan)
+    if not fresh:
+        return outcomes
+    by_digest = {o.digest: o for o in outcomes}
     async with FeedPublisher(bootstrap) as publisher:
-        for file_scan in scans:
-            info = file_scan.info
-            outcome = FileOutcome(path=Path(info.path), digest=info.digest)
-            outcomes.append(outcome)
-            if info.digest in ledger:
-                outcome.skipped_reason = "already ingested"
-                log.info("ingest.skipped", file=info.name, digest=info.digest[:12])
-                continue
-            outcome.published = await publisher.publish_all(events(file_scan))
-            await append_ledger(
-                bootstrap,
-                FileIngested(
-                    file_digest=info.digest,
-                    file_name=info.name,
-                    category=str(info.category),
-                    scope=info.scope,
-                    complete=info.complete,
-                    events_published=outcome.published,
-                    at=datetime.now(UTC),
-                ),
-            )
-            log.info("ingest.published", file=info.name, events=outcome.published)
+        # events_many keeps the parts of one complete extract in one snapshot.
+        for event in events_many(fresh):
+            await publisher.publish(event)
+            digest = event.source.file_digest
+            if digest in by_digest:
+                by_digest[digest].published += 1
+        await publisher.flush()
+    # Only after every event is acknowledged does a file enter the ledger.
+    for file_scan in fresh:
+        outcome = by_digest[file_scan.digest]
+        await append_ledger(
+            bootstrap,
+            FileIngested(
+                file_digest=file_scan.digest,
+                file_name=file_scan.path.name,
+                category=str(file_scan.category),
+                scope=file_scan.name.scope,
+                complete=file_scan.complete,
+                events_published=outcome.published,
+                at=datetime.now(UTC),
+            ),
+        )
+        log.info("ingest.published", file=file_scan.path.name, events=outcome.published)
     return outcomes
 
 
 def ingest(settings: Settings, paths: list[Path], *, force: bool = False) -> IngestOutcome:
-    scans, report, refused = scan_all(paths)
-    outcome = IngestOutcome(report=report, refused=refused)
-    if refused:
+    result = scan_many(paths)
+    outcome = IngestOutcome(report=result.report)
+    if outcome.refused:
         return outcome
-    outcome.files = asyncio.run(_publish(settings, scans, force))
+    outcome.files = asyncio.run(_publish(settings, result.scans, force))
     return outcome

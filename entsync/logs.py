@@ -12,7 +12,9 @@ from typing import Literal
 import structlog
 
 
-def configure_logging(fmt: Literal["json", "console", "auto"] = "auto", level: str = "INFO") -> None:
+def configure_logging(
+    fmt: Literal["json", "console", "auto"] = "auto", level: str = "INFO"
+) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()

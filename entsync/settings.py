@@ -89,13 +89,13 @@ class ConfigurationError(RuntimeError):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and the optional ``ENTSYNC_CONFIG`` file, then local services."""
+    """Settings from the environment, the optional ``ENTSYNC_CONFIG`` file, then local services."""
     env_file = os.environ.get("ENTSYNC_CONFIG")
     kwargs: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if env_file:
         if not Path(env_file).is_file():
             raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
-        settings = Settings(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **kwargs)
     else:
         settings = Settings(**kwargs)
     return settings.resolved()

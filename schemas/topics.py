@@ -1,4 +1,4 @@
-"""Topic names and the one schema each carries. Versioned names: a breaking change is a new topic."""
+"""Topic names and the one schema each carries. A breaking change is a new (versioned) topic."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ async def read_ledger(bootstrap: str, *, idle_timeout_s: float = 2.0) -> dict[st
         deadline = asyncio.get_running_loop().time() + 60
         while pending and asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(*pending, timeout_ms=int(idle_timeout_s * 1000))
-            for tp, messages in batch.items():
+            for messages in batch.values():
                 for message in messages:
                     if message.value is None:
                         continue

@@ -53,7 +53,7 @@ class IdleDetector:
             self.streak = 0
             return False
         await consumer.commit()
-        committed: Any = consumer._committed_offset  # no public accessor in faust
+        committed: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
         for key in self.expected:
             tp = assigned[key]
             highwater = consumer.highwater(tp)
@@ -78,10 +78,8 @@ def run_worker(
     """Run until stopped (continuous) or until idle; returns the exit code and counters."""
     bootstrap = settings.require_kafka()
     asyncio.run(ensure_topics(bootstrap, settings.topic_partitions))
-    url, bind_dn, password = settings.require_ldap()
-    writer = DirectoryWriter(
-        url=url, bind_dn=bind_dn, password=password, max_in_flight=settings.ldap_max_in_flight
-    )
+    settings.require_ldap()
+    writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer)
     started = time.monotonic()
     outcome: dict[str, Any] = {"idle": False, "error": None}
@@ -90,16 +88,28 @@ def run_worker(
     if until_idle:
         detector = IdleDetector(app, progress, settings.topic_partitions, stable_checks)
 
-        @app.timer(IDLE_CHECK_INTERVAL_S)
+        stopping: set[asyncio.Future[Any]] = set()
+
+        def _stop() -> None:
+            if not stopping:
+                stopping.add(asyncio.ensure_future(worker.stop()))
+
         async def _check_idle() -> None:
+            if stopping:
+                return
             if await detector.observe():
                 outcome["idle"] = True
-                log.info("worker.idle", feed_events=progress.feed_events,
-                         changes=progress.directory_changes)
-                asyncio.ensure_future(worker.stop())
+                log.info(
+                    "worker.idle",
+                    feed_events=progress.feed_events,
+                    changes=progress.directory_changes,
+                )
+                _stop()
             elif timeout_s is not None and time.monotonic() - started > timeout_s:
                 outcome["error"] = f"not idle after {timeout_s:.0f} s"
-                asyncio.ensure_future(worker.stop())
+                _stop()
+
+        app.timer(IDLE_CHECK_INTERVAL_S)(_check_idle)
 
     exit_code = 0
     try:

@@ -45,8 +45,6 @@ def do_ingest(settings: Settings, files: list[Path], report: Path | None, force:
         report.write_text(outcome.report.to_json())
     render_summary(outcome.report, console)
     if outcome.refused:
-        for refusal in outcome.refused:
-            err.print(f"[bold red]refused:[/] {refusal}")
         err.print("nothing was published: fix or remove the refused files and ingest again")
         return 3
     for f in outcome.files:
@@ -57,6 +55,10 @@ def do_ingest(settings: Settings, files: list[Path], report: Path | None, force:
     return 0
 
 
+def _actions(by_action: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(by_action.items()))
+
+
 def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> int:
     from connectors.stream.worker import run_worker
 
@@ -65,7 +67,7 @@ def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> in
     console.print(
         f"worker: {p.feed_events} feed events, {p.entity_inputs} entity inputs, "
         f"{p.directory_changes} directory changes "
-        + (f"({', '.join(f'{k} {v}' for k, v in sorted(p.by_action.items()))}) " if p.by_action else "")
+        + (f"({_actions(p.by_action)}) " if p.by_action else "")
         + f"in {result.elapsed_s:.1f} s"
     )
     if result.error:
