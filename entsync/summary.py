@@ -57,9 +57,7 @@ def directory_summary(settings: Settings) -> tuple[list[SchoolSummary], dict[str
             school = _first(e, "entsyncSchool").lower()
             members = e.entry_attributes_as_dict.get("member") or []
             counts[school][_first(e, "entsyncGroupProfile")] = len(members)
-        conn.search(
-            f"ou=people,{base}", "(objectClass=ENTPerson)", attributes=["ENTPersonProfils"]
-        )
+        conn.search(f"ou=people,{base}", "(objectClass=ENTPerson)", attributes=["ENTPersonProfils"])
         by_profile: dict[str, int] = defaultdict(int)
         for e in conn.entries:
             for profile in e.entry_attributes_as_dict.get("ENTPersonProfils") or ["?"]:

@@ -3,7 +3,8 @@
 Idle means: every partition of the feed and entities topics is assigned to this worker, its
 committed offset has reached the partition's high watermark (taken from fetch responses: the
 local broker's ListOffsets answers can be stale), no batch is in flight (so every directory write
-of consumed events is acknowledged), and this held for ``stable_checks`` checks in a row.
+of consumed events is acknowledged), this held for ``stable_checks`` checks in a row, and a final
+commit of those offsets was accepted by the broker.
 """
 
 from __future__ import annotations
@@ -64,7 +65,15 @@ class IdleDetector:
                 self.streak = 0
                 return False
         self.streak += 1
-        return self.streak >= self.stable_checks
+        if self.streak < self.stable_checks:
+            return False
+        # faust records an offset as committed even when the broker refused the commit (a
+        # rebalance in between), so the final commit is made here and must be accepted.
+        final = {assigned[key]: consumer.highwater(assigned[key]) for key in self.expected}
+        if await consumer._commit(final):  # type: ignore[attr-defined]
+            return True
+        self.streak = 0
+        return False
 
 
 def run_worker(

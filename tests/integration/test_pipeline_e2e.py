@@ -1,0 +1,221 @@
+"""The whole pipeline on real services: AAF files -> broker -> faust worker -> slapd.
+
+Each test gets a fresh in-memory broker (topics, offsets and tables start empty) and an empty
+directory on the session's slapd; the real ``entsync`` CLI runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connectors.aaf import events_many, scan_many
+from connectors.aaf.generator import GeneratorConfig, generate
+from connectors.ldap import LdapParams, export_ldif, search_entries
+from connectors.services import broker
+from connectors.services.process import free_port, stop_pid
+from connectors.stream.reader import read_topic
+from schemas.audit import DirectoryChanged
+from schemas.entities import Cause
+from schemas.feed import PupilUpserted
+from schemas.topics import AUDIT, FEED
+from sync import dit, ids
+from sync.pipeline import run_to_quiescence
+from sync.reconcile import Context
+
+pytestmark = pytest.mark.integration
+
+ENTSYNC = str(Path(sys.executable).parent / "entsync")
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    bootstrap: str
+    ldap: LdapParams
+    base_dn: str
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ENTSYNC, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str) -> str:
+        done = self.cli(*args)
+        assert done.returncode == 0, f"entsync {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own, stopped by pid at the end."""
+    layout = broker.BrokerLayout(tmp_path / "broker")
+    layout.state_dir.mkdir()
+    port = free_port()
+    pid = broker.start(broker.find_broker(), layout, port)
+    try:
+        broker.wait_ready(port=port, pid=pid, layout=layout, timeout=20)
+        yield broker.bootstrap(port)
+    finally:
+        stop_pid(pid, marker=broker.marker(port))
+
+
+@pytest.fixture
+def pipeline(
+    fresh_broker: str, clean_directory: LdapParams, local_services: object, tmp_path: Path
+) -> Pipeline:
+    base_dn = local_services.base_dn  # type: ignore[attr-defined]
+    env = {
+        **os.environ,
+        "ENTSYNC_STATE_DIR": str(tmp_path / "state"),
+        "ENTSYNC_KAFKA_BOOTSTRAP": fresh_broker,
+        "ENTSYNC_LDAP_URL": clean_directory.url,
+        "ENTSYNC_LDAP_BIND_DN": clean_directory.bind_dn,
+        "ENTSYNC_LDAP_PASSWORD": clean_directory.password,
+        "ENTSYNC_LDAP_BASE_DN": base_dn,
+        "ENTSYNC_LOG_FORMAT": "json",
+    }
+    return Pipeline(env=env, bootstrap=fresh_broker, ldap=clean_directory, base_dn=base_dn)
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("extract")
+    generated = generate(out, GeneratorConfig(schools=2, pupils_per_school=12, seed=7))
+    return {str(k): Path(v) for k, v in generated.files.items()}
+
+
+def full_files(extract: dict[str, Path]) -> list[str]:
+    return [str(p) for k, p in sorted(extract.items()) if k != "delta"]
+
+
+def worker_counts(stdout: str) -> tuple[int, int]:
+    match = re.search(
+        r"worker: (\d+) feed events, \d+ entity inputs, (\d+) directory changes", stdout
+    )
+    assert match, stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def _without_logins(entries: dict[str, dict[str, tuple[str, ...]]]) -> dict[str, object]:
+    """Login suffixes depend on arrival order among homonyms; everything else must not."""
+    return {
+        dn.lower(): {k.lower(): tuple(sorted(v)) for k, v in attrs.items() if k != "ENTPersonLogin"}
+        for dn, attrs in entries.items()
+    }
+
+
+def test_run_builds_the_directory_the_pure_core_predicts(
+    pipeline: Pipeline, extract: dict[str, Path]
+) -> None:
+    stdout = pipeline.ok("run", *full_files(extract))
+    feed_events, changes = worker_counts(stdout)
+    assert feed_events > 0 and changes > 0
+
+    # The pure pipeline on the same events is the specification of the directory.
+    scanned = scan_many(full_files(extract))
+    assert scanned.report.ok
+    feed = list(events_many(scanned.scans))
+    cause = Cause(topic=FEED.name, rule="test", at="2026-01-01T00:00:00Z")
+    predicted = run_to_quiescence([(e, cause) for e in feed], ctx=Context(base_dn=pipeline.base_dn))
+    actual = {
+        e.dn.lower(): dict(e.attributes)
+        for branch in ("people", "structures", "groups")
+        for e in search_entries(
+            pipeline.ldap,
+            f"ou={branch},{pipeline.base_dn}",
+            "(objectClass=*)",
+            ["*"],
+            scope="one",
+        )
+    }
+    assert _without_logins(actual) == _without_logins(predicted.world.directory)
+
+    # Admitted pupils are there with their SDET attributes; held ones are not.
+    pupils = [e.pupil for e in feed if isinstance(e, PupilUpserted)]
+    admitted = [p for p in pupils if not p.held_reasons]
+    held = [p for p in pupils if p.held_reasons and p.ine]
+    assert admitted and held
+    for pupil in admitted:
+        assert pupil.ine
+        dn = dit.people_dn(ids.pupil_id("entsync", pupil), pipeline.base_dn).lower()
+        entry = {k.lower(): v for k, v in actual[dn].items()}
+        assert "enteleve" in {c.lower() for c in entry["objectclass"]}
+        assert entry["enteleveine"] == (pupil.ine,)
+        assert entry["entpersonprofils"] == ("National_1",)
+        assert re.fullmatch(r"[a-z-]+\.[a-z-]+[0-9]*", entry["entpersonlogin"][0])
+    for pupil in held:
+        dn = dit.people_dn(ids.pupil_id("entsync", pupil), pipeline.base_dn).lower()
+        assert dn not in actual
+    guardians = [e for e in actual.values() if "ENTAuxPersRelEleveEleve" in e]
+    assert guardians and all(e["ENTPersonProfils"] == ("National_2",) for e in guardians)
+
+    # Exactly one audit event per directory change, none carrying clear-text values.
+    audits = [
+        DirectoryChanged.model_validate_json(m.value)
+        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
+        if m.value is not None
+    ]
+    assert len(audits) == changes
+    assert len({a.event_id for a in audits}) == len(audits)
+    audit_text = "".join(a.model_dump_json() for a in audits)
+    for pupil in admitted:
+        assert pupil.last_name not in audit_text and (pupil.ine or "") not in audit_text
+
+
+def test_same_extract_again_writes_nothing(pipeline: Pipeline, extract: dict[str, Path]) -> None:
+    pipeline.ok("run", *full_files(extract))
+    before = export_ldif(pipeline.ldap, pipeline.base_dn)
+
+    again = pipeline.ok("ingest", *full_files(extract))
+    assert "already ingested" in again and "events published" not in again
+
+    pipeline.ok("ingest", "--force", *full_files(extract))
+    feed_events, changes = worker_counts(pipeline.ok("worker", "--until-idle", "--timeout", "120"))
+    assert changes == 0
+    # Only the re-published events are read: the first worker's offsets were committed.
+    assert feed_events == sum(1 for _ in events_many(scan_many(full_files(extract)).scans))
+    assert export_ldif(pipeline.ldap, pipeline.base_dn) == before
+
+
+def test_delta_applies_minimal_changes(pipeline: Pipeline, extract: dict[str, Path]) -> None:
+    pipeline.ok("run", *full_files(extract))
+    feed_events, changes = worker_counts(pipeline.ok("run", str(extract["delta"])))
+    delta_events = sum(1 for _ in events_many(scan_many([str(extract["delta"])]).scans))
+    assert feed_events == delta_events
+    assert 0 < changes < 4 * delta_events
+
+
+def test_a_bad_file_refuses_the_whole_ingest(
+    pipeline: Pipeline, extract: dict[str, Path], tmp_path: Path
+) -> None:
+    good = full_files(extract)
+    truncated = tmp_path / Path(good[0]).name.replace("_0000", "_0001")
+    truncated.write_bytes(Path(good[0]).read_bytes()[:-200])
+    done = pipeline.cli("ingest", *good, str(truncated))
+    assert done.returncode != 0
+    assert "nothing was published" in done.stderr
+    assert asyncio.run(read_topic(pipeline.bootstrap, FEED.name)) == []
+
+
+def test_worker_without_services_says_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTSYNC_")}
+    env["ENTSYNC_STATE_DIR"] = str(tmp_path / "nothing-here")
+    done = subprocess.run(
+        [ENTSYNC, "worker", "--until-idle"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "entsync services up" in " ".join(done.stderr.split())
