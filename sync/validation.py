@@ -51,16 +51,28 @@ _NAME_PUNCT = frozenset(" -'.")
 
 def collapse(raw: str) -> str:
     """NFC, typographic apostrophes and hyphens unified, whitespace runs collapsed."""
-    text = unicodedata.normalize("NFC", raw.translate(_APOSTROPHES))
+    if raw.isascii():  # the common case needs neither NFC nor the apostrophe table
+        return " ".join(raw.split())
+    text = raw.translate(_APOSTROPHES)
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
     return " ".join(text.split())
+
+
+# Control, format (zero-width, bidi overrides), private-use characters: never in a label.
+_FORBIDDEN_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f"
+    "\u2028-\u202e\u2060-\u206f\ud800-\uf8ff\ufeff\ufff0-\uffff\U000f0000-\U0010ffff]"
+)
+# Fast path of normalize_name: Latin-1 letters and the allowed punctuation.
+_LATIN_NAME_RE = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff' .-]+")
+_LATIN_LETTER_RE = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff]")
 
 
 def normalize_text(raw: str, max_chars: int = MAX_TEXT_CHARS) -> str | None:
     """Free text (labels, addresses, towns): collapsed, no control characters, bounded."""
     text = collapse(raw)
-    if not text or len(text) > max_chars:
-        return None
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text):
+    if not text or len(text) > max_chars or _FORBIDDEN_RE.search(text):
         return None
     return text
 
@@ -70,6 +82,8 @@ def normalize_name(raw: str) -> str | None:
     text = collapse(raw)
     if not text or len(text) > MAX_NAME_CHARS:
         return None
+    if _LATIN_NAME_RE.fullmatch(text):
+        return text if _LATIN_LETTER_RE.search(text) else None
     has_letter = False
     for ch in text:
         if ch in _NAME_PUNCT:

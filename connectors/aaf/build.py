@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -72,12 +73,10 @@ class _Fields:
         self.issues: list[Issue] = []
         self.rejected = False
 
-    def first(self, *names: str) -> str | None:
-        for name in names:
-            for raw in self.attrs.get(name, ()):
-                if raw.strip():
-                    return raw
-        return None
+    def first(self, name: str) -> str | None:
+        """The first value of ``name`` (the reader keeps only non-blank values)."""
+        values = self.attrs.get(name)
+        return values[0] if values else None
 
     def warn(self, name: str, rule: str, what: str) -> None:
         self.issues.append(Issue(name, rule, f"{name}: {what}; value dropped", Severity.WARNING))
@@ -89,10 +88,10 @@ class _Fields:
     def optional(
         self, name: str, parse: Callable[[str], T | None], rule: str, what: str
     ) -> T | None:
-        raw = self.first(name)
-        if raw is None:
+        values = self.attrs.get(name)
+        if not values:
             return None
-        value = parse(raw)
+        value = parse(values[0])
         if value is None:
             self.warn(name, rule, what)
         return value
@@ -100,7 +99,11 @@ class _Fields:
     def required(
         self, names: tuple[str, ...], parse: Callable[[str], T | None], rule: str, what: str
     ) -> T | None:
-        raw = self.first(*names)
+        raw = None
+        for name in names:  # the AAF1D name first, then its 2D synonym
+            raw = self.first(name)
+            if raw is not None:
+                break
         if raw is None:
             self.reject(names[0], "required_missing", f"{names[0]}: required value missing")
             return None
@@ -115,8 +118,6 @@ class _Fields:
         out: list[T] = []
         bad = 0
         for raw in self.attrs.get(name, ()):
-            if not raw.strip():
-                continue
             value = parse(raw)
             if value is None:
                 bad += 1
@@ -154,11 +155,9 @@ class _Fields:
         return parsed
 
     def names(self) -> tuple[str | None, str | None]:
-        last = self.required(
-            ("ENTPersonNom", "sn"), v.normalize_name, "name_invalid", "invalid name"
-        )
+        last = self.required(("ENTPersonNom", "sn"), _name, "name_invalid", "invalid name")
         first = self.required(
-            ("ENTPersonPrenom", "givenName"), v.normalize_name, "name_invalid", "invalid name"
+            ("ENTPersonPrenom", "givenName"), _name, "name_invalid", "invalid name"
         )
         return last, first
 
@@ -171,8 +170,18 @@ class _Fields:
         )
 
 
+# The validators are pure and feed values repeat a lot (first names, class values, towns):
+# bounded caches make them cheap without changing any result.
+_name = lru_cache(maxsize=1 << 15)(v.normalize_name)
+_class = lru_cache(maxsize=1 << 14)(v.parse_class)
+_cached_text = lru_cache(maxsize=1 << 15)(v.normalize_text)
+
+
 def _text(max_chars: int) -> Callable[[str], str | None]:
-    return lambda raw: v.normalize_text(raw, max_chars)
+    return lambda raw: _cached_text(raw, max_chars)
+
+
+_text32, _text64, _text128 = _text(32), _text(64), _text(128)
 
 
 def _link(raw: str) -> str | None:
@@ -196,10 +205,10 @@ def build_school(
     f = _Fields(attrs)
     jointure = f.jointure("ENTStructureJointure", identifier)
     uai = f.required(("ENTStructureUAI",), v.normalize_uai, "uai_invalid", "invalid UAI")
-    name = f.required(("ENTStructureNomCourant",), _text(128), "text_invalid", "invalid name")
-    commune = f.optional("ENTEcoleCommune", _text(128), "text_invalid", "invalid text")
-    circ = f.optional("ENTEcoleCirconscription", _text(128), "text_invalid", "invalid text")
-    academy = f.optional("ENTServAcAcademie", _text(64), "text_invalid", "invalid text")
+    name = f.required(("ENTStructureNomCourant",), _text128, "text_invalid", "invalid name")
+    commune = f.optional("ENTEcoleCommune", _text128, "text_invalid", "invalid text")
+    circ = f.optional("ENTEcoleCirconscription", _text128, "text_invalid", "invalid text")
+    academy = f.optional("ENTServAcAcademie", _text64, "text_invalid", "invalid text")
     school = _construct(
         f,
         lambda: School(
@@ -225,9 +234,9 @@ def build_pupil(
     ine_status: IneStatus = "missing" if raw_ine is None else ("valid" if ine else "invalid")
     if ine_status == "invalid":
         f.warn("ENTEleveINE", "ine_invalid", "INE does not have a valid shape")
-    others = f.many("ENTPersonAutresPrenoms", v.normalize_name, "name_invalid", "invalid names")
-    birth_name = f.optional("ENTPersonNomPatro", v.normalize_name, "name_invalid", "invalid name")
-    classes = f.many("ENTPersonClasses", v.parse_class, "class_invalid", "malformed class values")
+    others = f.many("ENTPersonAutresPrenoms", _name, "name_invalid", "invalid names")
+    birth_name = f.optional("ENTPersonNomPatro", _name, "name_invalid", "invalid name")
+    classes = f.many("ENTPersonClasses", _class, "class_invalid", "malformed class values")
     guardians = f.many("ENTEleveAutoriteParentale", _link, "link_invalid", "malformed links")
     admitted = f.optional(ADMISSION_ATTRIBUTE, v.parse_flag, "flag_invalid", "not O/N")
     explicit_year = f.optional(
@@ -253,8 +262,8 @@ def build_pupil(
     school = f.optional(
         "ENTPersonStructRattach", v.normalize_jointure, "jointure_invalid", "invalid"
     )
-    level = f.optional("ENTEleveNiveau", _text(32), "text_invalid", "invalid text")
-    cycle = f.optional("ENTEleveCycle", _text(32), "text_invalid", "invalid text")
+    level = f.optional("ENTEleveNiveau", _text32, "text_invalid", "invalid text")
+    cycle = f.optional("ENTEleveCycle", _text32, "text_invalid", "invalid text")
     pupil = _construct(
         f,
         lambda: Pupil(
@@ -303,8 +312,8 @@ def build_guardian(
     postal = f.optional(
         "ENTPersonCodePostal", v.normalize_postal_code, "postal_code_invalid", "invalid postal code"
     )
-    town = f.optional("ENTPersonVille", _text(128), "text_invalid", "invalid text")
-    country = f.optional("ENTPersonPays", _text(64), "text_invalid", "invalid text")
+    town = f.optional("ENTPersonVille", _text128, "text_invalid", "invalid text")
+    country = f.optional("ENTPersonPays", _text64, "text_invalid", "invalid text")
     pupils = f.many("ENTPersRelEleveEleve", _link, "link_invalid", "malformed links")
     civility = f.civility()
     email = f.email()

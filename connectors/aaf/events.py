@@ -59,9 +59,9 @@ def _source(scan: FileScan, index: int, line: int | None) -> SourceRef:
 
 
 def _record_event(scan: FileScan, outcome: Outcome) -> FeedEvent:
-    assert outcome.key is not None and outcome.version is not None
+    assert outcome.key is not None
     src = _source(scan, outcome.request.index, outcome.request.line)
-    key, version, record = outcome.key, outcome.version, outcome.record
+    key, version, record = outcome.key, outcome.version(), outcome.record
     if isinstance(record, Pupil):
         return PupilUpserted(key=key, version=version, source=src, pupil=record)
     if isinstance(record, Guardian):

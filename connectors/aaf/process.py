@@ -47,7 +47,15 @@ class Outcome:
     record: Record | None
     issues: list[Issue]
     key: str | None = None  # set when the record is published
-    version: str | None = None
+    # What pass 2 must find again beyond the file bytes: the merged attributes of a modification
+    # (they depend on ``base``); empty for the other requests, which depend on the bytes only.
+    fingerprint: str = ""
+
+    def version(self) -> str:
+        """The event version (computed in pass 2 only: pass 1 does not need it)."""
+        if self.record is not None:
+            return payload_version(self.record)
+        return content_digest({"op": "delete", "kind": self.kind, "jointure": self.jointure})
 
     @property
     def published(self) -> bool:
@@ -105,7 +113,6 @@ def process(
             )
             return outcome
         outcome.key = record_key(kind, jointure)
-        outcome.version = content_digest({"op": "delete", "kind": kind, "jointure": jointure})
         return outcome
     attrs = request.attrs
     if request.op == "modify":
@@ -124,5 +131,6 @@ def process(
     outcome = Outcome(request, kind, jointure, record, issues)
     if record is not None:
         outcome.key = record_key(kind, record.jointure)
-        outcome.version = payload_version(record)
+        if request.op == "modify":
+            outcome.fingerprint = content_digest(attrs)
     return outcome

@@ -176,14 +176,17 @@ class RequestReader:
             remove_pis=True,
         )
         checked_doc = False
+        root: etree._Element | None = None
         try:
             for _event, elem in context:
                 if not checked_doc:
                     _check_docinfo(elem.getroottree().docinfo, config, path)
                     checked_doc = True
+                    root = elem.getroottree().getroot()
                 parent = elem.getparent()
-                if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
+                if parent is not root:  # requests sit right under the root, nowhere else
                     raise FileRejected(path, f"line {_line(elem)}: misplaced <{elem.tag}>")
+                assert parent is not None
                 self.count += 1
                 if self.count > config.max_records:
                     raise FileRejected(path, f"more than {config.max_records} records")
@@ -209,82 +212,75 @@ class RequestReader:
         return FileRejected(self._path, f"line {_line(elem)}: {what}")
 
     def _walk(self, elem: etree._Element, index: int) -> RawRequest:
-        op = _OPS[str(elem.tag)]
+        op = _OPS[elem.tag]
+        expected = _SECTIONS[op]
         sections: dict[str, etree._Element] = {}
         for child in elem:
-            tag = str(child.tag)
-            if tag not in _SECTIONS[op] or tag in sections:
+            tag = child.tag
+            if tag not in expected or tag in sections:
                 raise self._unexpected(child, elem, 3)
             sections[tag] = child
-        missing = [name for name in _SECTIONS[op] if name not in sections]
-        if missing:
-            raise self._reject(elem, f"<{elem.tag}> without <{missing[0]}>")
-        category_name, category_values = self._attr_list(sections["operationalAttributes"], "attr")
-        if len(category_name) != 1 or category_name[0] not in CATEGORY_ATTRS:
-            raise self._reject(elem, "operationalAttributes must hold one category attribute")
-        category = category_values[0][0].strip() if category_values[0] else ""
+        if len(sections) != len(expected):
+            missing = next(name for name in expected if name not in sections)
+            raise self._reject(elem, f"<{elem.tag}> without <{missing}>")
+        category_attr, category = self._category(sections["operationalAttributes"])
         ident = sections["identifier"]
-        ids = list(ident)
-        if len(ids) != 1 or ids[0].tag != "id" or len(ids[0]):
+        if len(ident) != 1 or ident[0].tag != "id" or len(ident[0]):
             raise self._reject(ident, "identifier must hold one <id>")
         request = RawRequest(
             op=op,
             index=index,
             line=_line(elem),
-            category_attr=category_name[0],
+            category_attr=category_attr,
             category=category,
-            identifier=(ids[0].text or "").strip(),
+            identifier=(ident[0].text or "").strip(),
         )
         if op == "add":
-            names, values = self._attr_list(sections["attributes"], "attr")
+            self._attr_list(sections["attributes"], "attr", request.attrs)
         elif op == "modify":
-            names, values = self._attr_list(sections["modifications"], "modification")
-        else:
-            return request
-        if len(names) > self._config.max_attrs_per_record:
-            raise self._reject(elem, f"more than {self._config.max_attrs_per_record} attributes")
-        attrs = request.attrs
-        for name, vals in zip(names, values, strict=True):
-            if name in attrs:
-                attrs[name].extend(vals)
-            else:
-                attrs[name] = vals
+            self._attr_list(sections["modifications"], "modification", request.attrs)
         return request
 
+    def _category(self, section: etree._Element) -> tuple[str, str]:
+        if len(section) != 1:
+            raise self._reject(section, "operationalAttributes must hold one category attribute")
+        attrs: dict[str, list[str]] = {}
+        self._attr_list(section, "attr", attrs)
+        name, values = next(iter(attrs.items()))
+        if name not in CATEGORY_ATTRS:
+            raise self._reject(section, "operationalAttributes must hold one category attribute")
+        return name, values[0].strip() if values else ""
+
     def _attr_list(
-        self, section: etree._Element, child_tag: str
-    ) -> tuple[list[str], list[list[str]]]:
-        """Names and non-empty values of ``section/<child_tag name=...>/value+``."""
-        config = self._config
-        names: list[str] = []
-        values: list[list[str]] = []
+        self, section: etree._Element, child_tag: str, out: dict[str, list[str]]
+    ) -> None:
+        """Collect ``section/<child_tag name=...>/value+`` into ``out`` (non-empty values)."""
+        max_chars = self._config.max_value_chars
+        max_values = self._config.max_values_per_attr
+        modification = child_tag == "modification"
+        if len(section) > self._config.max_attrs_per_record:
+            raise self._reject(section, f"more than {self._config.max_attrs_per_record} attributes")
         for attr in section:
             if attr.tag != child_tag:
                 raise self._unexpected(attr, section, 4)
             name = attr.get("name")
             if not name:
                 raise self._reject(attr, f"<{child_tag}> without a name")
-            if child_tag == "modification" and attr.get("operation") != "replace":
+            if modification and attr.get("operation") != "replace":
                 raise self._reject(attr, 'only operation="replace" modifications are supported')
-            vals: list[str] = []
-            count = 0
+            if len(attr) > max_values:
+                raise self._reject(attr, f"more than {max_values} values")
+            vals = out.setdefault(name, [])
             for value in attr:
                 if value.tag != "value":
                     raise self._unexpected(value, attr, 5)
                 if len(value):
                     raise self._unexpected(value[0], value, 6)
-                count += 1
                 text = value.text
-                if text is None:
-                    continue
-                if len(text) > config.max_value_chars:
-                    raise self._reject(value, f"value longer than {config.max_value_chars} chars")
-                vals.append(text)
-            if count > config.max_values_per_attr:
-                raise self._reject(attr, f"more than {config.max_values_per_attr} values")
-            names.append(name)
-            values.append(vals)
-        return names, values
+                if text and not text.isspace():  # blank values carry nothing
+                    if len(text) > max_chars:
+                        raise self._reject(value, f"value longer than {max_chars} chars")
+                    vals.append(text)
 
     def _unexpected(self, elem: etree._Element, parent: etree._Element, depth: int) -> FileRejected:
         if depth > self._config.max_depth:
@@ -300,6 +296,11 @@ def _line(elem: etree._Element) -> int | None:
 
 def _check_docinfo(docinfo: etree.DocInfo, config: ScanConfig, path: Path) -> None:
     """Second line of defence: whatever the prolog check let through, no DTD reached lxml."""
-    declared = docinfo.internalDTD is not None or docinfo.system_id or docinfo.public_id
+    # The stubs lag behind lxml (system_url, doctype): read them defensively.
+    declared = (
+        docinfo.internalDTD is not None
+        or bool(getattr(docinfo, "system_url", None))
+        or bool(getattr(docinfo, "public_id", None))
+    )
     if declared and not config.allow_aaf_doctype:
         raise FileRejected(path, "DOCTYPE declarations are not accepted (DTD/entities)")

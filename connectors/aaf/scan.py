@@ -86,14 +86,14 @@ def make_context(name: FileName, config: ScanConfig) -> BuildContext:
 
 
 class EventsHasher:
-    """Running digest of the published (index, key, version) sequence, identical in both passes."""
+    """Running digest of the published (index, key, fingerprint) sequence, same in both passes."""
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.count = 0
 
     def add(self, outcome: Outcome) -> None:
-        self._h.update(f"{outcome.request.index}\t{outcome.key}\t{outcome.version}\n".encode())
+        self._h.update(f"{outcome.request.index}\t{outcome.key}\t{outcome.fingerprint}\n".encode())
         self.count += 1
 
     def hexdigest(self) -> str:
