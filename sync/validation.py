@@ -133,15 +133,16 @@ def format_date(value: date) -> str:
     return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
 
 
+def oldest_plausible_birth_date(today: date, max_age_years: int = MAX_AGE_YEARS) -> date:
+    try:
+        return today.replace(year=today.year - max_age_years)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year - max_age_years, day=28)
+
+
 def is_plausible_birth_date(value: date, today: date, max_age_years: int = MAX_AGE_YEARS) -> bool:
     """Not in the future and not more than ``max_age_years`` ago."""
-    if value > today:
-        return False
-    try:
-        oldest = today.replace(year=today.year - max_age_years)
-    except ValueError:  # 29 February
-        oldest = today.replace(year=today.year - max_age_years, day=28)
-    return value >= oldest
+    return oldest_plausible_birth_date(today, max_age_years) <= value <= today
 
 
 def parse_birth_date(raw: str, today: date) -> date | None:
@@ -169,7 +170,8 @@ _OVERSEAS_CC: dict[str, str] = {
     "269": "262",
     "639": "262",  # Mayotte
 }
-_PHONE_STRIP = re.compile(r"[\s.\-]")
+# Separators people type inside numbers: spaces (also non-breaking), dots, dashes.
+_PHONE_SEPARATORS = str.maketrans(dict.fromkeys(" \t\u00a0\u202f.-"))
 
 
 def _french_e164(national: str) -> str | None:
@@ -184,7 +186,7 @@ def _french_e164(national: str) -> str | None:
 
 def normalize_phone(raw: str) -> str | None:
     """A phone number in E.164, or None (see the module docstring for accepted forms)."""
-    text = _PHONE_STRIP.sub("", raw.strip()).replace("(0)", "")
+    text = raw.translate(_PHONE_SEPARATORS).replace("(0)", "")
     if not text:
         return None
     if text.startswith("+"):
@@ -206,7 +208,8 @@ def normalize_phone(raw: str) -> str | None:
 
 _EMAIL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _EMAIL_LOCAL_RE = re.compile(rf"{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*")
-_EMAIL_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# LDH labels (no leading or trailing '-'), then an alphabetic TLD.
+_EMAIL_DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def normalize_email(raw: str) -> str | None:
@@ -215,13 +218,9 @@ def normalize_email(raw: str) -> str | None:
         return None
     local, domain = text.split("@")
     domain = domain.lower()
-    if not local or len(local) > 64 or not _EMAIL_LOCAL_RE.fullmatch(local):
+    if len(local) > 64 or not _EMAIL_LOCAL_RE.fullmatch(local):
         return None
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(_EMAIL_LABEL_RE.fullmatch(label) for label in labels):
-        return None
-    tld = labels[-1]
-    if len(tld) < 2 or not tld.isalpha():
+    if not _EMAIL_DOMAIN_RE.fullmatch(domain):
         return None
     return f"{local}@{domain}"
 

@@ -62,6 +62,10 @@ class BuildContext:
     extract_date: date
     current_school_year: str
 
+    @property
+    def oldest_birth_date(self) -> date:
+        return _oldest(self.reference_date)
+
 
 class _Fields:
     """Typed access to one record's attributes, collecting issues as it goes."""
@@ -130,6 +134,10 @@ class _Fields:
     def jointure(self, name: str, identifier: str) -> str | None:
         ident = v.normalize_jointure(identifier) if identifier else None
         raw = self.first(name)
+        if raw is not None and raw == identifier:  # the usual case: validated once
+            if ident is None:
+                self.reject(name, "jointure_invalid", f"{name}: invalid jointure")
+            return ident
         if raw is None:
             if ident is None:
                 self.reject(name, "jointure_invalid", f"{name}: missing or invalid jointure")
@@ -141,15 +149,15 @@ class _Fields:
             self.reject(name, "jointure_mismatch", f"{name}: differs from identifier/id")
         return value
 
-    def birth_date(self, today: date) -> date | None:
+    def birth_date(self, ctx: BuildContext) -> date | None:
         raw = self.first("ENTPersonDateNaissance")
         if raw is None:
             return None
-        parsed = v.parse_date(raw)
+        parsed = _date(raw)
         if parsed is None:
             self.warn("ENTPersonDateNaissance", "date_invalid", "not a valid dd/mm/yyyy date")
             return None
-        if not v.is_plausible_birth_date(parsed, today):
+        if not ctx.oldest_birth_date <= parsed <= ctx.reference_date:
             self.warn("ENTPersonDateNaissance", "birth_date_implausible", "implausible birth date")
             return None
         return parsed
@@ -175,6 +183,9 @@ class _Fields:
 _name = lru_cache(maxsize=1 << 15)(v.normalize_name)
 _class = lru_cache(maxsize=1 << 14)(v.parse_class)
 _cached_text = lru_cache(maxsize=1 << 15)(v.normalize_text)
+_date = lru_cache(maxsize=1 << 14)(v.parse_date)
+_postal = lru_cache(maxsize=1 << 14)(v.normalize_postal_code)
+_oldest = lru_cache(maxsize=16)(v.oldest_plausible_birth_date)
 
 
 def _text(max_chars: int) -> Callable[[str], str | None]:
@@ -257,7 +268,7 @@ def build_pupil(
         )
     )
     civility = f.civility()
-    birth_date = f.birth_date(ctx.reference_date)
+    birth_date = f.birth_date(ctx)
     email = f.email()
     school = f.optional(
         "ENTPersonStructRattach", v.normalize_jointure, "jointure_invalid", "invalid"
@@ -305,12 +316,13 @@ def build_guardian(
     address = None
     if raw_address is not None:
         # 2D extracts split address lines with '$'.
-        lines = [part for part in raw_address.split("$") if part.strip()]
-        address = v.normalize_text(", ".join(lines), 256)
+        if "$" in raw_address:
+            raw_address = ", ".join(part for part in raw_address.split("$") if part.strip())
+        address = _cached_text(raw_address, 256)
         if address is None:
             f.warn("ENTPersonAdresse", "text_invalid", "invalid address")
     postal = f.optional(
-        "ENTPersonCodePostal", v.normalize_postal_code, "postal_code_invalid", "invalid postal code"
+        "ENTPersonCodePostal", _postal, "postal_code_invalid", "invalid postal code"
     )
     town = f.optional("ENTPersonVille", _text128, "text_invalid", "invalid text")
     country = f.optional("ENTPersonPays", _text64, "text_invalid", "invalid text")
@@ -379,7 +391,7 @@ def build_staff(
         labels = " ".join(fn.split("$", 2)[2] if fn.count("$") >= 2 else "" for fn in functions)
         replacement = bool(_REPLACEMENT_RE.search(labels.upper()))
     civility = f.civility()
-    birth_date = f.birth_date(ctx.reference_date)
+    birth_date = f.birth_date(ctx)
     email = f.email()
     login = f.optional(LOGIN_ATTRIBUTE, v.normalize_login, "login_invalid", "invalid login")
     attachment = f.optional(

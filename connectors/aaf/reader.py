@@ -174,6 +174,7 @@ class RequestReader:
             huge_tree=False,
             remove_comments=True,
             remove_pis=True,
+            remove_blank_text=True,  # indentation between elements: fewer nodes to build
         )
         checked_doc = False
         root: etree._Element | None = None
@@ -225,7 +226,10 @@ class RequestReader:
             raise self._reject(elem, f"<{elem.tag}> without <{missing}>")
         category_attr, category = self._category(sections["operationalAttributes"])
         ident = sections["identifier"]
-        if len(ident) != 1 or ident[0].tag != "id" or len(ident[0]):
+        if len(ident) != 1:
+            raise self._reject(ident, "identifier must hold one <id>")
+        id_elem = ident[0]
+        if id_elem.tag != "id" or len(id_elem):
             raise self._reject(ident, "identifier must hold one <id>")
         request = RawRequest(
             op=op,
@@ -233,7 +237,7 @@ class RequestReader:
             line=_line(elem),
             category_attr=category_attr,
             category=category,
-            identifier=(ident[0].text or "").strip(),
+            identifier=(id_elem.text or "").strip(),
         )
         if op == "add":
             self._attr_list(sections["attributes"], "attr", request.attrs)
@@ -242,13 +246,20 @@ class RequestReader:
         return request
 
     def _category(self, section: etree._Element) -> tuple[str, str]:
+        """``operationalAttributes``: exactly one ``attr`` naming the category."""
         if len(section) != 1:
             raise self._reject(section, "operationalAttributes must hold one category attribute")
+        attr = section[0]
+        name = attr.get("name")
+        if attr.tag == "attr" and name in CATEGORY_ATTRS and len(attr) == 1:
+            value = attr[0]
+            if value.tag == "value" and not len(value):
+                return name, (value.text or "").strip()
         attrs: dict[str, list[str]] = {}
-        self._attr_list(section, "attr", attrs)
-        name, values = next(iter(attrs.items()))
+        self._attr_list(section, "attr", attrs)  # raises on a structural fault
         if name not in CATEGORY_ATTRS:
             raise self._reject(section, "operationalAttributes must hold one category attribute")
+        values = attrs[name]
         return name, values[0].strip() if values else ""
 
     def _attr_list(

@@ -90,13 +90,21 @@ class EventsHasher:
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
+        self._pending: list[str] = []
         self.count = 0
 
     def add(self, outcome: Outcome) -> None:
-        self._h.update(f"{outcome.request.index}\t{outcome.key}\t{outcome.fingerprint}\n".encode())
+        self._pending.append(f"{outcome.request.index}\t{outcome.key}\t{outcome.fingerprint}\n")
         self.count += 1
+        if len(self._pending) >= 4096:  # hash in batches: one update per line is slower
+            self._flush()
+
+    def _flush(self) -> None:
+        self._h.update("".join(self._pending).encode())
+        self._pending.clear()
 
     def hexdigest(self) -> str:
+        self._flush()
         return self._h.hexdigest()
 
 
@@ -108,8 +116,11 @@ def run(
     base: Mapping[str, Record] | None,
 ) -> Iterator[tuple[Category, Outcome]]:
     """Process every request in file order; the first one fixes the category of unnamed files."""
+    seen: tuple[str, str] | None = None  # (category value, attribute name) already checked
     for request in reader:
-        category = category_of(request, category, path)
+        if category is None or (request.category, request.category_attr) != seen:
+            category = category_of(request, category, path)
+            seen = (request.category, request.category_attr)
         yield category, process(request, category, context, base)
 
 
