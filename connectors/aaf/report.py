@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -85,27 +86,25 @@ def render_summary(
 ) -> None:
     """Human summary: one row per file, then rule counts and the first items."""
     console = console or Console()
-    table = Table(title="AAF files", show_lines=False)
+    table = Table(title="AAF files", box=box.SIMPLE_HEAD)
+    table.add_column("file", overflow="fold")
     for column in (
-        "file",
-        "category",
-        "scope",
-        "kind",
-        "records",
-        "published",
+        "recs",
+        "publ",
         "held",
-        "rejected",
-        "warnings",
-        "status",
-    ):
-        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+        "rej",
+        "warn",
+    ):  # records published held rejected warnings
+        table.add_column(column, justify="right")
+    table.add_column("status")
     for f in report.files:
         status = "[red]REFUSED[/red]" if f.refused else "[green]ok[/green]"
+        # The category and the full/delta kind are in the name: keep the row narrow.
+        short = f.name.removeprefix("ENT_").removesuffix(".xml")
+        if f.category is not None and f.category.value not in short:
+            short += f" ({f.category.value})"
         table.add_row(
-            f.name,
-            f.category.value if f.category else "?",
-            f.scope or "-",
-            "full" if f.complete else "delta",
+            short,
             str(f.records),
             str(f.published),
             str(f.held),
@@ -117,30 +116,27 @@ def render_summary(
     for f in report.files:
         if f.refused:
             console.print(f"[red]refused[/red] {f.name}: {f.refusal}")
+        if f.items_dropped:
+            console.print(f"{f.name}: {f.items_dropped} more findings not kept (max_report_items)")
     items = report.items()
     if not items:
         return
     counts = Counter((i.severity.value, i.rule) for i in items)
-    rules = Table(title="Findings by rule")
+    rules = Table(title="Findings by rule", box=box.SIMPLE_HEAD)
     rules.add_column("severity")
     rules.add_column("rule")
     rules.add_column("count", justify="right")
     for (severity, rule), count in sorted(counts.items()):
         rules.add_row(severity, rule, str(count))
     console.print(rules)
-    detail = Table(title=f"First {min(max_items, len(items))} of {len(items)} findings")
-    for column in ("file", "line", "record", "field", "severity", "message"):
-        detail.add_column(column)
+    detail = Table(
+        title=f"First {min(max_items, len(items))} of {len(items)} findings", box=box.SIMPLE_HEAD
+    )
+    detail.add_column("file:line", overflow="fold", ratio=1)
+    detail.add_column("record", overflow="fold")
+    detail.add_column("severity")
+    detail.add_column("message", overflow="fold", ratio=2)
     for item in items[:max_items]:
-        detail.add_row(
-            item.file,
-            str(item.line or ""),
-            item.record_id or "",
-            item.field or "",
-            item.severity.value,
-            item.message,
-        )
+        where = f"{item.file}:{item.line}" if item.line else item.file
+        detail.add_row(where, item.record_id or "", item.severity.value, item.message)
     console.print(detail)
-
-
-_NUMERIC = frozenset({"records", "published", "held", "rejected", "warnings"})
