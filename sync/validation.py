@@ -16,7 +16,7 @@ Normalization choices:
   ``+33`` and ``0033`` forms map to ``+33XXXXXXXXX``, except the overseas ranges that have their
   own country code (Guadeloupe, Saint-Martin and Saint-Barthélemy +590, Guyane +594,
   Martinique +596, La Réunion and Mayotte +262), so one line has one canonical form whichever
-  way it was typed. Other international numbers (``+`` or ``00``) are kept when they have 8 to
+  way it was typed. Other international numbers (``+`` or ``00``) are kept when they have 9 to
   15 digits. Anything else is invalid.
 - Emails get a deliberately simple check (one ``@``, dot-atom local part, LDH domain labels, an
   alphabetic TLD); the domain is lower-cased, the local part kept.
@@ -201,7 +201,7 @@ def normalize_phone(raw: str) -> str | None:
         return None
     if digits.startswith("33"):
         return _french_e164(digits[2:])
-    if not 8 <= len(digits) <= 15 or digits[0] == "0":
+    if not 9 <= len(digits) <= 15 or digits[0] == "0":
         return None
     return f"+{digits}"
 
