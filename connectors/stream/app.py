@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from connectors.stream.faust_fixes import guard_untracked_acks
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import Cause, EntityInput, EntityMessage
@@ -64,6 +65,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``."""
     bootstrap = settings.require_kafka()
     partitions = settings.topic_partitions
+    guard_untracked_acks()
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
@@ -136,6 +138,10 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     else:
                         sources[key] = state.model_dump_json().encode()
                 progress.feed_events += len(batch)
+                log.debug(
+                    "route_feed.batch",
+                    offsets=sorted((e.message.partition, e.message.offset) for e in batch),
+                )
             finally:
                 progress.in_flight -= 1
 
