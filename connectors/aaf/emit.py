@@ -121,20 +121,27 @@ def _completed(
     )
 
 
+def _verify(scan: FileScan) -> None:
+    """Refuse, before any event, a file whose bytes are no longer those of pass 1."""
+    h = hashlib.sha256()
+    try:
+        with scan.path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        raise FileRejected(scan.path, f"cannot read file ({exc.strerror})") from None
+    if h.hexdigest() != scan.digest:
+        raise FileRejected(scan.path, "file changed since it was scanned")
+
+
 def _record_events(scan: FileScan) -> Iterator[tuple[Outcome, FeedEvent]]:
-    """The record events of one file, checked against its scan."""
+    """The record events of one file; the bytes parsed are hashed and checked at the end."""
     path = scan.path
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
     with fh:
-        h = hashlib.sha256()
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-        if h.hexdigest() != scan.digest:
-            raise FileRejected(path, "file changed since it was scanned")
-        fh.seek(0)
         reader = RequestReader(fh, path, scan.config)
         hasher = EventsHasher()
         for _category, outcome in run(reader, path, scan.category, scan.context, scan.base):
@@ -155,6 +162,7 @@ def events(scan: FileScan) -> Iterator[FeedEvent]:
     A complete extract split in several parts must go through :func:`events_many` instead, so
     that the snapshot spans all its parts.
     """
+    _verify(scan)
     if scan.complete:
         yield _started(scan, scan.digest)
     for _outcome, event in _record_events(scan):
@@ -201,6 +209,8 @@ def _snapshot_events(parts: list[FileScan]) -> Iterator[FeedEvent]:
         return
     snapshot_id = hashlib.sha256("".join(s.digest for s in parts).encode()).hexdigest()
     first, last = parts[0], parts[-1]
+    for part in parts:
+        _verify(part)
     yield _started(first, snapshot_id)
     sorter = KeySorter()
     count = 0
