@@ -37,3 +37,7 @@ class DirectoryChanged(BaseModel):
     dn: str
     changes: tuple[AttributeChange, ...]
     cause: Cause
+    merged_causes: tuple[Cause, ...] = Field(
+        default=(),
+        description="earlier causes whose changes to this entry were written with this one",
+    )

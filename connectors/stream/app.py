@@ -25,6 +25,7 @@ from schemas.entities import Cause, EntityInput, EntityMessage
 from schemas.feed import FeedMessage
 from schemas.state import EntityState, SourceState
 from schemas.topics import AUDIT, ENTITIES, FEED
+from sync.coalesce import coalesce
 from sync.reconcile import Context, decide
 from sync.routing import route
 
@@ -172,6 +173,10 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             ops.extend(decision.ops)
             audits.extend(decision.audits)
             emits.extend(decision.emits)
+        # One write (and one audit event) per entry and batch: see sync.coalesce.
+        merged = coalesce(list(zip(ops, audits, strict=True)))
+        ops = [op for op, _ in merged]
+        audits = [audit for _, audit in merged]
         results = await writer.apply(ops) if ops else []
         audit_futures = []
         for audit, result in zip(audits, results, strict=True):
