@@ -4,6 +4,10 @@ Topic ``entsync.entities.v1`` carries one schema, :data:`EntityInput`. Its Kafka
 ``entity_id``: every input about one directory entry (a person, a school, a group, a login
 allocation) lands on one partition, so the entity's state and its LDAP entry have one writer.
 
+Besides the feed's records and the links entities send each other, the topic carries admin
+commands (``admin.*`` types, published by ``entsync admin``), addressed to the entity that is the
+authority on the command at apply time.
+
 Entity ids are opaque and pseudonymous (see ``sync.ids``): they may appear in logs and audit.
 """
 
@@ -38,11 +42,18 @@ class Cause(_Frozen):
     at: datetime = Field(description="time of the originating feed message (UTC)")
 
 
+GroupProfile = Literal["pupils", "guardians", "teachers", "staff", "gar"]
+
+
 class GroupSpec(_Frozen):
-    """A feed-managed group, described by whoever first links a member to it."""
+    """A synchronizer-managed group, described by whoever links a member to it.
+
+    Profile ``gar`` is the school's ``Resp-Affect-GAR`` group (GAR assignment managers): its
+    members are set by admin commands only, never by the feeds, and it is never deleted.
+    """
 
     school_jointure: str
-    profile: Literal["pupils", "guardians", "teachers", "staff"]
+    profile: GroupProfile
     class_code: str | None = Field(default=None, description="None for school-wide groups")
     class_label: str | None = None
 
@@ -81,10 +92,12 @@ class LinkSet(_InputBase):
 
     relation 'child': a pupil under this guardian's legal responsibility.
     relation 'member': a person in this group (``group`` describes the group).
+    relation 'class': this teacher is attached to a class; ``member_id`` is the class (its pupils
+    group entity, the authority on the attachment) and ``group`` describes that pupils group.
     """
 
     type: Literal["link.set"] = "link.set"
-    relation: Literal["child", "member"]
+    relation: Literal["child", "member", "class"]
     member_id: str
     present: bool
     child: ChildInfo | None = None
@@ -106,8 +119,48 @@ class LoginAssigned(_InputBase):
     login: str
 
 
+class TeacherClassRequested(_InputBase):
+    """Admin command (``entsync admin attach-teacher``): attach a teacher to a class, or detach.
+
+    Addressed to the class, i.e. to its pupils group entity (``entity_id`` = the group id of
+    ``(school_jointure, 'pupils', class_code)``), which decides at apply time: a class exists only
+    while a pupil is in it, so attaching to a class without pupils is refused. The cause's rule
+    names the command (``admin.attach-teacher`` / ``admin.detach-teacher``).
+    """
+
+    type: Literal["admin.teacher-class"] = "admin.teacher-class"
+    teacher_id: str = Field(description="entity id of the teacher (staff)")
+    school_jointure: str
+    class_code: str
+    present: bool = Field(description="True: attach; False: detach")
+
+
+class GarManagerRequested(_InputBase):
+    """Admin command (``entsync admin gar-manager``): put a teacher in or out of the school's
+    ``Resp-Affect-GAR`` group.
+
+    Addressed to the school's teachers group entity (``entity_id`` = the group id of
+    ``(school_jointure, 'teachers')``): it knows at apply time which teachers the school has, and
+    it holds the list of GAR managers, so it can refuse a teacher of another school and refuse to
+    remove the last manager (the GAR group is never deleted). The cause's rule names the command
+    (``admin.gar-manager-add`` / ``admin.gar-manager-remove``).
+    """
+
+    type: Literal["admin.gar-manager"] = "admin.gar-manager"
+    teacher_id: str = Field(description="entity id of the teacher (staff)")
+    school_jointure: str
+    present: bool = Field(description="True: add to the group; False: remove")
+
+
+AdminCommand = TeacherClassRequested | GarManagerRequested
+
 EntityInput = Annotated[
-    RecordSet | LinkSet | LoginRequested | LoginAssigned,
+    RecordSet
+    | LinkSet
+    | LoginRequested
+    | LoginAssigned
+    | TeacherClassRequested
+    | GarManagerRequested,
     Field(discriminator="type"),
 ]
 

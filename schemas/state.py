@@ -105,6 +105,20 @@ class EntityState(_Frozen):
         default_factory=dict, description="login allocators: person id → login"
     )
     group: GroupSpec | None = Field(default=None, description="groups: what the group is")
+    class_teachers: dict[str, datetime] = Field(
+        default_factory=dict,
+        description=(
+            "class pupils groups: teachers attached by admin command (teacher id -> command "
+            "time); cleared when the class disappears (last pupil gone)"
+        ),
+    )
+    gar_managers: dict[str, datetime] = Field(
+        default_factory=dict,
+        description=(
+            "school teachers groups: the school's Resp-Affect-GAR members (teacher id -> command "
+            "time); this entity is the authority on that group"
+        ),
+    )
     applied: dict[str, tuple[str, ...]] | None = Field(
         default=None, description="attributes last written to LDAP; None: no entry"
     )

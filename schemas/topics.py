@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import EntityMessage
 from schemas.feed import FeedMessage
@@ -38,6 +39,12 @@ AUDIT = TopicSpec(
     "entity id (opaque)",
     "one event per directory change, naming its cause",
 )
+ADMIN_DECISIONS = TopicSpec(
+    "entsync.admin-decisions.v1",
+    AdminCommandDecided,
+    "entity id (opaque) of the deciding entity",
+    "one event per admin command decided (accepted, unchanged or refused, with the reason)",
+)
 
 INGEST_LEDGER = TopicSpec(
     "entsync.ingest-ledger.v1",
@@ -46,4 +53,4 @@ INGEST_LEDGER = TopicSpec(
     "files whose events were all delivered; a file already there is not published again",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (FEED, ENTITIES, AUDIT, INGEST_LEDGER)
+ALL_TOPICS: tuple[TopicSpec, ...] = (FEED, ENTITIES, AUDIT, ADMIN_DECISIONS, INGEST_LEDGER)

@@ -4,12 +4,18 @@
   name, so it survives name changes, school changes and source changes;
 - schools (écoles): ``ou=<school jointure>,ou=structures,<base>``;
 - feed-managed groups: ``cn=<readable name>,ou=groups,<base>`` with readable names
-  ``<school jointure>-<profile>`` (school-wide) and ``<school jointure>-<class code>-<profile>``
-  (class groups), profiles ``pupils``, ``guardians``, ``teachers``, ``staff``;
+  ``<school jointure>$<profile>`` (school-wide) and ``<school jointure>$<class code>$<profile>``
+  (class groups), profiles ``pupils``, ``guardians``, ``teachers``, ``staff``. The separator is
+  ``$``, as in the SDET class values (``<school DN>$<class>``): the AAF format splits
+  ``ENTPersonClasses`` on ``$``, so neither a school jointure nor a class code carries one, and
+  jointures and class codes may contain ``-`` (``CE1-CE2``) without two groups sharing a name.
+  Should a component ever contain ``$`` (or ``%``), it is written ``%24`` (``%25``): names stay
+  distinct whatever the input;
 - the school's GAR assignment managers group (``Resp-Affect-GAR``):
-  ``cn=<school jointure>-Resp-Affect-GAR,ou=groups,<base>``. Decision: it is **not** created with
+  ``cn=<school jointure>$Resp-Affect-GAR,ou=groups,<base>``. Decision: it is **not** created with
   the school (groupOfNames MUST have a member and nobody is in it yet); it is created when the
-  first teacher is put in it (admin command) and is never deleted by the synchronizer;
+  first teacher is put in it (admin command) and is never deleted by the synchronizer (removing
+  its last member is refused, see :mod:`sync.commands`);
 - ``ou=manual-groups,<base>`` belongs to people, never to the synchronizer.
 
 RDN values are escaped with ``ldap3.utils.dn.escape_rdn``.
@@ -39,23 +45,40 @@ def school_dn(school_jointure: str, base_dn: str = DEFAULT_BASE_DN) -> str:
     return f"ou={escape_rdn(school_jointure)},ou={STRUCTURES_OU},{base_dn}"
 
 
+NAME_SEPARATOR: Final = "$"
+
+
+def _name_part(text: str) -> str:
+    """A name component that cannot contain the separator (``%`` first, so it stays injective)."""
+    return text.replace("%", "%25").replace(NAME_SEPARATOR, "%24")
+
+
 def group_name(spec: GroupSpec) -> str:
-    """Readable, unique-per-group name: ``<school>-<profile>`` or ``<school>-<class>-<profile>``."""
-    if spec.class_code:
-        return f"{spec.school_jointure}-{spec.class_code}-{spec.profile}"
-    return f"{spec.school_jointure}-{spec.profile}"
+    """Readable name, distinct for distinct groups: ``<school>$<profile>``,
+    ``<school>$<class>$<profile>``, or ``<school>$Resp-Affect-GAR`` for the GAR group."""
+    if spec.profile == "gar":
+        parts = [spec.school_jointure, GAR_GROUP_SUFFIX]
+    elif spec.class_code:
+        parts = [spec.school_jointure, spec.class_code, spec.profile]
+    else:
+        parts = [spec.school_jointure, spec.profile]
+    return NAME_SEPARATOR.join(_name_part(p) for p in parts)
 
 
 def group_dn(spec: GroupSpec, base_dn: str = DEFAULT_BASE_DN) -> str:
     return f"cn={escape_rdn(group_name(spec))},ou={GROUPS_OU},{base_dn}"
 
 
+def gar_group_spec(school_jointure: str) -> GroupSpec:
+    return GroupSpec(school_jointure=school_jointure, profile="gar")
+
+
 def gar_group_name(school_jointure: str) -> str:
-    return f"{school_jointure}-{GAR_GROUP_SUFFIX}"
+    return group_name(gar_group_spec(school_jointure))
 
 
 def gar_group_dn(school_jointure: str, base_dn: str = DEFAULT_BASE_DN) -> str:
-    return f"cn={escape_rdn(gar_group_name(school_jointure))},ou={GROUPS_OU},{base_dn}"
+    return group_dn(gar_group_spec(school_jointure), base_dn)
 
 
 def manual_groups_dn(base_dn: str = DEFAULT_BASE_DN) -> str:

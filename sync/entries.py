@@ -7,9 +7,10 @@ with ``entsyncId`` and ``entsyncKind`` (the entity kind) so an entry can always 
 its entity; persons also carry ``entsyncAccountState`` (and ``entsyncDisappearedAt`` while
 disappeared).
 
-Group classes: class-scoped groups (pupils or guardians of one class) are ``ENTClasse``, with the
-class label as ``ENTGroupeNom``; school-wide groups are ``ENTGroupe``. Both are ``groupOfNames``.
-``entsyncGroupProfile`` holds the group's profile word (pupils, guardians, teachers, staff).
+Group classes: class-scoped groups (pupils, guardians or teachers of one class) are
+``ENTClasse``, with the class label as ``ENTGroupeNom``; school-wide groups are ``ENTGroupe``
+(the GAR group's ``ENTGroupeNom`` is ``Resp-Affect-GAR``). All are ``groupOfNames``.
+``entsyncGroupProfile`` holds the group's profile word (pupils, guardians, teachers, staff, gar).
 
 Errors never carry attribute values (personal data).
 """
@@ -209,9 +210,14 @@ def staff_entry(
     login: str,
     account_state: AccountState,
     disappeared_at: datetime | None = None,
+    classes: Iterable[tuple[str, str]] = (),
     base_dn: str,
 ) -> Entry:
-    """A personnel: ``ENTAuxEnseignant`` for teachers, else ``ENTAuxNonEnsEtab``."""
+    """A personnel: ``ENTAuxEnseignant`` for teachers, else ``ENTAuxNonEnsEtab``.
+
+    ``classes``: ``(school jointure, class code)`` of the classes the teacher is attached to (by
+    admin command, accepted by the class); teachers only, as ``ENTAuxEnsClasses``.
+    """
     aux = "ENTAuxEnseignant" if staff.is_teacher else "ENTAuxNonEnsEtab"
     attachment = staff.attachment_school_jointure
     attrs = _person(
@@ -232,6 +238,11 @@ def staff_entry(
         "ENTPersonFonctions": staff.functions,
         "ENTAuxEnsEtablissements": (
             [dit.school_dn(s, base_dn) for s in staff_schools(staff)] if staff.is_teacher else None
+        ),
+        "ENTAuxEnsClasses": (
+            [class_value(school, code, base_dn) for school, code in classes]
+            if staff.is_teacher
+            else None
         ),
         "personalTitle": staff.civility,
         "mail": staff.email,
@@ -256,6 +267,8 @@ def school_entry(entity_id: str, school: School) -> Entry:
 
 
 def group_description(spec: GroupSpec) -> str:
+    if spec.profile == "gar":
+        return f"GAR assignment managers of school {spec.school_jointure}"
     if spec.class_code:
         label = spec.class_label or spec.class_code
         return f"{spec.profile} of class {label}, school {spec.school_jointure}"
@@ -268,14 +281,18 @@ def group_entry(entity_id: str, spec: GroupSpec, members: Iterable[str], *, base
     if not member_dns:
         raise ValueError("a groupOfNames needs at least one member")
     structural = "ENTClasse" if spec.class_code else "ENTGroupe"
+    if spec.class_code:
+        # SDET display name of a class: its label as the school wrote it.
+        display: str | None = spec.class_label or spec.class_code
+    else:
+        display = dit.GAR_GROUP_SUFFIX if spec.profile == "gar" else None
     return build(
         {
             "objectClass": ("top", "groupOfNames", structural, OPERATIONAL_CLASS),
             "cn": dit.group_name(spec),
             "member": member_dns,
             "description": group_description(spec),
-            # SDET display name of a class: its label as the school wrote it.
-            "ENTGroupeNom": (spec.class_label or spec.class_code) if spec.class_code else None,
+            "ENTGroupeNom": display,
             "entsyncSchool": dit.school_dn(spec.school_jointure, base_dn),
             "entsyncGroupProfile": spec.profile,
             "entsyncClassCode": spec.class_code,

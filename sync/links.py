@@ -9,15 +9,24 @@ the differences, so an unchanged record emits nothing.
   of each class's pupils group;
 - guardian (with a record): ``member`` of the guardians group of each child's school and class;
 - staff (with a record): ``member`` of the teachers group (or staff group for non-teachers) of its
-  attachment school and of each school of exercise (no class links: an admin command attaches
-  teachers to classes);
-- schools, groups and login allocators link to nobody.
+  attachment school and of each school of exercise; teachers also ``member`` of the teachers
+  group of each class they are attached to (the ``class`` links they received);
+- a class (its pupils group) with pupils: ``class`` to each teacher attached to it by admin
+  command (see :mod:`sync.commands`); when the class loses its last pupil these links are
+  withdrawn, so the teacher loses the class and the class's teachers group goes;
+- schools, other groups and login allocators link to nobody (the GAR group's members are sent by
+  the school's teachers group when it accepts an admin command, not through this module).
+
+Causes: a link message names the rule that made it (``link.*``), except in a chain started by an
+admin command (rule ``admin.*``), which keeps the command's rule so that every directory change
+it leads to is audited as that command.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,10 +37,13 @@ from sync import ids
 from sync.effective import Record
 from sync.entries import staff_schools
 
-Relation = Literal["child", "member"]
+Relation = Literal["child", "member", "class"]
 
 RULE_CHILD = "link.pupil-guardian"
 RULE_MEMBER = "link.group-member"
+RULE_CLASS = "link.class-teacher"
+ADMIN_RULE_PREFIX = "admin."
+_RULES: dict[str, str] = {"child": RULE_CHILD, "member": RULE_MEMBER, "class": RULE_CLASS}
 
 
 @dataclass(frozen=True)
@@ -98,12 +110,38 @@ def guardian_links(state: EntityState, namespace: str) -> list[Link]:
     return links
 
 
-def staff_links(staff: Staff, namespace: str) -> list[Link]:
-    profile: Literal["teachers", "staff"] = "teachers" if staff.is_teacher else "staff"
+def teacher_classes(state: EntityState) -> list[GroupSpec]:
+    """The classes (their pupils groups) a staff entity is attached to, by class entity id."""
     return [
+        payload.group
+        for _, payload in sorted(state.links.get("class", {}).items())
+        if payload.group is not None and payload.group.class_code
+    ]
+
+
+def staff_links(staff: Staff, namespace: str, classes: Sequence[GroupSpec] = ()) -> list[Link]:
+    profile: Literal["teachers", "staff"] = "teachers" if staff.is_teacher else "staff"
+    links = [
         _member(GroupSpec(school_jointure=s, profile=profile), namespace)
         for s in staff_schools(staff)
     ]
+    if staff.is_teacher:
+        links.extend(
+            _member(c.model_copy(update={"profile": "teachers"}), namespace) for c in classes
+        )
+    return links
+
+
+def is_class_group(spec: GroupSpec | None) -> bool:
+    """Whether ``spec`` is a class, i.e. its pupils group (the class exists while it has pupils)."""
+    return spec is not None and spec.profile == "pupils" and bool(spec.class_code)
+
+
+def class_links(state: EntityState) -> list[Link]:
+    """A class with pupils: a ``class`` link to each teacher attached to it."""
+    if not is_class_group(state.group) or not state.links.get("member"):
+        return []
+    return [Link("class", t, group=state.group) for t in sorted(state.class_teachers)]
 
 
 def desired_links(state: EntityState, record: Record | None, namespace: str) -> dict[str, Link]:
@@ -114,7 +152,9 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     elif isinstance(record, Guardian):
         links = guardian_links(state, namespace)
     elif isinstance(record, Staff):
-        links = staff_links(record, namespace)
+        links = staff_links(record, namespace, teacher_classes(state))
+    elif state.kind == "group":
+        links = class_links(state)
     return {link.key: link for link in links}
 
 
@@ -150,11 +190,14 @@ def _link_set(
     group: GroupSpec | None,
     cause: Cause,
 ) -> LinkSet:
-    rule = RULE_CHILD if relation == "child" else RULE_MEMBER
+    rule = cause.rule if cause.rule.startswith(ADMIN_RULE_PREFIX) else _RULES[relation]
+    kind: Relation = (
+        "child" if relation == "child" else "class" if relation == "class" else "member"
+    )
     return LinkSet(
         entity_id=target_id,
         cause=cause.model_copy(update={"rule": rule}),
-        relation="child" if relation == "child" else "member",
+        relation=kind,
         member_id=member_id,
         present=present,
         child=child,

@@ -9,6 +9,9 @@ Delivery order follows Kafka's only guarantee: messages from one sender to one k
 next is up to a *chooser*: by default the oldest pending message overall (a global FIFO); a
 ``random.Random`` or any ``(n) -> index`` function (e.g. drawing from hypothesis) picks among the
 ``n`` channel heads, oldest first, to explore other interleavings.
+
+Entity inputs can also be given directly (``inputs``): admin commands as ``entsync admin``
+publishes them, one channel per target entity (one producer, keyed by entity id).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import Cause, EntityInput
 from schemas.feed import FeedEvent
@@ -51,6 +55,7 @@ class RunResult:
     ops: tuple[DirectoryOp, ...]
     audits: tuple[DirectoryChanged, ...]
     deliveries: int
+    outcomes: tuple[AdminCommandDecided, ...] = ()
 
     @property
     def directory(self) -> Directory:
@@ -126,11 +131,14 @@ def run_to_quiescence(
     choose: Chooser | random.Random | None = None,
     max_deliveries: int = 1_000_000,
     redeliver: bool = False,
+    inputs: Iterable[EntityInput] = (),
 ) -> RunResult:
-    """Route ``events`` and deliver every consequence; ``world`` (mutated) carries over runs.
+    """Route ``events``, deliver ``inputs`` and every consequence; ``world`` (mutated) carries
+    over runs.
 
     ``redeliver`` delivers every entity input a second time right away, as an at-least-once
-    consumer may, and raises :class:`PipelineError` unless that second delivery changes nothing.
+    consumer may, and raises :class:`PipelineError` unless that second delivery changes nothing
+    (it may only send again messages the first delivery sent: an allocator re-answers).
     """
     context = ctx or Context()
     state = world if world is not None else World()
@@ -138,8 +146,11 @@ def run_to_quiescence(
     mailbox = _Mailbox()
     for event, cause in events:
         mailbox.put(("feed", event.key), (event, cause))
+    for inp in inputs:
+        mailbox.put(("admin", inp.entity_id), inp)
     ops: list[DirectoryOp] = []
     audits: list[DirectoryChanged] = []
+    outcomes: list[AdminCommandDecided] = []
     deliveries = 0
     while (message := mailbox.take(chooser)) is not None:
         deliveries += 1
@@ -156,13 +167,15 @@ def run_to_quiescence(
         decision = decide(state.entities.get(message.entity_id), message, context)
         if redeliver:
             again = decide(decision.state, message, context)
-            if again.ops or again.emits or again.audits or again.state != decision.state:
+            resent = all(e in decision.emits for e in again.emits)
+            if again.ops or again.audits or not resent or again.state != decision.state:
                 raise PipelineError("an input delivered twice changed something the second time")
         state.entities[message.entity_id] = decision.state
         for op in decision.ops:
             apply_op(state.directory, op)
         ops.extend(decision.ops)
         audits.extend(decision.audits)
+        outcomes.extend(decision.outcomes)
         for emitted in decision.emits:
             mailbox.put((message.entity_id, emitted.entity_id), emitted)
-    return RunResult(state, tuple(ops), tuple(audits), deliveries)
+    return RunResult(state, tuple(ops), tuple(audits), deliveries, tuple(outcomes))

@@ -17,30 +17,40 @@ Per kind:
   (a guardian of held pupils only gets no account); losing every child drops
   ``ENTAuxPersRelEleve`` but keeps the entry;
 - staff are written with a record and a login; schools with a record;
-- groups exist while they have at least one member (a class exists only while a pupil is in it);
-- a person whose records are all removed is kept, ``entsyncAccountState=disappeared``, links kept.
+- groups exist while they have at least one member (a class exists only while a pupil is in it),
+  except the school's ``Resp-Affect-GAR`` group, which is never deleted;
+- a person whose records are all removed is kept, ``entsyncAccountState=disappeared``, links kept;
+- login allocators answer every request, a repeated one with the same login, and a person with no
+  login asks again at each input until it has one: a lost request or answer cannot leave a person
+  without a login;
+- admin commands (teacher–class attachment, GAR managers) are decided by the entity that is their
+  authority (:mod:`sync.commands`); each yields one ``AdminCommandDecided`` in
+  ``Decision.outcomes``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import (
     Cause,
     EntityInput,
+    GarManagerRequested,
     GroupSpec,
     LinkSet,
     LoginAssigned,
     LoginRequested,
     RecordSet,
+    TeacherClassRequested,
 )
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AdmittedPupil, EntityState, LinkPayload, SourceRecord
-from sync import dit, entries, ids, logins
+from sync import commands, dit, entries, ids, logins
 from sync.diff import audit, diff
 from sync.effective import Record, View, utc, view
-from sync.links import desired_links, link_emits
+from sync.links import desired_links, is_class_group, link_emits, teacher_classes
 from sync.ops import DirectoryOp
 
 RULE_LOGIN_REQUEST = "login.request"
@@ -57,12 +67,17 @@ class Context:
 
 @dataclass(frozen=True)
 class Decision:
-    """The entity's next state and what to do: ops on LDAP, inputs to publish, audit events."""
+    """The entity's next state and what to do: ops on LDAP, inputs to publish, audit events.
+
+    ``audits`` has exactly one event per op. ``outcomes`` has one event per admin command
+    decided (for ``entsync.admin-decisions.v1``), whether or not it changes the directory.
+    """
 
     state: EntityState
     ops: tuple[DirectoryOp, ...] = ()
     emits: tuple[EntityInput, ...] = ()
     audits: tuple[DirectoryChanged, ...] = ()
+    outcomes: tuple[AdminCommandDecided, ...] = ()
 
 
 class ContractError(ValueError):
@@ -81,6 +96,10 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
     match inp:
         case LoginRequested():
             return _allocate(current, inp, ctx)
+        case TeacherClassRequested():
+            return _teacher_class(current, inp, ctx)
+        case GarManagerRequested():
+            return _gar_manager(current, inp, ctx)
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
@@ -136,9 +155,11 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
     return state.model_copy(update=update)
 
 
+_LINK_TARGET_KINDS = {"child": "guardian", "member": "group", "class": "staff"}
+
+
 def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
-    expected = "guardian" if inp.relation == "child" else "group"
-    if state.kind != expected:
+    if state.kind != _LINK_TARGET_KINDS[inp.relation]:
         raise ContractError("link relation does not fit the entity kind")
     if (
         inp.relation == "member"
@@ -146,6 +167,16 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         and (inp.group is None or ids.group_id(ctx.namespace, inp.group) != state.entity_id)
     ):
         raise ContractError("member link does not describe this group")
+    if (
+        inp.relation == "class"
+        and inp.present
+        and (
+            not is_class_group(inp.group)
+            or inp.group is None
+            or ids.group_id(ctx.namespace, inp.group) != inp.member_id
+        )
+    ):
+        raise ContractError("class link does not describe the sending class")
     current = state.links.get(inp.relation, {})
     if inp.present:
         payload = LinkPayload(at=inp.cause.at, child=inp.child, group=inp.group)
@@ -165,6 +196,9 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         update["had_child"] = True
     if inp.relation == "member" and members:
         update["group"] = _group_spec(members)
+    if inp.relation == "member" and not members and state.class_teachers:
+        # The class is gone (last pupil left): its teacher attachments go with it.
+        update["class_teachers"] = {}
     return state.model_copy(update=update)
 
 
@@ -185,16 +219,43 @@ def _with_login(state: EntityState, inp: LoginAssigned) -> EntityState:
 def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision:
     if state.kind != "login" or ids.login_allocator_id(ctx.namespace, inp.base) != state.entity_id:
         raise ContractError("login request sent to the wrong allocator")
-    if inp.person_id in state.allocations:
-        return Decision(state)
     login = logins.allocate(state.allocations, inp.person_id, inp.base)
-    allocations = {**state.allocations, inp.person_id: login}
     answer = LoginAssigned(
         entity_id=inp.person_id,
         cause=inp.cause.model_copy(update={"rule": RULE_LOGIN_ASSIGN}),
         login=login,
     )
+    if inp.person_id in state.allocations:
+        # A repeated request (redelivered, or the person asking again because an answer was
+        # lost): the same login again. The person ignores it if it already has one.
+        return Decision(state, emits=(answer,))
+    allocations = {**state.allocations, inp.person_id: login}
     return Decision(state.model_copy(update={"allocations": allocations}), emits=(answer,))
+
+
+def _teacher_class(state: EntityState, inp: TeacherClassRequested, ctx: Context) -> Decision:
+    spec = commands.class_spec(inp.school_jointure, inp.class_code)
+    if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
+        raise ContractError("teacher-class command sent to another entity than the class")
+    if ids.kind_of(inp.teacher_id) != "staff":
+        raise ContractError("teacher-class command names a non-staff entity")
+    applied = commands.apply_teacher_class(state, inp)
+    if not applied.accepted:
+        return Decision(state, outcomes=(applied.decided,))
+    decision = settle(applied.state, inp.cause, ctx)
+    return Decision(
+        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
+    )
+
+
+def _gar_manager(state: EntityState, inp: GarManagerRequested, ctx: Context) -> Decision:
+    spec = commands.school_teachers_spec(inp.school_jointure)
+    if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
+        raise ContractError("GAR command sent to another entity than the school's teachers group")
+    if ids.kind_of(inp.teacher_id) != "staff":
+        raise ContractError("GAR command names a non-staff entity")
+    applied = commands.apply_gar_manager(state, inp, ctx.namespace)
+    return Decision(applied.state, emits=applied.emits, outcomes=(applied.decided,))
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -247,7 +308,8 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
 
 
 def _needs_login(state: EntityState, record: Record | None) -> bool:
-    if state.login is not None or state.login_requested or record is None:
+    """Whether to (re)send a login request: at every input while the person has none."""
+    if state.login is not None or record is None:
         return False
     match record:
         case Pupil():
@@ -272,8 +334,12 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
     record = seen.record
     if state.kind == "group":
         members = state.links.get("member", {})
-        if not members or state.group is None:
+        if state.group is None:
             return None
+        if not members:
+            # The GAR group is never deleted (its last member cannot be removed: sync.commands);
+            # should it lose every member anyway, its entry stays as last written.
+            return state.applied if state.group.profile == "gar" else None
         return entries.group_entry(state.entity_id, state.group, members, base_dn=ctx.base_dn)
     if isinstance(record, School):
         return entries.school_entry(state.entity_id, record)
@@ -310,6 +376,7 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
                 login=login,
                 account_state=account,
                 disappeared_at=gone_at,
+                classes=[(c.school_jointure, c.class_code or "") for c in teacher_classes(state)],
                 base_dn=ctx.base_dn,
             )
     return None

@@ -241,7 +241,7 @@ def test_class_group_entry() -> None:
     entry = entries.group_entry("gr-x", spec, ["el-b", "el-a"], base_dn=BASE)
     _assert_clean(entry)
     assert "ENTClasse" in entry["objectClass"] and "groupOfNames" in entry["objectClass"]
-    assert entry["cn"] == ("S1-CP-A-pupils",)
+    assert entry["cn"] == ("S1$CP-A$pupils",)
     assert entry["member"] == (dit.people_dn("el-a", BASE), dit.people_dn("el-b", BASE))
     assert entry["entsyncSchool"] == (S1,)
     assert entry["entsyncGroupProfile"] == ("pupils",)
@@ -254,7 +254,7 @@ def test_school_group_entry() -> None:
     spec = GroupSpec(school_jointure="S1", profile="teachers")
     entry = entries.group_entry("gr-x", spec, ["pe-a"], base_dn=BASE)
     assert "ENTGroupe" in entry["objectClass"] and "ENTClasse" not in entry["objectClass"]
-    assert entry["cn"] == ("S1-teachers",)
+    assert entry["cn"] == ("S1$teachers",)
     assert "entsyncClassCode" not in entry and "ENTGroupeNom" not in entry
 
 

@@ -58,10 +58,15 @@ def assigned(entity_id: str, login: str, offset: int = 99) -> LoginAssigned:
 
 
 def step(state: EntityState | None, inp: EntityInput) -> Decision:
-    """decide, checking that the same input delivered again changes nothing."""
+    """decide, checking that the same input delivered again changes nothing.
+
+    A repeated input may only send again what the first one sent (a login request of a person
+    still without login, an allocator's answer), never anything new.
+    """
     decision = decide(state, inp, CTX)
     again = decide(decision.state, inp, CTX)
-    assert again.ops == () and again.emits == () and again.audits == ()
+    assert again.ops == () and again.audits == ()
+    assert all(e in decision.emits for e in again.emits)
     assert again.state == decision.state
     assert len(decision.audits) == len(decision.ops)
     return decision
@@ -384,6 +389,33 @@ def test_allocator_answers_each_person_once() -> None:
     assert isinstance(answer, LoginAssigned) and answer.login == "jean.dupont2"
     assert second.state.allocations == {"el-a": "jean.dupont", "re-b": "jean.dupont2"}
     assert first.ops == second.ops == ()
+
+
+def test_allocator_answers_a_repeated_request_with_the_same_login() -> None:
+    """A lost answer (or request) is healed by asking again: same login, nothing allocated."""
+    state = step(step(None, login_request("el-a")).state, login_request("re-b", offset=2)).state
+    for person, login in (("el-a", "jean.dupont"), ("re-b", "jean.dupont2")):
+        again = decide(state, login_request(person, offset=50), CTX)
+        assert again.state == state and again.ops == ()
+        (answer,) = again.emits
+        assert isinstance(answer, LoginAssigned)
+        assert (answer.entity_id, answer.login) == (person, login)
+        assert answer.cause.offset == 50 and answer.cause.rule == "login.assign"
+
+
+def test_person_without_login_asks_again_at_each_input() -> None:
+    inp = record_set(pupil("P1", **ALICE), 1)
+    first = step(None, inp)
+    renamed = step(first.state, record_set(pupil("P1", **ALICE, birth=None), 2))
+    requests = [e for e in renamed.emits if isinstance(e, LoginRequested)]
+    assert [(r.person_id, r.base, r.cause.offset) for r in requests] == [
+        (inp.entity_id, "alice.martin", 2)
+    ]
+    # The answer to either request gives the entry; a second answer changes nothing.
+    written = step(renamed.state, assigned(inp.entity_id, "alice.martin"))
+    assert len(written.ops) == 1
+    late = decide(written.state, assigned(inp.entity_id, "alice.martin", offset=120), CTX)
+    assert late.ops == () and late.emits == () and late.state == written.state
 
 
 # ---------------------------------------------------------------- contracts and state

@@ -1,0 +1,234 @@
+"""Admin commands: teacher–class attachment and the school's ``Resp-Affect-GAR`` group.
+
+Pure. The CLI (``entsync admin``) reads the directory to refuse early with a clear message, then
+publishes one command on ``entsync.entities.v1``, keyed by the entity that is the **authority** on
+it at apply time; :func:`sync.reconcile.decide` hands the command to the functions below.
+
+Teacher–class attachment (``admin.attach-teacher`` / ``admin.detach-teacher``)
+    Addressed to the class, i.e. its pupils group entity. A class exists only while a pupil is in
+    it (the group's entry is deleted at 0 members), and teachers can only be attached to a class
+    that exists: the class accepts an attachment while it has pupils and refuses it otherwise
+    (``class-missing``). Accepted attachments are kept in the class's state
+    (``class_teachers``); while the class has pupils it sends each attached teacher a ``class``
+    link (:mod:`sync.links`), from which the teacher's entry gets ``ENTAuxEnsClasses`` =
+    ``<school DN>$<class code>`` and the teacher joins the class's teachers group. When the last
+    pupil leaves, the attachments are dropped and the links withdrawn: the teacher loses the
+    value, the class's teachers group goes. A class that comes back later has no teacher until
+    one is attached again.
+
+    Teacher–class links do not persist from one school year to the next: each attachment keeps
+    the time of its command, so the switchover can retire those older than the switchover (or
+    detach them) through the class entity; a class emptied by the switchover drops them anyway.
+
+School GAR managers (``admin.gar-manager-add`` / ``admin.gar-manager-remove``)
+    Addressed to the school's teachers group entity: it knows at apply time which teachers the
+    school has (its members) and holds the list of GAR managers (``gar_managers``), so adding a
+    teacher who is not a teacher of the school is refused (``teacher-not-in-school``) and so is
+    removing the last manager (``last-gar-manager``): the ``Resp-Affect-GAR`` group must never be
+    deleted, and a groupOfNames cannot be empty, so its last manager can only leave once another
+    one is in. The teachers group sends the GAR group entity a ``member`` link per change; the GAR
+    group is created at its first member. A manager who later leaves the school stays in the
+    group until removed (the group is an admin-managed list, the feeds never change it).
+
+Every command yields one :class:`~schemas.admin.AdminCommandDecided` (accepted, unchanged or
+refused). A command applied twice changes nothing the second time (``unchanged``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.admin import AdminCommandDecided, AdminCommandName, AdminOutcome, RefusalReason
+from schemas.entities import (
+    Cause,
+    GarManagerRequested,
+    GroupSpec,
+    LinkSet,
+    TeacherClassRequested,
+)
+from schemas.state import EntityState
+from schemas.topics import ENTITIES
+from sync import dit, ids
+from sync.links import is_class_group
+
+RULE_ATTACH = "admin.attach-teacher"
+RULE_DETACH = "admin.detach-teacher"
+RULE_GAR_ADD = "admin.gar-manager-add"
+RULE_GAR_REMOVE = "admin.gar-manager-remove"
+
+CLASS_REF_SEPARATOR = "/"
+
+
+class CommandError(ValueError):
+    """An operator's argument that cannot name anything (the message says what to pass)."""
+
+
+# ----------------------------------------------------------------------------- building commands
+
+
+def parse_class_ref(text: str) -> tuple[str, str]:
+    """``<school jointure or UAI>/<class code>`` → (school, class code).
+
+    Split at the first ``/``: jointures and UAIs never contain one, class codes may
+    (``CE1/CE2``).
+    """
+    school, sep, code = text.strip().partition(CLASS_REF_SEPARATOR)
+    if not sep or not school.strip() or not code.strip():
+        raise CommandError(
+            "a class is named '<school jointure or UAI>/<class code>', e.g. 0750001A/CP-A"
+        )
+    return school.strip(), code.strip()
+
+
+def class_spec(school_jointure: str, class_code: str) -> GroupSpec:
+    """The class's pupils group: the entity that is the class."""
+    return GroupSpec(school_jointure=school_jointure, profile="pupils", class_code=class_code)
+
+
+def school_teachers_spec(school_jointure: str) -> GroupSpec:
+    return GroupSpec(school_jointure=school_jointure, profile="teachers")
+
+
+def command_cause(rule: str, at: datetime) -> Cause:
+    """The cause of a command published by the CLI (no feed message behind it)."""
+    return Cause(topic=ENTITIES.name, rule=rule, at=at)
+
+
+def teacher_class_request(
+    namespace: str,
+    *,
+    teacher_id: str,
+    school_jointure: str,
+    class_code: str,
+    attach: bool,
+    at: datetime,
+) -> TeacherClassRequested:
+    return TeacherClassRequested(
+        entity_id=ids.group_id(namespace, class_spec(school_jointure, class_code)),
+        cause=command_cause(RULE_ATTACH if attach else RULE_DETACH, at),
+        teacher_id=teacher_id,
+        school_jointure=school_jointure,
+        class_code=class_code,
+        present=attach,
+    )
+
+
+def gar_manager_request(
+    namespace: str, *, teacher_id: str, school_jointure: str, add: bool, at: datetime
+) -> GarManagerRequested:
+    return GarManagerRequested(
+        entity_id=ids.group_id(namespace, school_teachers_spec(school_jointure)),
+        cause=command_cause(RULE_GAR_ADD if add else RULE_GAR_REMOVE, at),
+        teacher_id=teacher_id,
+        school_jointure=school_jointure,
+        present=add,
+    )
+
+
+# ----------------------------------------------------------------------------- deciding commands
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A command's effect on its authority entity: next state, decision, messages to send."""
+
+    state: EntityState
+    decided: AdminCommandDecided
+    emits: tuple[LinkSet, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.decided.outcome == "accepted"
+
+
+def decided_event(
+    inp: TeacherClassRequested | GarManagerRequested,
+    command: AdminCommandName,
+    outcome: AdminOutcome,
+    reason: RefusalReason | None = None,
+) -> AdminCommandDecided:
+    cause = inp.cause
+    class_code = inp.class_code if isinstance(inp, TeacherClassRequested) else None
+    parts = [
+        cause.topic,
+        str(cause.partition),
+        str(cause.offset),
+        cause.at.isoformat(),
+        cause.rule,
+        inp.entity_id,
+        inp.teacher_id,
+        command,
+        outcome,
+    ]
+    return AdminCommandDecided(
+        event_id=hashlib.sha256("\x1f".join(parts).encode()).hexdigest(),
+        command=command,
+        outcome=outcome,
+        reason=reason,
+        entity_id=inp.entity_id,
+        teacher_id=inp.teacher_id,
+        school_jointure=inp.school_jointure,
+        class_code=class_code,
+        cause=cause,
+    )
+
+
+def class_exists(state: EntityState) -> bool:
+    """A class exists while its pupils group has a member."""
+    return is_class_group(state.group) and bool(state.links.get("member"))
+
+
+def apply_teacher_class(state: EntityState, inp: TeacherClassRequested) -> Applied:
+    """Attach or detach a teacher: the class is the authority (it must have pupils to attach)."""
+    teachers = state.class_teachers
+    if inp.present:
+        if not class_exists(state):
+            return Applied(state, decided_event(inp, "attach-teacher", "refused", "class-missing"))
+        if inp.teacher_id in teachers:
+            return Applied(state, decided_event(inp, "attach-teacher", "unchanged"))
+        updated = {**teachers, inp.teacher_id: inp.cause.at}
+        return Applied(
+            state.model_copy(update={"class_teachers": dict(sorted(updated.items()))}),
+            decided_event(inp, "attach-teacher", "accepted"),
+        )
+    if inp.teacher_id not in teachers:
+        return Applied(state, decided_event(inp, "detach-teacher", "unchanged"))
+    remaining = {t: at for t, at in teachers.items() if t != inp.teacher_id}
+    return Applied(
+        state.model_copy(update={"class_teachers": remaining}),
+        decided_event(inp, "detach-teacher", "accepted"),
+    )
+
+
+def apply_gar_manager(state: EntityState, inp: GarManagerRequested, namespace: str) -> Applied:
+    """Add or remove a GAR manager: the school's teachers group is the authority."""
+    managers = state.gar_managers
+    command: AdminCommandName = "gar-manager-add" if inp.present else "gar-manager-remove"
+    if inp.present:
+        if inp.teacher_id in managers:
+            return Applied(state, decided_event(inp, command, "unchanged"))
+        if inp.teacher_id not in state.links.get("member", {}):
+            return Applied(state, decided_event(inp, command, "refused", "teacher-not-in-school"))
+        updated = dict(sorted({**managers, inp.teacher_id: inp.cause.at}.items()))
+    else:
+        if inp.teacher_id not in managers:
+            return Applied(state, decided_event(inp, command, "unchanged"))
+        if len(managers) == 1:
+            return Applied(state, decided_event(inp, command, "refused", "last-gar-manager"))
+        updated = {t: at for t, at in managers.items() if t != inp.teacher_id}
+    spec = dit.gar_group_spec(inp.school_jointure)
+    link = LinkSet(
+        entity_id=ids.group_id(namespace, spec),
+        cause=inp.cause,
+        relation="member",
+        member_id=inp.teacher_id,
+        present=inp.present,
+        group=spec if inp.present else None,
+    )
+    return Applied(
+        state.model_copy(update={"gar_managers": updated}),
+        decided_event(inp, command, "accepted"),
+        (link,),
+    )
