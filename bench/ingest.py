@@ -21,6 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as a script, this folder comes first on sys.path: keep its other scripts (bench/sync.py...)
+# from shadowing the project's packages.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
 TARGET_RATE = 20_000
 TARGET_RSS_MB = 200
 

@@ -179,12 +179,12 @@ class _Fields:
 
 
 # The validators are pure and feed values repeat a lot (first names, class values, towns):
-# bounded caches make them cheap without changing any result.
-_name = lru_cache(maxsize=1 << 15)(v.normalize_name)
-_class = lru_cache(maxsize=1 << 14)(v.parse_class)
-_cached_text = lru_cache(maxsize=1 << 15)(v.normalize_text)
-_date = lru_cache(maxsize=1 << 14)(v.parse_date)
-_postal = lru_cache(maxsize=1 << 14)(v.normalize_postal_code)
+# small bounded caches make them cheap without changing any result (and keep memory flat).
+_name = lru_cache(maxsize=1 << 13)(v.normalize_name)
+_class = lru_cache(maxsize=1 << 12)(v.parse_class)
+_cached_text = lru_cache(maxsize=1 << 13)(v.normalize_text)
+_date = lru_cache(maxsize=1 << 12)(v.parse_date)
+_postal = lru_cache(maxsize=1 << 12)(v.normalize_postal_code)
 _oldest = lru_cache(maxsize=16)(v.oldest_plausible_birth_date)
 
 

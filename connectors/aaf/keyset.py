@@ -36,10 +36,13 @@ class KeySummary:
 class KeySorter:
     """Collect ``(key, index, line)``; :meth:`finish` gives the digest and the duplicates."""
 
-    def __init__(self, chunk_size: int = 100_000, max_duplicates: int = 10_000) -> None:
+    def __init__(
+        self, chunk_size: int = 20_000, max_duplicates: int = 10_000, max_runs: int = 64
+    ) -> None:
         self._chunk: list[Entry] = []
         self._chunk_size = chunk_size
         self._max_duplicates = max_duplicates
+        self._max_runs = max_runs
         self._runs: list[IO[str]] = []
 
     def add(self, key: str, index: int, line: int | None) -> None:
@@ -56,6 +59,18 @@ class KeySorter:
         run.seek(0)
         self._runs.append(run)
         self._chunk = []
+        if len(self._runs) >= self._max_runs:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Merge the runs into one, so that open temporary files stay few for huge files."""
+        merged = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="\n")  # noqa: SIM115
+        sources = [self._read(r) for r in self._runs]
+        merged.writelines(f"{k}\t{i}\t{n}\n" for k, i, n in heapq.merge(*sources))
+        merged.seek(0)
+        for run in self._runs:
+            run.close()
+        self._runs = [merged]
 
     @staticmethod
     def _read(run: IO[str]) -> Iterator[Entry]:
