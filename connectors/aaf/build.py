@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
 from typing import TypeVar
 
 from pydantic import ValidationError
 
 from connectors.aaf.attrs import LOGIN_ATTRIBUTE, REPLACEMENT_ATTRIBUTE, Attrs, Record
-from connectors.aaf.report import Severity
+from connectors.aaf.fields import (
+    BuildContext,
+    Fields,
+    Issue,
+    cached_class,
+    cached_name,
+    cached_postal,
+    cached_text,
+)
 from schemas.feed import Guardian, Pupil, School, Staff
 from sync import validation as v
 from sync.admission import (
@@ -48,148 +53,8 @@ _DIRECTOR_CODES = frozenset({"DIR"})
 _REPLACEMENT_RE = re.compile(r"\b(REMPLA\w*|BRIGADE|ZIL|PES|STAGIAIRE)\b")
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
-    field: str | None
-    rule: str
-    message: str
-    severity: Severity
-
-
-@dataclass(frozen=True, slots=True)
-class BuildContext:
-    reference_date: date
-    extract_date: date
-    current_school_year: str
-
-    @property
-    def oldest_birth_date(self) -> date:
-        return _oldest(self.reference_date)
-
-
-class _Fields:
-    """Typed access to one record's attributes, collecting issues as it goes."""
-
-    __slots__ = ("attrs", "issues", "rejected")
-
-    def __init__(self, attrs: Attrs) -> None:
-        self.attrs = attrs
-        self.issues: list[Issue] = []
-        self.rejected = False
-
-    def first(self, name: str) -> str | None:
-        """The first value of ``name`` (the reader keeps only non-blank values)."""
-        values = self.attrs.get(name)
-        return values[0] if values else None
-
-    def warn(self, name: str, rule: str, what: str) -> None:
-        self.issues.append(Issue(name, rule, f"{name}: {what}; value dropped", Severity.WARNING))
-
-    def reject(self, name: str | None, rule: str, message: str) -> None:
-        self.rejected = True
-        self.issues.append(Issue(name, rule, message, Severity.REJECTED))
-
-    def optional(
-        self, name: str, parse: Callable[[str], T | None], rule: str, what: str
-    ) -> T | None:
-        values = self.attrs.get(name)
-        if not values:
-            return None
-        value = parse(values[0])
-        if value is None:
-            self.warn(name, rule, what)
-        return value
-
-    def required(
-        self, names: tuple[str, ...], parse: Callable[[str], T | None], rule: str, what: str
-    ) -> T | None:
-        raw = None
-        for name in names:  # the AAF1D name first, then its 2D synonym
-            raw = self.first(name)
-            if raw is not None:
-                break
-        if raw is None:
-            self.reject(names[0], "required_missing", f"{names[0]}: required value missing")
-            return None
-        value = parse(raw)
-        if value is None:
-            self.reject(names[0], rule, f"{names[0]}: {what}")
-        return value
-
-    def many(
-        self, name: str, parse: Callable[[str], T | None], rule: str, what: str
-    ) -> tuple[T, ...]:
-        out: list[T] = []
-        bad = 0
-        for raw in self.attrs.get(name, ()):
-            value = parse(raw)
-            if value is None:
-                bad += 1
-            elif value not in out:
-                out.append(value)
-        if bad:
-            self.warn(name, rule, f"{bad} {what}")
-        return tuple(out)
-
-    def jointure(self, name: str, identifier: str) -> str | None:
-        ident = v.normalize_jointure(identifier) if identifier else None
-        raw = self.first(name)
-        if raw is not None and raw == identifier:  # the usual case: validated once
-            if ident is None:
-                self.reject(name, "jointure_invalid", f"{name}: invalid jointure")
-            return ident
-        if raw is None:
-            if ident is None:
-                self.reject(name, "jointure_invalid", f"{name}: missing or invalid jointure")
-            return ident
-        value = v.normalize_jointure(raw)
-        if value is None:
-            self.reject(name, "jointure_invalid", f"{name}: invalid jointure")
-        elif ident is not None and value != ident:
-            self.reject(name, "jointure_mismatch", f"{name}: differs from identifier/id")
-        return value
-
-    def birth_date(self, ctx: BuildContext) -> date | None:
-        raw = self.first("ENTPersonDateNaissance")
-        if raw is None:
-            return None
-        parsed = _date(raw)
-        if parsed is None:
-            self.warn("ENTPersonDateNaissance", "date_invalid", "not a valid dd/mm/yyyy date")
-            return None
-        if not ctx.oldest_birth_date <= parsed <= ctx.reference_date:
-            self.warn("ENTPersonDateNaissance", "birth_date_implausible", "implausible birth date")
-            return None
-        return parsed
-
-    def names(self) -> tuple[str | None, str | None]:
-        last = self.required(("ENTPersonNom", "sn"), _name, "name_invalid", "invalid name")
-        first = self.required(
-            ("ENTPersonPrenom", "givenName"), _name, "name_invalid", "invalid name"
-        )
-        return last, first
-
-    def email(self) -> str | None:
-        return self.optional("ENTPersonMail", v.normalize_email, "email_invalid", "invalid email")
-
-    def civility(self) -> str | None:
-        return self.optional(
-            "ENTPersonCivilite", v.normalize_civility, "civility_invalid", "unknown civility"
-        )
-
-
-# The validators are pure and feed values repeat a lot (first names, class values, towns):
-# small bounded caches make them cheap without changing any result (and keep memory flat).
-_name = lru_cache(maxsize=1 << 13)(v.normalize_name)
-_class = lru_cache(maxsize=1 << 12)(v.parse_class)
-_cached_text = lru_cache(maxsize=1 << 13)(v.normalize_text)
-_date = lru_cache(maxsize=1 << 12)(v.parse_date)
-_postal = lru_cache(maxsize=1 << 12)(v.normalize_postal_code)
-_oldest = lru_cache(maxsize=16)(v.oldest_plausible_birth_date)
-
-
 def _text(max_chars: int) -> Callable[[str], str | None]:
-    return lambda raw: _cached_text(raw, max_chars)
+    return lambda raw: cached_text(raw, max_chars)
 
 
 _text32, _text64, _text128 = _text(32), _text(64), _text(128)
@@ -199,7 +64,7 @@ def _link(raw: str) -> str | None:
     return v.normalize_jointure(v.first_field(raw))
 
 
-def _construct(f: _Fields, model: Callable[[], T]) -> T | None:
+def _construct(f: Fields, model: Callable[[], T]) -> T | None:
     if f.rejected:
         return None
     try:
@@ -213,7 +78,7 @@ def _construct(f: _Fields, model: Callable[[], T]) -> T | None:
 def build_school(
     attrs: Attrs, identifier: str, ctx: BuildContext
 ) -> tuple[School | None, list[Issue], str | None]:
-    f = _Fields(attrs)
+    f = Fields(attrs)
     jointure = f.jointure("ENTStructureJointure", identifier)
     uai = f.required(("ENTStructureUAI",), v.normalize_uai, "uai_invalid", "invalid UAI")
     name = f.required(("ENTStructureNomCourant",), _text128, "text_invalid", "invalid name")
@@ -237,7 +102,7 @@ def build_school(
 def build_pupil(
     attrs: Attrs, identifier: str, ctx: BuildContext
 ) -> tuple[Pupil | None, list[Issue], str | None]:
-    f = _Fields(attrs)
+    f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
     last, first = f.names()
     raw_ine = f.first("ENTEleveINE")
@@ -245,9 +110,9 @@ def build_pupil(
     ine_status: IneStatus = "missing" if raw_ine is None else ("valid" if ine else "invalid")
     if ine_status == "invalid":
         f.warn("ENTEleveINE", "ine_invalid", "INE does not have a valid shape")
-    others = f.many("ENTPersonAutresPrenoms", _name, "name_invalid", "invalid names")
-    birth_name = f.optional("ENTPersonNomPatro", _name, "name_invalid", "invalid name")
-    classes = f.many("ENTPersonClasses", _class, "class_invalid", "malformed class values")
+    others = f.many("ENTPersonAutresPrenoms", cached_name, "name_invalid", "invalid names")
+    birth_name = f.optional("ENTPersonNomPatro", cached_name, "name_invalid", "invalid name")
+    classes = f.many("ENTPersonClasses", cached_class, "class_invalid", "malformed class values")
     guardians = f.many("ENTEleveAutoriteParentale", _link, "link_invalid", "malformed links")
     admitted = f.optional(ADMISSION_ATTRIBUTE, v.parse_flag, "flag_invalid", "not O/N")
     explicit_year = f.optional(
@@ -303,7 +168,7 @@ def build_pupil(
 def build_guardian(
     attrs: Attrs, identifier: str, ctx: BuildContext
 ) -> tuple[Guardian | None, list[Issue], str | None]:
-    f = _Fields(attrs)
+    f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
     last, first = f.names()
     phone = v.normalize_phone
@@ -318,11 +183,11 @@ def build_guardian(
         # 2D extracts split address lines with '$'.
         if "$" in raw_address:
             raw_address = ", ".join(part for part in raw_address.split("$") if part.strip())
-        address = _cached_text(raw_address, 256)
+        address = cached_text(raw_address, 256)
         if address is None:
             f.warn("ENTPersonAdresse", "text_invalid", "invalid address")
     postal = f.optional(
-        "ENTPersonCodePostal", _postal, "postal_code_invalid", "invalid postal code"
+        "ENTPersonCodePostal", cached_postal, "postal_code_invalid", "invalid postal code"
     )
     town = f.optional("ENTPersonVille", _text128, "text_invalid", "invalid text")
     country = f.optional("ENTPersonPays", _text64, "text_invalid", "invalid text")
@@ -361,7 +226,7 @@ def _function(raw: str) -> str | None:
 def build_staff(
     attrs: Attrs, identifier: str, ctx: BuildContext
 ) -> tuple[Staff | None, list[Issue], str | None]:
-    f = _Fields(attrs)
+    f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
     last, first = f.names()
     functions = f.many("ENTPersonFonctions", _function, "function_invalid", "malformed functions")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from connectors.aaf import gen_data as d
 from connectors.aaf.attrs import Attrs, Record
 from schemas.feed import Category, Guardian, School
 
@@ -85,3 +86,37 @@ class Family:
     last_name: str
     guardians: list[GuardianDraft]
     codes: list[str]
+
+
+def _chunks(groups: list[tuple[str, ...]], count: int) -> list[tuple[str, ...]]:
+    """``count`` contiguous multi-level classes (TPS-PS-MS, CE2-CM1-CM2...)."""
+    n = len(groups)
+    return [
+        tuple(level for g in groups[i * n // count : (i + 1) * n // count] for level in g)
+        for i in range(count)
+    ]
+
+
+def classes_for(kind: str, count: int) -> list[SchoolClass]:
+    mat: list[tuple[str, ...]] = [("TPS", "PS"), ("MS",), ("GS",)]
+    ele: list[tuple[str, ...]] = [(level,) for level in d.ELEMENTAIRE]
+    if kind == "maternelle":
+        parts = [(mat, count)]
+    elif kind == "elementaire":
+        parts = [(ele, count)]
+    elif count == 1:
+        parts = [(mat + ele, 1)]  # a "classe unique"
+    else:
+        m = max(1, round(count * 3 / 8))
+        parts = [(mat, m), (ele, count - m)]
+    labels: list[tuple[str, tuple[str, ...]]] = []
+    for groups, k in parts:
+        if k <= len(groups):
+            labels += [("-".join(g), g) for g in _chunks(groups, k)]
+            continue
+        labels += [("-".join(g), g) for g in groups]
+        for extra in range(k - len(groups)):  # parallel classes: CP B, CE1 B...
+            g = groups[extra % len(groups)]
+            letter = "BCDEFGH"[min(extra // len(groups), 6)]
+            labels.append((f"{'-'.join(g)} {letter}", g))
+    return [SchoolClass(f"C{i + 1:02d}", label, g) for i, (label, g) in enumerate(labels)]

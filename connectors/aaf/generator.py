@@ -27,19 +27,20 @@ from connectors.aaf import gen_data as d
 from connectors.aaf.attrs import Attrs, Record, record_to_attrs
 from connectors.aaf.filename import format_file_name
 from connectors.aaf.gen_delta import write_delta
+from connectors.aaf.gen_families import FamilyFactory
 from connectors.aaf.gen_model import (
     Family,
     GeneratedExtract,
     GeneratedRecord,
     GeneratorConfig,
-    GuardianDraft,
     SchoolClass,
     SchoolInfo,
+    classes_for,
 )
-from connectors.aaf.gen_people import Address, People, ine, uai
+from connectors.aaf.gen_people import People, ine, uai
 from connectors.aaf.gen_staff import staff_for_school
 from connectors.aaf.xmlwrite import AafWriter
-from schemas.feed import Category, ClassAssignment, Guardian, HoldReason, Pupil, School
+from schemas.feed import Category, ClassAssignment, HoldReason, Pupil, School
 
 PUPIL_FAULTS = (
     "ine_missing",
@@ -65,40 +66,6 @@ _HOLDS = {
 Sink = Callable[[GeneratedRecord], None]
 
 
-def _chunks(groups: list[tuple[str, ...]], count: int) -> list[tuple[str, ...]]:
-    """``count`` contiguous multi-level classes (TPS-PS-MS, CE2-CM1-CM2...)."""
-    n = len(groups)
-    return [
-        tuple(level for g in groups[i * n // count : (i + 1) * n // count] for level in g)
-        for i in range(count)
-    ]
-
-
-def _classes_for(kind: str, count: int) -> list[SchoolClass]:
-    mat: list[tuple[str, ...]] = [("TPS", "PS"), ("MS",), ("GS",)]
-    ele: list[tuple[str, ...]] = [(level,) for level in d.ELEMENTAIRE]
-    if kind == "maternelle":
-        parts = [(mat, count)]
-    elif kind == "elementaire":
-        parts = [(ele, count)]
-    elif count == 1:
-        parts = [(mat + ele, 1)]  # a "classe unique"
-    else:
-        m = max(1, round(count * 3 / 8))
-        parts = [(mat, m), (ele, count - m)]
-    labels: list[tuple[str, tuple[str, ...]]] = []
-    for groups, k in parts:
-        if k <= len(groups):
-            labels += [("-".join(g), g) for g in _chunks(groups, k)]
-            continue
-        labels += [("-".join(g), g) for g in groups]
-        for extra in range(k - len(groups)):  # parallel classes: CP B, CE1 B...
-            g = groups[extra % len(groups)]
-            letter = "BCDEFGH"[min(extra // len(groups), 6)]
-            labels.append((f"{'-'.join(g)} {letter}", g))
-    return [SchoolClass(f"C{i + 1:02d}", label, g) for i, (label, g) in enumerate(labels)]
-
-
 class _Generator:
     def __init__(self, config: GeneratorConfig, out: Path, sink: Sink | None) -> None:
         self.c = config
@@ -106,8 +73,8 @@ class _Generator:
         self.sink = sink
         self.rng = random.Random(config.seed)
         self.people = People(self.rng)
+        self.families = FamilyFactory(self.people, config)
         self.pupil_n = 0
-        self.guardian_n = 0
         self.reservoir: list[tuple[Pupil, str | None]] = []  # school 0 pupils, for the delta
         self.families0: list[Family] = []
         self.pending: list[Family] = []
@@ -166,96 +133,8 @@ class _Generator:
                 circonscription=town[2],
                 academy=d.ACADEMY,
             )
-            infos.append(SchoolInfo(i, record, town, _classes_for(kind, n_classes)))
+            infos.append(SchoolInfo(i, record, town, classes_for(kind, n_classes)))
         return infos
-
-    # -- families ------------------------------------------------------------------------------
-    def guardian(
-        self,
-        last: str,
-        girl: bool | None,
-        code: str,
-        address: Address | None,
-        forced_fault: str | None = None,
-    ) -> GuardianDraft:
-        p = self.people
-        self.guardian_n += 1
-        jointure = str(20_000_000 + self.guardian_n)
-        if girl is None:  # a body (child-welfare service), not a person
-            first, civility = "Service départemental", None
-        else:
-            first, civility = p.first_name(girl), ("Mme" if girl else "M.")
-        mobile = p.phone("mobile")
-        home = p.phone("home") if p.chance(0.4) else None
-        work = p.phone("work") if p.chance(0.2) else None
-        mail = p.email(first, last) if p.chance(0.6) else None
-        addr = address if address is not None else p.address()
-        record = Guardian(
-            jointure=jointure,
-            last_name=last,
-            first_name=first,
-            civility=civility,
-            email=mail[1] if mail else None,
-            phone_home=home[1] if home else None,
-            phone_mobile=mobile[1],
-            phone_work=work[1] if work else None,
-            address=addr.street,
-            postal_code=addr.postal_code,
-            town=addr.town,
-            country="FRANCE",
-        )
-        raw = record_to_attrs(record)
-        self.names(raw, "ENTPersonNom", "ENTPersonPrenom")
-        raw["ENTPersRelEleveTelMobile"] = [mobile[0]]
-        if home:
-            raw["ENTPersonTelPerso"] = [home[0]]
-        if work:
-            raw["ENTPersRelEleveTelPro"] = [work[0]]
-        if mail:
-            raw["ENTPersonMail"] = [mail[0]]
-        fault = forced_fault
-        if fault is None and self.c.faults and p.chance(self.c.fault_rate / 3):
-            fault = self.rng.choice(("phone_invalid", "email_invalid"))
-        if fault == "phone_invalid":
-            raw["ENTPersRelEleveTelMobile"] = ["06 12 34"]
-            record = record.model_copy(update={"phone_mobile": None})
-        elif fault == "email_invalid":
-            raw["ENTPersonMail"] = [f"{jointure}@@exemple.fr"]
-            record = record.model_copy(update={"email": None})
-        return GuardianDraft(record, raw, [], (fault,) if fault else ())
-
-    def family(self, school: SchoolInfo, forced_fault: str | None = None) -> Family:
-        p, r = self.people, self.rng.random()
-        last = p.last_name()
-        home = p.address(school.town if p.chance(0.7) else None)
-        if r < 0.55:  # parents living together
-            mother_last = last if p.chance(0.7) else p.last_name()
-            g = [
-                self.guardian(mother_last, True, d.MOTHER, home, forced_fault),
-                self.guardian(last, False, d.FATHER, home),
-            ]
-            return Family(last, g, [d.MOTHER, d.FATHER])
-        if r < 0.75:  # separated parents: two addresses, sometimes a double-barrelled name
-            mother_last = p.last_name()
-            g = [
-                self.guardian(mother_last, True, d.MOTHER, home, forced_fault),
-                self.guardian(last, False, d.FATHER, None),
-            ]
-            child_last = f"{last}-{mother_last}" if p.chance(0.3) and " " not in last else last
-            return Family(child_last, g, [d.MOTHER, d.FATHER])
-        if r < 0.92:  # one parent
-            girl = p.chance(0.8)
-            code = d.MOTHER if girl else d.FATHER
-            g = [self.guardian(last, girl, code, home, forced_fault)]
-            return Family(last, g, [code])
-        if r < 0.96:  # foster carers with delegated authority, and the child-welfare service
-            g = [
-                self.guardian(p.last_name(), True, d.FOSTER, home, forced_fault),
-                self.guardian("AIDE SOCIALE À L'ENFANCE", None, d.CHILD_WELFARE, None),
-            ]
-            return Family(last, g, [d.FOSTER, d.CHILD_WELFARE])
-        g = [self.guardian(p.last_name(), p.chance(0.5), d.TUTOR, home, forced_fault)]
-        return Family(last, g, [d.TUTOR])
 
     # -- pupils --------------------------------------------------------------------------------
     def pupil(
@@ -385,7 +264,7 @@ class _Generator:
                 self.pupil(w, school, None, fault)
                 pos += 1
                 continue
-            fam = self.family(school, guardian_faults.pop(0) if guardian_faults else None)
+            fam = self.families.family(school, guardian_faults.pop(0) if guardian_faults else None)
             families.append(fam)
             size = 1 if forced else self.rng.choices((1, 2, 3, 4), (55, 33, 10, 2))[0]
             for k in range(min(size, self.c.pupils_per_school - pos)):

@@ -17,8 +17,8 @@ from pathlib import Path
 import structlog
 
 from connectors.aaf.attrs import Record
-from connectors.aaf.build import BuildContext
 from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.process import Outcome, category_of, process
