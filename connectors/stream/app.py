@@ -18,7 +18,7 @@ from typing import Any
 
 import faust
 
-from connectors.stream.faust_fixes import guard_untracked_acks
+from connectors.stream.faust_fixes import guard_untracked_acks, recover_tables_to_true_end
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import Cause, EntityInput, EntityMessage
@@ -67,6 +67,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     bootstrap = settings.require_kafka()
     partitions = settings.topic_partitions
     guard_untracked_acks()
+    recover_tables_to_true_end(bootstrap)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",

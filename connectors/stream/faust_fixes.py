@@ -30,3 +30,48 @@ def guard_untracked_acks() -> None:
 
     Consumer.ack = ack  # type: ignore[method-assign]
     setattr(Consumer, _PATCHED_FLAG, True)
+
+
+def recover_tables_to_true_end(bootstrap: str) -> None:
+    """Make table recovery read each changelog partition to its real end.
+
+    faust asks for the end offsets with ListOffsets; the local broker (tansu) answers with the
+    first offset of the partition's last record batch plus one, so a restarted worker would
+    recover its tables without their latest entries and decide on stale state. Fetch responses
+    carry the right high watermark: start from the reported end minus one (inside the last batch)
+    and take the high watermark of the first fetch. On Apache Kafka this finds the same ends.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_class = driver.AIOKafkaConsumerThread
+    if getattr(thread_class, _PATCHED_FLAG + "_hw", False):
+        return
+    original = thread_class._highwaters
+
+    async def _highwaters(self: Any, partitions: list[Any]) -> Any:
+        reported = await original(self, partitions)
+        if not partitions or self.consumer.in_transaction:
+            return reported
+        probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await probe.start()
+        try:
+            tps = list(reported)
+            probe.assign(tps)
+            for tp in tps:
+                probe.seek(tp, max(int(reported[tp]) - 1, 0))
+            ends: dict[Any, int] = {}
+            for _ in range(100):
+                await probe.getmany(*[tp for tp in tps if tp not in ends], timeout_ms=200)
+                for tp in tps:
+                    highwater = probe.highwater(tp)
+                    if tp not in ends and highwater is not None:
+                        ends[tp] = max(int(highwater), int(reported[tp]))
+                if len(ends) == len(tps):
+                    return ends
+            raise RuntimeError("could not read the changelog high watermarks")
+        finally:
+            await probe.stop()
+
+    thread_class._highwaters = _highwaters  # type: ignore[method-assign]
+    setattr(thread_class, _PATCHED_FLAG + "_hw", True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +23,7 @@ import pytest
 
 from connectors.aaf import events_many, scan_many
 from connectors.aaf.generator import GeneratorConfig, generate
-from connectors.ldap import LdapParams, export_ldif, search_entries
+from connectors.ldap import LdapParams, count_entries, export_ldif, search_entries
 from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
 from connectors.stream.reader import read_topic
@@ -252,3 +254,45 @@ def test_worker_without_services_says_what_to_do(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "entsync services up" in " ".join(done.stderr.split())
+
+
+def test_worker_killed_mid_load_converges_without_duplicates(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    generated = generate(
+        tmp_path / "big", GeneratorConfig(schools=4, pupils_per_school=40, seed=11)
+    )
+    files = [str(p) for k, p in sorted(generated.files.items()) if k != "delta"]
+    pipeline.ok("ingest", *files)
+
+    worker = subprocess.Popen(
+        [ENTSYNC, "worker"],
+        env=pipeline.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        people = f"ou=people,{pipeline.base_dn}"
+        while count_entries(pipeline.ldap, people, scope="one") < 20:
+            assert worker.poll() is None, "the worker exited on its own"
+            assert time.monotonic() < deadline, "the worker wrote nothing in time"
+            time.sleep(0.05)
+        os.killpg(worker.pid, signal.SIGKILL)  # mid-load, no chance to commit or clean up
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    partial = count_entries(pipeline.ldap, people, scope="one")
+
+    pipeline.ok("worker", "--until-idle", "--timeout", "300")
+    feed = list(events_many(scan_many(files).scans))
+    predicted = run_to_quiescence(with_causes(feed), ctx=Context(base_dn=pipeline.base_dn))
+    actual = directory_of(pipeline)
+    assert len(actual) > partial
+    assert_same_directory(actual, predicted.world.directory)
+    # One entry per person: logins and INEs are unique.
+    logins = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTPersonLogin"]
+    ines = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTEleveINE"]
+    assert len(logins) == len(set(logins)) and len(ines) == len(set(ines))
