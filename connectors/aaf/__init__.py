@@ -11,6 +11,13 @@ Typical use (what ``entsync ingest`` does)::
             publish(event)
 
 One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``events(file_scan)``.
+
+- ``base`` (``record_key → record``) completes the ``modifyRequest`` records of deltas; without it
+  they are reported as rejected (``modify_unknown_record``), never published half-filled.
+- Pass 2 may still raise :class:`FileRejected` (file changed since pass 1): treat a snapshot
+  without its ``SnapshotCompleted`` as abandoned and do not record the file as ingested.
+- Real extracts often carry ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``: refused by
+  default, accepted with ``ScanConfig(allow_aaf_doctype=True)`` (the DTD is never loaded).
 """
 
 from connectors.aaf.attrs import Record, record_to_attrs
@@ -19,7 +26,7 @@ from connectors.aaf.config import FileRejected, ScanConfig
 from connectors.aaf.emit import collect_records, events, events_many, snapshot_key
 from connectors.aaf.filename import FileName, format_file_name, parse_file_name
 from connectors.aaf.keyset import keys_digest
-from connectors.aaf.links import check_links
+from connectors.aaf.links import LinkSide, check_link_sides, check_links
 from connectors.aaf.report import FileReport, IngestReport, ReportItem, Severity, render_summary
 from connectors.aaf.scan import FileScan, scan
 
@@ -29,11 +36,13 @@ __all__ = [
     "FileReport",
     "FileScan",
     "IngestReport",
+    "LinkSide",
     "Record",
     "ReportItem",
     "ScanConfig",
     "ScanResult",
     "Severity",
+    "check_link_sides",
     "check_links",
     "collect_records",
     "events",

@@ -16,10 +16,9 @@ from pathlib import Path
 from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, ScanConfig
 from connectors.aaf.filename import parse_file_name
-from connectors.aaf.links import check_links
+from connectors.aaf.links import LinkSide, check_link_sides
 from connectors.aaf.report import FileReport, IngestReport
-from connectors.aaf.scan import FileScan, LinkSide, scan
-from schemas.feed import Category
+from connectors.aaf.scan import FileScan, scan
 
 
 @dataclass
@@ -35,50 +34,41 @@ def scan_many(
     base: Mapping[str, Record] | None = None,
     link_check: bool = True,
 ) -> ScanResult:
-    """Pass 1 over several files, plus :func:`check_links` when pupils and guardians are present.
+    """Pass 1 over several files, plus the guardian link check (:mod:`connectors.aaf.links`).
 
-    The link check runs only when at least one pupils file and one guardians file were accepted;
-    with one side alone there is nothing to compare.
+    The link check compares the accepted pupils files with the accepted guardians files; with one
+    side alone there is nothing to compare. It keeps the links on disk: memory stays flat.
     """
     result = ScanResult()
-    pupils: LinkSide = {}
-    guardians: LinkSide = {}
-    pupil_files: list[str] = []
-    guardian_files: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        try:
-            file_scan = scan(path, config=config, base=base, collect_links=link_check)
-        except FileRejected as exc:
-            name = parse_file_name(path.name)
-            result.report.files.append(
-                FileReport(
-                    name=path.name,
-                    category=name.category,
-                    scope=name.scope,
-                    complete=name.complete,
-                    extract_date=name.extract_date,
-                    part=name.part,
-                    refused=True,
-                    refusal=exc.reason,
+    sides: list[LinkSide] = []
+    try:
+        for raw in paths:
+            path = Path(raw)
+            try:
+                file_scan = scan(path, config=config, base=base, collect_links=link_check)
+            except FileRejected as exc:
+                name = parse_file_name(path.name)
+                result.report.files.append(
+                    FileReport(
+                        name=path.name,
+                        category=name.category,
+                        scope=name.scope,
+                        complete=name.complete,
+                        extract_date=name.extract_date,
+                        part=name.part,
+                        refused=True,
+                        refusal=exc.reason,
+                    )
                 )
-            )
-            continue
-        if file_scan.links is not None:
-            if file_scan.category is Category.PUPILS:
-                pupils.update(file_scan.links)
-                pupil_files.append(path.name)
-            elif file_scan.category is Category.GUARDIANS:
-                guardians.update(file_scan.links)
-                guardian_files.append(path.name)
-            file_scan = dataclasses.replace(file_scan, links=None)
-        result.scans.append(file_scan)
-        result.report.files.append(file_scan.report)
-    if pupils and guardians:
-        result.report.links = check_links(
-            pupils,
-            guardians,
-            pupils_file=",".join(pupil_files),
-            guardians_file=",".join(guardian_files),
-        )
+                continue
+            if file_scan.links is not None:
+                sides.append(file_scan.links)
+                file_scan = dataclasses.replace(file_scan, links=None)
+            result.scans.append(file_scan)
+            result.report.files.append(file_scan.report)
+        max_items = (config or ScanConfig()).max_report_items
+        result.report.links = check_link_sides(sides, max_items)
+    finally:
+        for side in sides:
+            side.close()
     return result

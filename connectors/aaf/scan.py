@@ -21,6 +21,7 @@ from connectors.aaf.config import FileRejected, ScanConfig
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.keyset import KeySorter
+from connectors.aaf.links import LinkSide
 from connectors.aaf.process import Outcome, category_of, process
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.report import FileReport, ReportItem, Severity
@@ -38,7 +39,6 @@ _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "ENTEleveDateSortieStructRattach",
     HoldReason.NO_PARENTAL_AUTHORITY: "ENTEleveAutoriteParentale",
 }
-LinkSide = dict[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,8 @@ def scan(
     """Pass 1: validate the whole file and build its report; raise FileRejected to refuse it.
 
     ``base`` completes ``modifyRequest`` records (see :mod:`connectors.aaf.process`).
-    ``collect_links`` keeps each pupil's guardians / guardian's pupils for :func:`check_links`
-    (memory grows with the number of links: leave it off for publication-only runs).
+    ``collect_links`` keeps the file's side of the guardian links (on disk) in ``links``, for
+    :func:`check_link_sides`; the caller closes it (``scan_many`` does).
     """
     path = Path(path)
     config = config or ScanConfig()
@@ -214,7 +214,7 @@ def scan(
     collector = _Collector(report, config.max_report_items)
     sorter = KeySorter()
     hasher = EventsHasher()
-    links: LinkSide | None = {} if collect_links else None
+    links: LinkSide | None = None
     category = name.category
     try:
         with path.open("rb") as fh:
@@ -226,21 +226,24 @@ def scan(
                     continue
                 hasher.add(outcome)
                 sorter.add(outcome.key, outcome.request.index, outcome.request.line)
-                if links is not None:
-                    _add_links(links, outcome)
+                if collect_links and isinstance(outcome.record, Pupil | Guardian):
+                    if links is None:
+                        links = LinkSide(path.name, pupils=category is Category.PUPILS)
+                    _add_links(links, outcome.record)
             digest, records = reader.digest, reader.count
-    except OSError as exc:
+        if category is None:
+            raise FileRejected(path, "no record and no category in the file name")
+        if name.complete and records == 0 and not config.allow_empty_complete:
+            # An empty full extract would read downstream as "everyone left".
+            raise FileRejected(path, "complete extract without any record")
+    except (OSError, FileRejected) as exc:
         sorter.close()
-        raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
-    except FileRejected as exc:
-        sorter.close()
+        if links is not None:
+            links.close()
+        if isinstance(exc, OSError):
+            raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
         log.warning("aaf.scan.refused", file=path.name, reason=exc.reason)
         raise
-    if category is None:
-        raise FileRejected(path, "no record and no category in the file name")
-    if name.complete and records == 0 and not config.allow_empty_complete:
-        # An empty full extract would read downstream as "everyone left".
-        raise FileRejected(path, "complete extract without any record")
     summary = sorter.finish()
     if name.complete:
         for key, occurrences in summary.duplicates:
@@ -287,9 +290,8 @@ def scan(
     )
 
 
-def _add_links(links: LinkSide, outcome: Outcome) -> None:
-    record = outcome.record
+def _add_links(links: LinkSide, record: Pupil | Guardian) -> None:
     if isinstance(record, Pupil):
-        links[record.jointure] = record.guardian_jointures
-    elif isinstance(record, Guardian):
-        links[record.jointure] = record.pupil_jointures
+        links.add(record.jointure, record.guardian_jointures)
+    else:
+        links.add(record.jointure, record.pupil_jointures)

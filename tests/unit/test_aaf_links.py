@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from connectors.aaf import check_links, scan_many
+from connectors.aaf.links import LinkSide, check_link_sides
 from connectors.aaf.xmlwrite import request_xml
 from schemas.feed import Category
 
@@ -58,3 +62,35 @@ def test_scan_many_checks_both_files(tmp_path: Path) -> None:
     # one side alone: nothing to compare
     assert scan_many([pupils]).report.links == []
     assert scan_many([pupils, guardians], link_check=False).report.links == []
+
+
+_ids = st.sampled_from([f"{n}" for n in range(8)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pupils=st.dictionaries(st.sampled_from(["p1", "p2", "p3", "p4"]), st.lists(_ids, max_size=3)),
+    guardians=st.dictionaries(
+        _ids, st.lists(st.sampled_from(["p1", "p2", "p3", "p5"]), max_size=3)
+    ),
+    split=st.integers(0, 4),
+)
+def test_streaming_check_agrees_with_pure_rule(
+    pupils: dict[str, list[str]], guardians: dict[str, list[str]], split: int
+) -> None:
+    """The on-disk check (what scan_many uses) finds exactly what check_links finds."""
+    pupil_files = [LinkSide("E0", pupils=True), LinkSide("E1", pupils=True)]
+    guardian_side = LinkSide("G", pupils=False)
+    for n, (pupil, linked) in enumerate(pupils.items()):
+        pupil_files[n < split].add(pupil, linked)  # the pupils spread over two files
+    for guardian, linked in guardians.items():
+        guardian_side.add(guardian, linked)
+    sides = [*pupil_files, guardian_side]
+    streamed = check_link_sides(sides)
+    for side in sides:
+        side.close()
+    pure = check_links(pupils, guardians, pupils_file="E0,E1", guardians_file="G")
+    if not pupils and not guardians:
+        assert streamed == pure == []
+    else:
+        assert streamed == pure
