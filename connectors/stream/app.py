@@ -197,6 +197,12 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         for key, state in new_states.items():
             entities[key] = state.model_dump_json().encode()
         progress.entity_inputs += len(batch)
+        log.debug(
+            "reconcile.batch",
+            generation=app.consumer_generation_id,
+            offsets=sorted((e.message.partition, e.message.offset) for e in batch),
+            writes=len(ops),
+        )
 
     return app, progress
 

@@ -70,6 +70,9 @@ class IdleDetector:
         # faust records an offset as committed even when the broker refused the commit (a
         # rebalance in between), so the final commit is made here and must be accepted.
         final = {assigned[key]: consumer.highwater(assigned[key]) for key in self.expected}
+        # As faust's own commit does: table changelogs and emitted inputs reach the broker
+        # before the offsets that produced them are committed.
+        await self.app.producer.flush()
         if await consumer._commit(final):  # type: ignore[attr-defined]
             return True
         self.streak = 0
@@ -92,6 +95,8 @@ def run_worker(
     app, progress = build_app(settings, writer)
     started = time.monotonic()
     outcome: dict[str, Any] = {"idle": False, "error": None}
+    if settings.log_level.upper() == "DEBUG":
+        loglevel = "info"  # faust's own rebalance and recovery messages
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
 
     if until_idle:

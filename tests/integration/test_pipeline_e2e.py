@@ -265,11 +265,12 @@ def test_worker_killed_mid_load_converges_without_duplicates(
     files = [str(p) for k, p in sorted(generated.files.items()) if k != "delta"]
     pipeline.ok("ingest", *files)
 
+    log = (tmp_path / "killed-worker.log").open("w")
     worker = subprocess.Popen(
         [ENTSYNC, "worker"],
-        env=pipeline.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env={**pipeline.env, "ENTSYNC_LOG_LEVEL": os.environ.get("E2E_WORKER_LOG_LEVEL", "INFO")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -284,9 +285,11 @@ def test_worker_killed_mid_load_converges_without_duplicates(
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
+    log.close()
     partial = count_entries(pipeline.ldap, people, scope="one")
 
-    pipeline.ok("worker", "--until-idle", "--timeout", "300")
+    restarted = pipeline.ok("worker", "--until-idle", "--timeout", "300")
+    (tmp_path / "restarted-worker.log").write_text(restarted)
     feed = list(events_many(scan_many(files).scans))
     predicted = run_to_quiescence(with_causes(feed), ctx=Context(base_dn=pipeline.base_dn))
     actual = directory_of(pipeline)
