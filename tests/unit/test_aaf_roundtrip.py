@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import date
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.aaf import ScanConfig, collect_records, events, scan, scan_many
+from connectors.aaf import ScanConfig, collect_records, events, record_to_attrs, scan, scan_many
 from connectors.aaf.generator import GeneratedRecord, GeneratorConfig, generate
+from connectors.aaf.xmlwrite import AafWriter
 from schemas.feed import (
+    Category,
+    ClassAssignment,
     FeedEvent,
     GuardianUpserted,
+    Pupil,
     PupilUpserted,
     RecordDeleted,
     SchoolUpserted,
@@ -23,6 +28,7 @@ from schemas.feed import (
     SnapshotStarted,
     StaffUpserted,
 )
+from sync.admission import AdmissionFacts, admission_holds
 
 
 def _record_of(event: FeedEvent) -> object:
@@ -128,3 +134,64 @@ def test_report_has_no_personal_data(tmp_path: Path) -> None:
                 secrets.add(value)
     leaked = [s for s in secrets if s in text]
     assert leaked == []
+
+
+_NAMES = st.sampled_from(
+    ["MARTIN", "D'ANGELO", "LE GOFF", "LEBŒUF", "Zoé", "Jean-Baptiste", "Ἀλέξανδρος"]
+)
+_JOINTURES = st.from_regex(r"[0-9]{3,9}", fullmatch=True)
+_SCHOOL = "0310100R"
+_CLASSES = st.builds(
+    ClassAssignment,
+    school_jointure=st.just(_SCHOOL),
+    code=st.from_regex(r"C[0-9]{2}", fullmatch=True),
+    label=st.sampled_from(["CP A", "TPS-PS", "CE2-CM1 B", "ULIS ÉCOLE"]),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pupil=st.builds(
+        Pupil,
+        jointure=_JOINTURES,
+        ine=st.none() | st.from_regex(r"[0-9]{10}[A-Z]|[0-9]{9}[A-Z]{2}", fullmatch=True),
+        last_name=_NAMES,
+        first_name=_NAMES,
+        other_first_names=st.lists(_NAMES, max_size=2, unique=True).map(tuple),
+        birth_name=st.none() | _NAMES,
+        civility=st.sampled_from([None, "M.", "Mme"]),
+        birth_date=st.none() | st.dates(min_value=date(2012, 1, 1), max_value=date(2023, 12, 31)),
+        email=st.sampled_from([None, "a.b@exemple.fr", "x+y@sub.exemple.fr"]),
+        school_jointure=st.just(_SCHOOL),
+        classes=st.lists(_CLASSES, max_size=2, unique=True).map(tuple),
+        level=st.sampled_from([None, "CP", "TPS"]),
+        cycle=st.sampled_from([None, "CYCLE 2"]),
+        guardian_jointures=st.lists(_JOINTURES, max_size=3, unique=True).map(tuple),
+        admitted_definitively=st.sampled_from([None, True, False]),
+        school_year=st.sampled_from(["2025-2026", "2024-2025"]),
+        held_reasons=st.just(()),
+    )
+)
+def test_any_pupil_record_survives_the_file(
+    tmp_path_factory: pytest.TempPathFactory, pupil: Pupil
+) -> None:
+    """record → AAF attributes → XML file → parser → the same record (holds recomputed)."""
+    folder = tmp_path_factory.mktemp("one")
+    path = folder / "ENT_AC-TEST_Complet_20251001_Eleve_0000.xml"
+    with AafWriter(path, Category.PUPILS) as writer:
+        writer.write("add", pupil.jointure, record_to_attrs(pupil))
+    file_scan = scan(path, config=ScanConfig(reference_date=date(2025, 10, 1)))
+    (event,) = [e for e in events(file_scan) if isinstance(e, PupilUpserted)]
+    holds = admission_holds(
+        AdmissionFacts(
+            ine="valid" if pupil.ine else "missing",
+            admitted_definitively=pupil.admitted_definitively,
+            class_count=len(pupil.classes),
+            school_year=pupil.school_year,
+            current_school_year="2025-2026",
+            parental_authority_count=len(pupil.guardian_jointures),
+        )
+    )
+    assert event.pupil == pupil.model_copy(update={"held_reasons": holds})
