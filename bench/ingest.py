@@ -57,6 +57,7 @@ def measure(directory: Path, repeat: int) -> dict[str, float]:
         emitted = sum(1 for s in scans for _ in events(s))
         pass2 = min(pass2, time.perf_counter() - start)
         records = sum(s.records for s in scans)
+        del scans  # a repetition must not hold the previous one's reports
     return {
         "records": records,
         "events": emitted,
