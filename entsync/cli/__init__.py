@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from entsync.cli import feeds, pipeline, services
+from entsync.cli import admin, feeds, pipeline, services
 
 app = typer.Typer(
     name="entsync",
@@ -15,6 +15,7 @@ app = typer.Typer(
 services.register(app)
 feeds.register(app)
 pipeline.register(app)
+admin.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,165 @@
+"""CLI commands: ``entsync admin attach-teacher | gar-manager``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from connectors.ldap import DirectoryError
+from entsync.logs import configure_logging
+from entsync.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from entsync.admin import AdminDirectory, Prepared
+
+console = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+EXIT_CONFIG = 2
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
+]
+TeacherRef = Annotated[
+    str,
+    typer.Option(
+        "--teacher",
+        help=(
+            "the teacher: their login (ENTPersonLogin, e.g. their academic login), their source "
+            "jointure (ENTPersonJointure) or their entity id (pe-...)"
+        ),
+    ),
+]
+
+admin_app = typer.Typer(
+    name="admin",
+    help=(
+        "Operator commands. Each one checks the directory first (a clear error and exit 1 when "
+        "it cannot be done), then publishes a command that the worker applies: run "
+        "'entsync worker' (or 'entsync worker --until-idle') for it to take effect. The entity "
+        "that owns the fact has the last word at apply time, and every change is audited with "
+        "the command as its cause. Exit codes: 0 published, 1 refused, 2 configuration error."
+    ),
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main app."""
+    app.add_typer(admin_app, name="admin")
+
+
+def _settings(state_dir: Path | None) -> Settings:
+    try:
+        settings = load_settings(state_dir=state_dir)
+    except ConfigurationError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from exc
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    # Not markup: a message may quote what the operator typed.
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    return typer.Exit(code)
+
+
+Prepare = Callable[["Settings", "AdminDirectory", datetime], "Prepared"]
+
+
+def _run(state_dir: Path | None, prepare: Prepare) -> None:
+    from aiokafka.errors import KafkaError
+
+    from entsync import admin
+    from sync.commands import CommandError
+
+    settings = _settings(state_dir)
+    try:
+        prepared = prepare(settings, admin.directory_of(settings), admin.utc_now())
+        admin.publish(settings, prepared)
+    except (admin.AdminRefused, CommandError) as exc:
+        raise _fail(str(exc), admin.EXIT_REFUSED) from exc
+    except (ConfigurationError, DirectoryError) as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from exc
+    except KafkaError as exc:
+        raise _fail(f"cannot publish the command: {exc}", EXIT_CONFIG) from exc
+    for note in prepared.notes:
+        console.print(f"note: {note}", markup=False)
+    cause = prepared.command.cause
+    console.print(
+        f"published: {prepared.summary} (rule {cause.rule}, at {cause.at.isoformat()}); "
+        "the worker applies it",
+        markup=False,
+    )
+
+
+ATTACH_HELP = (
+    "Attach a teacher of the school to an existing class (the teacher gets ENTAuxEnsClasses = "
+    "<school DN>$<class code> and joins the class's teachers group), or detach them with "
+    "--detach.\n\n"
+    "Refused (exit 1) when the teacher, the school or the class is not in the directory, when "
+    "the person is not a teacher of that school, or when the class has no pupil: a class exists "
+    "only while at least one pupil is in it. When a class loses its last pupil, its teacher "
+    "links are withdrawn (attach again if it comes back)."
+)
+GAR_HELP = (
+    "Put a teacher of the school in the school's Resp-Affect-GAR group (GAR assignment "
+    "managers), or take them out with --remove.\n\n"
+    "The group is created with its first member and is never deleted: removing its last member "
+    "is refused (put another teacher in first, then remove). Only teachers of that school can be "
+    "put in."
+)
+
+
+@admin_app.command("attach-teacher", help=ATTACH_HELP)
+def attach_teacher(
+    teacher: TeacherRef,
+    class_ref: Annotated[
+        str,
+        typer.Option(
+            "--class",
+            help=(
+                "the class, '<school jointure or UAI>/<class code>' (e.g. 0750001A/CP-A; the "
+                "code is everything after the first '/', so 0750001A/CE1/CE2 is class CE1/CE2)"
+            ),
+        ),
+    ],
+    detach: Annotated[
+        bool, typer.Option("--detach", help="undo: detach the teacher from the class")
+    ] = False,
+    state_dir: StateDir = None,
+) -> None:
+    from entsync.admin import prepare_teacher_class
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_teacher_class(
+            settings, directory, teacher_ref=teacher, class_ref=class_ref, detach=detach, now=now
+        ),
+    )
+
+
+@admin_app.command("gar-manager", help=GAR_HELP)
+def gar_manager(
+    school: Annotated[str, typer.Option("--school", help="the school: its UAI or its jointure")],
+    teacher: TeacherRef,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="take the teacher out of the group instead")
+    ] = False,
+    state_dir: StateDir = None,
+) -> None:
+    from entsync.admin import prepare_gar_manager
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_gar_manager(
+            settings, directory, school_ref=school, teacher_ref=teacher, remove=remove, now=now
+        ),
+    )
