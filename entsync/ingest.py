@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.aaf import FileScan, IngestReport, events_many, scan_many
+from connectors.aaf import (
+    FileRejected,
+    FileScan,
+    IngestReport,
+    ScanConfig,
+    collect_records,
+    events_many,
+    parse_file_name,
+    scan,
+    scan_many,
+)
+from connectors.aaf.attrs import Record
 from connectors.stream.ledger import append_ledger, read_ledger
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.topics import ensure_topics
@@ -35,10 +46,11 @@ class FileOutcome:
 class IngestOutcome:
     report: IngestReport
     files: list[FileOutcome] = field(default_factory=list)
+    error: str | None = None
 
     @property
     def refused(self) -> bool:
-        return not self.report.ok
+        return not self.report.ok or self.error is not None
 
     @property
     def published(self) -> int:
@@ -89,10 +101,38 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     return outcomes
 
 
-def ingest(settings: Settings, paths: list[Path], *, force: bool = False) -> IngestOutcome:
-    result = scan_many(paths)
+def _base_records(
+    paths: list[Path], base_paths: list[Path], config: ScanConfig
+) -> dict[str, Record] | None:
+    """Records completing the modifyRequests of delta files: the ``--base`` files, then the
+    complete files of the same call. None when no delta file is ingested."""
+    if all(parse_file_name(p.name).complete for p in paths):
+        return None
+    complete = [p for p in paths if parse_file_name(p.name).complete]
+    return collect_records([scan(p, config=config) for p in [*base_paths, *complete]])
+
+
+def ingest(
+    settings: Settings,
+    paths: list[Path],
+    *,
+    force: bool = False,
+    base_paths: list[Path] | None = None,
+    allow_aaf_doctype: bool = False,
+) -> IngestOutcome:
+    config = ScanConfig(allow_aaf_doctype=allow_aaf_doctype)
+    try:
+        base = _base_records(paths, base_paths or [], config)
+    except FileRejected as exc:
+        return IngestOutcome(report=IngestReport(), error=f"base file refused: {exc}")
+    result = scan_many(paths, config=config, base=base)
     outcome = IngestOutcome(report=result.report)
     if outcome.refused:
         return outcome
-    outcome.files = asyncio.run(_publish(settings, result.scans, force))
+    try:
+        outcome.files = asyncio.run(_publish(settings, result.scans, force))
+    except FileRejected as exc:
+        # The file changed between the two passes: what was published is idempotent, and the
+        # file is not in the ledger, so ingesting it again publishes it whole.
+        outcome.error = f"{exc} (ingest it again once the file is stable)"
     return outcome

@@ -41,8 +41,9 @@ def recover_tables_to_true_end(bootstrap: str) -> None:
     carry the right high watermark: start from the reported end minus one (inside the last batch)
     and take the high watermark of the first fetch. On Apache Kafka this finds the same ends.
     """
-    from aiokafka import AIOKafkaConsumer
     from faust.transport.drivers import aiokafka as driver
+
+    from connectors.stream.offsets import true_end_offsets
 
     thread_class = driver.AIOKafkaConsumerThread
     if getattr(thread_class, _PATCHED_FLAG + "_hw", False):
@@ -50,28 +51,10 @@ def recover_tables_to_true_end(bootstrap: str) -> None:
     original = thread_class._highwaters
 
     async def _highwaters(self: Any, partitions: list[Any]) -> Any:
-        reported = await original(self, partitions)
         if not partitions or self.consumer.in_transaction:
-            return reported
-        probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await probe.start()
-        try:
-            tps = list(reported)
-            probe.assign(tps)
-            for tp in tps:
-                probe.seek(tp, max(int(reported[tp]) - 1, 0))
-            ends: dict[Any, int] = {}
-            for _ in range(100):
-                await probe.getmany(*[tp for tp in tps if tp not in ends], timeout_ms=200)
-                for tp in tps:
-                    highwater = probe.highwater(tp)
-                    if tp not in ends and highwater is not None:
-                        ends[tp] = max(int(highwater), int(reported[tp]))
-                if len(ends) == len(tps):
-                    return ends
-            raise RuntimeError("could not read the changelog high watermarks")
-        finally:
-            await probe.stop()
+            return await original(self, partitions)
+        ends = await true_end_offsets(bootstrap, partitions)
+        return {tp: ends[tp] for tp in partitions}
 
     thread_class._highwaters = _highwaters  # type: ignore[method-assign]
     setattr(thread_class, _PATCHED_FLAG + "_hw", True)

@@ -1,10 +1,11 @@
 """Run the faust worker, continuously or until idle (batch mode for tests and scripts).
 
 Idle means: every partition of the feed and entities topics is assigned to this worker, its
-committed offset has reached the partition's high watermark (taken from fetch responses: the
-local broker's ListOffsets answers can be stale), no batch is in flight (so every directory write
+committed offset has reached the partition's end, no batch is in flight (so every directory write
 of consumed events is acknowledged), this held for ``stable_checks`` checks in a row, and a final
-commit of those offsets was accepted by the broker.
+commit of those offsets was accepted by the broker. The cheap checks use the consumer's fetch high
+watermarks; the last one confirms with the true ends (``connectors.stream.offsets``), since fetch
+high watermarks go stale as soon as our own agents produce.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import faust
 
 from connectors.ldap.writer import DirectoryWriter
 from connectors.stream.app import Progress, build_app
+from connectors.stream.offsets import true_end_offsets
 from connectors.stream.topics import ensure_topics
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -40,8 +42,16 @@ class WorkerResult:
 class IdleDetector:
     """Counts consecutive idle observations of a running app."""
 
-    def __init__(self, app: faust.App, progress: Progress, partitions: int, stable_checks: int):
+    def __init__(
+        self,
+        app: faust.App,
+        progress: Progress,
+        partitions: int,
+        stable_checks: int,
+        bootstrap: str,
+    ) -> None:
         self.app = app
+        self.bootstrap = bootstrap
         self.progress = progress
         self.expected = {(t, p) for t in (FEED.name, ENTITIES.name) for p in range(partitions)}
         self.stable_checks = stable_checks
@@ -69,7 +79,14 @@ class IdleDetector:
             return False
         # faust records an offset as committed even when the broker refused the commit (a
         # rebalance in between), so the final commit is made here and must be accepted.
-        final = {assigned[key]: consumer.highwater(assigned[key]) for key in self.expected}
+        # The fetch high watermarks go stale as soon as our own agents produce: confirm with the
+        # true ends that nothing was produced after the last fetch.
+        final = await true_end_offsets(
+            self.bootstrap, [assigned[key] for key in sorted(self.expected)]
+        )
+        if any((committed.get(tp) or 0) < end for tp, end in final.items()):
+            self.streak = 0
+            return False
         # As faust's own commit does: table changelogs and emitted inputs reach the broker
         # before the offsets that produced them are committed.
         await self.app.producer.flush()
@@ -100,7 +117,7 @@ def run_worker(
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
 
     if until_idle:
-        detector = IdleDetector(app, progress, settings.topic_partitions, stable_checks)
+        detector = IdleDetector(app, progress, settings.topic_partitions, stable_checks, bootstrap)
 
         stopping: set[asyncio.Future[Any]] = set()
 

@@ -20,6 +20,21 @@ StateDir = Annotated[
     typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
 ]
 Files = Annotated[list[Path], typer.Argument(help="AAF XML files", exists=False)]
+BaseFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--base",
+        help="full extract completing the modifyRequests of delta files (repeatable); the "
+        "complete files given in the same command are used too",
+    ),
+]
+AllowDoctype = Annotated[
+    bool,
+    typer.Option(
+        "--allow-aaf-doctype",
+        help="accept the standard <!DOCTYPE ficAlimMENESR SYSTEM ...> (the DTD is never loaded)",
+    ),
+]
 
 
 def _settings(state_dir: Path | None) -> Settings:
@@ -33,17 +48,28 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def do_ingest(settings: Settings, files: list[Path], report: Path | None, force: bool) -> int:
+def do_ingest(
+    settings: Settings,
+    files: list[Path],
+    report: Path | None,
+    force: bool,
+    base: list[Path] | None = None,
+    allow_aaf_doctype: bool = False,
+) -> int:
     from connectors.aaf import render_summary
     from entsync.ingest import ingest
 
-    missing = [str(f) for f in files if not f.is_file()]
+    missing = [str(f) for f in [*files, *(base or [])] if not f.is_file()]
     if missing:
         raise _fail(f"not a file: {', '.join(missing)}")
-    outcome = ingest(settings, files, force=force)
+    outcome = ingest(
+        settings, files, force=force, base_paths=base, allow_aaf_doctype=allow_aaf_doctype
+    )
     if report is not None:
         report.write_text(outcome.report.to_json())
     render_summary(outcome.report, console)
+    if outcome.error:
+        err.print(f"[bold red]error:[/] {outcome.error}")
     if outcome.refused:
         err.print("nothing was published: fix or remove the refused files and ingest again")
         return 3
@@ -85,11 +111,13 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option("--force", help="publish even if the ledger has the file")
         ] = False,
+        base: BaseFiles = None,
+        allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Validate AAF files whole, then publish their records on the feed topic."""
         try:
-            code = do_ingest(_settings(state_dir), files, report, force)
+            code = do_ingest(_settings(state_dir), files, report, force, base, allow_aaf_doctype)
         except ConfigurationError as exc:
             raise _fail(str(exc)) from exc
         raise typer.Exit(code)
@@ -120,12 +148,14 @@ def register(app: typer.Typer) -> None:
         files: Files,
         report: Annotated[Path | None, typer.Option("--report")] = None,
         timeout: Annotated[float | None, typer.Option("--timeout")] = 900.0,
+        base: BaseFiles = None,
+        allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Ingest files, then work until idle."""
         try:
             settings = _settings(state_dir)
-            code = do_ingest(settings, files, report, force=False)
+            code = do_ingest(settings, files, report, False, base, allow_aaf_doctype)
             if code == 0:
                 code = do_worker(settings, True, timeout)
         except ConfigurationError as exc:

@@ -7,6 +7,7 @@ directory on the session's slapd; the real ``entsync`` CLI runs in subprocesses.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from connectors.aaf import events_many, scan_many
+from connectors.aaf import collect_records, events_many, scan_many
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import LdapParams, count_entries, export_ldif, search_entries
 from connectors.services import broker
@@ -221,12 +222,21 @@ def test_same_extract_again_writes_nothing(pipeline: Pipeline, extract: dict[str
 
 
 def test_delta_after_full_gives_the_predicted_directory(
-    pipeline: Pipeline, extract: dict[str, Path]
+    pipeline: Pipeline, extract: dict[str, Path], tmp_path: Path
 ) -> None:
     """Worker restarts between files lose nothing: the result is what the pure core predicts."""
     pipeline.ok("run", *full_files(extract))
-    feed_events, changes = worker_counts(pipeline.ok("run", str(extract["delta"])))
-    delta = list(events_many(scan_many([str(extract["delta"])]).scans))
+    bases = [f"--base={f}" for f in full_files(extract)]
+    delta_run = pipeline.ok(
+        "run", *bases, "--report", str(tmp_path / "r.json"), str(extract["delta"])
+    )
+    feed_events, changes = worker_counts(delta_run)
+    report = json.loads((tmp_path / "r.json").read_text())
+    rules = {item["rule"] for f in report["files"] for item in f["items"]}
+    assert "modify_unknown_record" not in rules
+    base = collect_records(scan_many(full_files(extract)).scans)
+    delta = list(events_many(scan_many([str(extract["delta"])], base=base).scans))
+    assert any(isinstance(e, PupilUpserted) for e in delta)
     assert feed_events >= len(delta) and changes > 0
 
     full = list(events_many(scan_many(full_files(extract)).scans))
