@@ -1,8 +1,11 @@
-"""Benchmark of the AAF parser: records/s of pass 1 (scan) and pass 2 (events), and peak RSS.
+"""Benchmark of ingestion: records/s of pass 1 (scan) and pass 2 (events), events/s published,
+and peak RSS.
 
 Two generated extracts (small and large, the large one ≥ 500,000 records) are measured side by
 side, each in a fresh subprocess so that its peak RSS is its own. Each pass is run ``--repeat``
-times and the best time kept (shared machines are noisy). Publishing is not measured.
+times and the best time kept (shared machines are noisy). Publishing (pass 2 + the feed producer,
+as ``entsync ingest`` does) is measured once per size on a local broker this script starts and
+stops by pid; ``--no-publish`` skips it.
 
     .venv/bin/python bench/ingest.py                      # defaults: ~22 k and ~525 k records
     .venv/bin/python bench/ingest.py --small 20x50 --large 2400x100 --workdir /tmp/aafbench
@@ -37,7 +40,24 @@ def _quiet_logs() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-def measure(directory: Path, repeat: int) -> dict[str, float]:
+def _publish(scans: list[object], bootstrap: str) -> tuple[int, float]:
+    import asyncio
+
+    from connectors.aaf import events
+    from connectors.stream.publisher import FeedPublisher
+    from connectors.stream.topics import ensure_topics
+
+    async def run() -> tuple[int, float]:
+        await ensure_topics(bootstrap, 4)
+        async with FeedPublisher(bootstrap) as publisher:
+            start = time.perf_counter()
+            count = await publisher.publish_all(e for s in scans for e in events(s))  # type: ignore[arg-type]
+            return count, time.perf_counter() - start
+
+    return asyncio.run(run())
+
+
+def measure(directory: Path, repeat: int, bootstrap: str | None = None) -> dict[str, float]:
     """Runs in the child: pass 1 then pass 2 over the full files of ``directory``.
 
     Each pass is timed ``repeat`` times and the best time kept (the machine may be shared); the
@@ -58,7 +78,13 @@ def measure(directory: Path, repeat: int) -> dict[str, float]:
         pass2 = min(pass2, time.perf_counter() - start)
         records = sum(s.records for s in scans)
         del scans  # a repetition must not hold the previous one's reports
+    published, publish_s = 0, float("nan")
+    if bootstrap:
+        published, publish_s = _publish([scan(p) for p in paths], bootstrap)
     return {
+        "published": published,
+        "publish_s": publish_s,
+        "publish_rate": published / publish_s if published else float("nan"),
         "records": records,
         "events": emitted,
         "bytes": sum(p.stat().st_size for p in paths),
@@ -84,9 +110,10 @@ def _size(text: str) -> tuple[int, int]:
     return int(schools), int(pupils)
 
 
-def _run_child(directory: Path, repeat: int) -> dict[str, float]:
+def _run_child(directory: Path, repeat: int, bootstrap: str | None) -> dict[str, float]:
+    extra = ["--bootstrap", bootstrap] if bootstrap else []
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(directory), "--repeat", str(repeat)],
+        [sys.executable, __file__, "--measure", str(directory), "--repeat", str(repeat), *extra],
         check=True,
         capture_output=True,
         text=True,
@@ -104,9 +131,11 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the extracts here")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--no-publish", action="store_true", help="skip the publishing figure")
     args = parser.parse_args()
     if args.measure is not None:
-        print(json.dumps(measure(args.measure, args.repeat)))
+        print(json.dumps(measure(args.measure, args.repeat, args.bootstrap)))
         return 0
     if args.generate is not None:
         directory, *numbers = args.generate
@@ -115,6 +144,23 @@ def main() -> int:
         return 0
 
     base = args.workdir or Path(tempfile.mkdtemp(prefix="aafbench-"))
+    if args.no_publish:
+        return _measure_all(args, base, None)
+    from connectors.services import broker
+    from connectors.services.process import free_port, stop_pid
+
+    layout = broker.BrokerLayout(base / "broker")
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    pid = broker.start(broker.find_broker(), layout, port)
+    try:
+        broker.wait_ready(port=port, pid=pid, layout=layout, timeout=30)
+        return _measure_all(args, base, broker.bootstrap(port))
+    finally:
+        stop_pid(pid, marker=broker.marker(port))
+
+
+def _measure_all(args: argparse.Namespace, base: Path, bootstrap: str | None) -> int:
     results: dict[str, dict[str, float]] = {}
     for label, size in (("small", args.small), ("large", args.large)):
         schools, pupils = _size(size)
@@ -128,7 +174,7 @@ def main() -> int:
                 f"generated {label} extract ({size}) in {time.perf_counter() - t:.1f}s",
                 file=sys.stderr,
             )
-        results[label] = _run_child(directory, args.repeat)
+        results[label] = _run_child(directory, args.repeat, bootstrap)
 
     small, large = results["small"], results["large"]
     rows = [
@@ -136,8 +182,10 @@ def main() -> int:
         ("file bytes (MB)", "bytes", "{:,.1f}"),
         ("pass 1 scan (rec/s)", "pass1_rate", "{:,.0f}"),
         ("pass 2 events (rec/s)", "pass2_rate", "{:,.0f}"),
+        ("published (events/s)", "publish_rate", "{:,.0f}"),
         ("pass 1 time (s)", "pass1_s", "{:,.2f}"),
         ("pass 2 time (s)", "pass2_s", "{:,.2f}"),
+        ("publish time (s)", "publish_s", "{:,.2f}"),
         ("peak RSS (MB)", "peak_rss_mb", "{:,.1f}"),
     ]
     print(f"{'':24}{'small':>14}{'large':>14}{'large/small':>14}")
