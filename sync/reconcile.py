@@ -233,11 +233,18 @@ def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision
     return Decision(state.model_copy(update={"allocations": allocations}), emits=(answer,))
 
 
+def _is_staff(entity_id: str) -> bool:
+    try:
+        return ids.kind_of(entity_id) == "staff"
+    except ValueError:
+        return False
+
+
 def _teacher_class(state: EntityState, inp: TeacherClassRequested, ctx: Context) -> Decision:
     spec = commands.class_spec(inp.school_jointure, inp.class_code)
     if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
         raise ContractError("teacher-class command sent to another entity than the class")
-    if ids.kind_of(inp.teacher_id) != "staff":
+    if not _is_staff(inp.teacher_id):
         raise ContractError("teacher-class command names a non-staff entity")
     applied = commands.apply_teacher_class(state, inp)
     if not applied.accepted:
@@ -252,7 +259,7 @@ def _gar_manager(state: EntityState, inp: GarManagerRequested, ctx: Context) -> 
     spec = commands.school_teachers_spec(inp.school_jointure)
     if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
         raise ContractError("GAR command sent to another entity than the school's teachers group")
-    if ids.kind_of(inp.teacher_id) != "staff":
+    if not _is_staff(inp.teacher_id):
         raise ContractError("GAR command names a non-staff entity")
     applied = commands.apply_gar_manager(state, inp, ctx.namespace)
     return Decision(applied.state, emits=applied.emits, outcomes=(applied.decided,))

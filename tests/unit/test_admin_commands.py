@@ -346,8 +346,9 @@ def test_gar_command_contracts() -> None:
     command = gar(T1)
     with pytest.raises(ContractError):
         decide(None, command.model_copy(update={"school_jointure": "S2"}), CTX)
-    with pytest.raises(ContractError):
-        decide(None, command.model_copy(update={"teacher_id": "gr-aaaaaaaaaaaaaaaa"}), CTX)
+    for teacher in ("gr-aaaaaaaaaaaaaaaa", "not-an-id"):
+        with pytest.raises(ContractError):
+            decide(None, command.model_copy(update={"teacher_id": teacher}), CTX)
 
 
 # ---------------------------------------------------------------- group names
