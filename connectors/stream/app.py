@@ -85,6 +85,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         broker_commit_every=BATCH_MAX,
         broker_commit_interval=0.5,
         producer_acks=-1,
+        producer_linger_ms=5,  # batch sends: an input fans out into several messages
     )
     progress = Progress()
     ctx = Context(base_dn=settings.ldap_base_dn, namespace=settings.id_namespace)
@@ -119,6 +120,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             progress.in_flight += 1
             try:
                 new_states: dict[bytes, SourceState | None] = {}
+                changed: set[bytes] = set()  # unchanged states are not written back
                 outgoing: list[EntityInput] = []
                 for event in batch:
                     key = event.key
@@ -132,9 +134,13 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     cause = _cause_from(event, f"feed.{feed_event.type}", feed_event.source)
                     routed = route(prev, feed_event, cause, settings.id_namespace)
                     new_states[key] = routed.state
+                    if routed.state is not prev:
+                        changed.add(key)
                     outgoing.extend(routed.inputs)
                 await send_inputs(outgoing)
                 for key, state in new_states.items():
+                    if key not in changed:
+                        continue
                     if state is None:
                         sources.pop(key, None)
                     else:
@@ -158,6 +164,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
 
     async def _reconcile_batch(batch: Sequence[Any]) -> None:
         new_states: dict[bytes, EntityState] = {}
+        changed: set[bytes] = set()  # unchanged states are not written back
         ops: list[Any] = []
         audits: list[Any] = []
         emits: list[EntityInput] = []
@@ -171,6 +178,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 state = None if raw is None else EntityState.model_validate_json(raw)
             decision = decide(state, inp, ctx)
             new_states[key] = decision.state
+            if decision.state is not state and decision.state != state:
+                changed.add(key)
             ops.extend(decision.ops)
             audits.extend(decision.audits)
             emits.extend(decision.emits)
@@ -194,8 +203,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         await send_inputs(emits)
         for fut in audit_futures:
             await fut
-        for key, state in new_states.items():
-            entities[key] = state.model_dump_json().encode()
+        for key in changed:
+            entities[key] = new_states[key].model_dump_json().encode()
         progress.entity_inputs += len(batch)
         log.debug(
             "reconcile.batch",

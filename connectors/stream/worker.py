@@ -56,8 +56,20 @@ class IdleDetector:
         self.expected = {(t, p) for t in (FEED.name, ENTITIES.name) for p in range(partitions)}
         self.stable_checks = stable_checks
         self.streak = 0
+        self._seen: tuple[int, ...] = ()
 
     async def observe(self) -> bool:
+        # Batches may start and finish between two checks: any progress restarts the count.
+        seen = (
+            self.progress.feed_events,
+            self.progress.entity_inputs,
+            self.progress.directory_changes,
+            self.progress.noop_writes,
+        )
+        if seen != self._seen:
+            self._seen = seen
+            self.streak = 0
+            return False
         consumer = self.app.consumer
         assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
         if not self.expected <= assigned.keys() or self.progress.in_flight:
