@@ -18,7 +18,11 @@ from typing import Any
 
 import faust
 
-from connectors.stream.faust_fixes import guard_untracked_acks, recover_tables_to_true_end
+from connectors.stream.faust_fixes import (
+    StallGuard,
+    guard_untracked_acks,
+    recover_tables_to_true_end,
+)
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import Cause, EntityInput, EntityMessage
@@ -33,6 +37,7 @@ log = get_logger(__name__)
 
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.05
+STALL_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -213,6 +218,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             writes=len(ops),
         )
 
+    stall_guard = StallGuard(app, progress, {FEED.name, ENTITIES.name})
+    app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
     return app, progress
 
 

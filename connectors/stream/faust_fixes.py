@@ -14,6 +14,10 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
+from entsync.logs import get_logger
+
+log = get_logger(__name__)
+
 _PATCHED_FLAG = "_entsync_untracked_ack_guard"
 
 
@@ -58,3 +62,48 @@ def recover_tables_to_true_end(bootstrap: str) -> None:
 
     thread_class._highwaters = _highwaters  # type: ignore[method-assign]
     setattr(thread_class, _PATCHED_FLAG + "_hw", True)
+
+
+class StallGuard:
+    """Re-reads partitions that faust stopped delivering after a rebalance.
+
+    With :func:`guard_untracked_acks`, a message faust dropped for an old generation stays
+    uncommitted; faust does not always seek back to the committed offset, and the partition then
+    stalls below its high watermark. When a partition stays behind, with no batch in flight and no
+    progress at all for ``patience`` checks, it is sought back to its committed offset and the
+    dropped messages are read again (processing is idempotent).
+    """
+
+    def __init__(self, app: Any, progress: Any, topics: set[str], patience: int = 4) -> None:
+        self.app = app
+        self.progress = progress
+        self.topics = topics
+        self.patience = patience
+        self._seen: tuple[int, ...] = ()
+        self._stalled_checks = 0
+        self.recoveries = 0
+
+    async def check(self) -> None:
+        seen = (self.progress.feed_events, self.progress.entity_inputs, self.progress.in_flight)
+        consumer = self.app.consumer
+        committed: Any = consumer._committed_offset
+        behind = []
+        for tp in consumer.assignment():
+            if tp.topic not in self.topics:
+                continue
+            highwater = consumer.highwater(tp)
+            offset = committed.get(tp) or 0
+            if highwater is not None and offset < highwater:
+                behind.append((tp, offset))
+        if not behind or seen != self._seen or self.progress.in_flight:
+            self._seen = seen
+            self._stalled_checks = 0
+            return
+        self._stalled_checks += 1
+        if self._stalled_checks < self.patience:
+            return
+        self._stalled_checks = 0
+        self.recoveries += 1
+        for tp, offset in behind:
+            await consumer.seek(tp, offset)
+        log.warning("stream.stall_recovered", partitions=len(behind))

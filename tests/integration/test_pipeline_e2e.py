@@ -298,7 +298,7 @@ def test_worker_killed_mid_load_converges_without_duplicates(
     log.close()
     partial = count_entries(pipeline.ldap, people, scope="one")
 
-    restarted = pipeline.ok("worker", "--until-idle", "--timeout", "300")
+    restarted = pipeline.ok("worker", "--until-idle", "--timeout", "150")
     (tmp_path / "restarted-worker.log").write_text(restarted)
     feed = list(events_many(scan_many(files).scans))
     predicted = run_to_quiescence(with_causes(feed), ctx=Context(base_dn=pipeline.base_dn))
