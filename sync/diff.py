@@ -77,7 +77,10 @@ def event_id(
     """Deterministic: the same cause and the same change of the same entry give the same id.
 
     The change digests are included so that two different changes with one cause (possible in
-    dry-runs, where causes may lack an offset) never share an id.
+    dry-runs, where causes may lack an offset) never share an id. A cause with no Kafka position
+    (an admin command: published by the CLI, so its offset is unknown to it) is also told apart
+    by its rule and time, so that the same change made again by a later command (attach, detach,
+    attach) gets a new id.
     """
     parts = [
         cause.topic,
@@ -88,6 +91,8 @@ def event_id(
         dn,
         *(f"{c.name.lower()}:{c.before_digest}:{c.after_digest}" for c in changes),
     ]
+    if cause.offset is None:
+        parts += [cause.rule, cause.at.isoformat()]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

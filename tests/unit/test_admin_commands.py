@@ -170,6 +170,16 @@ def test_detach_removes_the_value_and_the_empty_teachers_group() -> None:
     ]
 
 
+def test_attach_again_after_a_detach_is_audited_with_new_event_ids() -> None:
+    world = settled()
+    first = run(world, attach(T1, "CP-A"))
+    run(world, attach(T1, "CP-A", detach=True, n=1))
+    again = run(world, attach(T1, "CP-A", n=2))
+    assert [(a.dn, a.action) for a in again.audits] == [(a.dn, a.action) for a in first.audits]
+    assert not {a.event_id for a in again.audits} & {a.event_id for a in first.audits}
+    assert {d.event_id for d in again.outcomes}.isdisjoint(d.event_id for d in first.outcomes)
+
+
 def test_class_disappearing_withdraws_its_teacher_links() -> None:
     world = settled()
     run(world, attach(T1, "CP-A"), attach(T3, "CP-A", n=1))
