@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from connectors.ldap.errors import DirectoryWriteError
 from connectors.stream.faust_fixes import (
     StallGuard,
     guard_untracked_acks,
@@ -28,7 +29,7 @@ from entsync.settings import Settings
 from schemas.entities import Cause, EntityInput, EntityMessage
 from schemas.feed import FeedMessage
 from schemas.state import EntityState, SourceState
-from schemas.topics import AUDIT, ENTITIES, FEED
+from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED
 from sync.coalesce import coalesce
 from sync.reconcile import Context, decide
 from sync.routing import route
@@ -49,6 +50,7 @@ class Progress:
     entity_inputs: int = 0
     directory_changes: int = 0
     noop_writes: int = 0
+    refused_writes: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
 
 
@@ -100,6 +102,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         ENTITIES.name, key_type=bytes, value_type=bytes, partitions=partitions
     )
     audit_topic = app.topic(AUDIT.name, key_type=bytes, value_type=bytes, partitions=partitions)
+    decisions_topic = app.topic(
+        ADMIN_DECISIONS.name, key_type=bytes, value_type=bytes, partitions=partitions
+    )
     # use_partitioner: the changelog partition follows the key (same partitioner as the
     # source topic), not the partition of whichever event of a batch happens to be current.
     sources = app.Table(
@@ -167,12 +172,39 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             finally:
                 progress.in_flight -= 1
 
+    async def _apply(ops: list[Any]) -> list[Any]:
+        """Results per op; None for an op the directory refused for good (or skipped after one).
+
+        A refused write must not stop the stream for everyone: it is reported, counted, and the
+        entity's next input tries again. An unreachable directory still stops the worker.
+        """
+        if not ops:
+            return []
+        try:
+            results: list[Any] = await writer.apply(ops)
+            return results
+        except DirectoryWriteError as exc:
+            if not all(isinstance(error, DirectoryWriteError) for error in exc.errors):
+                raise
+            for error in exc.errors:
+                assert isinstance(error, DirectoryWriteError)
+                progress.refused_writes += 1
+                log.error(
+                    "directory.write_refused",
+                    dn=error.dn,
+                    operation=error.operation,
+                    result=error.result_name,
+                )
+            return list(exc.results)
+
     async def _reconcile_batch(batch: Sequence[Any]) -> None:
         new_states: dict[bytes, EntityState] = {}
+        before: dict[bytes, EntityState | None] = {}
         changed: set[bytes] = set()  # unchanged states are not written back
         ops: list[Any] = []
         audits: list[Any] = []
         emits: list[EntityInput] = []
+        outcomes: list[Any] = []  # decisions on admin commands (accepted, unchanged, refused)
         for event in batch:
             key = event.key
             inp = EntityMessage.model_validate_json(event.value).root
@@ -181,6 +213,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             else:
                 raw = entities.get(key)
                 state = None if raw is None else EntityState.model_validate_json(raw)
+                before[key] = state
             decision = decide(state, inp, ctx)
             new_states[key] = decision.state
             if decision.state is not state and decision.state != state:
@@ -188,13 +221,21 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             ops.extend(decision.ops)
             audits.extend(decision.audits)
             emits.extend(decision.emits)
+            outcomes.extend(decision.outcomes)
         # One write (and one audit event) per entry and batch: see sync.coalesce.
         merged = coalesce(list(zip(ops, audits, strict=True)))
         ops = [op for op, _ in merged]
         audits = [audit for _, audit in merged]
-        results = await writer.apply(ops) if ops else []
+        results = await _apply(ops)
         audit_futures = []
         for audit, result in zip(audits, results, strict=True):
+            if result is None:  # refused for good: the entity keeps what the directory has
+                key = audit.entity_id.encode()
+                previous = before.get(key)
+                applied = None if previous is None else previous.applied
+                new_states[key] = new_states[key].model_copy(update={"applied": applied})
+                changed.add(key)
+                continue
             if _is_noop(result):
                 progress.noop_writes += 1
                 continue
@@ -206,6 +247,12 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 )
             )
         await send_inputs(emits)
+        for outcome in outcomes:
+            audit_futures.append(
+                await decisions_topic.send(
+                    key=outcome.entity_id.encode(), value=outcome.model_dump_json().encode()
+                )
+            )
         for fut in audit_futures:
             await fut
         for key in changed:

@@ -28,6 +28,7 @@ from schemas.topics import ENTITIES, FEED
 log = get_logger(__name__)
 
 IDLE_CHECK_INTERVAL_S = 0.5
+REFUSED_WRITES_EXIT = 4
 
 
 @dataclass
@@ -166,6 +167,12 @@ def run_worker(
         writer.close()
     if crash := getattr(app, "_crash_reason", None):
         outcome["error"] = outcome["error"] or f"worker crashed: {type(crash).__name__}: {crash}"
+    if progress.refused_writes and not outcome["error"]:
+        outcome["error"] = (
+            f"{progress.refused_writes} directory writes refused (see the "
+            "'directory.write_refused' log events); those entries are retried at their next change"
+        )
+        exit_code = exit_code or REFUSED_WRITES_EXIT
     if outcome["error"]:
         exit_code = exit_code or 1
     elif until_idle and not outcome["idle"]:

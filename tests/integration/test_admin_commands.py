@@ -14,9 +14,10 @@ import pytest
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import DirectoryEntry, read_entry, search_entries
 from connectors.stream.reader import read_topic
+from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import GroupSpec
-from schemas.topics import AUDIT
+from schemas.topics import ADMIN_DECISIONS, AUDIT
 from sync import dit
 from sync.entries import class_value
 from tests.integration import test_pipeline_e2e as e2e
@@ -160,3 +161,13 @@ def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) 
     )
     assert "last member" in message and "never deleted" in message
     assert _members(pipeline, gar_dn) == {teacher_dn}
+
+    # Every command the worker applied was decided on the admin-decisions topic.
+    decisions = [
+        AdminCommandDecided.model_validate_json(m.value)
+        for m in asyncio.run(read_topic(pipeline.bootstrap, ADMIN_DECISIONS.name))
+        if m.value is not None
+    ]
+    accepted = {d.command for d in decisions if d.outcome == "accepted"}
+    assert accepted == {"attach-teacher", "detach-teacher", "gar-manager-add", "gar-manager-remove"}
+    assert all(d.reason is None for d in decisions if d.outcome != "refused")

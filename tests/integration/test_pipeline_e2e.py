@@ -27,10 +27,27 @@ from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import LdapParams, count_entries, export_ldif, search_entries
 from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
+from connectors.stream.publisher import FeedPublisher
 from connectors.stream.reader import read_topic
+from connectors.stream.topics import ensure_topics
 from schemas.audit import DirectoryChanged
 from schemas.entities import Cause
-from schemas.feed import FeedEvent, PupilUpserted
+from schemas.feed import (
+    Category,
+    ClassAssignment,
+    FeedEvent,
+    Guardian,
+    GuardianUpserted,
+    Pupil,
+    PupilUpserted,
+    School,
+    SchoolUpserted,
+    SourceRef,
+    Staff,
+    StaffUpserted,
+    payload_version,
+    record_key,
+)
 from schemas.topics import AUDIT, FEED
 from sync import dit, ids
 from sync.pipeline import run_to_quiescence
@@ -309,3 +326,98 @@ def test_worker_killed_mid_load_converges_without_duplicates(
     logins = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTPersonLogin"]
     ines = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTEleveINE"]
     assert len(logins) == len(set(logins)) and len(ines) == len(set(ines))
+
+
+def _feed_event(index: int, record: School | Pupil | Guardian | Staff) -> FeedEvent:
+    source = SourceRef(
+        file_name="test.xml",
+        file_digest=f"{index:064d}",
+        category=Category.STAFF,
+        record_index=index,
+        complete=False,
+    )
+    version = payload_version(record)
+    match record:
+        case School():
+            return SchoolUpserted(
+                key=record_key("school", record.jointure),
+                version=version,
+                source=source,
+                school=record,
+            )
+        case Pupil():
+            return PupilUpserted(
+                key=record_key("pupil", record.jointure),
+                version=version,
+                source=source,
+                pupil=record,
+            )
+        case Guardian():
+            return GuardianUpserted(
+                key=record_key("guardian", record.jointure),
+                version=version,
+                source=source,
+                guardian=record,
+            )
+        case Staff():
+            return StaffUpserted(
+                key=record_key("staff", record.jointure),
+                version=version,
+                source=source,
+                staff=record,
+            )
+
+
+def _publish(pipeline: Pipeline, *records: School | Pupil | Guardian | Staff) -> None:
+    async def run() -> None:
+        await ensure_topics(pipeline.bootstrap, 4)
+        async with FeedPublisher(pipeline.bootstrap) as publisher:
+            await publisher.publish_all(_feed_event(i, r) for i, r in enumerate(records))
+
+    asyncio.run(run())
+
+
+def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipeline) -> None:
+    school = School(jointure="0310999A", uai="0310999A", name="École du test")
+    pupil = Pupil(
+        jointure="P1",
+        ine="1234567890A",
+        last_name="Lefèvre",
+        first_name="Zoé",
+        school_jointure=school.jointure,
+        classes=(ClassAssignment(school_jointure=school.jointure, code="CP", label="CP"),),
+        guardian_jointures=("G1",),
+    )
+    guardian = Guardian(
+        jointure="G1", last_name="Lefèvre", first_name="Anne", pupil_jointures=("P1",)
+    )
+    _publish(pipeline, school, pupil, guardian)
+    pipeline.ok("worker", "--until-idle", "--timeout", "120")
+    people = f"ou=people,{pipeline.base_dn}"
+    assert count_entries(pipeline.ldap, people, "(ENTPersonLogin=zoe.lefevre)") == 1
+
+    # An academic login equal to the pupil's: the unique overlay refuses the teacher's entry.
+    teacher = Staff(
+        jointure="S1",
+        last_name="Martin",
+        first_name="Paul",
+        academic_login="zoe.lefevre",
+        attachment_school_jointure=school.jointure,
+        school_jointures=(school.jointure,),
+        is_teacher=True,
+    )
+    _publish(pipeline, teacher)
+    done = pipeline.cli("worker", "--until-idle", "--timeout", "120")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "directory writes refused" in " ".join(done.stderr.split())
+    assert "directory.write_refused" in done.stderr and "Martin" not in done.stderr
+    assert count_entries(pipeline.ldap, people, "(ENTPersonJointure=S1)") == 0
+    assert count_entries(pipeline.ldap, people, "(ENTPersonLogin=zoe.lefevre)") == 1
+
+    # The academy corrects the login: the next change of that teacher goes through.
+    _publish(pipeline, teacher.model_copy(update={"academic_login": "pmartin"}))
+    pipeline.ok("worker", "--until-idle", "--timeout", "120")
+    assert (
+        count_entries(pipeline.ldap, people, "(&(ENTPersonJointure=S1)(ENTPersonLogin=pmartin))")
+        == 1
+    )
