@@ -328,6 +328,14 @@ def test_worker_killed_mid_load_converges_without_duplicates(
     assert len(logins) == len(set(logins)) and len(ines) == len(set(ines))
 
 
+_UPSERTS: dict[type, tuple[type, str]] = {
+    School: (SchoolUpserted, "school"),
+    Pupil: (PupilUpserted, "pupil"),
+    Guardian: (GuardianUpserted, "guardian"),
+    Staff: (StaffUpserted, "staff"),
+}
+
+
 def _feed_event(index: int, record: School | Pupil | Guardian | Staff) -> FeedEvent:
     source = SourceRef(
         file_name="test.xml",
@@ -336,36 +344,13 @@ def _feed_event(index: int, record: School | Pupil | Guardian | Staff) -> FeedEv
         record_index=index,
         complete=False,
     )
-    version = payload_version(record)
-    match record:
-        case School():
-            return SchoolUpserted(
-                key=record_key("school", record.jointure),
-                version=version,
-                source=source,
-                school=record,
-            )
-        case Pupil():
-            return PupilUpserted(
-                key=record_key("pupil", record.jointure),
-                version=version,
-                source=source,
-                pupil=record,
-            )
-        case Guardian():
-            return GuardianUpserted(
-                key=record_key("guardian", record.jointure),
-                version=version,
-                source=source,
-                guardian=record,
-            )
-        case Staff():
-            return StaffUpserted(
-                key=record_key("staff", record.jointure),
-                version=version,
-                source=source,
-                staff=record,
-            )
+    event_type, kind = _UPSERTS[type(record)]
+    return event_type(  # type: ignore[no-any-return]
+        key=record_key(kind, record.jointure),
+        version=payload_version(record),
+        source=source,
+        **{kind: record},
+    )
 
 
 def _publish(pipeline: Pipeline, *records: School | Pupil | Guardian | Staff) -> None:
