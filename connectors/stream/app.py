@@ -22,6 +22,7 @@ from connectors.ldap.errors import DirectoryWriteError
 from connectors.stream.faust_fixes import (
     StallGuard,
     guard_untracked_acks,
+    never_commit_past_unacked_head,
     recover_tables_to_true_end,
 )
 from entsync.logs import get_logger
@@ -36,7 +37,7 @@ from sync.routing import route
 
 log = get_logger(__name__)
 
-BATCH_MAX = 500
+BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 STALL_CHECK_INTERVAL_S = 1.0
 
@@ -74,6 +75,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     bootstrap = settings.require_kafka()
     partitions = settings.topic_partitions
     guard_untracked_acks()
+    never_commit_past_unacked_head()
     recover_tables_to_true_end(bootstrap)
     app = faust.App(
         settings.app_id,
