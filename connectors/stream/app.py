@@ -11,7 +11,7 @@ decisions are idempotent, the writer heals writes already done, audit ids are de
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import faust
 
 from connectors.ldap.errors import DirectoryWriteError
+from connectors.ldap.writer import Action
 from connectors.stream.faust_fixes import (
     StallGuard,
     guard_untracked_acks,
@@ -116,14 +117,13 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         "entities", key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
     )
 
+    async def send(topic: Any, messages: Iterable[tuple[str, str]]) -> list[Any]:
+        """Hand (key, JSON) messages to the producer; the futures resolve on delivery."""
+        return [await topic.send(key=k.encode(), value=v.encode()) for k, v in messages]
+
     async def send_inputs(inputs: Sequence[EntityInput]) -> None:
-        futures = [
-            await entities_topic.send(
-                key=inp.entity_id.encode(), value=EntityMessage(inp).model_dump_json().encode()
-            )
-            for inp in inputs
-        ]
-        for fut in futures:
+        messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in inputs)
+        for fut in await send(entities_topic, messages):
             await fut
 
     @app.agent(feed_topic, name="route_feed")
@@ -137,12 +137,11 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 for event in batch:
                     key = event.key
                     feed_event = FeedMessage.model_validate_json(event.value).root
-                    raw = new_states[key] if key in new_states else sources.get(key)
-                    prev = (
-                        raw
-                        if raw is None or isinstance(raw, SourceState)
-                        else SourceState.model_validate_json(raw)
-                    )
+                    if key in new_states:
+                        prev = new_states[key]
+                    else:
+                        raw = sources.get(key)
+                        prev = None if raw is None else SourceState.model_validate_json(raw)
                     cause = _cause_from(event, f"feed.{feed_event.type}", feed_event.source)
                     routed = route(prev, feed_event, cause, settings.id_namespace)
                     new_states[key] = routed.state
@@ -229,7 +228,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         ops = [op for op, _ in merged]
         audits = [audit for _, audit in merged]
         results = await _apply(ops)
-        audit_futures = []
+        written = []
         for audit, result in zip(audits, results, strict=True):
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
@@ -238,24 +237,18 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 new_states[key] = new_states[key].model_copy(update={"applied": applied})
                 changed.add(key)
                 continue
-            if _is_noop(result):
+            if result.action is Action.NOOP:
                 progress.noop_writes += 1
                 continue
             progress.directory_changes += 1
             progress.by_action[audit.action] = progress.by_action.get(audit.action, 0) + 1
-            audit_futures.append(
-                await audit_topic.send(
-                    key=audit.entity_id.encode(), value=audit.model_dump_json().encode()
-                )
-            )
+            written.append(audit)
+        futures = await send(audit_topic, ((a.entity_id, a.model_dump_json()) for a in written))
         await send_inputs(emits)
-        for outcome in outcomes:
-            audit_futures.append(
-                await decisions_topic.send(
-                    key=outcome.entity_id.encode(), value=outcome.model_dump_json().encode()
-                )
-            )
-        for fut in audit_futures:
+        futures += await send(
+            decisions_topic, ((o.entity_id, o.model_dump_json()) for o in outcomes)
+        )
+        for fut in futures:
             await fut
         for key in changed:
             entities[key] = new_states[key].model_dump_json().encode()
@@ -270,8 +263,3 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     stall_guard = StallGuard(app, progress, {FEED.name, ENTITIES.name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
     return app, progress
-
-
-def _is_noop(result: Any) -> bool:
-    kind = getattr(result, "kind", None) or getattr(result, "action", None)
-    return str(getattr(kind, "value", kind)).lower() == "noop"
