@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
+from schemas.bridge import BridgeEventMessage, EduConnectGuardianChanged, SessionsRevoked
 from schemas.entities import EntityMessage
 from schemas.feed import FeedMessage
 from schemas.ledger import FileIngested
@@ -53,4 +54,35 @@ INGEST_LEDGER = TopicSpec(
     "files whose events were all delivered; a file already there is not published again",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (FEED, ENTITIES, AUDIT, ADMIN_DECISIONS, INGEST_LEDGER)
+# parent bridge
+BRIDGE_EVENTS = TopicSpec(
+    "entsync.bridge-events.v1",
+    BridgeEventMessage,
+    "bridge id (opaque), else the keyed digest of the OIDC subject",
+    "parent bridge decisions for school administrators: identities bridged or unresolved, "
+    "attachments recorded, blocked, unblocked or removed",
+)
+EDUCONNECT_SYNC = TopicSpec(
+    "entsync.educonnect-sync.v1",
+    EduConnectGuardianChanged,
+    "guardian entity id (opaque)",
+    "the nightly J+1 sync towards EduConnect: one event per guardian whose children, SMS phone "
+    "or identity changed",
+)
+SESSIONS = TopicSpec(
+    "entsync.sessions.v1",
+    SessionsRevoked,
+    "bridge id (opaque)",
+    "ENT-credential sessions to close (a parent moved to EduConnect)",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    FEED,
+    ENTITIES,
+    AUDIT,
+    ADMIN_DECISIONS,
+    INGEST_LEDGER,
+    BRIDGE_EVENTS,
+    EDUCONNECT_SYNC,
+    SESSIONS,
+)
