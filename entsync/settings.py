@@ -38,6 +38,43 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: str = "INFO"
 
+    # parent bridge (entsync bridge serve, entsync educonnect sync-now): see README "Parent bridge"
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = Field(default=8400, ge=0, le=65535)
+    bridge_public_url: str = Field(
+        default="http://127.0.0.1:8400", description="the bridge's URL as browsers see it"
+    )
+    bridge_secret: SecretStr | None = Field(
+        default=None, description="signs session cookies and keys subject digests (32+ chars)"
+    )
+    bridge_cookie_secure: bool = Field(
+        default=True, description="Secure cookies; false only for http://localhost in tests"
+    )
+    bridge_store: Path | None = Field(
+        default=None, description="default <state_dir>/bridge.sqlite3"
+    )
+    bridge_educonnect_issuer: str | None = None
+    bridge_educonnect_client_id: str | None = None
+    bridge_educonnect_client_secret: SecretStr | None = None
+    bridge_educonnect_scope: str = "openid profile"
+    bridge_educonnect_source_keys_claim: str = "FrEduCtSourceKeys"
+    bridge_educonnect_origin_claim: str = "FrEduCtAccountOrigin"
+    bridge_franceconnect_issuer: str | None = None
+    bridge_franceconnect_client_id: str | None = None
+    bridge_franceconnect_client_secret: SecretStr | None = None
+    bridge_franceconnect_scope: str = "openid given_name family_name birthdate"
+    bridge_franceconnect_acr: str = "eidas1"
+    bridge_oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    bridge_disable_ent_login: bool = True
+    bridge_ent_login_url: str = Field(
+        default="/", description="the ENT-credentials entry (Personnel collectivité et invité)"
+    )
+    bridge_sync_hour: int = Field(default=2, ge=0, le=23, description="J+1 run, Europe/Paris")
+    bridge_sync_enabled: bool = Field(default=True, description="nightly run inside serve")
+    bridge_login_limit: int = Field(default=20, ge=1, description="logins per IP per window")
+    bridge_attempt_limit: int = Field(default=10, ge=1, description="date forms per window")
+    bridge_rate_window_seconds: int = Field(default=900, ge=1)
+
     def services_file(self) -> Path:
         return self.state_dir / SERVICES_FILE
 

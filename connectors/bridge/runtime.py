@@ -1,0 +1,151 @@
+"""Assemble the bridge from settings: store, directory, events, providers; run it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+import uvicorn
+
+from connectors.bridge.events import EventSink
+from connectors.bridge.oidc import ProviderConfig, RelyingParty
+from connectors.bridge.service import BridgeService
+from connectors.bridge.store import BridgeStore
+from connectors.bridge.web import WebConfig, build_app
+from connectors.ldap.connection import LdapParams
+from entsync.settings import ConfigurationError, Settings
+from schemas.bridge import Provider
+from sync.educonnect import next_run
+
+log = structlog.get_logger(__name__)
+MIN_SECRET_LENGTH = 32
+
+
+def bridge_secret(settings: Settings) -> str:
+    secret = settings.bridge_secret.get_secret_value() if settings.bridge_secret else ""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"ENTSYNC_BRIDGE_SECRET must be set to at least {MIN_SECRET_LENGTH} random characters"
+        )
+    return secret
+
+
+def provider_configs(settings: Settings) -> dict[Provider, ProviderConfig]:
+    """The configured identity providers (an issuer without client id/secret is an error)."""
+    base = settings.bridge_public_url.rstrip("/")
+    found: dict[Provider, ProviderConfig] = {}
+    for name in ("educonnect", "franceconnect"):
+        provider: Provider = name
+        issuer = getattr(settings, f"bridge_{name}_issuer")
+        if not issuer:
+            continue
+        client_id = getattr(settings, f"bridge_{name}_client_id")
+        secret = getattr(settings, f"bridge_{name}_client_secret")
+        if not client_id or secret is None:
+            upper = name.upper()
+            raise ConfigurationError(
+                f"ENTSYNC_BRIDGE_{upper}_ISSUER is set: set ENTSYNC_BRIDGE_{upper}_CLIENT_ID "
+                f"and ENTSYNC_BRIDGE_{upper}_CLIENT_SECRET too"
+            )
+        fc = name == "franceconnect"
+        found[provider] = ProviderConfig(
+            name=provider,
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=secret.get_secret_value(),
+            redirect_uri=f"{base}/retour/{name}",
+            scope=getattr(settings, f"bridge_{name}_scope"),
+            acr_values=settings.bridge_franceconnect_acr if fc else None,
+            signed_userinfo=fc,
+            token_endpoint_auth_method="client_secret_post" if fc else "client_secret_basic",
+            leeway_seconds=settings.bridge_oidc_leeway_seconds,
+        )
+    return found
+
+
+def store_path(settings: Settings) -> BridgeStore:
+    return BridgeStore(settings.bridge_store or settings.state_dir / "bridge.sqlite3")
+
+
+@contextlib.asynccontextmanager
+async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
+    """The bridge's service, with its store and event producer open."""
+    secret = bridge_secret(settings)
+    store = store_path(settings)
+    try:
+        async with EventSink(settings.require_kafka(), settings.topic_partitions) as sink:
+            yield BridgeService(
+                store=store,
+                ldap=LdapParams.from_settings(settings),
+                base_dn=settings.ldap_base_dn,
+                sink=sink,
+                digest_key=hashlib.sha256(f"subject-digest\x1f{secret}".encode()).digest(),
+                disable_ent_login=settings.bridge_disable_ent_login,
+            )
+    finally:
+        store.close()
+
+
+async def nightly(service: BridgeService, hour: int) -> None:
+    """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever."""
+    while True:
+        now = datetime.now(UTC)
+        due = next_run(now, hour)
+        log.info("educonnect.sync_scheduled", at=due.isoformat())
+        await asyncio.sleep(max(0.0, (due - now).total_seconds()))
+        try:
+            await service.sync_now()
+        except Exception as exc:  # one failed night must not stop the service
+            log.error("educonnect.sync_failed", error=type(exc).__name__)
+
+
+async def serve(settings: Settings) -> None:
+    """``entsync bridge serve``: the web service and, if enabled, the nightly J+1 loop."""
+    configs = provider_configs(settings)
+    if not configs:
+        raise ConfigurationError(
+            "no identity provider: set ENTSYNC_BRIDGE_EDUCONNECT_ISSUER and/or "
+            "ENTSYNC_BRIDGE_FRANCECONNECT_ISSUER"
+        )
+    web = WebConfig(
+        public_url=settings.bridge_public_url,
+        session_secret=bridge_secret(settings),
+        cookie_secure=settings.bridge_cookie_secure,
+        ent_login_url=settings.bridge_ent_login_url,
+        source_keys_claim=settings.bridge_educonnect_source_keys_claim,
+        origin_claim=settings.bridge_educonnect_origin_claim,
+        login_limit=settings.bridge_login_limit,
+        attempt_limit=settings.bridge_attempt_limit,
+        window_seconds=settings.bridge_rate_window_seconds,
+    )
+    async with open_service(settings) as service, httpx.AsyncClient(timeout=15.0) as http:
+        providers = {name: RelyingParty(config, http) for name, config in configs.items()}
+        app = build_app(service, providers, web)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.bridge_host,
+                port=settings.bridge_port,
+                log_config=None,
+                access_log=False,
+                proxy_headers=False,
+            )
+        )
+        loop_task = (
+            asyncio.create_task(nightly(service, settings.bridge_sync_hour))
+            if settings.bridge_sync_enabled
+            else None
+        )
+        log.info("bridge.serving", port=settings.bridge_port, providers=sorted(providers))
+        try:
+            await server.serve()
+        finally:
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task

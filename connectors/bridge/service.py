@@ -1,0 +1,345 @@
+"""The bridge's use cases, between the pure rules (``sync.bridge``, ``sync.educonnect``), its
+store, the directory and the event topics. Used by the web service and the CLI alike.
+
+Every directory change is audited (``DirectoryChanged``, one per modified entry) with a cause
+naming the rule; every decision is published on the bridge-events topic for the schools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
+
+import structlog
+
+from connectors.bridge.directory import read_snapshot, write_bridge_attributes
+from connectors.bridge.events import EventSink
+from connectors.bridge.store import BridgeStore
+from connectors.ldap.connection import LdapParams
+from schemas.bridge import (
+    AccountOrigin,
+    AttachmentBlocked,
+    AttachmentRecorded,
+    AttachmentRemoved,
+    AttachmentUnblocked,
+    IdentityBridged,
+    IdentityUnresolved,
+    SessionsRevoked,
+    Snapshot,
+)
+from schemas.entities import Cause
+from schemas.topics import BRIDGE_EVENTS, EDUCONNECT_SYNC
+from sync import bridge as rules
+from sync import dit, educonnect
+
+log = structlog.get_logger(__name__)
+
+
+class AdminError(RuntimeError):
+    """An admin command that cannot be done; the message says why (ids only)."""
+
+
+@dataclass(frozen=True)
+class SignIn:
+    bridge_id: str | None
+    unresolved: Literal["no-candidate", "several-candidates", "manual-account"] | None = None
+    first_login: bool = False
+
+
+@dataclass
+class BridgeService:
+    store: BridgeStore
+    ldap: LdapParams
+    base_dn: str
+    sink: EventSink
+    digest_key: bytes
+    disable_ent_login: bool = True
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def _cause(self, rule: str, topic: str = BRIDGE_EVENTS.name) -> Cause:
+        return Cause(topic=topic, rule=rule, at=self.clock())
+
+    def _event_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def _schools(self, guardian_ids: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        snap = self.store.last_snapshot()
+        if snap is None:
+            return ()
+        found = {
+            s for g in guardian_ids if g in snap.guardians for s in snap.guardians[g].school_dns
+        }
+        return tuple(sorted(found))
+
+    def _child_school(self, snap: Snapshot | None, child_id: str) -> tuple[str, ...]:
+        child = snap.children.get(child_id) if snap else None
+        return (child.school_dn,) if child and child.school_dn else ()
+
+    # --- directory ---------------------------------------------------------------------------
+
+    async def refresh_guardian(self, bridge_id: str | None, guardian_id: str, rule: str) -> None:
+        """Write the bridge's attributes of one guardian entry from the store, audited."""
+        origin: AccountOrigin | None = None
+        attached: list[str] = []
+        blocked: list[str] = []
+        if bridge_id is not None:
+            info = self.store.bridge_info(bridge_id)
+            origin = info[1] if info else None
+            for child_id, att in self.store.attachments(bridge_id).items():
+                if att.guardian_id != guardian_id:
+                    continue
+                target = attached if att.status == "attached" else blocked
+                target.append(dit.people_dn(child_id, self.base_dn))
+        desired = rules.guardian_attributes(
+            bridge_id=bridge_id,
+            origin=origin,
+            attached_dns=attached,
+            blocked_dns=blocked,
+            ent_login_disabled=self.disable_ent_login,
+        )
+        event = await asyncio.to_thread(
+            write_bridge_attributes,
+            self.ldap,
+            dit.people_dn(guardian_id, self.base_dn),
+            desired,
+            entity_id=guardian_id,
+            cause=self._cause(
+                rule, EDUCONNECT_SYNC.name if rule.startswith("educonnect.") else BRIDGE_EVENTS.name
+            ),
+        )
+        if event is not None:
+            await self.sink.audit(event)
+            log.info("bridge.directory_changed", guardian=guardian_id, rule=rule)
+
+    # --- sign-in -----------------------------------------------------------------------------
+
+    async def sign_in(self, identity: rules.Identity, origin: AccountOrigin | None) -> SignIn:
+        snap = self.store.last_snapshot()
+        existing = self.store.bridge_for(identity.provider, identity.subject_digest)
+        resolution = rules.resolve(
+            identity,
+            existing_bridge=existing,
+            guardians=snap.guardians if snap else {},
+            bridged=self.store.bridged(),
+        )
+        now = self.clock()
+        match resolution:
+            case rules.Existing(bridge_id=bridge_id, joined=joined):
+                if joined:
+                    self.store.join_guardians(bridge_id, joined)
+                    await self._bridged(bridge_id, identity, joined, "source-keys", origin)
+                log.info("bridge.signed_in", bridge=bridge_id, provider=identity.provider)
+                return SignIn(bridge_id)
+            case rules.Matched(guardian_ids=guardian_ids, method=method):
+                bridge_id = rules.bridge_id_for(
+                    self.digest_key, identity.provider, identity.subject_digest
+                )
+                self.store.create_bridge(
+                    bridge_id, identity.provider, identity.subject_digest, origin, guardian_ids, now
+                )
+                await self._bridged(bridge_id, identity, guardian_ids, method, origin)
+                await self.sink.sessions(
+                    SessionsRevoked(
+                        event_id=self._event_id(),
+                        at=now,
+                        bridge_id=bridge_id,
+                        guardian_ids=guardian_ids,
+                        ent_login_disabled=self.disable_ent_login,
+                    )
+                )
+                log.info("bridge.first_sign_in", bridge=bridge_id, provider=identity.provider)
+                return SignIn(bridge_id, first_login=True)
+            case rules.Unresolved(reason=reason, candidate_ids=candidates):
+                await self.sink.bridge(
+                    identity.subject_digest,
+                    IdentityUnresolved(
+                        event_id=self._event_id(),
+                        at=now,
+                        school_dns=self._schools(list(candidates)),
+                        provider=identity.provider,
+                        subject_digest=identity.subject_digest,
+                        reason=reason,
+                        candidate_ids=candidates,
+                    ),
+                )
+                log.info("bridge.unresolved", provider=identity.provider, reason=reason)
+                return SignIn(None, unresolved=reason)
+        raise AssertionError("unreachable")
+
+    async def _bridged(
+        self,
+        bridge_id: str,
+        identity: rules.Identity,
+        guardian_ids: tuple[str, ...],
+        method: Literal["source-keys", "identity-claims"],
+        origin: AccountOrigin | None,
+    ) -> None:
+        for guardian_id in guardian_ids:
+            await self.refresh_guardian(bridge_id, guardian_id, "bridge.identity-bridged")
+        await self.sink.bridge(
+            bridge_id,
+            IdentityBridged(
+                event_id=self._event_id(),
+                at=self.clock(),
+                school_dns=self._schools(guardian_ids),
+                bridge_id=bridge_id,
+                provider=identity.provider,
+                method=method,
+                guardian_ids=guardian_ids,
+                origin=origin,
+            ),
+        )
+
+    # --- attachments -------------------------------------------------------------------------
+
+    def proposals(self, bridge_id: str) -> tuple[rules.Proposal, ...]:
+        return rules.proposals(
+            self.store.guardians_of(bridge_id),
+            self.store.last_snapshot(),
+            self.store.attachments(bridge_id),
+        )
+
+    async def answer(self, bridge_id: str, child_id: str, given: date) -> rules.Outcome:
+        """A parent's birth date for one child; unknown or not-proposed children: unchanged."""
+        proposal = next((p for p in self.proposals(bridge_id) if p.child_id == child_id), None)
+        snap = self.store.last_snapshot()
+        if proposal is None or snap is None:
+            return "unchanged"
+        expected = snap.children[child_id].birth_date
+        outcome = rules.decide_attempt(proposal.status, given, expected)
+        if outcome == "unchanged":
+            return outcome
+        now = self.clock()
+        status: Literal["attached", "blocked"] = outcome
+        recorded = rules.Attachment(child_id, proposal.guardian_id, status, now, "parent")
+        if not self.store.record_if_pending(bridge_id, recorded):
+            return "unchanged"
+        rule = "bridge.attach-child" if outcome == "attached" else "bridge.attachment-blocked"
+        await self.refresh_guardian(bridge_id, proposal.guardian_id, rule)
+        schools = self._child_school(snap, child_id)
+        if outcome == "attached":
+            await self.sink.bridge(
+                bridge_id,
+                AttachmentRecorded(
+                    event_id=self._event_id(),
+                    at=now,
+                    school_dns=schools,
+                    bridge_id=bridge_id,
+                    guardian_id=proposal.guardian_id,
+                    child_id=child_id,
+                    by="parent",
+                ),
+            )
+        else:
+            await self.sink.bridge(
+                bridge_id,
+                AttachmentBlocked(
+                    event_id=self._event_id(),
+                    at=now,
+                    school_dns=schools,
+                    bridge_id=bridge_id,
+                    guardian_id=proposal.guardian_id,
+                    child_id=child_id,
+                ),
+            )
+        log.info("bridge.attachment", bridge=bridge_id, child=child_id, outcome=outcome)
+        return outcome
+
+    # --- the school's manual procedure ---------------------------------------------------------
+
+    def _bridge_of(self, guardian_id: str) -> str:
+        bridge_id = self.store.bridge_of_guardian(guardian_id)
+        if bridge_id is None:
+            raise AdminError(
+                f"guardian {guardian_id} has not signed in with EduConnect or FranceConnect yet"
+            )
+        return bridge_id
+
+    async def unblock(self, guardian_id: str, child_id: str) -> None:
+        bridge_id = self._bridge_of(guardian_id)
+        current = self.store.attachments(bridge_id).get(child_id)
+        if current is None or current.status != "blocked":
+            raise AdminError(f"the attachment of {child_id} to {guardian_id} is not blocked")
+        self.store.remove_attachment(bridge_id, child_id)
+        await self.refresh_guardian(bridge_id, current.guardian_id, "admin.unblock-attachment")
+        await self.sink.bridge(
+            bridge_id,
+            AttachmentUnblocked(
+                event_id=self._event_id(),
+                at=self.clock(),
+                school_dns=self._child_school(self.store.last_snapshot(), child_id),
+                bridge_id=bridge_id,
+                guardian_id=current.guardian_id,
+                child_id=child_id,
+            ),
+        )
+
+    async def attach(self, guardian_id: str, child_id: str) -> None:
+        bridge_id = self._bridge_of(guardian_id)
+        current = self.store.attachments(bridge_id).get(child_id)
+        if current is not None and current.status == "attached":
+            raise AdminError(f"{child_id} is already attached to {guardian_id}'s account")
+        now = self.clock()
+        self.store.record_attachment(
+            bridge_id, rules.Attachment(child_id, guardian_id, "attached", now, "school")
+        )
+        if current is not None and current.guardian_id != guardian_id:
+            await self.refresh_guardian(bridge_id, current.guardian_id, "admin.attach-child")
+        await self.refresh_guardian(bridge_id, guardian_id, "admin.attach-child")
+        await self.sink.bridge(
+            bridge_id,
+            AttachmentRecorded(
+                event_id=self._event_id(),
+                at=now,
+                school_dns=self._child_school(self.store.last_snapshot(), child_id),
+                bridge_id=bridge_id,
+                guardian_id=guardian_id,
+                child_id=child_id,
+                by="school",
+            ),
+        )
+
+    # --- J+1 ---------------------------------------------------------------------------------
+
+    async def sync_now(self) -> int:
+        """Publish the guardians' changes since the last run, apply lost links; the count."""
+        run_at = self.clock()
+        current = await asyncio.to_thread(read_snapshot, self.ldap, self.base_dn, run_at)
+        previous = self.store.last_snapshot()
+        events = educonnect.changes(
+            previous.guardians if previous else {}, current.guardians, run_at
+        )
+        for event in events:
+            await self.sink.educonnect(event)
+        self.store.save_snapshot(current)
+        bridged = self.store.bridged()
+        touched: set[tuple[str, str]] = set()
+        for guardian_id, child_id in sorted(educonnect.lost_links(events)):
+            bridge_id = bridged.get(guardian_id)
+            if bridge_id is None:
+                continue
+            held = self.store.attachments(bridge_id).get(child_id)
+            if held is None or held.guardian_id != guardian_id:
+                continue
+            self.store.remove_attachment(bridge_id, child_id)
+            touched.add((bridge_id, guardian_id))
+            await self.sink.bridge(
+                bridge_id,
+                AttachmentRemoved(
+                    event_id=self._event_id(),
+                    at=run_at,
+                    school_dns=self._child_school(previous, child_id),
+                    bridge_id=bridge_id,
+                    guardian_id=guardian_id,
+                    child_id=child_id,
+                ),
+            )
+        for bridge_id, guardian_id in sorted(touched):
+            if guardian_id in current.guardians:
+                await self.refresh_guardian(bridge_id, guardian_id, "educonnect.sync.link-lost")
+        log.info("educonnect.sync_done", changes=len(events), removed=len(touched))
+        return len(events)

@@ -1,0 +1,249 @@
+"""The bridge's own durable store: SQLite under the state directory.
+
+It holds what only the bridge knows: bridged identities (provider, keyed subject digest → bridge
+id, account origin), the guardian records of each bridge, the attachment decisions, the last
+J+1 snapshot, the authorization responses already used, and rate-limit windows. No OIDC
+subject, name or birth date in clear, except in the J+1 snapshot, which is a copy of directory
+data (the birth dates the attachment page checks against).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, cast
+
+from schemas.bridge import AccountOrigin, Provider, Snapshot
+from sync.bridge import Attachment, Window, hit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bridges (
+    bridge_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    subject_digest TEXT NOT NULL,
+    origin TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (provider, subject_digest)
+);
+CREATE TABLE IF NOT EXISTS bridge_guardians (
+    guardian_id TEXT PRIMARY KEY,
+    bridge_id TEXT NOT NULL REFERENCES bridges (bridge_id)
+);
+CREATE TABLE IF NOT EXISTS attachments (
+    bridge_id TEXT NOT NULL,
+    child_id TEXT NOT NULL,
+    guardian_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('attached', 'blocked')),
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    PRIMARY KEY (bridge_id, child_id)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_at TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_responses (
+    digest TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key TEXT PRIMARY KEY,
+    started REAL NOT NULL,
+    count INTEGER NOT NULL
+);
+"""
+
+
+class BridgeStore:
+    """Thread-safe access to one SQLite file (one connection, serialized)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- bridges ---------------------------------------------------------------------------
+
+    def bridge_for(self, provider: Provider, subject_digest: str) -> str | None:
+        row = self._db.execute(
+            "SELECT bridge_id FROM bridges WHERE provider = ? AND subject_digest = ?",
+            (provider, subject_digest),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def create_bridge(
+        self,
+        bridge_id: str,
+        provider: Provider,
+        subject_digest: str,
+        origin: AccountOrigin | None,
+        guardian_ids: tuple[str, ...],
+        at: datetime,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO bridges VALUES (?, ?, ?, ?, ?)",
+                (bridge_id, provider, subject_digest, origin, at.isoformat()),
+            )
+            db.executemany(
+                "INSERT INTO bridge_guardians VALUES (?, ?)",
+                [(g, bridge_id) for g in guardian_ids],
+            )
+
+    def join_guardians(self, bridge_id: str, guardian_ids: tuple[str, ...]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO bridge_guardians VALUES (?, ?)",
+                [(g, bridge_id) for g in guardian_ids],
+            )
+
+    def bridge_info(self, bridge_id: str) -> tuple[Provider, AccountOrigin | None] | None:
+        row = self._db.execute(
+            "SELECT provider, origin FROM bridges WHERE bridge_id = ?", (bridge_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return cast(Provider, row[0]), cast("AccountOrigin | None", row[1])
+
+    def guardians_of(self, bridge_id: str) -> tuple[str, ...]:
+        rows = self._db.execute(
+            "SELECT guardian_id FROM bridge_guardians WHERE bridge_id = ? ORDER BY guardian_id",
+            (bridge_id,),
+        ).fetchall()
+        return tuple(str(r[0]) for r in rows)
+
+    def bridged(self) -> dict[str, str]:
+        """guardian id → bridge id, for every bridged guardian record."""
+        rows = self._db.execute("SELECT guardian_id, bridge_id FROM bridge_guardians").fetchall()
+        return {str(g): str(b) for g, b in rows}
+
+    def bridge_of_guardian(self, guardian_id: str) -> str | None:
+        return self.bridged().get(guardian_id)
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def attachments(self, bridge_id: str) -> dict[str, Attachment]:
+        rows = self._db.execute(
+            "SELECT child_id, guardian_id, status, at, by FROM attachments WHERE bridge_id = ?",
+            (bridge_id,),
+        ).fetchall()
+        return {
+            str(child): Attachment(
+                child_id=str(child),
+                guardian_id=str(guardian),
+                status=cast(Literal["attached", "blocked"], status),
+                at=datetime.fromisoformat(at),
+                by=cast(Literal["parent", "school"], by),
+            )
+            for child, guardian, status, at, by in rows
+        }
+
+    def record_attachment(self, bridge_id: str, attachment: Attachment) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO attachments VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    bridge_id,
+                    attachment.child_id,
+                    attachment.guardian_id,
+                    attachment.status,
+                    attachment.at.isoformat(),
+                    attachment.by,
+                ),
+            )
+
+    def record_if_pending(self, bridge_id: str, attachment: Attachment) -> bool:
+        """Record only if no decision exists yet (two concurrent answers: the first wins)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO attachments VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    bridge_id,
+                    attachment.child_id,
+                    attachment.guardian_id,
+                    attachment.status,
+                    attachment.at.isoformat(),
+                    attachment.by,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def remove_attachment(self, bridge_id: str, child_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM attachments WHERE bridge_id = ? AND child_id = ?",
+                (bridge_id, child_id),
+            )
+
+    # --- J+1 snapshots ---------------------------------------------------------------------
+
+    def last_snapshot(self) -> Snapshot | None:
+        row = self._db.execute("SELECT body FROM snapshots ORDER BY run_at DESC LIMIT 1").fetchone()
+        return None if row is None else Snapshot.model_validate_json(row[0])
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep the new snapshot only: the previous one is what it was compared with."""
+        with self._tx() as db:
+            db.execute("DELETE FROM snapshots")
+            db.execute(
+                "INSERT INTO snapshots VALUES (?, ?)",
+                (snapshot.run_at.isoformat(), snapshot.model_dump_json()),
+            )
+
+    # --- single-use authorization responses, rate limits --------------------------------------
+
+    def use_once(self, digest: str, at: datetime) -> bool:
+        """Mark an authorization response (state, code) used; False if it already was."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO used_responses VALUES (?, ?)", (digest, at.isoformat())
+            )
+            return cursor.rowcount == 1
+
+    def window(self, key: str) -> Window | None:
+        row = self._db.execute(
+            "SELECT started, count FROM rate_windows WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else Window(started=float(row[0]), count=int(row[1]))
+
+    def save_window(self, key: str, window: Window) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO rate_windows VALUES (?, ?, ?)",
+                (key, window.started, window.count),
+            )
+
+    def hit(self, key: str, now: float, *, limit: int, seconds: float) -> bool:
+        """Count one attempt under ``key``; False once ``limit`` is reached in the window."""
+        with self._lock:
+            allowed, window = hit(self.window(key), now, limit=limit, seconds=seconds)
+            self.save_window(key, window)
+            return allowed
+
+    def purge_used(self, before: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM used_responses WHERE at < ?", (before.astimezone(UTC).isoformat(),)
+            )
