@@ -45,6 +45,12 @@ class SourceRef(_Frozen):
     line: int | None = Field(default=None, description="line of the record's opening tag")
     extract_date: date | None = None
     complete: bool = Field(description="True for a full ('Complet') extract, False for a delta")
+    scope: str | None = Field(
+        default=None, description="UAI or academy scope from the file name (absence is per scope)"
+    )
+    snapshot_id: str | None = Field(
+        default=None, description="complete extracts: the snapshot the record belongs to"
+    )
 
 
 class HoldReason(StrEnum):

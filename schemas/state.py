@@ -20,11 +20,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.entities import ChildInfo, EntityKind, GroupSpec
-from schemas.feed import Guardian, Pupil, School, Staff
+from schemas.feed import Category, Guardian, Pupil, School, Staff
 
 STATE_SCHEMA_VERSION: Literal[1] = 1
 
-AccountState = Literal["active", "disappeared"]
+AccountState = Literal["active", "disappeared", "predeleted", "deleted"]
 RecordKind = Literal["school", "pupil", "guardian", "staff"]
 
 
@@ -40,6 +40,14 @@ class SourceState(_Frozen):
     kind: RecordKind
     entity_id: str = Field(description="entity this key last fed")
     version: str | None = Field(description="last routed version; None: the source deleted it")
+    scope: str | None = Field(
+        default=None, description="scope (UAI or academy) of the file that last fed this key"
+    )
+    category: Category | None = None
+    snapshot_id: str | None = Field(
+        default=None, description="the last complete snapshot that contained this key"
+    )
+    at: datetime | None = Field(default=None, description="when a file last fed this key")
 
 
 class SourceRecord(_Frozen):
@@ -130,3 +138,20 @@ class EntityState(_Frozen):
         default=None, description="persons: None until the entity has a record"
     )
     disappeared_at: datetime | None = None
+    predeleted_at: datetime | None = Field(
+        default=None, description="set by the sweeper; cleared when the person comes back"
+    )
+    deleted_at: datetime | None = Field(
+        default=None,
+        description=(
+            "tombstone: the entry was deleted by the sweeper; records older than this are "
+            "ignored, so a replayed old event cannot bring the account back"
+        ),
+    )
+    classes_retired_at: datetime | None = Field(
+        default=None,
+        description=(
+            "pupils: school-year switchover time; classes of records older than this are last "
+            "year's and retired (the pupil keeps its school until a new-year file places it)"
+        ),
+    )

@@ -10,8 +10,8 @@ from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.bridge import BridgeEventMessage, EduConnectGuardianChanged, SessionsRevoked
 from schemas.entities import EntityMessage
-from schemas.feed import FeedMessage
 from schemas.ledger import FileIngested
+from schemas.lifecycle import FeedTopicMessage, SnapshotDecision
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,17 @@ class TopicSpec:
 
 FEED = TopicSpec(
     "entsync.feed.v1",
-    FeedMessage,
-    "record key '<kind>:<jointure>' or 'snapshot:<category>:<scope>'",
-    "validated ONDE / staff records and snapshot markers, as published by 'entsync ingest'",
+    FeedTopicMessage,
+    "record key '<kind>:<jointure>', 'snapshot:<category>:<scope>' or 'year'",
+    "validated ONDE / staff records and snapshot markers, as published by 'entsync ingest'; "
+    "lifecycle controls (snapshot scans and tallies, hold decisions, year commands)",
+)
+LIFECYCLE = TopicSpec(
+    "entsync.lifecycle.v1",
+    SnapshotDecision,
+    "snapshot key 'snapshot:<category>:<scope>'",
+    "one event per decision on a complete snapshot (applied, held, approved, frozen...): "
+    "the record of holds",
 )
 ENTITIES = TopicSpec(
     "entsync.entities.v1",
@@ -77,6 +85,7 @@ SESSIONS = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LIFECYCLE,
     FEED,
     ENTITIES,
     AUDIT,

@@ -13,7 +13,11 @@ child of their account, groups and guardians. Keying this on "ever admitted" rat
 admitted has no driver: nothing is written and no link is made.
 
 When every record is removed, the last known content still drives the entry and the account is
-``disappeared`` (the lifecycle work decides pre-deletion); a record coming back makes it active.
+``disappeared``, then ``predeleted`` and ``deleted`` as the sweeper moves it on (see
+:mod:`sync.lifecycle`); a record coming back makes it active again.
+
+After a school-year switchover, a pupil record older than the switchover describes last year: its
+classes are retired (the pupil keeps its school until a new-year record places it).
 """
 
 from __future__ import annotations
@@ -67,11 +71,20 @@ def view(state: EntityState) -> View:
     record = content(known)
     if state.kind == "pupil":
         pupil = record if isinstance(record, Pupil) else None
+        at = known.at
         if pupil is None or pupil.held_reasons:
             pupil = state.admitted.pupil if state.admitted is not None else None
+            at = state.admitted.at if state.admitted is not None else at
+        retired = state.classes_retired_at
+        if pupil is not None and pupil.classes and retired and utc(at) < utc(retired):
+            pupil = pupil.model_copy(update={"classes": ()})
         record = pupil
     if present is not None:
         return View(record, "active", None)
     # Every key removed: the last removal time, whatever order the removals arrived in.
     gone_at = max(utc(r.at) for r in state.records.values())
+    if state.deleted_at is not None:
+        return View(record, "deleted", gone_at)
+    if state.predeleted_at is not None:
+        return View(record, "predeleted", gone_at)
     return View(record, "disappeared", gone_at)

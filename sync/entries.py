@@ -95,9 +95,32 @@ def _person(
         "entsyncKind": kind,
         "entsyncAccountState": account_state,
         "entsyncDisappearedAt": (
-            generalized_time(disappeared_at) if account_state == "disappeared" else None
+            generalized_time(disappeared_at)
+            if account_state in ("disappeared", "predeleted")
+            else None
         ),
     }
+
+
+PERIMETER_ATTRIBUTES: Final = frozenset(
+    {
+        "ENTPersonStructRattach",
+        "ENTEleveClasses",
+        "ENTElevePersRelEleve",
+        "ENTAuxPersRelEleveEleve",
+        "ENTAuxEnsEtablissements",
+        "ENTAuxEnsClasses",
+    }
+)
+"""What ties a person to schools, classes and other people: a pre-deleted account loses it."""
+
+
+def predeleted(entry: Entry, at: datetime) -> Entry:
+    """A pre-deleted person's entry: same DN, names and login, out of every perimeter."""
+    kept = {name: values for name, values in entry.items() if name not in PERIMETER_ATTRIBUTES}
+    kept["objectClass"] = tuple(c for c in entry["objectClass"] if c != "ENTAuxPersRelEleve")
+    kept["entsyncPredeletedAt"] = (generalized_time(at) or "",)
+    return kept
 
 
 def class_value(school_jointure: str, class_code: str, base_dn: str) -> str:

@@ -18,8 +18,8 @@ the differences, so an unchanged record emits nothing.
   the school's teachers group when it accepts an admin command, not through this module).
 
 Causes: a link message names the rule that made it (``link.*``), except in a chain started by an
-admin command (rule ``admin.*``), which keeps the command's rule so that every directory change
-it leads to is audited as that command.
+admin command (rule ``admin.*``) or by the lifecycle (``lifecycle.*``: absence, sweeper,
+switchover), which keeps that rule so that every directory change it leads to is audited as it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ RULE_CHILD = "link.pupil-guardian"
 RULE_MEMBER = "link.group-member"
 RULE_CLASS = "link.class-teacher"
 ADMIN_RULE_PREFIX = "admin."
+KEPT_RULE_PREFIXES = (ADMIN_RULE_PREFIX, "lifecycle.")
 _RULES: dict[str, str] = {"child": RULE_CHILD, "member": RULE_MEMBER, "class": RULE_CLASS}
 
 
@@ -190,7 +191,7 @@ def _link_set(
     group: GroupSpec | None,
     cause: Cause,
 ) -> LinkSet:
-    rule = cause.rule if cause.rule.startswith(ADMIN_RULE_PREFIX) else _RULES[relation]
+    rule = cause.rule if cause.rule.startswith(KEPT_RULE_PREFIXES) else _RULES[relation]
     kind: Relation = (
         "child" if relation == "child" else "class" if relation == "class" else "member"
     )

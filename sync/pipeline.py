@@ -12,6 +12,11 @@ next is up to a *chooser*: by default the oldest pending message overall (a glob
 
 Entity inputs can also be given directly (``inputs``): admin commands as ``entsync admin``
 publishes them, one channel per target entity (one producer, keyed by entity id).
+
+Lifecycle controls run as on a single partition: a snapshot's coordinator (:mod:`sync.absence`)
+tallies and applies at once over the whole ``sources`` table; year commands update the one
+calendar. :func:`sweep_world` and :func:`switch_year_world` play the sweeper and the switchover
+over every entity, then deliver what follows.
 """
 
 from __future__ import annotations
@@ -20,14 +25,26 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import Cause, EntityInput
-from schemas.feed import FeedEvent
+from schemas.feed import FeedEvent, SnapshotCompleted, SnapshotStarted
+from schemas.lifecycle import (
+    ControlEvent,
+    HoldDecided,
+    SchoolYearState,
+    ScopeState,
+    SnapshotDecision,
+    SnapshotScan,
+    SnapshotTally,
+    YearCommand,
+)
 from schemas.state import EntityState, SourceState
+from sync import absence, lifecycle
 from sync.ops import AddEntry, DeleteEntry, DirectoryOp, ModifyEntry
-from sync.reconcile import Context, decide
+from sync.reconcile import Context, Decision, decide
 from sync.routing import route
 
 Chooser = Callable[[int], int]
@@ -47,6 +64,9 @@ class World:
     sources: dict[str, SourceState] = field(default_factory=dict)
     entities: dict[str, EntityState] = field(default_factory=dict)
     directory: Directory = field(default_factory=dict)
+    scopes: dict[str, ScopeState] = field(default_factory=dict)
+    year: SchoolYearState = field(default_factory=SchoolYearState)
+    decisions: list[SnapshotDecision] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,8 @@ class RunResult:
         return self.world.directory
 
 
-_Message = tuple[FeedEvent, Cause] | EntityInput
+FeedOrControl = FeedEvent | ControlEvent
+_Message = tuple[FeedOrControl, Cause] | EntityInput
 _Channel = tuple[str, str]
 
 
@@ -123,10 +144,60 @@ class _Mailbox:
         return message
 
 
+def _control(
+    world: World, event: FeedOrControl, cause: Cause, ctx: Context, guard: absence.Guard
+) -> list[EntityInput] | None:
+    """Lifecycle control on one partition; None when ``event`` is a plain feed event."""
+    match event:
+        case YearCommand():
+            world.year = absence.apply_year(world.year, event.action, event.school_year, event.at)
+            return []
+        case SnapshotStarted() | SnapshotCompleted() | HoldDecided() | SnapshotTally():
+            pass
+        case SnapshotScan():
+            raise PipelineError("scans are sent by coordinators, not fed")
+        case _:
+            return None
+    step = absence.coordinate(
+        world.scopes.get(event.key),
+        event,
+        key=event.key,
+        at=cause.at,
+        partitions=1,
+        year=world.year,
+        guard=guard,
+    )
+    world.scopes[event.key] = step.state
+    world.decisions.extend(step.decisions)
+    inputs: list[EntityInput] = []
+    for scan in step.scans:
+        if scan.phase == "tally":
+            active, absent = absence.tally(world.sources.values(), scan.snapshot)
+            tally = SnapshotTally(
+                key=scan.key,
+                snapshot_id=scan.snapshot.snapshot_id,
+                partition=0,
+                partitions=1,
+                active=active,
+                absent=absent,
+            )
+            inputs.extend(_control(world, tally, cause, ctx, guard) or [])
+            continue
+        for key, state in sorted(world.sources.items()):
+            if absence.is_absent(state, scan.snapshot):
+                removed, removal = absence.mark_absent(
+                    state, cause.model_copy(update={"rule": scan.rule})
+                )
+                world.sources[key] = removed
+                inputs.append(removal)
+    return inputs
+
+
 def run_to_quiescence(
-    events: Iterable[tuple[FeedEvent, Cause]],
+    events: Iterable[tuple[FeedOrControl, Cause]],
     *,
     ctx: Context | None = None,
+    guard: absence.Guard | None = None,
     world: World | None = None,
     choose: Chooser | random.Random | None = None,
     max_deliveries: int = 1_000_000,
@@ -158,6 +229,12 @@ def run_to_quiescence(
             raise PipelineError("no quiescence within the delivery budget")
         if isinstance(message, tuple):
             event, cause = message
+            controlled = _control(state, event, cause, context, guard or absence.Guard())
+            if controlled is not None:
+                for inp in controlled:
+                    mailbox.put((f"feed:{event.key}", inp.entity_id), inp)
+                continue
+            assert not isinstance(event, SnapshotScan | SnapshotTally | HoldDecided | YearCommand)
             routed = route(state.sources.get(event.key), event, cause, context.namespace)
             if routed.state is not None:
                 state.sources[event.key] = routed.state
@@ -179,3 +256,58 @@ def run_to_quiescence(
         for emitted in decision.emits:
             mailbox.put((message.entity_id, emitted.entity_id), emitted)
     return RunResult(state, tuple(ops), tuple(audits), deliveries, tuple(outcomes))
+
+
+def _run_decisions(
+    world: World, decisions: list[Decision], ctx: Context, choose: Chooser | None
+) -> RunResult:
+    ops: list[DirectoryOp] = []
+    audits: list[DirectoryChanged] = []
+    emits: list[EntityInput] = []
+    for decision in decisions:
+        world.entities[decision.state.entity_id] = decision.state
+        for op in decision.ops:
+            apply_op(world.directory, op)
+        ops.extend(decision.ops)
+        audits.extend(decision.audits)
+        emits.extend(decision.emits)
+    rest = run_to_quiescence((), ctx=ctx, world=world, choose=choose, inputs=emits)
+    return RunResult(world, (*ops, *rest.ops), (*audits, *rest.audits), rest.deliveries)
+
+
+def sweep_world(
+    world: World,
+    now: datetime,
+    *,
+    policy: lifecycle.Policy | None = None,
+    cause: Cause,
+    ctx: Context | None = None,
+    choose: Chooser | None = None,
+) -> RunResult:
+    """Run the sweeper at ``now`` over every entity, then deliver what follows."""
+    context = ctx or Context()
+    rules = policy or lifecycle.Policy()
+    decided = [
+        d
+        for _, state in sorted(world.entities.items())
+        if (d := lifecycle.sweep(state, now, rules, cause, context)) is not None
+    ]
+    return _run_decisions(world, decided, context, choose)
+
+
+def switch_year_world(
+    world: World,
+    at: datetime,
+    *,
+    cause: Cause,
+    ctx: Context | None = None,
+    choose: Chooser | None = None,
+) -> RunResult:
+    """The switchover's per-entity effects (classes retired), then what follows."""
+    context = ctx or Context()
+    decided = [
+        d
+        for _, state in sorted(world.entities.items())
+        if (d := lifecycle.switch_year(state, at, cause, context)) is not None
+    ]
+    return _run_decisions(world, decided, context, choose)

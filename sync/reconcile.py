@@ -20,6 +20,9 @@ Per kind:
 - groups exist while they have at least one member (a class exists only while a pupil is in it),
   except the school's ``Resp-Affect-GAR`` group, which is never deleted;
 - a person whose records are all removed is kept, ``entsyncAccountState=disappeared``, links kept;
+  the sweeper (:mod:`sync.lifecycle`) then pre-deletes it (out of every group and perimeter, entry
+  and login kept) and deletes it (a tombstone stays in the state); a record coming back restores
+  it, and a record older than the deletion is ignored;
 - login allocators answer every request, a repeated one with the same login, and a person with no
   login asks again at each input until it has one: a lost request or answer cannot leave a person
   without a login;
@@ -46,7 +49,7 @@ from schemas.entities import (
     TeacherClassRequested,
 )
 from schemas.feed import Guardian, Pupil, School, Staff
-from schemas.state import AdmittedPupil, EntityState, LinkPayload, SourceRecord
+from schemas.state import AccountState, AdmittedPupil, EntityState, LinkPayload, SourceRecord
 from sync import commands, dit, entries, ids, logins
 from sync.diff import audit, diff
 from sync.effective import Record, View, utc, view
@@ -118,6 +121,8 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
     old = state.records.get(inp.source_key)
     if old is not None and utc(inp.cause.at) < utc(old.at):
         return state  # stale (a replay of an older message from this source key)
+    if state.deleted_at is not None and utc(inp.cause.at) <= utc(state.deleted_at):
+        return state  # tombstone: an event from before the deletion cannot resurrect the account
     if inp.version is None:
         if old is not None and not old.present:
             return state
@@ -274,6 +279,8 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
     update: dict[str, object] = {}
     if state.kind in ids.PERSON_KINDS:
         update |= {"account_state": seen.account_state, "disappeared_at": seen.disappeared_at}
+        if seen.account_state == "active":  # came back: restored with the same DN and login
+            update |= {"predeleted_at": None, "deleted_at": None}
     emits: list[EntityInput] = []
     if _needs_login(state, seen.record):
         assert seen.record is not None and not isinstance(seen.record, School)
@@ -287,9 +294,12 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
             )
         )
         update["login_requested"] = True
-    outgoing, link_messages = link_emits(
-        state.entity_id, state.outgoing, desired_links(state, seen.record, ctx.namespace), cause
+    links = (
+        {}
+        if seen.account_state in ("predeleted", "deleted")
+        else desired_links(state, seen.record, ctx.namespace)
     )
+    outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
     emits.extend(link_messages)
     update["outgoing"] = outgoing
     desired = desired_entry(state, seen, ctx)
@@ -352,8 +362,18 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
         return entries.school_entry(state.entity_id, record)
     login = person_login(state, record)
     account = seen.account_state
-    if login is None or account is None:
+    if login is None or account is None or account == "deleted":
         return None
+    entry = _person_entry(state, seen, login, account, ctx)
+    if entry is not None and account == "predeleted" and state.predeleted_at is not None:
+        return entries.predeleted(entry, state.predeleted_at)
+    return entry
+
+
+def _person_entry(
+    state: EntityState, seen: View, login: str, account: AccountState, ctx: Context
+) -> entries.Entry | None:
+    record = seen.record
     gone_at = seen.disappeared_at
     match record:
         case Pupil():

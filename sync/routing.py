@@ -9,8 +9,10 @@ and the :class:`RecordSet` inputs to publish on ``entsync.entities.v1`` (keyed b
   old entity first gets ``RecordSet(None)`` for this key;
 - a deletion → ``RecordSet(None)`` to the entity the key fed (nothing if unknown or already
   deleted); the state keeps the entity id with version None;
-- snapshot markers → nothing yet: :func:`route_snapshot` is the extension point for the
-  lifecycle work (absence from a complete extract).
+- every upsert, changed or not, stamps the key with the file that fed it (scope, category,
+  snapshot, time: :func:`sync.absence.seen`), the evidence absence is judged on;
+- snapshot markers route nothing here: their coordinator (:func:`sync.absence.coordinate`) keeps
+  its own state under the snapshot key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from schemas.feed import (
     StaffUpserted,
 )
 from schemas.state import RecordKind, SourceState
-from sync import ids
+from sync import absence, ids
 
 Upserted = SchoolUpserted | PupilUpserted | GuardianUpserted | StaffUpserted
 Snapshot = SnapshotStarted | SnapshotCompleted
@@ -82,13 +84,13 @@ def _removal(state: SourceState, cause: Cause) -> RecordSet:
 def route_upsert(prev: SourceState | None, event: Upserted, cause: Cause, namespace: str) -> Routed:
     kind, entity_id = _kind_and_id(event, namespace)
     if prev is not None and prev.version == event.version and prev.entity_id == entity_id:
-        return Routed(prev)
+        return Routed(absence.seen(prev, event.source, cause.at))
     inputs: list[RecordSet] = []
     if prev is not None and prev.entity_id != entity_id and prev.version is not None:
         inputs.append(_removal(prev, cause))
     inputs.append(_record_set(event, kind, entity_id, cause))
     state = SourceState(key=event.key, kind=kind, entity_id=entity_id, version=event.version)
-    return Routed(state, tuple(inputs))
+    return Routed(absence.seen(state, event.source, cause.at), tuple(inputs))
 
 
 def route_deletion(prev: SourceState | None, event: RecordDeleted, cause: Cause) -> Routed:
@@ -99,12 +101,7 @@ def route_deletion(prev: SourceState | None, event: RecordDeleted, cause: Cause)
 
 
 def route_snapshot(prev: SourceState | None, event: Snapshot, cause: Cause) -> Routed:
-    """Extension point: complete-extract markers. They route nothing yet.
-
-    The lifecycle work will use ``SnapshotStarted``/``SnapshotCompleted`` to find the keys of a
-    scope absent from a complete extract (disappearance); it needs its own per-snapshot state, so
-    the feed-key state is returned unchanged here.
-    """
+    """Complete-extract markers route no record: see :func:`sync.absence.coordinate`."""
     del event, cause
     return Routed(prev)
 

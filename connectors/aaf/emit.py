@@ -46,7 +46,9 @@ def snapshot_key(category: Category, scope: str) -> str:
     return f"snapshot:{category.value}:{scope}"
 
 
-def _source(scan: FileScan, index: int, line: int | None) -> SourceRef:
+def _source(
+    scan: FileScan, index: int, line: int | None, snapshot_id: str | None = None
+) -> SourceRef:
     return SourceRef(
         file_name=scan.path.name,
         file_digest=scan.digest,
@@ -55,12 +57,14 @@ def _source(scan: FileScan, index: int, line: int | None) -> SourceRef:
         line=line,
         extract_date=scan.extract_date,
         complete=scan.complete,
+        scope=scan.scope or None,
+        snapshot_id=snapshot_id if scan.complete else None,
     )
 
 
-def _record_event(scan: FileScan, outcome: Outcome) -> FeedEvent:
+def _record_event(scan: FileScan, outcome: Outcome, snapshot_id: str | None) -> FeedEvent:
     assert outcome.key is not None
-    src = _source(scan, outcome.request.index, outcome.request.line)
+    src = _source(scan, outcome.request.index, outcome.request.line, snapshot_id)
     key, version, record = outcome.key, outcome.version(), outcome.record
     if isinstance(record, Pupil):
         return PupilUpserted(key=key, version=version, source=src, pupil=record)
@@ -87,7 +91,7 @@ def _started(scan: FileScan, snapshot_id: str) -> SnapshotStarted:
     return SnapshotStarted(
         key=snapshot_key(scan.category, scope),
         version=content_digest(content),
-        source=_source(scan, 0, None),
+        source=_source(scan, 0, None, snapshot_id),
         snapshot_id=snapshot_id,
         scope=scope,
         category=scan.category,
@@ -111,7 +115,7 @@ def _completed(
     return SnapshotCompleted(
         key=snapshot_key(scan.category, scope),
         version=content_digest(content),
-        source=_source(scan, index, None),
+        source=_source(scan, index, None, snapshot_id),
         snapshot_id=snapshot_id,
         scope=scope,
         category=scan.category,
@@ -134,7 +138,9 @@ def _verify(scan: FileScan) -> None:
         raise FileRejected(scan.path, "file changed since it was scanned")
 
 
-def _record_events(scan: FileScan) -> Iterator[tuple[Outcome, FeedEvent]]:
+def _record_events(
+    scan: FileScan, snapshot_id: str | None = None
+) -> Iterator[tuple[Outcome, FeedEvent]]:
     """The record events of one file; the bytes parsed are hashed and checked at the end."""
     path = scan.path
     try:
@@ -148,7 +154,7 @@ def _record_events(scan: FileScan) -> Iterator[tuple[Outcome, FeedEvent]]:
             if outcome.key is None:
                 continue
             hasher.add(outcome)
-            yield outcome, _record_event(scan, outcome)
+            yield outcome, _record_event(scan, outcome, snapshot_id)
         if reader.digest != scan.digest:
             raise FileRejected(path, "file changed while it was read")
         if hasher.hexdigest() != scan.events_digest or hasher.count != scan.record_count:
@@ -165,7 +171,7 @@ def events(scan: FileScan) -> Iterator[FeedEvent]:
     _verify(scan)
     if scan.complete:
         yield _started(scan, scan.digest)
-    for _outcome, event in _record_events(scan):
+    for _outcome, event in _record_events(scan, scan.digest if scan.complete else None):
         yield event
     if scan.complete:
         yield _completed(
@@ -216,7 +222,7 @@ def _snapshot_events(parts: list[FileScan]) -> Iterator[FeedEvent]:
     count = 0
     try:
         for scan in parts:
-            for outcome, event in _record_events(scan):
+            for outcome, event in _record_events(scan, snapshot_id):
                 sorter.add(event.key, outcome.request.index, outcome.request.line)
                 count += 1
                 yield event

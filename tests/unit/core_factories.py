@@ -48,13 +48,20 @@ def letters(i: int) -> str:
     return word.capitalize()
 
 
-def source(kind: str, index: int = 0) -> SourceRef:
+def source(
+    kind: str, index: int = 0, *, scope: str = "0000000X", snapshot_id: str | None = None
+) -> SourceRef:
+    """A record's origin: a complete extract of ``scope`` (a delta when ``snapshot_id`` is '')."""
+    complete = snapshot_id != ""
     return SourceRef(
-        file_name=f"ENT_0000000X_Complet_20260901_{_CATEGORIES[kind].value}_0000.xml",
+        file_name=f"ENT_{scope}_{'Complet' if complete else 'Delta'}_20260901_"
+        f"{_CATEGORIES[kind].value}_0000.xml",
         file_digest="0" * 64,
         category=_CATEGORIES[kind],
         record_index=index,
-        complete=True,
+        complete=complete,
+        scope=scope,
+        snapshot_id=(snapshot_id or "s" * 64) if complete else None,
     )
 
 
