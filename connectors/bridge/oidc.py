@@ -52,6 +52,8 @@ class ProviderConfig:
     signed_userinfo: bool = False
     token_endpoint_auth_method: str = "client_secret_basic"
     leeway_seconds: int = 30
+    discovery_url: str | None = None
+    """default ``<issuer>/.well-known/openid-configuration``"""
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class RelyingParty:
     async def metadata(self) -> Metadata:
         if self._metadata is None:
             issuer = self.config.issuer.rstrip("/")
-            doc = await self._json(f"{issuer}/.well-known/openid-configuration")
+            url = self.config.discovery_url or f"{issuer}/.well-known/openid-configuration"
+            doc = await self._json(url)
             if str(doc.get("issuer", "")).rstrip("/") != issuer:
                 raise OidcError("discovery-issuer-mismatch")
             try:

@@ -1,0 +1,270 @@
+"""The parent bridge against real OpenID providers, real slapd and the real broker.
+
+EduConnect is ``oidc-provider-mock``; FranceConnect v2 is Node's certified ``oidc-provider``
+(PKCE, ``acr_values=eidas1``, signed userinfo JWT). The refusals are provoked honestly: a
+replayed callback, a changed ``state``, a code obtained for another login (its ID token
+carries another nonce), a provider that issues already-expired ID tokens, and a
+man-in-the-middle that re-signs the real ID token with a foreign key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from connectors.ldap.connection import LdapParams
+from connectors.ldap.directory import read_entry
+from schemas.audit import DirectoryChanged
+from schemas.bridge import BridgeEventMessage, IdentityUnresolved, SessionsRevoked
+from tests.integration.bridge_support.harness import (
+    BRIDGE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Bridge,
+    provider_config,
+    query,
+    running_bridge,
+)
+from tests.integration.bridge_support.providers import (
+    EduConnect,
+    FranceConnect,
+    TamperingProxy,
+    educonnect,
+    franceconnect,
+    node_available,
+)
+from tests.integration.bridge_support.world import World, seed
+from tests.integration.conftest import LocalServices
+
+pytestmark = pytest.mark.integration
+
+MOTHER = {
+    "FrEduCtSourceKeys": ["ONDE$G-MERE", "ONDE$G-MERE-2"],
+    "FrEduCtAccountOrigin": "responsable",
+}
+
+
+@pytest.fixture
+def world(local_services: LocalServices, clean_directory: LdapParams) -> World:
+    return seed(clean_directory, local_services.base_dn)
+
+
+@pytest.fixture
+def ec() -> Iterator[EduConnect]:
+    with educonnect() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FranceConnect]:
+    if not node_available():
+        pytest.fail(
+            "node and tests/integration/bridge_support/node_modules are needed: ./dev setup"
+        )
+    with franceconnect(
+        tmp_path_factory.mktemp("fc"),
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        bridge_url=BRIDGE_URL,
+    ) as provider:
+        yield provider
+
+
+@pytest.fixture
+async def bridge(
+    local_services: LocalServices, world: World, ec: EduConnect, fc: FranceConnect, tmp_path: Path
+) -> AsyncIterator[Bridge]:
+    async with running_bridge(
+        ldap=local_services.ldap_params,
+        base_dn=local_services.base_dn,
+        bootstrap=local_services.kafka_bootstrap,
+        store_file=tmp_path / "bridge.sqlite3",
+        providers={
+            "educonnect": provider_config("educonnect", ec.issuer),
+            "franceconnect": provider_config("franceconnect", fc.issuer),
+        },
+    ) as running:
+        yield running
+
+
+def bridge_attrs(params: LdapParams, dn: str) -> dict[str, tuple[str, ...]]:
+    entry = read_entry(params, dn)
+    assert entry is not None
+    names = (
+        "entsyncBridgeId",
+        "entsyncAccountOrigin",
+        "entsyncAttachedChild",
+        "entsyncAttachmentBlocked",
+        "entsyncEntLoginDisabled",
+    )
+    return {n: entry.get(n) for n in names if entry.get(n)}
+
+
+def refusal_reasons(logs: list[dict[str, object]]) -> list[object]:
+    return [e["reason"] for e in logs if e.get("event") == "bridge.callback_refused"]
+
+
+async def test_educonnect_links_every_guardian_record_of_the_person(
+    bridge: Bridge, ec: EduConnect, world: World, ldap_params: LdapParams
+) -> None:
+    ec.set_user("ec-mother", MOTHER)
+    url = await bridge.start("educonnect")
+    assert len(query(url)["nonce"]) >= 22 and len(query(url)["state"]) >= 22
+    response = await bridge.callback(await bridge.authorize(url, "ec-mother"))
+    assert response.status_code == 303 and response.headers["location"] == "/rattachement"
+    page = (await bridge.client.get("/rattachement")).text
+    for child, school in (("Léa", "Jean Jaurès"), ("Hugo", "Jean Jaurès"), ("Zoé", "Tilleuls")):
+        assert child in page and school in page
+    assert "2017" not in page and "14/03" not in page  # never the birth date
+    first, second = (
+        bridge_attrs(ldap_params, world.dn("re-mere")),
+        bridge_attrs(ldap_params, world.dn("re-mere-2")),
+    )
+    assert first["entsyncBridgeId"] == second["entsyncBridgeId"]
+    assert first["entsyncAccountOrigin"] == ("Responsable",)
+    assert first["entsyncEntLoginDisabled"] == ("TRUE",)
+    audits = [v for t, v in bridge.sink.sent if isinstance(v, DirectoryChanged)]
+    assert {a.entity_id for a in audits} == {"re-mere", "re-mere-2"}
+    assert {a.cause.rule for a in audits} == {"bridge.identity-bridged"}
+    revoked = [v for t, v in bridge.sink.sent if isinstance(v, SessionsRevoked)]
+    assert len(revoked) == 1 and set(revoked[0].guardian_ids) == {"re-mere", "re-mere-2"}
+    # signing in again: the existing bridge wins, nothing is revoked twice
+    again = await bridge.sign_in("educonnect", "ec-mother")
+    assert again.headers["location"] == "/rattachement"
+    assert len([v for t, v in bridge.sink.sent if isinstance(v, SessionsRevoked)]) == 1
+
+
+async def test_franceconnect_pkce_acr_signed_userinfo_and_exactly_one_match(
+    bridge: Bridge, fc: FranceConnect, world: World, ldap_params: LdapParams
+) -> None:
+    fc.set_user(
+        "fc-jean",
+        {"given_name": "Jean Pierre", "family_name": "LEFEVRE DURAND", "birthdate": "1979-05-04"},
+    )
+    url = await bridge.start("franceconnect")
+    params = query(url)
+    assert params["acr_values"] == "eidas1" and params["code_challenge_method"] == "S256"
+    response = await bridge.callback(await bridge.authorize(url, "fc-jean"))
+    assert response.headers.get("location") == "/rattachement", response.text
+    attrs = bridge_attrs(ldap_params, world.dn("re-fc"))
+    assert attrs["entsyncAccountOrigin"] == ("FranceConnect",)
+
+
+async def test_franceconnect_homonyms_and_strangers_get_no_link(
+    bridge: Bridge, fc: FranceConnect, ldap_params: LdapParams, world: World
+) -> None:
+    fc.set_user(
+        "fc-paul", {"given_name": "Paul", "family_name": "Petit", "birthdate": "1980-01-01"}
+    )
+    fc.set_user("fc-nobody", {"given_name": "Ann", "family_name": "Nobody"})
+    for sub in ("fc-paul", "fc-nobody"):
+        page = await bridge.browser().get("/")  # warm a fresh browser
+        assert page.status_code == 200
+        response = await bridge.sign_in("franceconnect", sub)
+        assert response.status_code == 200 and "Contactez l'école" in response.text
+    unresolved = [
+        v.root
+        for t, v in bridge.sink.sent
+        if isinstance(v, BridgeEventMessage) and isinstance(v.root, IdentityUnresolved)
+    ]
+    assert [u.reason for u in unresolved] == ["several-candidates", "no-candidate"]
+    assert set(unresolved[0].candidate_ids) == {"re-homo-1", "re-homo-2"}
+    assert unresolved[0].school_dns  # the school sees it
+    assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-homo-1"))
+
+
+async def test_manual_accounts_are_never_bridged(
+    bridge: Bridge, fc: FranceConnect, ldap_params: LdapParams, world: World
+) -> None:
+    fc.set_user("fc-sophie", {"given_name": "Sophie", "family_name": "Bernard"})
+    response = await bridge.sign_in("franceconnect", "fc-sophie")
+    assert "identifiants ENT" in response.text and 'href="/ent"' in response.text
+    assert bridge_attrs(ldap_params, world.dn("re-accueil")) == {}
+
+
+async def test_replayed_callback_and_wrong_state_are_refused(
+    bridge: Bridge, ec: EduConnect
+) -> None:
+    ec.set_user("ec-mother", MOTHER)
+    url = await bridge.start("educonnect")
+    callback = await bridge.authorize(url, "ec-mother")
+    stolen_cookies = dict(bridge.client.cookies)
+    with capture_logs() as logs:
+        wrong_state = callback.replace(query(callback)["state"], "x" * 43)
+        assert (await bridge.callback(wrong_state)).status_code == 400
+    assert refusal_reasons(logs) == ["state-mismatch"]
+    # the refused attempt consumed the pending login: start again, then replay
+    url = await bridge.start("educonnect")
+    callback = await bridge.authorize(url, "ec-mother")
+    stolen_cookies = dict(bridge.client.cookies)
+    assert (await bridge.callback(callback)).status_code == 303
+    with capture_logs() as logs:
+        assert (await bridge.callback(callback)).status_code == 400  # same browser
+        other = bridge.browser()
+        other.cookies.update(stolen_cookies)  # a browser holding the pre-callback cookie
+        assert (await bridge.callback(callback, other)).status_code == 400
+    assert refusal_reasons(logs) == ["no-pending-login", "state-replayed"]
+
+
+async def test_a_code_issued_for_another_login_fails_the_nonce_check(
+    bridge: Bridge, ec: EduConnect
+) -> None:
+    ec.set_user("ec-mother", MOTHER)
+    victim_url = await bridge.start("educonnect")
+    attacker = bridge.browser()
+    attacker_callback = await bridge.authorize(
+        await bridge.start("educonnect", attacker), "ec-mother"
+    )
+    injected = attacker_callback.replace(
+        query(attacker_callback)["state"], query(victim_url)["state"]
+    )
+    with capture_logs() as logs:
+        response = await bridge.callback(injected)
+    assert response.status_code == 400
+    assert refusal_reasons(logs) == ["id-token-wrong-nonce"]
+
+
+async def test_expired_id_token_is_refused(
+    local_services: LocalServices, world: World, tmp_path: Path
+) -> None:
+    # A real provider configured to issue tokens that expired two minutes ago (beyond leeway).
+    with educonnect(max_age=timedelta(seconds=-120)) as stale:
+        stale.set_user("ec-mother", MOTHER)
+        async with running_bridge(
+            ldap=local_services.ldap_params,
+            base_dn=local_services.base_dn,
+            bootstrap=local_services.kafka_bootstrap,
+            store_file=tmp_path / "b.sqlite3",
+            providers={"educonnect": provider_config("educonnect", stale.issuer)},
+        ) as bridge:
+            with capture_logs() as logs:
+                response = await bridge.sign_in("educonnect", "ec-mother")
+    assert response.status_code == 400
+    assert refusal_reasons(logs) == ["id-token-expired"]
+
+
+async def test_id_token_with_a_bad_signature_is_refused(
+    local_services: LocalServices, world: World, ec: EduConnect, tmp_path: Path
+) -> None:
+    ec.set_user("ec-mother", MOTHER)
+    with TamperingProxy(ec.issuer) as proxy:
+        config = provider_config(
+            "educonnect",
+            ec.issuer,
+            discovery_url=f"{proxy.url}/.well-known/openid-configuration",
+        )
+        async with running_bridge(
+            ldap=local_services.ldap_params,
+            base_dn=local_services.base_dn,
+            bootstrap=local_services.kafka_bootstrap,
+            store_file=tmp_path / "b.sqlite3",
+            providers={"educonnect": config},
+        ) as bridge:
+            with capture_logs() as logs:
+                response = await bridge.sign_in("educonnect", "ec-mother")
+    assert response.status_code == 400
+    assert refusal_reasons(logs) == ["id-token-bad-signature"]
