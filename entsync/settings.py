@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     bridge_attempt_limit: int = Field(default=10, ge=1, description="date forms per window")
     bridge_rate_window_seconds: int = Field(default=900, ge=1)
 
+    # audit store (entsync audit ...): see README "Audit store"
+    audit_db_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db, or an SQLite file; "
+        "default <state_dir>/audit.sqlite3",
+    )
+    audit_retention_days: int | None = Field(
+        default=None, ge=1, description="prune audit records older than this; unset: keep all"
+    )
+
     def services_file(self) -> Path:
         return self.state_dir / SERVICES_FILE
 
