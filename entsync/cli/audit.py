@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from entsync.logs import configure_logging
-from entsync.settings import ConfigurationError, Settings, load_settings
+from entsync.cli.admin import EXIT_CONFIG, _fail, _settings
+from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
     from connectors.auditstore import AuditRow, AuditStore
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 console = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-EXIT_TAMPERED, EXIT_CONFIG = 1, 2
+EXIT_TAMPERED = 1
 
 StateDir = Annotated[
     Path | None,
@@ -63,20 +63,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _settings(state_dir: Path | None) -> Settings:
-    try:
-        settings = load_settings(state_dir=state_dir)
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
 @contextmanager
 def _store(settings: Settings, db: str | None) -> Iterator[AuditStore]:
     from connectors.auditstore import StoreUrlError, open_store, redact
@@ -85,10 +71,12 @@ def _store(settings: Settings, db: str | None) -> Iterator[AuditStore]:
     try:
         store = open_store(url, settings.state_dir)
     except StoreUrlError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     except Exception as exc:  # the driver's own errors: unreachable server, bad credentials
         where = redact(url) if url else str(settings.state_dir)
-        raise _fail(f"cannot open the audit store {where}: {type(exc).__name__}") from exc
+        raise _fail(
+            f"cannot open the audit store {where}: {type(exc).__name__}", EXIT_CONFIG
+        ) from exc
     try:
         yield store
     finally:
@@ -103,7 +91,7 @@ def _time(text: str | None, option: str) -> str | None:
     try:
         return utc_text(parse_time(text))
     except ValueError as exc:
-        raise _fail(f"{option} {text!r} is not an ISO 8601 date or time") from exc
+        raise _fail(f"{option} {text!r} is not an ISO 8601 date or time", EXIT_CONFIG) from exc
 
 
 def _interactive() -> bool:
@@ -128,7 +116,7 @@ def consume(
     try:
         bootstrap = settings.require_kafka()
     except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     with _store(settings, db) as store, _progress() as on_progress:
         consumer = AuditConsumer(
             store, bootstrap, retention_days=settings.audit_retention_days, on_progress=on_progress
@@ -347,7 +335,7 @@ def prune(
     settings = _settings(state_dir)
     keep = days or settings.audit_retention_days
     if keep is None:
-        raise _fail("no retention: give --days N or set ENTSYNC_AUDIT_RETENTION_DAYS")
+        raise _fail("no retention: give --days N or set ENTSYNC_AUDIT_RETENTION_DAYS", EXIT_CONFIG)
     now = datetime.now(UTC)
     with _store(settings, db) as store:
         removed = prune_store(store, cutoff_for(keep, now), utc_text(now))
