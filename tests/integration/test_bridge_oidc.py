@@ -9,9 +9,10 @@ man-in-the-middle that re-signs the real ID token with a foreign key.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -104,7 +105,7 @@ def bridge_attrs(params: LdapParams, dn: str) -> dict[str, tuple[str, ...]]:
     return {n: entry.get(n) for n in names if entry.get(n)}
 
 
-def refusal_reasons(logs: list[dict[str, object]]) -> list[object]:
+def refusal_reasons(logs: list[MutableMapping[str, Any]]) -> list[object]:
     return [e["reason"] for e in logs if e.get("event") == "bridge.callback_refused"]
 
 
