@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -78,6 +79,26 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
 
 def _message(request: Request, title: str, body: str, status: int = 200, **extra: Any) -> Response:
     return _page(request, "message.html", status, title=title, body=body, **extra)
+
+
+SECURITY_HEADERS = {
+    # no Referer: the callback URL carries the authorization code
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def _client_ip(request: Request) -> str:
@@ -285,6 +306,7 @@ def build_app(
             Route("/deconnexion", logout, methods=["POST"]),
         ],
         middleware=[
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=config.session_secret,
@@ -292,6 +314,6 @@ def build_app(
                 max_age=8 * 3600,
                 same_site="lax",
                 https_only=config.cookie_secure,
-            )
+            ),
         ],
     )

@@ -117,7 +117,10 @@ async def test_educonnect_links_every_guardian_record_of_the_person(
     assert len(query(url)["nonce"]) >= 22 and len(query(url)["state"]) >= 22
     response = await bridge.callback(await bridge.authorize(url, "ec-mother"))
     assert response.status_code == 303 and response.headers["location"] == "/rattachement"
-    page = (await bridge.client.get("/rattachement")).text
+    shown = await bridge.client.get("/rattachement")
+    assert shown.headers["referrer-policy"] == "no-referrer"
+    assert shown.headers["x-frame-options"] == "DENY"
+    page = shown.text
     for child, school in (("Léa", "Jean Jaurès"), ("Hugo", "Jean Jaurès"), ("Zoé", "Tilleuls")):
         assert child in page and school in page
     assert "2017" not in page and "14/03" not in page  # never the birth date
