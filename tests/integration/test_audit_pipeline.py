@@ -195,22 +195,21 @@ def _tamper_and_verify(run: Pipeline, sqlite_path: Path, pg_url: str) -> None:
     remove = "DELETE FROM audit_record WHERE msg_partition = 2 AND msg_offset = 3"
     for db in (None, pg_url):
         where = ["--db", db] if db else []
-        if db is None:
-            with sqlite3.connect(sqlite_path) as conn:
-                conn.execute(change)
-        else:
-            with psycopg.connect(pg_url, autocommit=True) as conn:
-                conn.execute(change)
+        _behind_the_stores_back(db, sqlite_path, change)
         failed = run.cli("audit", "verify", *where)
         assert failed.returncode == 1, failed.stdout + failed.stderr
         assert "changed: record at offset 2 was changed" in failed.stdout
         assert "entsync.audit.v1[1]:" in failed.stdout and "TAMPERED" in failed.stdout
-        if db is None:
-            with sqlite3.connect(sqlite_path) as conn:
-                conn.execute(remove)
-        else:
-            with psycopg.connect(pg_url, autocommit=True) as conn:
-                conn.execute(remove)
+        _behind_the_stores_back(db, sqlite_path, remove)
         failed = run.cli("audit", "verify", *where)
         assert failed.returncode == 1
         assert "record(s) at offset 3 removed" in failed.stdout, failed.stdout
+
+
+def _behind_the_stores_back(pg_url: str | None, sqlite_path: Path, sql: str) -> None:
+    if pg_url is None:
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute(sql)
+    else:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql)
