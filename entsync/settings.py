@@ -38,6 +38,30 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: str = "INFO"
 
+    # lifecycle (pre-deletion, guards, school year): see README "Account lifecycle"
+    lifecycle_predelete_days: int = Field(
+        default=90, ge=1, description="disappeared -> predeleted, unless set per profile below"
+    )
+    lifecycle_delete_days: int = Field(default=90, ge=1, description="predeleted -> deleted")
+    lifecycle_predelete_days_pupil: int | None = Field(default=None, ge=1)
+    lifecycle_predelete_days_guardian: int | None = Field(default=None, ge=1)
+    lifecycle_predelete_days_staff: int | None = Field(default=None, ge=1)
+    lifecycle_delete_days_pupil: int | None = Field(default=None, ge=1)
+    lifecycle_delete_days_guardian: int | None = Field(default=None, ge=1)
+    lifecycle_delete_days_staff: int | None = Field(default=None, ge=1)
+    lifecycle_guard_share: float = Field(
+        default=0.10, gt=0, le=1, description="hold a snapshot marking more than this share"
+    )
+    lifecycle_guard_min_count: int = Field(
+        default=5, ge=1, description="...and at least this many accounts"
+    )
+    lifecycle_grace_days: int = Field(
+        default=30, ge=0, description="after a switchover, absence of pupils/guardians waits"
+    )
+    lifecycle_sweep_hour: int | None = Field(
+        default=2, ge=0, le=23, description="nightly sweep hour (Europe/Paris); None: off"
+    )
+
     # parent bridge (entsync bridge serve, entsync educonnect sync-now): see README "Parent bridge"
     bridge_host: str = "127.0.0.1"
     bridge_port: int = Field(default=8400, ge=0, le=65535)

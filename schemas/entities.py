@@ -154,13 +154,40 @@ class GarManagerRequested(_InputBase):
 
 AdminCommand = TeacherClassRequested | GarManagerRequested
 
+LIFECYCLE_ENTITY = "lifecycle"
+"""The ``entity_id`` (Kafka key) of partition-wide lifecycle requests: they address no entity."""
+
+
+class SweepRequested(_InputBase):
+    """The sweeper, one copy per partition of the topic (``entsync lifecycle sweep`` or the
+    worker's nightly schedule): every entity of ``partition`` moves on if a transition is due at
+    ``now`` (disappeared → predeleted → deleted)."""
+
+    type: Literal["lifecycle.sweep"] = "lifecycle.sweep"
+    now: datetime
+    partition: int = Field(ge=0)
+
+
+class SwitchoverRequested(_InputBase):
+    """``entsync year switchover``, one copy per partition: last year's classes are retired."""
+
+    type: Literal["lifecycle.switchover"] = "lifecycle.switchover"
+    school_year: str
+    at: datetime
+    partition: int = Field(ge=0)
+
+
+PartitionRequest = SweepRequested | SwitchoverRequested
+
 EntityInput = Annotated[
     RecordSet
     | LinkSet
     | LoginRequested
     | LoginAssigned
     | TeacherClassRequested
-    | GarManagerRequested,
+    | GarManagerRequested
+    | SweepRequested
+    | SwitchoverRequested,
     Field(discriminator="type"),
 ]
 

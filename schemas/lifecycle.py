@@ -170,3 +170,23 @@ class ScopeState(_Frozen):
         default_factory=dict, description="by snapshot id: being tallied, or held"
     )
     last_applied: str | None = Field(default=None, description="last snapshot id decided")
+
+
+class RetiredGroup(_Frozen):
+    """One group retired by the switchover (no names of people, only the group's identity)."""
+
+    dn: str
+    class_code: str
+    profile: str = Field(description="pupils, guardians or teachers of the class")
+
+
+class ScolarityGroupsPurged(_Frozen):
+    """Per school, at a switchover (topic ``entsync.scolarity.v1``): last year's class groups,
+    which content services purge (shares to those groups end with the year)."""
+
+    schema_version: Literal[1] = LIFECYCLE_SCHEMA_VERSION
+    type: Literal["scolarity.groups-purged"] = "scolarity.groups-purged"
+    school_dn: str
+    school_year: str = Field(description="the new school year")
+    groups: tuple[RetiredGroup, ...]
+    at: datetime

@@ -11,7 +11,7 @@ from schemas.audit import DirectoryChanged
 from schemas.bridge import BridgeEventMessage, EduConnectGuardianChanged, SessionsRevoked
 from schemas.entities import EntityMessage
 from schemas.ledger import FileIngested
-from schemas.lifecycle import FeedTopicMessage, SnapshotDecision
+from schemas.lifecycle import FeedTopicMessage, ScolarityGroupsPurged, SnapshotDecision
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,12 @@ LIFECYCLE = TopicSpec(
     "snapshot key 'snapshot:<category>:<scope>'",
     "one event per decision on a complete snapshot (applied, held, approved, frozen...): "
     "the record of holds",
+)
+SCOLARITY = TopicSpec(
+    "entsync.scolarity.v1",
+    ScolarityGroupsPurged,
+    "school DN",
+    "at a school-year switchover, one event per school listing its retired class groups",
 )
 ENTITIES = TopicSpec(
     "entsync.entities.v1",
@@ -85,12 +91,13 @@ SESSIONS = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    LIFECYCLE,
     FEED,
     ENTITIES,
     AUDIT,
     ADMIN_DECISIONS,
     INGEST_LEDGER,
+    LIFECYCLE,
+    SCOLARITY,
     BRIDGE_EVENTS,
     EDUCONNECT_SYNC,
     SESSIONS,

@@ -301,3 +301,17 @@ def apply_year(
     return state.model_copy(
         update={"frozen": False, "frozen_at": None, "school_year": school_year, "switchover_at": at}
     )
+
+
+def latest_decisions(decisions: Iterable[SnapshotDecision]) -> dict[str, SnapshotDecision]:
+    """The current status of each snapshot: its latest decision (topic order)."""
+    latest: dict[str, SnapshotDecision] = {}
+    for decision in decisions:
+        latest[decision.snapshot_id] = decision
+    return latest
+
+
+def open_holds(decisions: Iterable[SnapshotDecision]) -> list[SnapshotDecision]:
+    """Snapshots held by the guard and not decided since, oldest first."""
+    held = [d for d in latest_decisions(decisions).values() if d.outcome == "held"]
+    return sorted(held, key=lambda d: (utc(d.at), d.snapshot_id))

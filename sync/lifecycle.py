@@ -23,7 +23,7 @@ next). Schools, school-wide groups and staff are untouched: staff follow their o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -113,3 +113,10 @@ def switch_year(state: EntityState, at: datetime, cause: Cause, ctx: Context) ->
     else:
         return None
     return settle(moved, cause.model_copy(update={"rule": RULE_SWITCHOVER}), ctx)
+
+
+def planned(
+    states: Iterable[EntityState], now: datetime, policy: Policy
+) -> list[tuple[EntityState, Due]]:
+    """What a sweep at ``now`` would do, entity by entity (for ``--dry-run``)."""
+    return [(s, d) for s in states if (d := due(s, now, policy)) is not None]

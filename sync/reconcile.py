@@ -46,6 +46,8 @@ from schemas.entities import (
     LoginAssigned,
     LoginRequested,
     RecordSet,
+    SweepRequested,
+    SwitchoverRequested,
     TeacherClassRequested,
 )
 from schemas.feed import Guardian, Pupil, School, Staff
@@ -93,6 +95,8 @@ def new_state(entity_id: str) -> EntityState:
 
 def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decision:
     """Apply one entity input to the entity's state and decide what follows."""
+    if isinstance(inp, SweepRequested | SwitchoverRequested):
+        raise ContractError("partition-wide requests are not entity inputs (see sync.lifecycle)")
     current = state if state is not None else new_state(inp.entity_id)
     if current.entity_id != inp.entity_id:
         raise ContractError("input addressed to another entity")

@@ -15,11 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
 
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
+from connectors.stream import lifecycle as shell
 from connectors.stream.faust_fixes import (
     StallGuard,
     guard_untracked_acks,
@@ -28,16 +30,34 @@ from connectors.stream.faust_fixes import (
 )
 from entsync.logs import get_logger
 from entsync.settings import Settings
-from schemas.entities import Cause, EntityInput, EntityMessage
-from schemas.feed import FeedMessage
+from schemas.entities import (
+    LIFECYCLE_ENTITY,
+    Cause,
+    EntityInput,
+    EntityMessage,
+    SweepRequested,
+    SwitchoverRequested,
+)
+from schemas.feed import SnapshotCompleted, SnapshotStarted
+from schemas.lifecycle import (
+    FeedTopicMessage,
+    HoldDecided,
+    SchoolYearState,
+    ScopeState,
+    SnapshotScan,
+    SnapshotTally,
+    YearCommand,
+)
 from schemas.state import EntityState, SourceState
-from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED
+from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED, LIFECYCLE
+from sync import absence, lifecycle
 from sync.coalesce import coalesce
-from sync.reconcile import Context, decide
+from sync.reconcile import Context, Decision, decide
 from sync.routing import route
 
 log = get_logger(__name__)
 
+PARIS = ZoneInfo("Europe/Paris")
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 STALL_CHECK_INTERVAL_S = 1.0
@@ -108,6 +128,11 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     decisions_topic = app.topic(
         ADMIN_DECISIONS.name, key_type=bytes, value_type=bytes, partitions=partitions
     )
+    lifecycle_topic = app.topic(
+        LIFECYCLE.name, key_type=bytes, value_type=bytes, partitions=partitions
+    )
+    guard = shell.guard_from(settings)
+    policy = shell.policy_from(settings)
     # use_partitioner: the changelog partition follows the key (same partitioner as the
     # source topic), not the partition of whichever event of a batch happens to be current.
     sources = app.Table(
@@ -131,38 +156,124 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             progress.in_flight += 1
             try:
-                new_states: dict[bytes, SourceState | None] = {}
-                changed: set[bytes] = set()  # unchanged states are not written back
-                outgoing: list[EntityInput] = []
-                for event in batch:
-                    key = event.key
-                    feed_event = FeedMessage.model_validate_json(event.value).root
-                    if key in new_states:
-                        prev = new_states[key]
-                    else:
-                        raw = sources.get(key)
-                        prev = None if raw is None else SourceState.model_validate_json(raw)
-                    cause = _cause_from(event, f"feed.{feed_event.type}", feed_event.source)
-                    routed = route(prev, feed_event, cause, settings.id_namespace)
-                    new_states[key] = routed.state
-                    if routed.state is not prev:
-                        changed.add(key)
-                    outgoing.extend(routed.inputs)
-                await send_inputs(outgoing)
-                for key, state in new_states.items():
-                    if key not in changed:
-                        continue
-                    if state is None:
-                        sources.pop(key, None)
-                    else:
-                        sources[key] = state.model_dump_json().encode()
-                progress.feed_events += len(batch)
-                log.debug(
-                    "route_feed.batch",
-                    offsets=sorted((e.message.partition, e.message.offset) for e in batch),
-                )
+                await _route_batch(batch)
             finally:
                 progress.in_flight -= 1
+
+    async def _route_batch(batch: Sequence[Any]) -> None:
+        new_states: dict[bytes, Any] = {}  # SourceState, or a control key's state; None: gone
+        changed: set[bytes] = set()  # unchanged states are not written back
+        outgoing: list[EntityInput] = []
+        controls: list[tuple[int, Any]] = []  # (partition, control message) on the feed topic
+        decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
+
+        def current(key: bytes, model: Any) -> Any:
+            if key in new_states:
+                return new_states[key]
+            raw = sources.get(key)
+            return None if raw is None else model.model_validate_json(raw)
+
+        def put(key: bytes, state: Any, before: Any) -> None:
+            new_states[key] = state
+            if state is not before:
+                changed.add(key)
+
+        for event in batch:
+            key = event.key
+            message = FeedTopicMessage.model_validate_json(event.value).root
+            cause = _cause_from(event, f"feed.{message.type}", getattr(message, "source", None))
+            partition = event.message.partition
+            match message:
+                case YearCommand():
+                    ykey = shell.year_key(partition, partitions)
+                    year = current(ykey, SchoolYearState)
+                    year = year or SchoolYearState()
+                    put(
+                        ykey,
+                        absence.apply_year(year, message.action, message.school_year, message.at),
+                        None,
+                    )
+                case SnapshotStarted() | SnapshotCompleted() | SnapshotTally() | HoldDecided():
+                    prev = current(key, ScopeState)
+                    year = current(shell.year_key(partition, partitions), SchoolYearState)
+                    step = absence.coordinate(
+                        prev,
+                        message,
+                        key=message.key,
+                        at=cause.at,
+                        partitions=partitions,
+                        year=year or SchoolYearState(),
+                        guard=guard,
+                    )
+                    put(key, step.state, prev)
+                    controls.extend((scan.partition, scan) for scan in step.scans)
+                    decided.extend(step.decisions)
+                case SnapshotScan():
+                    local = shell.source_states(
+                        sources, new_states, message.partition, partitions, message.snapshot.scope
+                    )
+                    if message.phase == "tally":
+                        active, absent = absence.tally((s for _, s in local), message.snapshot)
+                        tally = SnapshotTally(
+                            key=message.key,
+                            snapshot_id=message.snapshot.snapshot_id,
+                            partition=message.partition,
+                            partitions=message.partitions,
+                            active=active,
+                            absent=absent,
+                        )
+                        controls.append((-1, tally))
+                        continue
+                    removal_cause = cause.model_copy(
+                        update={
+                            "rule": message.rule,
+                            "source_file_digest": message.snapshot.snapshot_id,
+                        }
+                    )
+                    for skey, state in list(local):
+                        if absence.is_absent(state, message.snapshot):
+                            removed, removal = absence.mark_absent(state, removal_cause)
+                            put(skey, removed, None)
+                            outgoing.append(removal)
+                case _:
+                    prev = current(key, SourceState)
+                    routed = route(prev, message, cause, settings.id_namespace)
+                    put(key, routed.state, prev)
+                    outgoing.extend(routed.inputs)
+        await send_inputs(outgoing)
+        futures = []
+        for partition, control in controls:
+            value = FeedTopicMessage(control).model_dump_json().encode()
+            target = None if partition < 0 else partition  # a tally goes to its coordinator
+            futures.append(
+                await feed_topic.send(key=control.key.encode(), value=value, partition=target)
+            )
+        futures += await send(
+            lifecycle_topic,
+            ((f"snapshot:{d.category.value}:{d.scope}", d.model_dump_json()) for d in decided),
+        )
+        for fut in futures:
+            await fut
+        for d in decided:
+            log.info(
+                "lifecycle.snapshot_decided",
+                category=d.category.value,
+                scope=d.scope,
+                outcome=d.outcome,
+                active=d.active,
+                absent=d.absent,
+            )
+        for key in changed:
+            state = new_states[key]
+            if state is None:
+                sources.pop(key, None)
+            else:
+                sources[key] = state.model_dump_json().encode()
+        progress.feed_events += len(batch)
+        log.debug(
+            "route_feed.batch",
+            offsets=sorted((e.message.partition, e.message.offset) for e in batch),
+        )
 
     @app.agent(entities_topic, name="reconcile")
     async def reconcile(stream: Any) -> None:
@@ -206,16 +317,10 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         audits: list[Any] = []
         emits: list[EntityInput] = []
         outcomes: list[Any] = []  # decisions on admin commands (accepted, unchanged, refused)
-        for event in batch:
-            key = event.key
-            inp = EntityMessage.model_validate_json(event.value).root
-            if key in new_states:
-                state: EntityState | None = new_states[key]
-            else:
-                raw = entities.get(key)
-                state = None if raw is None else EntityState.model_validate_json(raw)
+
+        def record(key: bytes, state: EntityState | None, decision: Decision) -> None:
+            if key not in new_states:
                 before[key] = state
-            decision = decide(state, inp, ctx)
             new_states[key] = decision.state
             if decision.state is not state and decision.state != state:
                 changed.add(key)
@@ -223,6 +328,20 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             audits.extend(decision.audits)
             emits.extend(decision.emits)
             outcomes.extend(decision.outcomes)
+
+        for event in batch:
+            key = event.key
+            inp = EntityMessage.model_validate_json(event.value).root
+            if isinstance(inp, SweepRequested | SwitchoverRequested):
+                for pkey, pstate, decision in _partition_request(inp, event, new_states):
+                    record(pkey, pstate, decision)
+                continue
+            if key in new_states:
+                state: EntityState | None = new_states[key]
+            else:
+                raw = entities.get(key)
+                state = None if raw is None else EntityState.model_validate_json(raw)
+            record(key, state, decide(state, inp, ctx))
         # One write (and one audit event) per entry and batch: see sync.coalesce.
         merged = coalesce(list(zip(ops, audits, strict=True)))
         ops = [op for op, _ in merged]
@@ -259,6 +378,42 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             offsets=sorted((e.message.partition, e.message.offset) for e in batch),
             writes=len(ops),
         )
+
+    def _partition_request(
+        inp: SweepRequested | SwitchoverRequested, event: Any, overlay: dict[bytes, EntityState]
+    ) -> list[tuple[bytes, EntityState, Decision]]:
+        """The sweeper's or the switchover's decisions for the entities of one partition."""
+        cause = _cause_from(event, inp.cause.rule)
+        found: list[tuple[bytes, EntityState, Decision]] = []
+        if isinstance(inp, SweepRequested):
+            for key, state in shell.sweepable_states(entities, overlay, inp.partition, partitions):
+                decision = lifecycle.sweep(state, inp.now, policy, cause, ctx)
+                if decision is not None:
+                    found.append((key, state, decision))
+        else:
+            for key, state in shell.switchover_states(entities, overlay, inp.partition, partitions):
+                decision = lifecycle.switch_year(state, inp.at, cause, ctx)
+                if decision is not None:
+                    found.append((key, state, decision))
+        log.info(
+            "lifecycle.partition_request",
+            request=inp.type,
+            partition=inp.partition,
+            entities=len(found),
+        )
+        return found
+
+    if settings.lifecycle_sweep_hour is not None:
+
+        @app.crontab(f"0 {settings.lifecycle_sweep_hour} * * *", timezone=PARIS)
+        async def nightly_sweep() -> None:
+            now = datetime.now(UTC)
+            for request in shell.sweep_requests(now, partitions):
+                value = EntityMessage(request).model_dump_json().encode()
+                await entities_topic.send(
+                    key=LIFECYCLE_ENTITY.encode(), value=value, partition=request.partition
+                )
+            log.info("lifecycle.sweep_scheduled", partitions=partitions)
 
     stall_guard = StallGuard(app, progress, {FEED.name, ENTITIES.name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.feed import FeedEvent, FeedMessage
+from schemas.feed import FeedEvent, FeedMessage, SnapshotCompleted
 from schemas.topics import FEED
 
 
@@ -37,6 +37,10 @@ class FeedPublisher:
         await self._producer.stop()
 
     async def publish(self, event: FeedEvent) -> None:
+        if isinstance(event, SnapshotCompleted):
+            # Every record of the snapshot must be in its partition before the completion is
+            # seen: the coordinator's scans, sent after it, then come after them everywhere.
+            await self._producer.flush()
         value = FeedMessage(event).model_dump_json().encode()
         await self._producer.send(FEED.name, key=event.key.encode(), value=value)
         self.published += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from entsync.cli import admin, audit, bridge, feeds, pipeline, services
+from entsync.cli import admin, audit, bridge, feeds, lifecycle, pipeline, services
 
 app = typer.Typer(
     name="entsync",
@@ -16,6 +16,7 @@ services.register(app)
 feeds.register(app)
 pipeline.register(app)
 admin.register(app)
+lifecycle.register(app)
 audit.register(app)
 bridge.register(app)
 bridge.register_admin(admin.admin_app)

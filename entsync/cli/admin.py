@@ -8,25 +8,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from connectors.ldap import DirectoryError
-from entsync.logs import configure_logging
-from entsync.settings import ConfigurationError, Settings, load_settings
+from entsync.cli.common import (
+    EXIT_CONFIG,
+    StateDir,
+    console,
+    fail,
+    settings_or_exit,
+)
+from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
     from entsync.admin import AdminDirectory, Prepared
 
-console = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-EXIT_CONFIG = 2
 
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
-]
 TeacherRef = Annotated[
     str,
     typer.Option(
@@ -56,19 +53,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-def _settings(state_dir: Path | None) -> Settings:
-    try:
-        settings = load_settings(state_dir=state_dir)
-    except ConfigurationError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    # Not markup: a message may quote what the operator typed.
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
-    return typer.Exit(code)
 
 
 Prepare = Callable[["Settings", "AdminDirectory", datetime], "Prepared"]
@@ -80,16 +66,16 @@ def _run(state_dir: Path | None, prepare: Prepare) -> None:
     from entsync import admin
     from sync.commands import CommandError
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     try:
         prepared = prepare(settings, admin.directory_of(settings), admin.utc_now())
         admin.publish(settings, prepared)
     except (admin.AdminRefused, CommandError) as exc:
-        raise _fail(str(exc), admin.EXIT_REFUSED) from exc
+        raise fail(str(exc), admin.EXIT_REFUSED) from exc
     except (ConfigurationError, DirectoryError) as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
     except KafkaError as exc:
-        raise _fail(f"cannot publish the command: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot publish the command: {exc}", EXIT_CONFIG) from exc
     for note in prepared.notes:
         console.print(f"note: {note}", markup=False)
     cause = prepared.command.cause

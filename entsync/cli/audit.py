@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from entsync.cli.admin import EXIT_CONFIG, _fail, _settings
+from entsync.cli.common import EXIT_CONFIG
+from entsync.cli.common import fail as _fail
+from entsync.cli.common import settings_or_exit as _settings
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:

@@ -9,26 +9,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
-from entsync.logs import configure_logging
-from entsync.settings import ConfigurationError, Settings, load_settings
+from entsync.cli.common import (
+    EXIT_CONFIG,
+    EXIT_REFUSED,
+    StateDir,
+    console,
+    fail,
+    settings_or_exit,
+)
+from entsync.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from connectors.bridge.service import BridgeService
 
-console = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
 T = TypeVar("T")
 
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
 
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
-]
 GuardianRef = Annotated[str, typer.Option("--guardian", help="guardian entity id (re-...)")]
 ChildRef = Annotated[str, typer.Option("--child", help="pupil entity id (el-...)")]
 
@@ -47,18 +44,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(educonnect_app, name="educonnect")
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
-    return typer.Exit(code)
 
 
-def _settings(state_dir: Path | None) -> Settings:
-    try:
-        settings = load_settings(state_dir=state_dir)
-    except ConfigurationError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
 
 
 def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awaitable[T]]) -> T:
@@ -68,7 +55,7 @@ def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awai
     from connectors.bridge.service import AdminError
     from connectors.ldap import DirectoryError
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
 
     async def run() -> T:
         async with open_service(settings) as service:
@@ -77,11 +64,11 @@ def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awai
     try:
         return asyncio.run(run())
     except AdminError as exc:
-        raise _fail(str(exc), EXIT_REFUSED) from exc
+        raise fail(str(exc), EXIT_REFUSED) from exc
     except (ConfigurationError, DirectoryError) as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
     except KafkaError as exc:
-        raise _fail(f"cannot publish: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot publish: {exc}", EXIT_CONFIG) from exc
 
 
 @bridge_app.command("serve")
@@ -92,11 +79,11 @@ def serve(state_dir: StateDir = None) -> None:
     """
     from connectors.bridge.runtime import serve as run_serve
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     try:
         asyncio.run(run_serve(settings))
     except ConfigurationError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
 
 
 @educonnect_app.command("sync-now")
@@ -148,11 +135,11 @@ def register_admin(admin_app: typer.Typer) -> None:
         its guardian records and its attachments."""
         from connectors.bridge.runtime import store_path
 
-        store = store_path(_settings(state_dir))
+        store = store_path(settings_or_exit(state_dir))
         try:
             bridge_id = store.bridge_of_guardian(guardian)
             if bridge_id is None:
-                raise _fail(f"{guardian} has not signed in with EduConnect yet", EXIT_REFUSED)
+                raise fail(f"{guardian} has not signed in with EduConnect yet", EXIT_REFUSED)
             provider, origin = store.bridge_info(bridge_id) or ("?", None)
             console.print(f"bridge: {bridge_id} (signed in with {provider})", markup=False)
             console.print(f"origin: {origin or 'unknown'}", markup=False)
