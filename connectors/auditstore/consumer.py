@@ -164,11 +164,10 @@ class AuditConsumer:
         if current is not None and wanted == current:
             return current
         consumer.assign(wanted)
+        # Called between batches only: everything fetched so far is stored, so the store's
+        # positions are the consumer's.
         for tp in wanted:
-            if current is None or tp not in current:
-                consumer.seek(tp, self.store.head(self.topic, tp.partition).next_offset)
-            else:
-                consumer.seek(tp, await consumer.position(tp))
+            consumer.seek(tp, self.store.head(self.topic, tp.partition).next_offset)
         return wanted
 
     def _store(self, partition: int, messages: list[ConsumerRecord[bytes, bytes]]) -> None:

@@ -213,3 +213,37 @@ def _behind_the_stores_back(pg_url: str | None, sqlite_path: Path, sql: str) -> 
     else:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql)
+
+
+def test_consume_follows_the_topic_until_told_to_stop(fresh_broker: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ENTSYNC_STATE_DIR": str(tmp_path / "state"),
+        "ENTSYNC_KAFKA_BOOTSTRAP": fresh_broker,
+        "ENTSYNC_LOG_FORMAT": "json",
+    }
+    absent = _cli(env, "consume", "--until-idle")
+    assert absent.returncode == 0 and "does not exist yet" in absent.stdout, absent.stderr
+    db = tmp_path / "state" / "audit.sqlite3"
+    proc = subprocess.Popen(
+        [ENTSYNC, "audit", "consume"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # The topic appears while the consumer runs: it is picked up at the next refresh.
+        while not db.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        asyncio.run(ensure_topics(fresh_broker, partitions=2))
+        asyncio.run(_produce(fresh_broker, _events(range(50))))
+        while _stored(db) < 50 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        asyncio.run(_produce(fresh_broker, _events(range(50, 60))))
+        while _stored(db) < 60 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _stored(db) == 60
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, errors = proc.communicate(timeout=30)
+    assert proc.returncode == 0, errors.decode()[-2000:]
+    assert "60 events stored" in out.decode()
