@@ -12,28 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from entsync.cli.common import EXIT_CONFIG
-from entsync.cli.common import fail as _fail
-from entsync.cli.common import settings_or_exit as _settings
+from entsync.cli.common import EXIT_CONFIG, StateDir, console, err, fail, settings_or_exit
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
     from connectors.auditstore import AuditRow, AuditStore
     from connectors.auditstore.consumer import ConsumeProgress
 
-console = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
 EXIT_TAMPERED = 1
 
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
-]
 DbUrl = Annotated[
     str | None,
     typer.Option(
@@ -73,10 +63,10 @@ def _store(settings: Settings, db: str | None) -> Iterator[AuditStore]:
     try:
         store = open_store(url, settings.state_dir)
     except StoreUrlError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
     except Exception as exc:  # the driver's own errors: unreachable server, bad credentials
         where = redact(url) if url else str(settings.state_dir)
-        raise _fail(
+        raise fail(
             f"cannot open the audit store {where}: {type(exc).__name__}", EXIT_CONFIG
         ) from exc
     try:
@@ -93,7 +83,7 @@ def _time(text: str | None, option: str) -> str | None:
     try:
         return utc_text(parse_time(text))
     except ValueError as exc:
-        raise _fail(f"{option} {text!r} is not an ISO 8601 date or time", EXIT_CONFIG) from exc
+        raise fail(f"{option} {text!r} is not an ISO 8601 date or time", EXIT_CONFIG) from exc
 
 
 def _interactive() -> bool:
@@ -114,11 +104,11 @@ def consume(
     """Store the audit topic's events, each once, from the store's own positions."""
     from connectors.auditstore.consumer import AuditConsumer, run_consumer
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     try:
         bootstrap = settings.require_kafka()
     except ConfigurationError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
     with _store(settings, db) as store, _progress() as on_progress:
         consumer = AuditConsumer(
             store, bootstrap, retention_days=settings.audit_retention_days, on_progress=on_progress
@@ -166,7 +156,7 @@ def history(
     state_dir: StateDir = None,
 ) -> None:
     """Every stored change of one entry, oldest first."""
-    with _store(_settings(state_dir), db) as store:
+    with _store(settings_or_exit(state_dir), db) as store:
         _show(store.history(ident), as_json, f"history of {ident}")
 
 
@@ -206,7 +196,7 @@ def search(
         type=event_type,
         limit=limit,
     )
-    with _store(_settings(state_dir), db) as store:
+    with _store(settings_or_exit(state_dir), db) as store:
         _show(store.search(filters), as_json, "audit search")
 
 
@@ -240,18 +230,16 @@ def _attribute_names(row: AuditRow) -> list[str]:
 
 
 def _export_line(row: AuditRow) -> str:
-    return json.dumps(
-        {
-            "topic": row["msg_topic"],
-            "partition": row["msg_partition"],
-            "offset": row["msg_offset"],
-            "logged_at": row["msg_at"],
-            "hash": row.hash,
-            "event": json.loads(row["raw"]) if row["raw"] else None,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    from schemas.auditstore import ExportedAuditRecord
+
+    return ExportedAuditRecord(
+        topic=row["msg_topic"],
+        partition=row["msg_partition"],
+        offset=row["msg_offset"],
+        logged_at=row["msg_at"],
+        hash=row.hash,
+        event=json.loads(row["raw"]) if row["raw"] else None,
+    ).model_dump_json()
 
 
 @audit_app.command()
@@ -267,7 +255,7 @@ def export(
 ) -> None:
     """Every stored event, oldest first, with its topic position and chain hash."""
     since_text, until_text = _time(since, "--since"), _time(until, "--until")
-    with _store(_settings(state_dir), db) as store:
+    with _store(settings_or_exit(state_dir), db) as store:
         target = out.open("w", encoding="utf-8") if out else sys.stdout
         count = 0
         try:
@@ -284,7 +272,7 @@ def export(
 @audit_app.command()
 def verify(db: DbUrl = None, state_dir: StateDir = None) -> None:
     """Check every partition's hash chain; exit 1 naming what was changed or removed."""
-    with _store(_settings(state_dir), db) as store:
+    with _store(settings_or_exit(state_dir), db) as store:
         results = store.verify()
         counts = store.counts()
     tampered = False
@@ -308,7 +296,7 @@ def verify(db: DbUrl = None, state_dir: StateDir = None) -> None:
 @audit_app.command()
 def gaps(db: DbUrl = None, state_dir: StateDir = None) -> None:
     """Offsets of the audit topic the broker never delivered, as detected when consuming."""
-    with _store(_settings(state_dir), db) as store:
+    with _store(settings_or_exit(state_dir), db) as store:
         found = store.gaps()
     from sync.auditchain import Gap
 
@@ -334,10 +322,10 @@ def prune(
     from connectors.auditstore.retention import prune as prune_store
     from sync.auditindex import utc_text
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     keep = days or settings.audit_retention_days
     if keep is None:
-        raise _fail("no retention: give --days N or set ENTSYNC_AUDIT_RETENTION_DAYS", EXIT_CONFIG)
+        raise fail("no retention: give --days N or set ENTSYNC_AUDIT_RETENTION_DAYS", EXIT_CONFIG)
     now = datetime.now(UTC)
     with _store(settings, db) as store:
         removed = prune_store(store, cutoff_for(keep, now), utc_text(now))
