@@ -288,7 +288,7 @@ def verify(db: DbUrl = None, state_dir: StateDir = None) -> None:
             style = "yellow" if finding.kind == "gap" else "bold red"
             console.print(f"  [{style}]{finding.kind}[/]: {finding.detail}")
         tampered = tampered or not check.ok
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "empty"
+    summary = ", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "empty"
     console.print(f"audit store: {summary}; " + ("TAMPERED" if tampered else "chain verified"))
     raise typer.Exit(EXIT_TAMPERED if tampered else 0)
 
