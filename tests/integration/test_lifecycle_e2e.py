@@ -7,6 +7,7 @@ year) against a fresh broker and the session's slapd.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import export_ldif, search_entries
+from connectors.stream.reader import read_topic
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import Pipeline
 
@@ -124,3 +126,38 @@ def test_absence_guard_holds_and_sweeper(pipeline: Pipeline, extract: dict[str, 
     p.ok("worker", "--until-idle", "--timeout", "240")
     remaining = pupils(p)
     assert leaver not in remaining and sorted(remaining) == sorted(kept)
+
+
+def test_freeze_then_switchover_retires_classes(
+    pipeline: Pipeline, extract: dict[str, Path]
+) -> None:
+    p = pipeline
+    run(p, *(extract[c] for c in ("EtabEducNat", "PersEducNat", "PersRelEleve", "Eleve")))
+    before = pupils(p)
+    classes = search_entries(
+        p.ldap, f"ou=groups,{p.base_dn}", "(objectClass=ENTClasse)", ["entsyncSchool"]
+    )
+    assert classes
+
+    p.ok("year", "freeze")
+    run(p, pupils_file(extract, 1, set(sorted(before)[:2]), set()))
+    assert all(state(e) == "active" for e in pupils(p).values())
+    (frozen,) = [
+        json.loads(line)
+        for line in p.ok("holds", "list", "--all", "--json").splitlines()
+        if '"Eleve"' in line and "frozen" in line
+    ]
+    assert frozen["absent"] == len(before) - 2
+
+    bad = p.cli("year", "switchover", "2026-2028")
+    assert bad.returncode == 1 and "not a school year" in bad.stderr
+    out = p.ok("year", "switchover", "2026-2027")
+    schools = {e.get("entsyncSchool")[0] for e in classes}
+    assert f"{len(classes)} class groups of {len(schools)} schools" in out
+    p.ok("worker", "--until-idle", "--timeout", "240")
+    assert search_entries(p.ldap, f"ou=groups,{p.base_dn}", "(objectClass=ENTClasse)") == []
+    after = pupils(p)
+    assert all(state(e) == "active" and "ENTEleveClasses" not in e for e in after.values())
+    assert all(e.get("ENTPersonStructRattach") for e in after.values())
+    purged = asyncio.run(read_topic(p.bootstrap, "entsync.scolarity.v1"))
+    assert sum(len(json.loads(m.value)["groups"]) for m in purged) == len(classes)
