@@ -24,7 +24,7 @@ schema is :class:`FeedTopicMessage`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -50,6 +50,7 @@ class SnapshotRef(_Frozen):
     category: Category
     scope: str
     started_at: datetime = Field(description="when its SnapshotStarted was routed")
+    extract_date: date | None = Field(default=None, description="the extract's date")
 
 
 class SnapshotScan(_ControlBase):

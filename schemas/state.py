@@ -14,7 +14,7 @@ JSON-serializable (``model_dump_json`` / ``model_validate_json``), frozen, versi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +48,9 @@ class SourceState(_Frozen):
         default=None, description="the last complete snapshot that contained this key"
     )
     at: datetime | None = Field(default=None, description="when a file last fed this key")
+    extract_date: date | None = Field(
+        default=None, description="extract date of the newest file that fed this key"
+    )
 
 
 class SourceRecord(_Frozen):

@@ -57,6 +57,17 @@ class Guard:
     grace: timedelta = timedelta(days=30)
 
 
+def is_stale(state: SourceState | None, source: SourceRef) -> bool:
+    """Whether ``source`` is an older extract than the newest that fed the key: a backfill of
+    an old file must not undo what a newer one said (a disappearance, a deletion)."""
+    return (
+        state is not None
+        and state.extract_date is not None
+        and source.extract_date is not None
+        and source.extract_date < state.extract_date
+    )
+
+
 def seen(state: SourceState, source: SourceRef, at: datetime) -> SourceState:
     """``state`` stamped as fed by ``source`` at ``at`` (unchanged fields keep their identity)."""
     update = {
@@ -64,6 +75,7 @@ def seen(state: SourceState, source: SourceRef, at: datetime) -> SourceState:
         "category": source.category,
         "snapshot_id": source.snapshot_id if source.complete else state.snapshot_id,
         "at": at,
+        "extract_date": source.extract_date or state.extract_date,
     }
     if all(getattr(state, name) == value for name, value in update.items()):
         return state
@@ -81,11 +93,18 @@ def in_scope(state: SourceState, snap: SnapshotRef) -> bool:
 
 
 def is_absent(state: SourceState, snap: SnapshotRef) -> bool:
+    """Absent: in the scope, not in the snapshot, not fed since it began nor by a newer extract."""
+    newer = (
+        state.extract_date is not None
+        and snap.extract_date is not None
+        and state.extract_date > snap.extract_date
+    )
     return (
         in_scope(state, snap)
         and state.snapshot_id != snap.snapshot_id
         and state.at is not None
         and utc(state.at) < utc(snap.started_at)
+        and not newer
     )
 
 
@@ -99,8 +118,14 @@ def tally(states: Iterable[SourceState], snap: SnapshotRef) -> tuple[int, int]:
     return active, absent
 
 
-def mark_absent(state: SourceState, cause: Cause) -> tuple[SourceState, RecordSet]:
-    """The key's state once removed, and the removal to send to its entity."""
+def mark_absent(
+    state: SourceState, snap: SnapshotRef, cause: Cause
+) -> tuple[SourceState, RecordSet]:
+    """The key's state once removed, and the removal to send to its entity.
+
+    The key now knows the snapshot's extract date: re-ingesting an older extract cannot bring
+    the record back.
+    """
     removal = RecordSet(
         entity_id=state.entity_id,
         cause=cause,
@@ -108,7 +133,12 @@ def mark_absent(state: SourceState, cause: Cause) -> tuple[SourceState, RecordSe
         source_key=state.key,
         version=None,
     )
-    return state.model_copy(update={"version": None}), removal
+    newest = (
+        max(d for d in (state.extract_date, snap.extract_date) if d)
+        if (state.extract_date or snap.extract_date)
+        else None
+    )
+    return state.model_copy(update={"version": None, "extract_date": newest}), removal
 
 
 # ----------------------------------------------------------------------------- the coordinator
@@ -205,6 +235,7 @@ def coordinate(
                 category=event.category,
                 scope=event.scope,
                 started_at=at,
+                extract_date=event.extract_date,
             )
             return Coordinated(state.model_copy(update={"started": ref}))
         case SnapshotCompleted():

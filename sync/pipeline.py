@@ -186,7 +186,7 @@ def _control(
         for key, state in sorted(world.sources.items()):
             if absence.is_absent(state, scan.snapshot):
                 removed, removal = absence.mark_absent(
-                    state, cause.model_copy(update={"rule": scan.rule})
+                    state, scan.snapshot, cause.model_copy(update={"rule": scan.rule})
                 )
                 world.sources[key] = removed
                 inputs.append(removal)

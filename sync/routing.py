@@ -4,6 +4,8 @@ Pure: ``route(prev, event, cause, namespace)`` returns the feed key's next :clas
 and the :class:`RecordSet` inputs to publish on ``entsync.entities.v1`` (keyed by entity id).
 
 - an upsert whose version equals the last routed one → nothing (replays are no-ops);
+- a record from an older extract than the newest that fed the key → nothing (a backfill of an
+  old file cannot undo a newer file, e.g. bring back a pupil who left);
 - an upsert → ``RecordSet`` to the entity computed from the record; when the key used to feed
   another entity (a pupil who got an INE moves from a jointure-keyed id to an INE-keyed id) the
   old entity first gets ``RecordSet(None)`` for this key;
@@ -83,6 +85,8 @@ def _removal(state: SourceState, cause: Cause) -> RecordSet:
 
 def route_upsert(prev: SourceState | None, event: Upserted, cause: Cause, namespace: str) -> Routed:
     kind, entity_id = _kind_and_id(event, namespace)
+    if absence.is_stale(prev, event.source):
+        return Routed(prev)  # an older extract than the newest that fed this key: ignored
     if prev is not None and prev.version == event.version and prev.entity_id == entity_id:
         return Routed(absence.seen(prev, event.source, cause.at))
     inputs: list[RecordSet] = []
@@ -94,8 +98,7 @@ def route_upsert(prev: SourceState | None, event: Upserted, cause: Cause, namesp
 
 
 def route_deletion(prev: SourceState | None, event: RecordDeleted, cause: Cause) -> Routed:
-    del event  # the key is the whole identity; the payload adds nothing
-    if prev is None or prev.version is None:
+    if prev is None or prev.version is None or absence.is_stale(prev, event.source):
         return Routed(prev)
     return Routed(prev.model_copy(update={"version": None}), (_removal(prev, cause),))
 

@@ -232,7 +232,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     )
                     for skey, state in list(local):
                         if absence.is_absent(state, message.snapshot):
-                            removed, removal = absence.mark_absent(state, removal_cause)
+                            removed, removal = absence.mark_absent(
+                                state, message.snapshot, removal_cause
+                            )
                             put(skey, removed, None)
                             outgoing.append(removal)
                 case _:

@@ -49,7 +49,12 @@ def letters(i: int) -> str:
 
 
 def source(
-    kind: str, index: int = 0, *, scope: str = "0000000X", snapshot_id: str | None = None
+    kind: str,
+    index: int = 0,
+    *,
+    scope: str = "0000000X",
+    snapshot_id: str | None = None,
+    extract_date: date | None = None,
 ) -> SourceRef:
     """A record's origin: a complete extract of ``scope`` (a delta when ``snapshot_id`` is '')."""
     complete = snapshot_id != ""
@@ -62,6 +67,7 @@ def source(
         complete=complete,
         scope=scope,
         snapshot_id=(snapshot_id or "s" * 64) if complete else None,
+        extract_date=extract_date,
     )
 
 

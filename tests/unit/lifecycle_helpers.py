@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from schemas.entities import Cause
 from schemas.feed import (
@@ -26,12 +26,16 @@ KIND_OF = {Category.PUPILS: "pupil", Category.GUARDIANS: "guardian", Category.ST
 
 
 def snapshot(
-    category: Category, scope: str, snapshot_id: str, records: Sequence[FeedEvent]
+    category: Category,
+    scope: str,
+    snapshot_id: str,
+    records: Sequence[FeedEvent],
+    extract_date: date | None = None,
 ) -> list[FeedEvent]:
     """A complete extract of ``scope``: its markers around ``records`` restamped as its own."""
     kind = KIND_OF[category]
     key = f"snapshot:{category.value}:{scope}"
-    marker_source = source(kind, scope=scope, snapshot_id=snapshot_id)
+    marker_source = source(kind, scope=scope, snapshot_id=snapshot_id, extract_date=extract_date)
     started = SnapshotStarted(
         key=key,
         version=f"started-{snapshot_id}",
@@ -39,10 +43,16 @@ def snapshot(
         snapshot_id=snapshot_id,
         scope=scope,
         category=category,
-        extract_date=None,
+        extract_date=extract_date,
     )
     restamped = [
-        r.model_copy(update={"source": source(kind, i, scope=scope, snapshot_id=snapshot_id)})
+        r.model_copy(
+            update={
+                "source": source(
+                    kind, i, scope=scope, snapshot_id=snapshot_id, extract_date=extract_date
+                )
+            }
+        )
         for i, r in enumerate(records)
     ]
     completed = SnapshotCompleted(
@@ -52,7 +62,7 @@ def snapshot(
         snapshot_id=snapshot_id,
         scope=scope,
         category=category,
-        extract_date=None,
+        extract_date=extract_date,
         record_count=len(records),
         record_keys_digest="0" * 64,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from schemas.entities import Cause, GroupSpec, RecordSet
 from schemas.feed import Category, PupilUpserted
 from sync import dit, ids
@@ -319,3 +321,24 @@ def test_new_year_files_during_the_grace_period_then_after_it() -> None:
     assert (decision.outcome, decision.absent) == ("applied", 2)
     states = [state_of(clock.world.directory, pupil_key_id(p)) for p in everyone]
     assert states == ["disappeared"] * 2 + ["active"] * 10
+
+
+def test_a_backfilled_old_extract_undoes_nothing() -> None:
+    clock = Clock()
+    everyone = pupils(12)
+    clock.feed([school("S1")])
+    guardians = [guardian(f"G{i}", first="Ann") for i in range(12)]
+    clock.feed(snapshot(Category.GUARDIANS, SCOPE, "g1", guardians, date(2026, 9, 1)))
+    clock.feed(snapshot(Category.PUPILS, SCOPE, "p1", everyone, date(2026, 9, 1)))
+    clock.feed(snapshot(Category.PUPILS, SCOPE, "p2", everyone[1:], date(2026, 9, 2)))
+    gone = pupil_key_id(everyone[0])
+    assert state_of(clock.world.directory, gone) == "disappeared"
+    for days in (91, 91):
+        sweep_world(clock.world, clock.advance(days=days), cause=sweep_cause(clock), ctx=CTX)
+    assert person(clock.world.directory, gone) is None
+    # The operator re-ingests the first extract (a backfill): the deleted pupil stays deleted,
+    # and nobody fed by the newer extract is found absent from the older one.
+    directory = dict(clock.world.directory)
+    result = clock.feed(snapshot(Category.PUPILS, SCOPE, "p1", everyone, date(2026, 9, 1)))
+    assert result.ops == () and clock.world.directory == directory
+    assert clock.world.decisions[-1].outcome == "nothing-absent"
