@@ -50,6 +50,7 @@ class Person:
     is_teacher: bool
     schools: frozenset[str]  # lowercased school DNs (ENTAuxEnsEtablissements)
     classes: frozenset[str]  # lowercased ENTAuxEnsClasses values
+    attachment: str | None = None  # lowercased ENTPersonStructRattach
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class AdminDirectory:
                 "ENTPersonLogin",
                 "ENTAuxEnsEtablissements",
                 "ENTAuxEnsClasses",
+                "ENTPersonStructRattach",
             ],
             scope="one",
         )
@@ -125,6 +127,7 @@ class AdminDirectory:
             is_teacher="entauxenseignant" in {c.lower() for c in entry.get("objectClass")},
             schools=frozenset(v.lower() for v in entry.get("ENTAuxEnsEtablissements")),
             classes=frozenset(v.lower() for v in entry.get("ENTAuxEnsClasses")),
+            attachment=(_one(entry, "ENTPersonStructRattach") or "").lower() or None,
         )
 
     def members(self, dn: str) -> tuple[str, ...] | None:
@@ -229,6 +232,37 @@ def prepare_gar_manager(
     where = "from" if remove else "to"
     return Prepared(
         command, f"{verb} teacher {teacher.entity_id} {where} {group_name}", tuple(notes)
+    )
+
+
+def prepare_teacher_school(
+    settings: Settings,
+    directory: AdminDirectory,
+    *,
+    school_ref: str,
+    teacher_ref: str,
+    undo: bool,
+    now: datetime,
+) -> Prepared:
+    """Check a detachment from a school against the directory and build the command."""
+    school = directory.school(school_ref)
+    teacher = directory.person(teacher_ref)
+    notes: list[str] = []
+    if not undo:
+        if teacher.attachment == school.dn.lower():
+            raise AdminRefused(
+                f"school {school.jointure} is the attachment school of {teacher_ref!r} "
+                "(ENTPersonStructRattach): a teacher cannot be detached from it, even a "
+                "replacement teacher or a trainee; it changes only through the staff feed"
+            )
+        if school.dn.lower() not in teacher.schools:
+            notes.append("the directory does not show this school for the teacher (yet)")
+    command = commands.teacher_school_request(
+        teacher_id=teacher.entity_id, school_jointure=school.jointure, detach=not undo, at=now
+    )
+    verb = "undo the detachment of" if undo else "detach"
+    return Prepared(
+        command, f"{verb} teacher {teacher.entity_id} from school {school.jointure}", tuple(notes)
     )
 
 

@@ -21,13 +21,19 @@ from schemas.entities import Cause
 ADMIN_SCHEMA_VERSION: Literal[1] = 1
 
 AdminCommandName = Literal[
-    "attach-teacher", "detach-teacher", "gar-manager-add", "gar-manager-remove"
+    "attach-teacher",
+    "detach-teacher",
+    "gar-manager-add",
+    "gar-manager-remove",
+    "detach-from-school",
+    "reattach-to-school",
 ]
 AdminOutcome = Literal["accepted", "unchanged", "refused"]
 RefusalReason = Literal[
     "class-missing",
     "teacher-not-in-school",
     "last-gar-manager",
+    "attachment-school",
 ]
 
 

@@ -152,7 +152,23 @@ class GarManagerRequested(_InputBase):
     present: bool = Field(description="True: add to the group; False: remove")
 
 
-AdminCommand = TeacherClassRequested | GarManagerRequested
+class TeacherSchoolRequested(_InputBase):
+    """Admin command (``entsync admin detach-teacher``): detach a teacher from a school they
+    exercise in (they left it), or undo that.
+
+    Addressed to the teacher (``entity_id`` = the staff entity id), who knows its attachment
+    school at apply time: detaching a teacher from their attachment school (ENTPersonStructRattach:
+    replacement teachers and trainees, "remplaçant, PES", included) is refused. The cause's rule
+    names the command (``admin.detach-from-school`` / ``admin.reattach-to-school``).
+    """
+
+    type: Literal["admin.teacher-school"] = "admin.teacher-school"
+    teacher_id: str = Field(description="entity id of the teacher (= entity_id)")
+    school_jointure: str
+    present: bool = Field(description="False: detach; True: undo a detachment")
+
+
+AdminCommand = TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested
 
 LIFECYCLE_ENTITY = "lifecycle"
 """The ``entity_id`` (Kafka key) of partition-wide lifecycle requests: they address no entity."""
@@ -186,6 +202,7 @@ EntityInput = Annotated[
     | LoginAssigned
     | TeacherClassRequested
     | GarManagerRequested
+    | TeacherSchoolRequested
     | SweepRequested
     | SwitchoverRequested,
     Field(discriminator="type"),

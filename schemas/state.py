@@ -130,6 +130,13 @@ class EntityState(_Frozen):
             "time); this entity is the authority on that group"
         ),
     )
+    detached_schools: dict[str, datetime] = Field(
+        default_factory=dict,
+        description=(
+            "staff: schools of exercise the teacher was detached from by admin command (school "
+            "jointure -> command time); never the attachment school"
+        ),
+    )
     applied: dict[str, tuple[str, ...]] | None = Field(
         default=None, description="attributes last written to LDAP; None: no entry"
     )

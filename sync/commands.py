@@ -30,6 +30,13 @@ School GAR managers (``admin.gar-manager-add`` / ``admin.gar-manager-remove``)
     group is created at its first member. A manager who later leaves the school stays in the
     group until removed (the group is an admin-managed list, the feeds never change it).
 
+Teacher detached from a school (``admin.detach-from-school`` / ``admin.reattach-to-school``)
+    Addressed to the teacher (staff entity): a director detaches a teacher who left a school of
+    exercise; the teacher leaves that school's teachers group and ``ENTAuxEnsEtablissements``,
+    and loses its classes there. Refused (``attachment-school``) for the teacher's attachment
+    school, and (``teacher-not-in-school``) for a school the feed does not give the teacher. The
+    detachment lasts until undone (``--undo``), whatever the next staff files say.
+
 Every command yields one :class:`~schemas.admin.AdminCommandDecided` (accepted, unchanged or
 refused). A command applied twice changes nothing the second time (``unchanged``).
 """
@@ -47,7 +54,9 @@ from schemas.entities import (
     GroupSpec,
     LinkSet,
     TeacherClassRequested,
+    TeacherSchoolRequested,
 )
+from schemas.feed import Staff
 from schemas.state import EntityState
 from schemas.topics import ENTITIES
 from sync import dit, ids
@@ -57,6 +66,8 @@ RULE_ATTACH = "admin.attach-teacher"
 RULE_DETACH = "admin.detach-teacher"
 RULE_GAR_ADD = "admin.gar-manager-add"
 RULE_GAR_REMOVE = "admin.gar-manager-remove"
+RULE_SCHOOL_DETACH = "admin.detach-from-school"
+RULE_SCHOOL_REATTACH = "admin.reattach-to-school"
 
 CLASS_REF_SEPARATOR = "/"
 
@@ -144,7 +155,7 @@ class Applied:
 
 
 def decided_event(
-    inp: TeacherClassRequested | GarManagerRequested,
+    inp: TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested,
     command: AdminCommandName,
     outcome: AdminOutcome,
     reason: RefusalReason | None = None,
@@ -231,4 +242,47 @@ def apply_gar_manager(state: EntityState, inp: GarManagerRequested, namespace: s
         state.model_copy(update={"gar_managers": updated}),
         decided_event(inp, command, "accepted"),
         (link,),
+    )
+
+
+def teacher_school_request(
+    *, teacher_id: str, school_jointure: str, detach: bool, at: datetime
+) -> TeacherSchoolRequested:
+    return TeacherSchoolRequested(
+        entity_id=teacher_id,
+        cause=command_cause(RULE_SCHOOL_DETACH if detach else RULE_SCHOOL_REATTACH, at),
+        teacher_id=teacher_id,
+        school_jointure=school_jointure,
+        present=not detach,
+    )
+
+
+def apply_teacher_school(
+    state: EntityState, record: Staff | None, inp: TeacherSchoolRequested
+) -> Applied:
+    """Detach a teacher from a school of exercise, or undo: the teacher is the authority."""
+    detached = state.detached_schools
+    school = inp.school_jointure
+    if inp.present:
+        if school not in detached:
+            return Applied(state, decided_event(inp, "reattach-to-school", "unchanged"))
+        remaining = {s: at for s, at in detached.items() if s != school}
+        return Applied(
+            state.model_copy(update={"detached_schools": remaining}),
+            decided_event(inp, "reattach-to-school", "accepted"),
+        )
+    if record is not None and school == record.attachment_school_jointure:
+        return Applied(
+            state, decided_event(inp, "detach-from-school", "refused", "attachment-school")
+        )
+    if school in detached:
+        return Applied(state, decided_event(inp, "detach-from-school", "unchanged"))
+    if record is None or school not in record.school_jointures:
+        return Applied(
+            state, decided_event(inp, "detach-from-school", "refused", "teacher-not-in-school")
+        )
+    updated = dict(sorted({**detached, school: inp.cause.at}.items()))
+    return Applied(
+        state.model_copy(update={"detached_schools": updated}),
+        decided_event(inp, "detach-from-school", "accepted"),
     )

@@ -79,6 +79,10 @@ def view(state: EntityState) -> View:
         if pupil is not None and pupil.classes and retired and utc(at) < utc(retired):
             pupil = pupil.model_copy(update={"classes": ()})
         record = pupil
+    if isinstance(record, Staff) and state.detached_schools:
+        # Schools of exercise a director detached the teacher from (never the attachment one).
+        kept = tuple(s for s in record.school_jointures if s not in state.detached_schools)
+        record = record.model_copy(update={"school_jointures": kept})
     if present is not None:
         return View(record, "active", None)
     # Every key removed: the last removal time, whatever order the removals arrived in.

@@ -116,7 +116,9 @@ def teacher_classes(state: EntityState) -> list[GroupSpec]:
     return [
         payload.group
         for _, payload in sorted(state.links.get("class", {}).items())
-        if payload.group is not None and payload.group.class_code
+        if payload.group is not None
+        and payload.group.class_code
+        and payload.group.school_jointure not in state.detached_schools
     ]
 
 

@@ -49,12 +49,13 @@ from schemas.entities import (
     SweepRequested,
     SwitchoverRequested,
     TeacherClassRequested,
+    TeacherSchoolRequested,
 )
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, AdmittedPupil, EntityState, LinkPayload, SourceRecord
 from sync import commands, dit, entries, ids, logins
 from sync.diff import audit, diff
-from sync.effective import Record, View, utc, view
+from sync.effective import Record, View, latest_present, utc, view
 from sync.links import desired_links, is_class_group, link_emits, teacher_classes
 from sync.ops import DirectoryOp
 
@@ -107,6 +108,8 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
             return _teacher_class(current, inp, ctx)
         case GarManagerRequested():
             return _gar_manager(current, inp, ctx)
+        case TeacherSchoolRequested():
+            return _teacher_school(current, inp, ctx)
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
@@ -272,6 +275,20 @@ def _gar_manager(state: EntityState, inp: GarManagerRequested, ctx: Context) -> 
         raise ContractError("GAR command names a non-staff entity")
     applied = commands.apply_gar_manager(state, inp, ctx.namespace)
     return Decision(applied.state, emits=applied.emits, outcomes=(applied.decided,))
+
+
+def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Context) -> Decision:
+    if state.kind != "staff" or inp.teacher_id != state.entity_id:
+        raise ContractError("teacher-school command sent to another entity than the teacher")
+    record = latest_present(state)
+    staff = record.staff if record is not None else None
+    applied = commands.apply_teacher_school(state, staff, inp)
+    if not applied.accepted:
+        return Decision(state, outcomes=(applied.decided,))
+    decision = settle(applied.state, inp.cause, ctx)
+    return Decision(
+        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
+    )
 
 
 # ----------------------------------------------------------------------------- decisions

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from entsync.admin import AdminDirectory, Prepared
 
 
-
 TeacherRef = Annotated[
     str,
     typer.Option(
@@ -51,10 +50,6 @@ admin_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the main app."""
     app.add_typer(admin_app, name="admin")
-
-
-
-
 
 
 Prepare = Callable[["Settings", "AdminDirectory", datetime], "Prepared"]
@@ -147,5 +142,31 @@ def gar_manager(
         state_dir,
         lambda settings, directory, now: prepare_gar_manager(
             settings, directory, school_ref=school, teacher_ref=teacher, remove=remove, now=now
+        ),
+    )
+
+
+DETACH_SCHOOL_HELP = (
+    "Detach a teacher from a school they no longer work in (a school of exercise): they leave "
+    "its teachers group, its ENTAuxEnsEtablissements value and their classes there. --undo "
+    "reverses it.\n\n"
+    "Refused (exit 1) for the teacher's attachment school (ENTPersonStructRattach), replacement "
+    "teachers and trainees included: that one changes only through the staff feed."
+)
+
+
+@admin_app.command("detach-teacher", help=DETACH_SCHOOL_HELP)
+def detach_teacher(
+    school: Annotated[str, typer.Option("--school", help="the school: its UAI or its jointure")],
+    teacher: TeacherRef,
+    undo: Annotated[bool, typer.Option("--undo", help="undo a detachment")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    from entsync.admin import prepare_teacher_school
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_teacher_school(
+            settings, directory, school_ref=school, teacher_ref=teacher, undo=undo, now=now
         ),
     )

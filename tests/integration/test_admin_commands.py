@@ -8,6 +8,7 @@ real ``entsync admin`` and ``entsync worker --until-idle`` commands and reads LD
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,30 @@ def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) 
     accepted = {d.command for d in decisions if d.outcome == "accepted"}
     assert accepted == {"attach-teacher", "detach-teacher", "gar-manager-add", "gar-manager-remove"}
     assert all(d.reason is None for d in decisions if d.outcome != "refused")
+
+
+def test_detach_teacher_from_a_school_but_never_from_the_attachment_one(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    generated = generate(tmp_path, GeneratorConfig(schools=2, pupils_per_school=6, seed=5))
+    pipeline.ok("run", *(str(p) for k, p in sorted(generated.files.items()) if k != "delta"))
+    teacher = next(t for t in _teachers(pipeline) if len(t.get("ENTAuxEnsEtablissements")) == 2)
+    login = _one(teacher, "ENTPersonLogin")
+    attachment = _one(teacher, "ENTPersonStructRattach")
+    (other,) = [s for s in teacher.get("ENTAuxEnsEtablissements") if s != attachment]
+    school_of = {e.dn: e for e in _entries(pipeline, "structures", "(objectClass=ENTStructure)")}
+    home_uai = _one(school_of[attachment], "ENTStructureUAI")
+    other_jointure = _one(school_of[other], "ENTStructureJointure")
+
+    message = _refused(pipeline, "detach-teacher", "--teacher", login, "--school", home_uai)
+    assert "attachment school" in message
+
+    pipeline.ok("admin", "detach-teacher", "--teacher", login, "--school", other_jointure)
+    audits = _work(pipeline)
+    assert audits and {a.cause.rule for a in audits} == {"admin.detach-from-school"}
+    entry = read_entry(pipeline.ldap, teacher.dn, ["ENTAuxEnsEtablissements"])
+    assert entry is not None and entry.get("ENTAuxEnsEtablissements") == (attachment,)
+    teachers_dn = dit.group_dn(
+        GroupSpec(school_jointure=other_jointure, profile="teachers"), pipeline.base_dn
+    )
+    assert teacher.dn.lower() not in (_members(pipeline, teachers_dn) or set())
