@@ -52,7 +52,7 @@ async def _send_all(
 ) -> None:
     """(topic, key, value, partition or None) in order; delivery awaited."""
     bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions)
+    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -68,7 +68,7 @@ async def _send_all(
 
 async def _partitions(settings: Settings, topic: str) -> int:
     bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions)
+    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -86,11 +86,14 @@ def publish_sweep(settings: Settings, now: datetime) -> int:
     """One sweep request per partition of the entities topic; returns the partition count."""
 
     async def run() -> int:
-        partitions = await _partitions(settings, ENTITIES.name)
+        partitions = await _partitions(settings, settings.topic_name(ENTITIES))
         requests = sweep_requests(now, partitions)
         await _send_all(
             settings,
-            [(ENTITIES.name, LIFECYCLE_ENTITY, _entity(r), r.partition) for r in requests],
+            [
+                (settings.topic_name(ENTITIES), LIFECYCLE_ENTITY, _entity(r), r.partition)
+                for r in requests
+            ],
         )
         return partitions
 
@@ -105,7 +108,7 @@ def publish_year(
     purged = purged_groups(settings, school_year, at) if action == "switchover" else []
 
     async def run() -> None:
-        feed_partitions = await _partitions(settings, FEED.name)
+        feed_partitions = await _partitions(settings, settings.topic_name(FEED))
         messages: list[tuple[str, str, bytes, int | None]] = []
         for p in range(feed_partitions):
             command = YearCommand(
@@ -116,15 +119,27 @@ def publish_year(
                 at=at,
             )
             messages.append(
-                (FEED.name, "year", FeedTopicMessage(command).model_dump_json().encode(), p)
+                (
+                    settings.topic_name(FEED),
+                    "year",
+                    FeedTopicMessage(command).model_dump_json().encode(),
+                    p,
+                )
             )
         if action == "switchover" and school_year is not None:
-            entity_partitions = await _partitions(settings, ENTITIES.name)
+            entity_partitions = await _partitions(settings, settings.topic_name(ENTITIES))
             for r in switchover_requests(school_year, at, entity_partitions):
-                messages.append((ENTITIES.name, LIFECYCLE_ENTITY, _entity(r), r.partition))
+                messages.append(
+                    (settings.topic_name(ENTITIES), LIFECYCLE_ENTITY, _entity(r), r.partition)
+                )
             for event in purged:
                 messages.append(
-                    (SCOLARITY.name, event.school_dn, event.model_dump_json().encode(), None)
+                    (
+                        settings.topic_name(SCOLARITY),
+                        event.school_dn,
+                        event.model_dump_json().encode(),
+                        None,
+                    )
                 )
         await _send_all(settings, messages)
 
@@ -165,7 +180,7 @@ def purged_groups(
 
 
 def read_decisions(settings: Settings) -> list[SnapshotDecision]:
-    records = asyncio.run(read_topic(settings.require_kafka(), LIFECYCLE.name))
+    records = asyncio.run(read_topic(settings.require_kafka(), settings.topic_name(LIFECYCLE)))
     return [SnapshotDecision.model_validate_json(r.value) for r in records if r.value]
 
 
@@ -188,7 +203,7 @@ def publish_hold_decision(
         key=key, snapshot_id=hold.snapshot_id, approve=approve, operator=operator, at=at
     )
     value = FeedTopicMessage(decided).model_dump_json().encode()
-    asyncio.run(_send_all(settings, [(FEED.name, key, value, None)]))
+    asyncio.run(_send_all(settings, [(settings.topic_name(FEED), key, value, None)]))
 
 
 def read_entity_states(settings: Settings) -> list[EntityState]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
+
 SERVICES_FILE = "services.json"
 
 
@@ -108,6 +110,23 @@ class Settings(BaseSettings):
     audit_retention_days: int | None = Field(
         default=None, ge=1, description="prune audit records older than this; unset: keep all"
     )
+
+    # replay (entsync replay): see README "Replay and backfill"
+    replay_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="set by 'entsync replay': the run's private topics carry this suffix",
+    )
+
+    def topic_name(self, spec: TopicSpec) -> str:
+        """The topic this run uses for ``spec``: live, or the replay's private copy."""
+        return run_topic_name(spec, self.replay_id)
+
+    def private_topic_names(self) -> tuple[str, ...]:
+        """The replay's private topics (none for the live system)."""
+        if self.replay_id is None:
+            return ()
+        return tuple(self.topic_name(spec) for spec in REPLAY_PRIVATE)
 
     def services_file(self) -> Path:
         return self.state_dir / SERVICES_FILE

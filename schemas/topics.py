@@ -102,3 +102,15 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     EDUCONNECT_SYNC,
     SESSIONS,
 )
+
+# replay (entsync replay): a replay runs in its own consumer group with its own copies of these
+# topics, so that nothing it derives (scans and tallies, entity inputs, audit, decisions) mixes
+# with the live system. The live feed is read; the replay works on a private copy of its inputs.
+REPLAY_PRIVATE: tuple[TopicSpec, ...] = (FEED, ENTITIES, AUDIT, ADMIN_DECISIONS, LIFECYCLE)
+
+
+def run_topic_name(spec: TopicSpec, replay_id: str | None) -> str:
+    """The name of ``spec``'s topic for a run: the live name, or the replay's private copy."""
+    if replay_id is None or spec not in REPLAY_PRIVATE:
+        return spec.name
+    return f"{spec.name}.replay-{replay_id}"

@@ -120,16 +120,23 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     progress = Progress()
     ctx = Context(base_dn=settings.ldap_base_dn, namespace=settings.id_namespace)
 
-    feed_topic = app.topic(FEED.name, key_type=bytes, value_type=bytes, partitions=partitions)
+    # Live names, or a replay's private copies (settings.replay_id): see README "Replay".
+    feed_name, entities_name = settings.topic_name(FEED), settings.topic_name(ENTITIES)
+    feed_topic = app.topic(feed_name, key_type=bytes, value_type=bytes, partitions=partitions)
     entities_topic = app.topic(
-        ENTITIES.name, key_type=bytes, value_type=bytes, partitions=partitions
+        entities_name, key_type=bytes, value_type=bytes, partitions=partitions
     )
-    audit_topic = app.topic(AUDIT.name, key_type=bytes, value_type=bytes, partitions=partitions)
+    audit_topic = app.topic(
+        settings.topic_name(AUDIT), key_type=bytes, value_type=bytes, partitions=partitions
+    )
     decisions_topic = app.topic(
-        ADMIN_DECISIONS.name, key_type=bytes, value_type=bytes, partitions=partitions
+        settings.topic_name(ADMIN_DECISIONS),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
     )
     lifecycle_topic = app.topic(
-        LIFECYCLE.name, key_type=bytes, value_type=bytes, partitions=partitions
+        settings.topic_name(LIFECYCLE), key_type=bytes, value_type=bytes, partitions=partitions
     )
     guard = shell.guard_from(settings)
     policy = shell.policy_from(settings)
@@ -164,7 +171,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         new_states: dict[bytes, Any] = {}  # SourceState, or a control key's state; None: gone
         changed: set[bytes] = set()  # unchanged states are not written back
         outgoing: list[EntityInput] = []
-        controls: list[tuple[int, Any]] = []  # (partition, control message) on the feed topic
+        # (partition, control message, time of the event that caused it) on the feed topic
+        controls: list[tuple[int, Any, float | None]] = []
         decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
 
         def current(key: bytes, model: Any) -> Any:
@@ -206,7 +214,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                         guard=guard,
                     )
                     put(key, step.state, prev)
-                    controls.extend((scan.partition, scan) for scan in step.scans)
+                    stamp = event.message.timestamp
+                    controls.extend((scan.partition, scan, stamp) for scan in step.scans)
                     decided.extend(step.decisions)
                 case SnapshotScan():
                     local = shell.source_states(
@@ -222,7 +231,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                             active=active,
                             absent=absent,
                         )
-                        controls.append((-1, tally))
+                        controls.append((-1, tally, event.message.timestamp))
                         continue
                     removal_cause = cause.model_copy(
                         update={
@@ -244,11 +253,15 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     outgoing.extend(routed.inputs)
         await send_inputs(outgoing)
         futures = []
-        for partition, control in controls:
+        for partition, control, stamp in controls:
             value = FeedTopicMessage(control).model_dump_json().encode()
             target = None if partition < 0 else partition  # a tally goes to its coordinator
+            # A control carries the time of the input that caused it (a SnapshotCompleted, a
+            # HoldDecided), so absence is dated by its evidence: a replay dates it the same.
             futures.append(
-                await feed_topic.send(key=control.key.encode(), value=value, partition=target)
+                await feed_topic.send(
+                    key=control.key.encode(), value=value, partition=target, timestamp=stamp
+                )
             )
         futures += await send(
             lifecycle_topic,
@@ -417,6 +430,6 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 )
             log.info("lifecycle.sweep_scheduled", partitions=partitions)
 
-    stall_guard = StallGuard(app, progress, {FEED.name, ENTITIES.name})
+    stall_guard = StallGuard(app, progress, {feed_name, entities_name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
     return app, progress

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.topics import ALL_TOPICS
@@ -13,13 +15,16 @@ class TopicSetupError(RuntimeError):
     pass
 
 
-async def ensure_topics(bootstrap: str, partitions: int, replication: int = 1) -> None:
-    """Create every topic of ``schemas.topics`` that does not exist yet."""
+async def ensure_topics(
+    bootstrap: str, partitions: int, replication: int = 1, extra: Sequence[str] = ()
+) -> None:
+    """Create every topic of ``schemas.topics`` (and ``extra`` ones) that does not exist yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t.name for t in ALL_TOPICS if t.name not in existing]
+        wanted = dict.fromkeys([*(t.name for t in ALL_TOPICS), *extra])
+        missing = [name for name in wanted if name not in existing]
         if not missing:
             return
         response = await admin.create_topics(

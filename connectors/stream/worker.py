@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,12 @@ class IdleDetector:
         partitions: int,
         stable_checks: int,
         bootstrap: str,
+        topics: Sequence[str] = (FEED.name, ENTITIES.name),
     ) -> None:
         self.app = app
         self.bootstrap = bootstrap
         self.progress = progress
-        self.expected = {(t, p) for t in (FEED.name, ENTITIES.name) for p in range(partitions)}
+        self.expected = {(t, p) for t in topics for p in range(partitions)}
         self.stable_checks = stable_checks
         self.streak = 0
         self._seen: tuple[int, ...] = ()
@@ -116,10 +118,17 @@ def run_worker(
     timeout_s: float | None = None,
     stable_checks: int = 3,
     loglevel: str = "warn",
+    on_idle: Callable[[], Awaitable[bool]] | None = None,
 ) -> WorkerResult:
-    """Run until stopped (continuous) or until idle; returns the exit code and counters."""
+    """Run until stopped (continuous) or until idle; returns the exit code and counters.
+
+    ``on_idle`` (with ``until_idle``) is called at each idle point; when it returns True (it
+    published more input, as a replay does stage by stage) the worker goes on to the next idle.
+    """
     bootstrap = settings.require_kafka()
-    asyncio.run(ensure_topics(bootstrap, settings.topic_partitions))
+    asyncio.run(
+        ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
+    )
     settings.require_ldap()
     writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer)
@@ -130,7 +139,14 @@ def run_worker(
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
 
     if until_idle:
-        detector = IdleDetector(app, progress, settings.topic_partitions, stable_checks, bootstrap)
+        detector = IdleDetector(
+            app,
+            progress,
+            settings.topic_partitions,
+            stable_checks,
+            bootstrap,
+            (settings.topic_name(FEED), settings.topic_name(ENTITIES)),
+        )
 
         stopping: set[asyncio.Future[Any]] = set()
 
@@ -142,6 +158,9 @@ def run_worker(
             if stopping:
                 return
             if await detector.observe():
+                if on_idle is not None and await on_idle():
+                    detector.streak = 0
+                    return
                 outcome["idle"] = True
                 log.info(
                     "worker.idle",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from entsync.cli import admin, audit, bridge, feeds, lifecycle, pipeline, services
+from entsync.cli import admin, audit, bridge, feeds, lifecycle, pipeline, replay, services
 
 app = typer.Typer(
     name="entsync",
@@ -19,6 +19,7 @@ admin.register(app)
 lifecycle.register(app)
 audit.register(app)
 bridge.register(app)
+replay.register(app)
 bridge.register_admin(admin.admin_app)
 
 

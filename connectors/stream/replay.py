@@ -1,0 +1,162 @@
+"""Replay at the edge: read the live topics' external inputs, copy them stage by stage into the
+replay's private topics, and run the worker in the replay's own consumer group.
+
+The replay never writes a live topic: its settings carry a ``replay_id``, so the worker's app id
+(consumer group, table changelogs) and its feed, entities, audit, decisions and lifecycle topics
+are its own (``schemas.topics.run_topic_name``). Copies keep the original partition and broker
+timestamp, so every cause (and every time written in the directory) is the original's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.stream.reader import read_topic
+from connectors.stream.topics import ensure_topics
+from connectors.stream.worker import WorkerResult, run_worker
+from entsync.logs import get_logger
+from entsync.settings import Settings
+from schemas.topics import ENTITIES, FEED, TopicSpec
+from sync.replay import ExternalInput, TopicRecord, entity_commands, feed_inputs, merge
+
+log = get_logger(__name__)
+
+
+class ReplayRefused(RuntimeError):
+    """The replay cannot run as asked (message for the operator)."""
+
+
+async def _records(bootstrap: str, spec: TopicSpec) -> list[TopicRecord]:
+    return [
+        TopicRecord(
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            timestamp_ms=m.timestamp,
+            key=m.key,
+            value=m.value,
+        )
+        for m in await read_topic(bootstrap, spec.name, deadline_s=600.0)
+    ]
+
+
+def read_inputs(settings: Settings) -> list[ExternalInput]:
+    """The external inputs of the live feed and entities topics, merged by broker time."""
+    bootstrap = settings.require_kafka()
+
+    async def run() -> tuple[list[TopicRecord], list[TopicRecord]]:
+        return await _records(bootstrap, FEED), await _records(bootstrap, ENTITIES)
+
+    feed, entities = asyncio.run(run())
+    inputs = merge([*feed_inputs(feed), *entity_commands(entities)])
+    log.info("replay.inputs_read", feed_messages=len(feed), entity_messages=len(entities))
+    return inputs
+
+
+async def _partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        return {name: len(consumer.partitions_for_topic(name) or ()) for name in names}
+    finally:
+        await consumer.stop()
+
+
+def replay_settings(settings: Settings, replay_id: str) -> Settings:
+    """The replay's own app id and topics; no nightly sweep (only the recorded ones replay)."""
+    return settings.model_copy(
+        update={
+            "replay_id": replay_id,
+            "app_id": f"{settings.app_id}-replay-{replay_id}",
+            "lifecycle_sweep_hour": None,
+        }
+    )
+
+
+def check_topics(settings: Settings, private: Settings) -> None:
+    """The live topics' partitions match the configuration; the private copies are new."""
+    bootstrap = settings.require_kafka()
+    live = [FEED.name, ENTITIES.name]
+    mine = [private.topic_name(FEED), private.topic_name(ENTITIES)]
+    counts = asyncio.run(_partition_counts(bootstrap, [*live, *mine]))
+    for name in live:
+        if counts[name] not in (0, settings.topic_partitions):
+            raise ReplayRefused(
+                f"{name} has {counts[name]} partitions and ENTSYNC_TOPIC_PARTITIONS is "
+                f"{settings.topic_partitions}: set it to the live topics' count"
+            )
+    used = [name for name in mine if counts[name]]
+    if used and any(asyncio.run(read_topic(bootstrap, name)) for name in used):
+        raise ReplayRefused(
+            f"replay id {private.replay_id!r} was already used (its topics hold messages): "
+            "choose another --replay-id"
+        )
+
+
+@dataclass
+class StageFeeder:
+    """Copies one stage per idle point of the replay worker into its private topics."""
+
+    settings: Settings  # the replay's settings
+    stages: Sequence[Sequence[ExternalInput]]
+    on_stage: Callable[[int, int], None] | None = None
+    done: int = 0
+    copied: int = 0
+
+    async def __call__(self) -> bool:
+        """Copy the next stage (delivery awaited); False once there is none."""
+        if self.done >= len(self.stages):
+            return False
+        topics = {
+            "feed": self.settings.topic_name(FEED),
+            "entities": self.settings.topic_name(ENTITIES),
+        }
+        stage = self.stages[self.done]
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.require_kafka(), acks="all", linger_ms=5
+        )
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(
+                    topics[item.role],
+                    key=item.record.key,
+                    value=item.record.value,
+                    partition=item.record.partition,
+                    timestamp_ms=item.record.timestamp_ms,
+                )
+                for item in stage
+            ]
+            for fut in futures:
+                await fut
+        finally:
+            await producer.stop()
+        self.done += 1
+        self.copied += len(stage)
+        log.info("replay.stage_copied", stage=self.done, of=len(self.stages), inputs=len(stage))
+        if self.on_stage is not None:
+            self.on_stage(self.done, len(self.stages))
+        return True
+
+
+def run_replay(
+    private: Settings,
+    stages: Sequence[Sequence[ExternalInput]],
+    *,
+    timeout_s: float | None,
+    on_stage: Callable[[int, int], None] | None = None,
+) -> tuple[WorkerResult, StageFeeder]:
+    """Run the replay worker until every stage is copied and processed."""
+    asyncio.run(
+        ensure_topics(
+            private.require_kafka(), private.topic_partitions, extra=private.private_topic_names()
+        )
+    )
+    feeder = StageFeeder(private, stages, on_stage)
+    result = run_worker(private, until_idle=True, timeout_s=timeout_s, on_idle=feeder)
+    return result, feeder

@@ -1,0 +1,175 @@
+"""CLI command: ``entsync replay (--from-beginning | --since ISO) [--until ISO] [--scope UAI]
+[--dry-run] [--json]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from entsync.cli.common import (
+    EXIT_CONFIG,
+    EXIT_REFUSED,
+    StateDir,
+    console,
+    err,
+    fail,
+    settings_or_exit,
+)
+from entsync.settings import ConfigurationError
+
+EXIT_WORKER = 3
+
+
+def _instant(option: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(
+            f"{option}: not an ISO date-time: {text!r} (e.g. 2027-01-15T03:00:00Z)", 2
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def interactive() -> bool:
+    """Progress bars on a terminal, never in CI or when stderr is redirected."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def _stage_progress() -> Iterator[Callable[[int, int], None] | None]:
+    if not interactive():
+        yield None
+        return
+    columns = (
+        TextColumn("replay stages"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("stages", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _print_report(report: object, as_json: bool) -> None:
+    import json
+
+    from entsync.replay import DryRunReport
+
+    assert isinstance(report, DryRunReport)
+    if not as_json:
+        table = Table(title="Replay (dry run) against the directory now")
+        for column in ("school", "add", "modify", "delete"):
+            table.add_column(column, justify="left" if column == "school" else "right")
+        for school, per in report.counts.items():
+            table.add_row(school, *(str(per.get(a, 0)) for a in ("add", "modify", "delete")))
+        console.print(table)
+        console.print(
+            f"{report.inputs} inputs in {report.stages} stages; "
+            f"{len(report.changes)} entries would change"
+        )
+    for change in report.changes:
+        console.print(change.to_json(), markup=False, soft_wrap=True)
+    if as_json:
+        console.print(json.dumps({"summary": report.counts, "inputs": report.inputs}), markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def replay(
+        from_beginning: Annotated[
+            bool, typer.Option("--from-beginning", help="every input the topics hold")
+        ] = False,
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since",
+                help="with --dry-run: rebuild the state up to ISO, report only entries changed "
+                "by inputs from ISO on",
+            ),
+        ] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", help="ignore inputs after ISO (broker time)")
+        ] = None,
+        scope: Annotated[
+            str | None,
+            typer.Option("--scope", help="with --dry-run: report only this school's entries"),
+        ] = None,
+        dry_run: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="write nothing: report how a replay differs from the directory now",
+            ),
+        ] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="dry run: JSON lines only (changes, then summary)")
+        ] = False,
+        replay_id: Annotated[
+            str | None,
+            typer.Option("--replay-id", help="suffix of the replay's group and topics"),
+        ] = None,
+        timeout: Annotated[
+            float | None, typer.Option("--timeout", help="give up after S seconds")
+        ] = None,
+        state_dir: StateDir = None,
+    ) -> None:
+        """Rebuild the directory from the topics in a consumer group of its own (into an empty
+        directory), or with --dry-run report how that would differ from the directory now."""
+        if from_beginning == (since is not None):
+            raise fail("give exactly one of --from-beginning and --since ISO", EXIT_CONFIG)
+        if not dry_run and (since is not None or scope is not None):
+            raise fail(
+                "--since and --scope apply to --dry-run only: a real replay rebuilds the whole "
+                "directory from the beginning",
+                EXIT_CONFIG,
+            )
+        start, end = _instant("--since", since), _instant("--until", until)
+        settings = settings_or_exit(state_dir)
+        from aiokafka.errors import KafkaError
+
+        from connectors.ldap import DirectoryError
+        from connectors.stream.replay import ReplayRefused
+        from entsync import replay as ops
+        from sync.replay import ReplayInputError
+
+        try:
+            if dry_run:
+                _print_report(ops.dry_run(settings, since=start, until=end, scope=scope), as_json)
+                raise typer.Exit(0)
+            with _stage_progress() as advance:
+                outcome = ops.replay(
+                    settings, replay_id=replay_id, until=end, timeout_s=timeout, on_stage=advance
+                )
+        except (ReplayRefused, ReplayInputError) as exc:
+            raise fail(str(exc), EXIT_REFUSED) from exc
+        except ConfigurationError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
+        except (KafkaError, DirectoryError, TimeoutError) as exc:
+            raise fail(f"{type(exc).__name__}: {exc}", EXIT_REFUSED) from exc
+        p = outcome.worker.progress
+        console.print(
+            f"replay {outcome.replay_id}: {outcome.inputs} inputs in {outcome.stages} stages, "
+            f"{p.feed_events} feed events, {p.entity_inputs} entity inputs, "
+            f"{p.directory_changes} directory changes in {outcome.worker.elapsed_s:.1f} s "
+            f"(group {outcome.app_id}; topics {', '.join(outcome.topics)})"
+        )
+        if outcome.worker.error:
+            raise fail(f"replay worker: {outcome.worker.error}", EXIT_WORKER)
+        if outcome.copied != outcome.inputs:
+            raise fail(f"only {outcome.copied} of {outcome.inputs} inputs replayed", EXIT_WORKER)
+        raise typer.Exit(outcome.worker.exit_code)
