@@ -266,6 +266,51 @@ def prepare_teacher_school(
     )
 
 
+BLOCKABLE_PROFILES = ("pupils", "guardians", "teachers", "staff")
+
+
+def prepare_block(
+    settings: Settings,
+    directory: AdminDirectory,
+    *,
+    school_ref: str,
+    profile: str,
+    start: datetime,
+    end: datetime,
+    message: str,
+    cancel: bool,
+    now: datetime,
+) -> Prepared:
+    """Check a bulk block against the directory and build the command for one profile."""
+    if profile not in BLOCKABLE_PROFILES:
+        raise AdminRefused(
+            f"unknown profile {profile!r}: choose among {', '.join(BLOCKABLE_PROFILES)}"
+        )
+    if not message.strip() and not cancel:
+        raise AdminRefused("the message shown to blocked users must not be empty")
+    school = directory.school(school_ref)
+    command = commands.block_request(
+        settings.id_namespace,
+        school_jointure=school.jointure,
+        profile=profile,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        message=message,
+        cancel=cancel,
+        at=now,
+    )
+    notes: list[str] = []
+    if end <= now and not cancel:
+        notes.append("the block has already ended: the next sweep lifts it")
+    verb = "cancel the block of" if cancel else "block"
+    return Prepared(
+        command,
+        f"{verb} the {profile} of school {school.jointure} from {start.isoformat()} to "
+        f"{end.isoformat()} (block {command.block.block_id})",
+        tuple(notes),
+    )
+
+
 async def _publish(settings: Settings, inputs: Sequence[EntityInput]) -> None:
     bootstrap = settings.require_kafka()
     await ensure_topics(bootstrap, settings.topic_partitions)

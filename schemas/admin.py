@@ -27,6 +27,8 @@ AdminCommandName = Literal[
     "gar-manager-remove",
     "detach-from-school",
     "reattach-to-school",
+    "block",
+    "unblock",
 ]
 AdminOutcome = Literal["accepted", "unchanged", "refused"]
 RefusalReason = Literal[
@@ -48,8 +50,9 @@ class AdminCommandDecided(BaseModel):
     command: AdminCommandName
     outcome: AdminOutcome
     reason: RefusalReason | None = Field(default=None, description="set when refused")
-    entity_id: str = Field(description="the deciding entity (a class or school teachers group)")
-    teacher_id: str
+    entity_id: str = Field(description="the deciding entity (a class, a group, a teacher)")
+    teacher_id: str | None = Field(default=None, description="teacher commands")
+    block_id: str | None = Field(default=None, description="block commands")
     school_jointure: str
     class_code: str | None = None
     cause: Cause

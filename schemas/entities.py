@@ -77,6 +77,21 @@ class RecordSet(_InputBase):
     staff: Staff | None = None
 
 
+class BlockSpec(_Frozen):
+    """A bulk block of a school's accounts of one profile (``entsync admin block``).
+
+    Shown on each account as ``entsyncBlockedFrom`` / ``entsyncBlockedUntil`` /
+    ``entsyncBlockedMessage``; the ENT refuses logins in that window and shows the message.
+    """
+
+    block_id: str = Field(description="digest of school, profile, window and message")
+    school_jointure: str
+    profile: GroupProfile
+    start: datetime
+    end: datetime
+    message: str = Field(max_length=2048)
+
+
 class ChildInfo(_Frozen):
     """What a guardian needs to know of a child to place itself in groups."""
 
@@ -92,16 +107,19 @@ class LinkSet(_InputBase):
 
     relation 'child': a pupil under this guardian's legal responsibility.
     relation 'member': a person in this group (``group`` describes the group).
+    relation 'block': the school's profile group ``member_id`` blocks this person (``blocks``,
+    empty when no block is left); any person kind.
     relation 'class': this teacher is attached to a class; ``member_id`` is the class (its pupils
     group entity, the authority on the attachment) and ``group`` describes that pupils group.
     """
 
     type: Literal["link.set"] = "link.set"
-    relation: Literal["child", "member", "class"]
+    relation: Literal["child", "member", "class", "block"]
     member_id: str
     present: bool
     child: ChildInfo | None = None
     group: GroupSpec | None = None
+    blocks: tuple[BlockSpec, ...] = ()
 
 
 class LoginRequested(_InputBase):
@@ -152,6 +170,18 @@ class GarManagerRequested(_InputBase):
     present: bool = Field(description="True: add to the group; False: remove")
 
 
+class BlockRequested(_InputBase):
+    """Admin command (``entsync admin block``): block, or unblock, a school's accounts of one
+    profile over a time window. Addressed to the school's group of that profile (``entity_id`` =
+    the group id of ``(school_jointure, profile)``), which knows its members at apply time and
+    passes the block to each of them, newcomers included, until the sweeper lifts it at its end.
+    """
+
+    type: Literal["admin.block"] = "admin.block"
+    block: BlockSpec
+    present: bool = Field(description="True: block; False: cancel the block")
+
+
 class TeacherSchoolRequested(_InputBase):
     """Admin command (``entsync admin detach-teacher``): detach a teacher from a school they
     exercise in (they left it), or undo that.
@@ -168,7 +198,9 @@ class TeacherSchoolRequested(_InputBase):
     present: bool = Field(description="False: detach; True: undo a detachment")
 
 
-AdminCommand = TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested
+AdminCommand = (
+    TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested | BlockRequested
+)
 
 LIFECYCLE_ENTITY = "lifecycle"
 """The ``entity_id`` (Kafka key) of partition-wide lifecycle requests: they address no entity."""
@@ -203,6 +235,7 @@ EntityInput = Annotated[
     | TeacherClassRequested
     | GarManagerRequested
     | TeacherSchoolRequested
+    | BlockRequested
     | SweepRequested
     | SwitchoverRequested,
     Field(discriminator="type"),

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.entities import ChildInfo, EntityKind, GroupSpec
+from schemas.entities import BlockSpec, ChildInfo, EntityKind, GroupSpec
 from schemas.feed import Category, Guardian, Pupil, School, Staff
 
 STATE_SCHEMA_VERSION: Literal[1] = 1
@@ -90,6 +90,7 @@ class LinkPayload(_Frozen):
     at: datetime
     child: ChildInfo | None = None
     group: GroupSpec | None = None
+    blocks: tuple[BlockSpec, ...] = ()
 
 
 class EntityState(_Frozen):
@@ -129,6 +130,10 @@ class EntityState(_Frozen):
             "school teachers groups: the school's Resp-Affect-GAR members (teacher id -> command "
             "time); this entity is the authority on that group"
         ),
+    )
+    blocks: dict[str, BlockSpec] = Field(
+        default_factory=dict,
+        description="school profile groups: bulk blocks by id, until the sweeper lifts them",
     )
     detached_schools: dict[str, datetime] = Field(
         default_factory=dict,

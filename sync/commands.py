@@ -37,6 +37,12 @@ Teacher detached from a school (``admin.detach-from-school`` / ``admin.reattach-
     school, and (``teacher-not-in-school``) for a school the feed does not give the teacher. The
     detachment lasts until undone (``--undo``), whatever the next staff files say.
 
+Bulk blocks (``admin.block`` / ``admin.unblock``)
+    Addressed to the school's group of the profile (pupils, guardians...): the group keeps its
+    blocks (``blocks``) and sends them to each member with a ``block`` link, newcomers included;
+    each account shows the current or next block (``entsyncBlocked*``). The sweeper lifts a block
+    once its end has passed (see :mod:`sync.lifecycle`).
+
 Every command yields one :class:`~schemas.admin.AdminCommandDecided` (accepted, unchanged or
 refused). A command applied twice changes nothing the second time (``unchanged``).
 """
@@ -49,8 +55,11 @@ from datetime import datetime
 
 from schemas.admin import AdminCommandDecided, AdminCommandName, AdminOutcome, RefusalReason
 from schemas.entities import (
+    BlockRequested,
+    BlockSpec,
     Cause,
     GarManagerRequested,
+    GroupProfile,
     GroupSpec,
     LinkSet,
     TeacherClassRequested,
@@ -68,6 +77,8 @@ RULE_GAR_ADD = "admin.gar-manager-add"
 RULE_GAR_REMOVE = "admin.gar-manager-remove"
 RULE_SCHOOL_DETACH = "admin.detach-from-school"
 RULE_SCHOOL_REATTACH = "admin.reattach-to-school"
+RULE_BLOCK = "admin.block"
+RULE_UNBLOCK = "admin.unblock"
 
 CLASS_REF_SEPARATOR = "/"
 
@@ -155,13 +166,16 @@ class Applied:
 
 
 def decided_event(
-    inp: TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested,
+    inp: TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested | BlockRequested,
     command: AdminCommandName,
     outcome: AdminOutcome,
     reason: RefusalReason | None = None,
 ) -> AdminCommandDecided:
     cause = inp.cause
     class_code = inp.class_code if isinstance(inp, TeacherClassRequested) else None
+    teacher_id = None if isinstance(inp, BlockRequested) else inp.teacher_id
+    block_id = inp.block.block_id if isinstance(inp, BlockRequested) else None
+    school = inp.block.school_jointure if isinstance(inp, BlockRequested) else inp.school_jointure
     parts = [
         cause.topic,
         str(cause.partition),
@@ -169,7 +183,7 @@ def decided_event(
         cause.at.isoformat(),
         cause.rule,
         inp.entity_id,
-        inp.teacher_id,
+        teacher_id or block_id or "",
         command,
         outcome,
     ]
@@ -179,8 +193,9 @@ def decided_event(
         outcome=outcome,
         reason=reason,
         entity_id=inp.entity_id,
-        teacher_id=inp.teacher_id,
-        school_jointure=inp.school_jointure,
+        teacher_id=teacher_id,
+        block_id=block_id,
+        school_jointure=school,
         class_code=class_code,
         cause=cause,
     )
@@ -285,4 +300,56 @@ def apply_teacher_school(
     return Applied(
         state.model_copy(update={"detached_schools": updated}),
         decided_event(inp, "detach-from-school", "accepted"),
+    )
+
+
+def block_request(
+    namespace: str,
+    *,
+    school_jointure: str,
+    profile: GroupProfile,
+    start: datetime,
+    end: datetime,
+    message: str,
+    cancel: bool,
+    at: datetime,
+) -> BlockRequested:
+    """A block (or its cancellation) for the school's accounts of ``profile``."""
+    if end <= start:
+        raise CommandError("the block must end after it starts")
+    digest = hashlib.sha256(
+        "\x1f".join(
+            (school_jointure, profile, start.isoformat(), end.isoformat(), message)
+        ).encode()
+    ).hexdigest()[:16]
+    spec = BlockSpec(
+        block_id=f"bl-{digest}",
+        school_jointure=school_jointure,
+        profile=profile,
+        start=start,
+        end=end,
+        message=message,
+    )
+    group = GroupSpec(school_jointure=school_jointure, profile=profile)
+    return BlockRequested(
+        entity_id=ids.group_id(namespace, group),
+        cause=command_cause(RULE_UNBLOCK if cancel else RULE_BLOCK, at),
+        block=spec,
+        present=not cancel,
+    )
+
+
+def apply_block(state: EntityState, inp: BlockRequested) -> Applied:
+    """Add or cancel a block: the school's profile group is the authority."""
+    blocks = state.blocks
+    block = inp.block
+    command: AdminCommandName = "block" if inp.present else "unblock"
+    if inp.present == (block.block_id in blocks):
+        return Applied(state, decided_event(inp, command, "unchanged"))
+    if inp.present:
+        updated = dict(sorted({**blocks, block.block_id: block}.items()))
+    else:
+        updated = {k: b for k, b in blocks.items() if k != block.block_id}
+    return Applied(
+        state.model_copy(update={"blocks": updated}), decided_event(inp, command, "accepted")
     )

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Final
 
-from schemas.entities import GroupSpec
+from schemas.entities import BlockSpec, GroupSpec
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState
 from sync import dit, ids
@@ -121,6 +121,16 @@ def predeleted(entry: Entry, at: datetime) -> Entry:
     kept["objectClass"] = tuple(c for c in entry["objectClass"] if c != "ENTAuxPersRelEleve")
     kept["entsyncPredeletedAt"] = (generalized_time(at) or "",)
     return kept
+
+
+def blocked(entry: Entry, block: BlockSpec) -> Entry:
+    """An account under a bulk block: the window and the message the ENT shows."""
+    return {
+        **entry,
+        "entsyncBlockedFrom": (generalized_time(block.start) or "",),
+        "entsyncBlockedUntil": (generalized_time(block.end) or "",),
+        "entsyncBlockedMessage": (block.message,),
+    }
 
 
 def class_value(school_jointure: str, class_code: str, base_dn: str) -> str:

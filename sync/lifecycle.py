@@ -9,6 +9,9 @@ States of a person (``entsyncAccountState``)::
     active --(all its records removed: deleteRequest or absence from a complete snapshot)-->
     disappeared --(predelete_after, per profile)--> predeleted --(delete_after)--> deleted
 
+The sweeper also lifts bulk blocks whose end has passed (a school profile group drops them and
+its members lose ``entsyncBlocked*``).
+
 - *predeleted*: out of every school and class group and perimeter; the entry, its DN and its
   login stay (``entsyncPredeletedAt``);
 - *deleted*: the entry is removed; the state keeps a tombstone (``deleted_at``) so that an event
@@ -37,6 +40,7 @@ from sync.reconcile import Context, Decision, settle
 RULE_PREDELETE = "lifecycle.predelete"
 RULE_DELETE = "lifecycle.delete"
 RULE_SWITCHOVER = "lifecycle.switchover"
+RULE_BLOCK_ENDED = "lifecycle.block-ended"
 
 DEFAULT_DELAY = timedelta(days=90)
 
@@ -65,6 +69,9 @@ class Due:
 
 def due(state: EntityState, now: datetime, policy: Policy) -> Due | None:
     """The transition of ``state`` due at ``now``, if any."""
+    if state.kind == "group":
+        ended = any(utc(b.end) <= utc(now) for b in state.blocks.values())
+        return Due("unblocked", RULE_BLOCK_ENDED) if ended else None
     if state.kind not in ids.PERSON_KINDS:
         return None
     seen = view(state)
@@ -94,8 +101,12 @@ def sweep(
     transition = due(state, now, policy)
     if transition is None:
         return None
-    field_name = "predeleted_at" if transition.to == "predeleted" else "deleted_at"
-    moved = state.model_copy(update={field_name: now})
+    if transition.to == "unblocked":
+        kept = {k: b for k, b in state.blocks.items() if utc(b.end) > utc(now)}
+        moved = state.model_copy(update={"blocks": kept})
+    else:
+        field_name = "predeleted_at" if transition.to == "predeleted" else "deleted_at"
+        moved = state.model_copy(update={field_name: now})
     return settle(moved, cause.model_copy(update={"rule": transition.rule, "at": now}), ctx)
 
 

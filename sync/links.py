@@ -30,21 +30,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.entities import Cause, ChildInfo, GroupSpec, LinkSet
+from schemas.entities import BlockSpec, Cause, ChildInfo, GroupSpec, LinkSet
 from schemas.feed import Guardian, Pupil, Staff
 from schemas.state import EntityState
 from sync import ids
 from sync.effective import Record
 from sync.entries import staff_schools
 
-Relation = Literal["child", "member", "class"]
+Relation = Literal["child", "member", "class", "block"]
 
 RULE_CHILD = "link.pupil-guardian"
 RULE_MEMBER = "link.group-member"
 RULE_CLASS = "link.class-teacher"
+RULE_BLOCK = "link.block"
 ADMIN_RULE_PREFIX = "admin."
 KEPT_RULE_PREFIXES = (ADMIN_RULE_PREFIX, "lifecycle.")
-_RULES: dict[str, str] = {"child": RULE_CHILD, "member": RULE_MEMBER, "class": RULE_CLASS}
+_RULES: dict[str, str] = {
+    "child": RULE_CHILD,
+    "member": RULE_MEMBER,
+    "class": RULE_CLASS,
+    "block": RULE_BLOCK,
+}
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,19 @@ class Link:
     target_id: str
     child: ChildInfo | None = None
     group: GroupSpec | None = None
+    blocks: tuple[BlockSpec, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.relation}|{self.target_id}"
 
     def digest(self) -> str:
-        payload = {
+        payload: dict[str, object] = {
             "child": self.child.model_dump(mode="json") if self.child else None,
             "group": self.group.model_dump(mode="json") if self.group else None,
         }
+        if self.blocks:
+            payload["blocks"] = [b.model_dump(mode="json") for b in self.blocks]
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -147,6 +156,14 @@ def class_links(state: EntityState) -> list[Link]:
     return [Link("class", t, group=state.group) for t in sorted(state.class_teachers)]
 
 
+def block_links(state: EntityState) -> list[Link]:
+    """A school profile group with blocks: a ``block`` link to each member, with every block."""
+    if not state.blocks or state.group is None or state.group.class_code:
+        return []
+    blocks = tuple(state.blocks[k] for k in sorted(state.blocks))
+    return [Link("block", m, blocks=blocks) for m in sorted(state.links.get("member", {}))]
+
+
 def desired_links(state: EntityState, record: Record | None, namespace: str) -> dict[str, Link]:
     """The links ``state``'s entity should have, by key (later duplicates win)."""
     links: list[Link] = []
@@ -157,7 +174,7 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     elif isinstance(record, Staff):
         links = staff_links(record, namespace, teacher_classes(state))
     elif state.kind == "group":
-        links = class_links(state)
+        links = class_links(state) + block_links(state)
     return {link.key: link for link in links}
 
 
@@ -171,14 +188,21 @@ def link_emits(
         link = desired.get(key)
         if link is None:
             relation, _, target = key.partition("|")
-            emits.append(_link_set(entity_id, relation, target, False, None, None, cause))
+            emits.append(_link_set(entity_id, relation, target, False, None, None, (), cause))
             continue
         digest = link.digest()
         new_outgoing[key] = digest
         if outgoing.get(key) != digest:
             emits.append(
                 _link_set(
-                    entity_id, link.relation, link.target_id, True, link.child, link.group, cause
+                    entity_id,
+                    link.relation,
+                    link.target_id,
+                    True,
+                    link.child,
+                    link.group,
+                    link.blocks,
+                    cause,
                 )
             )
     return new_outgoing, tuple(emits)
@@ -191,12 +215,11 @@ def _link_set(
     present: bool,
     child: ChildInfo | None,
     group: GroupSpec | None,
+    blocks: tuple[BlockSpec, ...],
     cause: Cause,
 ) -> LinkSet:
     rule = cause.rule if cause.rule.startswith(KEPT_RULE_PREFIXES) else _RULES[relation]
-    kind: Relation = (
-        "child" if relation == "child" else "class" if relation == "class" else "member"
-    )
+    kind: Relation = relation if relation in ("child", "class", "block") else "member"  # type: ignore[assignment]
     return LinkSet(
         entity_id=target_id,
         cause=cause.model_copy(update={"rule": rule}),
@@ -205,4 +228,5 @@ def _link_set(
         present=present,
         child=child,
         group=group,
+        blocks=blocks,
     )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import (
+    BlockRequested,
     Cause,
     EntityInput,
     GarManagerRequested,
@@ -110,6 +111,8 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
             return _gar_manager(current, inp, ctx)
         case TeacherSchoolRequested():
             return _teacher_school(current, inp, ctx)
+        case BlockRequested():
+            return _block(current, inp, ctx)
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
@@ -167,11 +170,16 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
     return state.model_copy(update=update)
 
 
-_LINK_TARGET_KINDS = {"child": "guardian", "member": "group", "class": "staff"}
+_LINK_TARGET_KINDS: dict[str, frozenset[str]] = {
+    "child": frozenset({"guardian"}),
+    "member": frozenset({"group"}),
+    "class": frozenset({"staff"}),
+    "block": frozenset(ids.PERSON_KINDS),
+}
 
 
 def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
-    if state.kind != _LINK_TARGET_KINDS[inp.relation]:
+    if state.kind not in _LINK_TARGET_KINDS[inp.relation]:
         raise ContractError("link relation does not fit the entity kind")
     if (
         inp.relation == "member"
@@ -191,9 +199,13 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         raise ContractError("class link does not describe the sending class")
     current = state.links.get(inp.relation, {})
     if inp.present:
-        payload = LinkPayload(at=inp.cause.at, child=inp.child, group=inp.group)
+        payload = LinkPayload(at=inp.cause.at, child=inp.child, group=inp.group, blocks=inp.blocks)
         old = current.get(inp.member_id)
-        if old is not None and (old.child, old.group) == (payload.child, payload.group):
+        if old is not None and (old.child, old.group, old.blocks) == (
+            payload.child,
+            payload.group,
+            payload.blocks,
+        ):
             return state
         members = {**current, inp.member_id: payload}
     else:
@@ -275,6 +287,19 @@ def _gar_manager(state: EntityState, inp: GarManagerRequested, ctx: Context) -> 
         raise ContractError("GAR command names a non-staff entity")
     applied = commands.apply_gar_manager(state, inp, ctx.namespace)
     return Decision(applied.state, emits=applied.emits, outcomes=(applied.decided,))
+
+
+def _block(state: EntityState, inp: BlockRequested, ctx: Context) -> Decision:
+    spec = GroupSpec(school_jointure=inp.block.school_jointure, profile=inp.block.profile)
+    if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
+        raise ContractError("block command sent to another entity than the school's group")
+    applied = commands.apply_block(state.model_copy(update={"group": state.group or spec}), inp)
+    if not applied.accepted:
+        return Decision(state, outcomes=(applied.decided,))
+    decision = settle(applied.state, inp.cause, ctx)
+    return Decision(
+        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
+    )
 
 
 def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Context) -> Decision:
@@ -388,6 +413,9 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
     entry = _person_entry(state, seen, login, account, ctx)
     if entry is not None and account == "predeleted" and state.predeleted_at is not None:
         return entries.predeleted(entry, state.predeleted_at)
+    blocks = [b for p in state.links.get("block", {}).values() for b in p.blocks]
+    if entry is not None and blocks:
+        return entries.blocked(entry, min(blocks, key=lambda b: (utc(b.start), b.block_id)))
     return entry
 
 

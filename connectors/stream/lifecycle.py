@@ -100,7 +100,11 @@ def source_states(
             yield key, SourceState.model_validate_json(raw)
 
 
-_SWEEPABLE = (b'"account_state":"disappeared"', b'"account_state":"predeleted"')
+_SWEEPABLE = (
+    b'"account_state":"disappeared"',
+    b'"account_state":"predeleted"',
+    b'"blocks":{"',  # school profile groups with bulk blocks to lift
+)
 
 
 def sweepable_states(
@@ -109,7 +113,8 @@ def sweepable_states(
     partition: int,
     partitions: int,
 ) -> Iterator[tuple[bytes, EntityState]]:
-    """Persons of ``partition`` the sweeper may move on (disappeared or predeleted)."""
+    """Entities of ``partition`` the sweeper may move on (disappeared or predeleted persons,
+    groups with blocks)."""
 
     def needle(raw: bytes) -> bool:
         return any(marker in raw for marker in _SWEEPABLE)

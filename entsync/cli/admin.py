@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -33,6 +34,8 @@ TeacherRef = Annotated[
         ),
     ),
 ]
+
+PARIS = ZoneInfo("Europe/Paris")
 
 admin_app = typer.Typer(
     name="admin",
@@ -170,3 +173,57 @@ def detach_teacher(
             settings, directory, school_ref=school, teacher_ref=teacher, undo=undo, now=now
         ),
     )
+
+
+BLOCK_HELP = (
+    "Block a school's accounts of some profiles over a time window (e.g. while the school "
+    "prepares the new year): each account shows entsyncBlockedFrom / entsyncBlockedUntil / "
+    "entsyncBlockedMessage, newcomers too, and the ENT refuses their logins in that window with "
+    "the message. The sweeper lifts the block after its end (the worker sweeps nightly). "
+    "--cancel with the same options lifts it at once."
+)
+
+
+def _instant(text: str, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"{option} {text!r} is not an ISO date-time (e.g. 2026-08-28T00:00)", 2) from exc
+    return value if value.tzinfo else value.replace(tzinfo=PARIS)
+
+
+@admin_app.command("block", help=BLOCK_HELP)
+def block(
+    school: Annotated[str, typer.Option("--school", help="the school: its UAI or its jointure")],
+    profile: Annotated[
+        str, typer.Option("--profile", help="comma-separated: pupils, guardians, teachers, staff")
+    ],
+    start: Annotated[str, typer.Option("--from", help="start, ISO 8601 (no zone: Europe/Paris)")],
+    end: Annotated[str, typer.Option("--to", help="end, ISO 8601 (no zone: Europe/Paris)")],
+    message: Annotated[str, typer.Option("--message", help="shown to blocked users")] = "",
+    cancel: Annotated[bool, typer.Option("--cancel", help="lift this block now")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    from entsync.admin import prepare_block
+
+    window = (_instant(start, "--from"), _instant(end, "--to"))
+    if window[1] <= window[0]:
+        raise fail("--to must be after --from", 2)
+    profiles = [p.strip() for p in profile.split(",") if p.strip()]
+    if not profiles:
+        raise fail("--profile names no profile", 2)
+    for name in profiles:
+        _run(
+            state_dir,
+            lambda settings, directory, now, name=name: prepare_block(  # type: ignore[misc]
+                settings,
+                directory,
+                school_ref=school,
+                profile=name,
+                start=window[0],
+                end=window[1],
+                message=message,
+                cancel=cancel,
+                now=now,
+            ),
+        )

@@ -199,3 +199,51 @@ def test_detach_teacher_from_a_school_but_never_from_the_attachment_one(
         GroupSpec(school_jointure=other_jointure, profile="teachers"), pipeline.base_dn
     )
     assert teacher.dn.lower() not in (_members(pipeline, teachers_dn) or set())
+
+
+def test_bulk_block_then_lifted_by_the_sweeper(pipeline: Pipeline, files: list[str]) -> None:
+    pipeline.ok("run", *files)
+    (school,) = _entries(pipeline, "structures", "(objectClass=ENTStructure)")
+    uai = _one(school, "ENTStructureUAI")
+    refused = pipeline.cli(
+        "admin",
+        "block",
+        "--school",
+        uai,
+        "--profile",
+        "pupils",
+        "--from",
+        "2026-09-06",
+        "--to",
+        "2026-08-28",
+        "--message",
+        "x",
+    )
+    assert refused.returncode == 2 and "--to must be after --from" in refused.stderr
+    pipeline.ok(
+        "admin",
+        "block",
+        "--school",
+        uai,
+        "--profile",
+        "pupils,guardians",
+        "--from",
+        "2026-08-28T00:00",
+        "--to",
+        "2026-09-06T23:59",
+        "--message",
+        "Rentrée : accès fermé jusqu'au 6 septembre.",
+    )
+    audits = _work(pipeline)
+    assert audits and {a.cause.rule for a in audits} == {"admin.block"}
+    people = _entries(pipeline, "people", "(|(objectClass=ENTEleve)(ENTPersonProfils=National_2))")
+    blocked = [p for p in people if p.get("entsyncBlockedUntil")]
+    assert people and len(blocked) == len(people)
+    assert {p.get("entsyncBlockedUntil") for p in blocked} == {("20260906215900Z",)}
+    teachers = _teachers(pipeline)
+    assert teachers and not any(t.get("entsyncBlockedUntil") for t in teachers)
+
+    pipeline.ok("lifecycle", "sweep", "--now", "2026-09-07T00:00:00+02:00")
+    pipeline.ok("worker", "--until-idle", "--timeout", "120")
+    people = _entries(pipeline, "people", "(entsyncBlockedUntil=*)")
+    assert people == []
