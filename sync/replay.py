@@ -29,11 +29,10 @@ from pydantic import ValidationError
 
 from schemas.entities import (
     Cause,
+    EntityInput,
     EntityMessage,
-    GarManagerRequested,
     SweepRequested,
     SwitchoverRequested,
-    TeacherClassRequested,
 )
 from schemas.feed import FeedEvent, SnapshotCompleted
 from schemas.lifecycle import (
@@ -50,13 +49,12 @@ from sync.reconcile import Context
 
 Role = Literal["feed", "entities"]
 Action = Literal["add", "modify", "delete"]
-OperatorCommand = (
-    HoldDecided | YearCommand | TeacherClassRequested | GarManagerRequested | SweepRequested
-)
-External = FeedEvent | OperatorCommand | SwitchoverRequested
+External = FeedEvent | HoldDecided | YearCommand | EntityInput
 
-ENTITY_COMMAND_TYPES = (b'"type":"admin.', b'"type":"lifecycle.')
-"""Raw markers of operator commands on the entities topic (checked again once parsed)."""
+COMMAND_TYPE_PREFIXES = ("admin.", "lifecycle.")
+"""Types of the operator commands on the entities topic (every ``admin.*`` command, the
+partition-wide sweeps and switchovers)."""
+ENTITY_COMMAND_TYPES = tuple(f'"type":"{p}'.encode() for p in COMMAND_TYPE_PREFIXES)
 
 
 class ReplayInputError(ValueError):
@@ -131,10 +129,7 @@ def entity_commands(records: Iterable[TopicRecord]) -> Iterator[ExternalInput]:
             message = EntityMessage.model_validate_json(record.value).root
         except ValidationError as exc:
             raise _invalid(record, exc) from exc
-        if isinstance(
-            message,
-            TeacherClassRequested | GarManagerRequested | SweepRequested | SwitchoverRequested,
-        ):
+        if message.type.startswith(COMMAND_TYPE_PREFIXES):
             yield ExternalInput("entities", record, message)
 
 
@@ -242,8 +237,9 @@ def _run_stage(
     elif isinstance(message, SwitchoverRequested):
         cause = cause_of(first, message.cause.rule)
         result = switch_year_world(world, message.at, cause=cause, ctx=ctx)
-    elif isinstance(message, TeacherClassRequested | GarManagerRequested):
-        result = run_to_quiescence((), ctx=ctx, guard=guard, world=world, inputs=[message])
+    elif first.role == "entities":  # an admin command, decided by its entity
+        admin: list[EntityInput] = [message]  # type: ignore[list-item]
+        result = run_to_quiescence((), ctx=ctx, guard=guard, world=world, inputs=admin)
     else:
         # Feed events, or one hold decision, or one year command (its copies applied once).
         items = stage[:1] if isinstance(message, YearCommand) else stage
