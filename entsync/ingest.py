@@ -8,9 +8,16 @@ is skipped (unless forced), so ingesting the same file twice publishes nothing n
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors.aaf import (
     FileRejected,
@@ -57,6 +64,22 @@ class IngestOutcome:
         return sum(f.published for f in self.files)
 
 
+def show_progress() -> bool:
+    """A progress bar on a terminal; nothing in CI or when stderr is not a terminal."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Progress | None]:
+    if not show_progress():
+        yield None
+        return
+    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        bar.add_task("events", total=total)
+        yield bar
+
+
 async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> list[FileOutcome]:
     bootstrap = settings.require_kafka()
     await ensure_topics(bootstrap, settings.topic_partitions)
@@ -74,14 +97,18 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     if not fresh:
         return outcomes
     by_digest = {o.digest: o for o in outcomes}
+    expected = sum(s.record_count + (2 if s.complete else 0) for s in fresh)
     async with FeedPublisher(bootstrap) as publisher:
-        # events_many keeps the parts of one complete extract in one snapshot.
-        for event in events_many(fresh):
-            await publisher.publish(event)
-            digest = event.source.file_digest
-            if digest in by_digest:
-                by_digest[digest].published += 1
-        await publisher.flush()
+        with _progress(expected) as bar:
+            # events_many keeps the parts of one complete extract in one snapshot.
+            for event in events_many(fresh):
+                await publisher.publish(event)
+                digest = event.source.file_digest
+                if digest in by_digest:
+                    by_digest[digest].published += 1
+                if bar is not None:
+                    bar.advance(bar.task_ids[0])
+            await publisher.flush()
     # Only after every event is acknowledged does a file enter the ledger.
     for file_scan in fresh:
         outcome = by_digest[file_scan.digest]

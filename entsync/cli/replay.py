@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.ingest import show_progress
 from entsync.settings import ConfigurationError
 
 EXIT_WORKER = 3
@@ -40,14 +39,9 @@ def _instant(option: str, text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def interactive() -> bool:
-    """Progress bars on a terminal, never in CI or when stderr is redirected."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
 @contextmanager
 def _stage_progress() -> Iterator[Callable[[int, int], None] | None]:
-    if not interactive():
+    if not show_progress():
         yield None
         return
     columns = (
