@@ -11,6 +11,7 @@ them (the class may lose its last pupil), and the authority entity has the last 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from connectors.ldap import DirectoryEntry, LdapParams, read_entry, search_entri
 from connectors.stream.topics import ensure_topics
 from entsync.logs import get_logger
 from entsync.settings import Settings
-from schemas.entities import EntityInput, EntityMessage
+from schemas.entities import EntityInput, EntityMessage, ManualAccount
 from schemas.topics import ENTITIES
 from sync import commands, dit, entries, ids
 
@@ -264,6 +265,71 @@ def prepare_teacher_school(
     return Prepared(
         command, f"{verb} teacher {teacher.entity_id} from school {school.jointure}", tuple(notes)
     )
+
+
+def prepare_create_manual(
+    settings: Settings,
+    directory: AdminDirectory,
+    *,
+    profile: str,
+    first_name: str,
+    last_name: str,
+    school_ref: str,
+    email: str | None,
+    now: datetime,
+) -> Prepared:
+    """A new manual account (foster family or guest) of an existing school."""
+    if profile not in ("guardian", "guest"):
+        raise AdminRefused(f"unknown profile {profile!r}: choose guardian (foster family) or guest")
+    if not first_name.strip() or not last_name.strip():
+        raise AdminRefused("a manual account needs a first and a last name")
+    school = directory.school(school_ref)
+    account = ManualAccount(
+        profile=profile,
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        school_jointure=school.jointure,
+        email=email,
+    )
+    command = commands.manual_account_request(
+        settings.id_namespace, token=secrets.token_hex(16), account=account, at=now
+    )
+    return Prepared(
+        command,
+        f"create manual account {command.entity_id} ({profile}) in school {school.jointure}",
+        ("its login is allocated by the worker: look it up by its id (entsyncId) afterwards",),
+    )
+
+
+def prepare_delete_manual(
+    settings: Settings, directory: AdminDirectory, *, account_ref: str, now: datetime
+) -> Prepared:
+    """Delete a manual account: at once if never activated, else pre-deleted."""
+    del settings
+    raw = account_ref.strip()
+    value = escape_filter_chars(raw)
+    found = search_entries(
+        directory.params,
+        f"ou={dit.PEOPLE_OU},{directory.base_dn}",
+        f"(&(objectClass=ENTPerson)(|(ENTPersonLogin={value})(entsyncId={value})))",
+        ["entsyncId", "entsyncManual", "entsyncActivated"],
+        scope="one",
+    )
+    if not found:
+        raise AdminRefused(f"no account with login or id {account_ref!r} in the directory")
+    if len(found) > 1:
+        raise AdminRefused(f"{account_ref!r} names several accounts: pass the id (ma-...)")
+    entry = found[0]
+    entity_id = _one(entry, "entsyncId")
+    if _one(entry, "entsyncManual") != "TRUE" or entity_id is None:
+        raise AdminRefused(
+            f"{account_ref!r} is not a manual account: accounts from the feeds leave through "
+            "the feeds (deleteRequest or absence from a complete extract)"
+        )
+    activated = _one(entry, "entsyncActivated") == "TRUE"
+    command = commands.manual_deletion(entity_id, activated=activated, at=now)
+    outcome = "pre-deleted (it was activated)" if activated else "deleted at once (never activated)"
+    return Prepared(command, f"delete manual account {entity_id}: {outcome}")
 
 
 BLOCKABLE_PROFILES = ("pupils", "guardians", "teachers", "staff")

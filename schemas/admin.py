@@ -29,6 +29,8 @@ AdminCommandName = Literal[
     "reattach-to-school",
     "block",
     "unblock",
+    "create-manual",
+    "delete-manual",
 ]
 AdminOutcome = Literal["accepted", "unchanged", "refused"]
 RefusalReason = Literal[

@@ -22,7 +22,7 @@ from schemas.feed import Guardian, Pupil, School, Staff
 
 ENTITIES_SCHEMA_VERSION: Literal[1] = 1
 
-EntityKind = Literal["pupil", "guardian", "staff", "school", "group", "login"]
+EntityKind = Literal["pupil", "guardian", "staff", "school", "group", "login", "manual"]
 
 
 class _Frozen(BaseModel):
@@ -182,6 +182,32 @@ class BlockRequested(_InputBase):
     present: bool = Field(description="True: block; False: cancel the block")
 
 
+class ManualAccount(_Frozen):
+    """A person created by hand (``entsync admin create-manual``): a foster family (a parent
+    account, profile National_2) or a guest. Never fed by ONDE or the staff feed."""
+
+    profile: Literal["guardian", "guest"]
+    first_name: str = Field(min_length=1, max_length=128)
+    last_name: str = Field(min_length=1, max_length=128)
+    school_jointure: str
+    email: str | None = None
+
+
+class ManualAccountRequested(_InputBase):
+    """Admin command: create (or update) a manual account, or delete it.
+
+    Addressed to the account (``entity_id`` = a ``manual`` entity id drawn by the CLI). Deleting
+    removes the entry at once when it was never activated, else pre-deletes it (the sweeper
+    deletes it after the delay; a guest at the next sweep). ``activated`` is what the directory
+    showed (``entsyncActivated``) when the command was issued.
+    """
+
+    type: Literal["admin.manual-account"] = "admin.manual-account"
+    account: ManualAccount | None = Field(default=None, description="None when deleting")
+    present: bool
+    activated: bool = False
+
+
 class TeacherSchoolRequested(_InputBase):
     """Admin command (``entsync admin detach-teacher``): detach a teacher from a school they
     exercise in (they left it), or undo that.
@@ -199,7 +225,11 @@ class TeacherSchoolRequested(_InputBase):
 
 
 AdminCommand = (
-    TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested | BlockRequested
+    TeacherClassRequested
+    | GarManagerRequested
+    | TeacherSchoolRequested
+    | BlockRequested
+    | ManualAccountRequested
 )
 
 LIFECYCLE_ENTITY = "lifecycle"
@@ -236,6 +266,7 @@ EntityInput = Annotated[
     | GarManagerRequested
     | TeacherSchoolRequested
     | BlockRequested
+    | ManualAccountRequested
     | SweepRequested
     | SwitchoverRequested,
     Field(discriminator="type"),

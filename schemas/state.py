@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.entities import BlockSpec, ChildInfo, EntityKind, GroupSpec
+from schemas.entities import BlockSpec, ChildInfo, EntityKind, GroupSpec, ManualAccount
 from schemas.feed import Category, Guardian, Pupil, School, Staff
 
 STATE_SCHEMA_VERSION: Literal[1] = 1
@@ -130,6 +130,9 @@ class EntityState(_Frozen):
             "school teachers groups: the school's Resp-Affect-GAR members (teacher id -> command "
             "time); this entity is the authority on that group"
         ),
+    )
+    manual: ManualAccount | None = Field(
+        default=None, description="manual accounts: what the operator created"
     )
     blocks: dict[str, BlockSpec] = Field(
         default_factory=dict,

@@ -55,6 +55,7 @@ from datetime import datetime
 
 from schemas.admin import AdminCommandDecided, AdminCommandName, AdminOutcome, RefusalReason
 from schemas.entities import (
+    AdminCommand,
     BlockRequested,
     BlockSpec,
     Cause,
@@ -62,6 +63,8 @@ from schemas.entities import (
     GroupProfile,
     GroupSpec,
     LinkSet,
+    ManualAccount,
+    ManualAccountRequested,
     TeacherClassRequested,
     TeacherSchoolRequested,
 )
@@ -77,6 +80,8 @@ RULE_GAR_ADD = "admin.gar-manager-add"
 RULE_GAR_REMOVE = "admin.gar-manager-remove"
 RULE_SCHOOL_DETACH = "admin.detach-from-school"
 RULE_SCHOOL_REATTACH = "admin.reattach-to-school"
+RULE_CREATE_MANUAL = "admin.create-manual"
+RULE_DELETE_MANUAL = "admin.delete-manual"
 RULE_BLOCK = "admin.block"
 RULE_UNBLOCK = "admin.unblock"
 
@@ -166,16 +171,21 @@ class Applied:
 
 
 def decided_event(
-    inp: TeacherClassRequested | GarManagerRequested | TeacherSchoolRequested | BlockRequested,
+    inp: AdminCommand,
     command: AdminCommandName,
     outcome: AdminOutcome,
     reason: RefusalReason | None = None,
 ) -> AdminCommandDecided:
     cause = inp.cause
     class_code = inp.class_code if isinstance(inp, TeacherClassRequested) else None
-    teacher_id = None if isinstance(inp, BlockRequested) else inp.teacher_id
+    teacher_id = getattr(inp, "teacher_id", None)
     block_id = inp.block.block_id if isinstance(inp, BlockRequested) else None
-    school = inp.block.school_jointure if isinstance(inp, BlockRequested) else inp.school_jointure
+    if isinstance(inp, BlockRequested):
+        school = inp.block.school_jointure
+    elif isinstance(inp, ManualAccountRequested):
+        school = inp.account.school_jointure if inp.account else ""
+    else:
+        school = inp.school_jointure
     parts = [
         cause.topic,
         str(cause.partition),
@@ -353,3 +363,49 @@ def apply_block(state: EntityState, inp: BlockRequested) -> Applied:
     return Applied(
         state.model_copy(update={"blocks": updated}), decided_event(inp, command, "accepted")
     )
+
+
+def manual_account_request(
+    namespace: str, *, token: str, account: ManualAccount, at: datetime
+) -> ManualAccountRequested:
+    """Create a manual account; ``token`` (random, drawn once) makes its entity id."""
+    return ManualAccountRequested(
+        entity_id=ids.entity_id(namespace, "manual", token),
+        cause=command_cause(RULE_CREATE_MANUAL, at),
+        account=account,
+        present=True,
+    )
+
+
+def manual_deletion(entity_id: str, *, activated: bool, at: datetime) -> ManualAccountRequested:
+    return ManualAccountRequested(
+        entity_id=entity_id,
+        cause=command_cause(RULE_DELETE_MANUAL, at),
+        present=False,
+        activated=activated,
+    )
+
+
+def apply_manual(state: EntityState, inp: ManualAccountRequested) -> Applied:
+    """Create, update or delete a manual account: the account is its own authority.
+
+    Deleting: removed at once if never activated, else pre-deleted (the sweeper finishes).
+    """
+    if inp.present:
+        if inp.account is None:
+            raise CommandError("creating a manual account needs its description")
+        if state.manual == inp.account and state.deleted_at is None and not state.predeleted_at:
+            return Applied(state, decided_event(inp, "create-manual", "unchanged"))
+        revived = state.model_copy(
+            update={"manual": inp.account, "predeleted_at": None, "deleted_at": None}
+        )
+        return Applied(revived, decided_event(inp, "create-manual", "accepted"))
+    if state.manual is None or state.deleted_at is not None:
+        return Applied(state, decided_event(inp, "delete-manual", "unchanged"))
+    if inp.activated:
+        if state.predeleted_at is not None:
+            return Applied(state, decided_event(inp, "delete-manual", "unchanged"))
+        update = {"predeleted_at": inp.cause.at}
+    else:
+        update = {"deleted_at": inp.cause.at}
+    return Applied(state.model_copy(update=update), decided_event(inp, "delete-manual", "accepted"))

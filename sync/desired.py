@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.entities import ManualAccount
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, EntityState
 from sync import dit, entries, ids
@@ -97,6 +98,10 @@ def _person_entry(
                 disappeared_at=gone_at,
                 classes=[(c.school_jointure, c.class_code or "") for c in teacher_classes(state)],
                 base_dn=ctx.base_dn,
+            )
+        case ManualAccount():
+            return entries.manual_entry(
+                state.entity_id, record, login=login, account_state=account, base_dn=ctx.base_dn
             )
     return None
 

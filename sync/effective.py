@@ -25,10 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schemas.entities import ManualAccount
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, EntityState, SourceRecord
 
-Record = School | Pupil | Guardian | Staff
+Record = School | Pupil | Guardian | Staff | ManualAccount
 
 
 def utc(value: datetime) -> datetime:
@@ -64,6 +65,8 @@ class View:
 
 
 def view(state: EntityState) -> View:
+    if state.kind == "manual":
+        return _manual_view(state)
     present = latest_present(state)
     known = present or latest_known(state)
     if known is None:
@@ -92,3 +95,14 @@ def view(state: EntityState) -> View:
     if state.predeleted_at is not None:
         return View(record, "predeleted", gone_at)
     return View(record, "disappeared", gone_at)
+
+
+def _manual_view(state: EntityState) -> View:
+    """A manual account is active until an operator deletes it (no feed makes it disappear)."""
+    if state.manual is None:
+        return View(None, None, None)
+    if state.deleted_at is not None:
+        return View(state.manual, "deleted", state.deleted_at)
+    if state.predeleted_at is not None:
+        return View(state.manual, "predeleted", state.predeleted_at)
+    return View(state.manual, "active", None)

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Final
 
-from schemas.entities import BlockSpec, GroupSpec
+from schemas.entities import BlockSpec, GroupSpec, ManualAccount
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState
 from sync import dit, ids
@@ -216,6 +216,36 @@ def guardian_entry(
         "postalAddress": postal_address(guardian.address),
         "postalCode": guardian.postal_code,
         "l": guardian.town,
+    }
+    return build(attrs)
+
+
+def manual_entry(
+    entity_id: str,
+    account: ManualAccount,
+    *,
+    login: str,
+    account_state: AccountState,
+    base_dn: str,
+) -> Entry:
+    """A manual account (``entsyncManual=TRUE``): a foster family is a parent (National_2) of
+    its school; a guest has no national profile. Its jointure is its entity id (no source)."""
+    attrs = _person(
+        entity_id,
+        "manual",
+        account.first_name,
+        account.last_name,
+        login,
+        entity_id,
+        account_state,
+        None,
+    )
+    attrs |= {
+        "objectClass": (*PERSON_CLASSES, OPERATIONAL_CLASS),
+        "ENTPersonStructRattach": dit.school_dn(account.school_jointure, base_dn),
+        "ENTPersonProfils": PROFILE_GUARDIAN if account.profile == "guardian" else None,
+        "entsyncManual": "TRUE",
+        "mail": account.email,
     }
     return build(attrs)
 

@@ -10,7 +10,8 @@ Natural keys:
   on the INE gives identity continuity across schools, sources and 1D → 2D;
 - guardian (responsable légal), staff (personnel), school (école): the source jointure;
 - group: ``<school jointure>|<profile>|<class code or empty>``;
-- login allocator: the login base (``firstname.lastname``).
+- login allocator: the login base (``firstname.lastname``);
+- manual account: a random token drawn once by ``entsync admin create-manual``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ PREFIXES: Final[dict[EntityKind, str]] = {
     "school": "st",
     "group": "gr",
     "login": "lg",
+    "manual": "ma",
 }
 _KINDS_BY_PREFIX: Final[dict[str, EntityKind]] = {p: k for k, p in PREFIXES.items()}
 
-PERSON_KINDS: Final[frozenset[EntityKind]] = frozenset({"pupil", "guardian", "staff"})
+PERSON_KINDS: Final[frozenset[EntityKind]] = frozenset({"pupil", "guardian", "staff", "manual"})
 
 
 def entity_id(namespace: str, kind: EntityKind, natural_key: str) -> str:

@@ -43,6 +43,8 @@ RULE_SWITCHOVER = "lifecycle.switchover"
 RULE_BLOCK_ENDED = "lifecycle.block-ended"
 
 DEFAULT_DELAY = timedelta(days=90)
+GUEST_DELETE_DELAY = timedelta(0)
+"""A deleted guest account goes at the next nightly sweep."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,12 @@ def due(state: EntityState, now: datetime, policy: Policy) -> Due | None:
         and utc(gone) + policy.predelay(state.kind) <= utc(now)
     ):
         return Due("predeleted", RULE_PREDELETE)
+    guest = state.manual is not None and state.manual.profile == "guest"
+    delay = GUEST_DELETE_DELAY if guest else policy.delay(state.kind)
     if (
         seen.account_state == "predeleted"
         and predeleted is not None
-        and utc(predeleted) + policy.delay(state.kind) <= utc(now)
+        and utc(predeleted) + delay <= utc(now)
     ):
         return Due("deleted", RULE_DELETE)
     return None

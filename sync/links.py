@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.entities import BlockSpec, Cause, ChildInfo, GroupSpec, LinkSet
+from schemas.entities import BlockSpec, Cause, ChildInfo, GroupSpec, LinkSet, ManualAccount
 from schemas.feed import Guardian, Pupil, Staff
 from schemas.state import EntityState
 from sync import ids
@@ -173,6 +173,10 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
         links = guardian_links(state, namespace)
     elif isinstance(record, Staff):
         links = staff_links(record, namespace, teacher_classes(state))
+    elif isinstance(record, ManualAccount) and record.profile == "guardian":
+        # A foster family is one of its school's parents (never of a class: no child link).
+        spec = GroupSpec(school_jointure=record.school_jointure, profile="guardians")
+        links = [_member(spec, namespace)]
     elif state.kind == "group":
         links = class_links(state) + block_links(state)
     return {link.key: link for link in links}

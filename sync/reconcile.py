@@ -46,6 +46,8 @@ from schemas.entities import (
     LinkSet,
     LoginAssigned,
     LoginRequested,
+    ManualAccount,
+    ManualAccountRequested,
     RecordSet,
     SweepRequested,
     SwitchoverRequested,
@@ -58,7 +60,7 @@ from sync import commands, ids, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
-from sync.links import desired_links, is_class_group, link_emits
+from sync.links import KEPT_RULE_PREFIXES, desired_links, is_class_group, link_emits
 from sync.ops import DirectoryOp
 
 __all__ = ["Context", "ContractError", "Decision", "decide", "new_state", "settle"]
@@ -80,6 +82,14 @@ class Decision:
     emits: tuple[EntityInput, ...] = ()
     audits: tuple[DirectoryChanged, ...] = ()
     outcomes: tuple[AdminCommandDecided, ...] = ()
+
+
+def _chained(cause: Cause, rule: str) -> Cause:
+    """The cause of a message sent on: its own rule, unless an admin command or the lifecycle
+    started the chain (then every change it leads to is audited as that command)."""
+    if cause.rule.startswith(KEPT_RULE_PREFIXES):
+        return cause
+    return cause.model_copy(update={"rule": rule})
 
 
 def new_state(entity_id: str) -> EntityState:
@@ -104,6 +114,8 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
             return _teacher_school(current, inp, ctx)
         case BlockRequested():
             return _block(current, inp, ctx)
+        case ManualAccountRequested():
+            return _manual(current, inp, ctx)
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
@@ -237,7 +249,7 @@ def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision
     login = logins.allocate(state.allocations, inp.person_id, inp.base)
     answer = LoginAssigned(
         entity_id=inp.person_id,
-        cause=inp.cause.model_copy(update={"rule": RULE_LOGIN_ASSIGN}),
+        cause=_chained(inp.cause, RULE_LOGIN_ASSIGN),
         login=login,
     )
     if inp.person_id in state.allocations:
@@ -293,6 +305,18 @@ def _block(state: EntityState, inp: BlockRequested, ctx: Context) -> Decision:
     )
 
 
+def _manual(state: EntityState, inp: ManualAccountRequested, ctx: Context) -> Decision:
+    if state.kind != "manual":
+        raise ContractError("manual-account command sent to another entity than the account")
+    applied = commands.apply_manual(state, inp)
+    if not applied.accepted:
+        return Decision(state, outcomes=(applied.decided,))
+    decision = settle(applied.state, inp.cause, ctx)
+    return Decision(
+        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
+    )
+
+
 def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Context) -> Decision:
     if state.kind != "staff" or inp.teacher_id != state.entity_id:
         raise ContractError("teacher-school command sent to another entity than the teacher")
@@ -325,7 +349,7 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
         emits.append(
             LoginRequested(
                 entity_id=ids.login_allocator_id(ctx.namespace, base),
-                cause=cause.model_copy(update={"rule": RULE_LOGIN_REQUEST}),
+                cause=_chained(cause, RULE_LOGIN_REQUEST),
                 person_id=state.entity_id,
                 base=base,
             )
@@ -372,5 +396,7 @@ def _needs_login(state: EntityState, record: Record | None) -> bool:
             return state.had_child
         case Staff():
             return not record.academic_login
+        case ManualAccount():
+            return True
         case School():
             return False

@@ -227,3 +227,50 @@ def block(
                 now=now,
             ),
         )
+
+
+@admin_app.command("create-manual")
+def create_manual(
+    profile: Annotated[
+        str, typer.Option("--profile", help="guardian (a foster family, National_2) or guest")
+    ],
+    first_name: Annotated[str, typer.Option("--first-name")],
+    last_name: Annotated[str, typer.Option("--last-name")],
+    school: Annotated[str, typer.Option("--school", help="the school: its UAI or its jointure")],
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Create a manual account (entsyncManual=TRUE): never subject to the feeds' disappearance;
+    it keeps ENT credentials (foster families are not on EduConnect)."""
+    from entsync.admin import prepare_create_manual
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_create_manual(
+            settings,
+            directory,
+            profile=profile,
+            first_name=first_name,
+            last_name=last_name,
+            school_ref=school,
+            email=email,
+            now=now,
+        ),
+    )
+
+
+@admin_app.command("delete-manual")
+def delete_manual(
+    account: Annotated[str, typer.Option("--account", help="its login or its id (ma-...)")],
+    state_dir: StateDir = None,
+) -> None:
+    """Delete a manual account: removed at once if never activated, else pre-deleted (the
+    sweeper deletes it after the delay; a guest at the next nightly sweep)."""
+    from entsync.admin import prepare_delete_manual
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_delete_manual(
+            settings, directory, account_ref=account, now=now
+        ),
+    )

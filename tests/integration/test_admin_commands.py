@@ -8,6 +8,7 @@ real ``entsync admin`` and ``entsync worker --until-idle`` commands and reads LD
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,35 @@ def test_bulk_block_then_lifted_by_the_sweeper(pipeline: Pipeline, files: list[s
     pipeline.ok("worker", "--until-idle", "--timeout", "120")
     people = _entries(pipeline, "people", "(entsyncBlockedUntil=*)")
     assert people == []
+
+
+def test_manual_accounts_created_and_deleted(pipeline: Pipeline, files: list[str]) -> None:
+    pipeline.ok("run", *files)
+    (school,) = _entries(pipeline, "structures", "(objectClass=ENTStructure)")
+    uai = _one(school, "ENTStructureUAI")
+    out = pipeline.ok(
+        "admin",
+        "create-manual",
+        "--profile",
+        "guardian",
+        "--first-name",
+        "Marie",
+        "--last-name",
+        "Accueil",
+        "--school",
+        uai,
+    )
+    entity = re.search(r"create manual account (ma-[a-z0-9]+)", out)
+    assert entity is not None, out
+    audits = _work(pipeline)
+    assert {a.cause.rule for a in audits} == {"admin.create-manual"}
+    (account,) = _entries(pipeline, "people", f"(entsyncId={entity.group(1)})")
+    assert _one(account, "entsyncManual") == "TRUE" and _one(account, "ENTPersonLogin")
+
+    feed_pupil = _entries(pipeline, "people", "(objectClass=ENTEleve)")[0]
+    refused = _refused(pipeline, "delete-manual", "--account", _one(feed_pupil, "ENTPersonLogin"))
+    assert "not a manual account" in refused
+
+    pipeline.ok("admin", "delete-manual", "--account", _one(account, "ENTPersonLogin"))
+    _work(pipeline)
+    assert _entries(pipeline, "people", f"(entsyncId={entity.group(1)})") == []
