@@ -267,6 +267,16 @@ def _is_staff(entity_id: str) -> bool:
         return False
 
 
+def _settled(state: EntityState, applied: commands.Applied, cause: Cause, ctx: Context) -> Decision:
+    """An admin command's decision: nothing but the outcome when not accepted, else settled."""
+    if not applied.accepted:
+        return Decision(state, outcomes=(applied.decided,))
+    decision = settle(applied.state, cause, ctx)
+    return Decision(
+        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
+    )
+
+
 def _teacher_class(state: EntityState, inp: TeacherClassRequested, ctx: Context) -> Decision:
     spec = commands.class_spec(inp.school_jointure, inp.class_code)
     if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
@@ -274,12 +284,7 @@ def _teacher_class(state: EntityState, inp: TeacherClassRequested, ctx: Context)
     if not _is_staff(inp.teacher_id):
         raise ContractError("teacher-class command names a non-staff entity")
     applied = commands.apply_teacher_class(state, inp)
-    if not applied.accepted:
-        return Decision(state, outcomes=(applied.decided,))
-    decision = settle(applied.state, inp.cause, ctx)
-    return Decision(
-        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
-    )
+    return _settled(state, applied, inp.cause, ctx)
 
 
 def _gar_manager(state: EntityState, inp: GarManagerRequested, ctx: Context) -> Decision:
@@ -297,24 +302,14 @@ def _block(state: EntityState, inp: BlockRequested, ctx: Context) -> Decision:
     if state.kind != "group" or ids.group_id(ctx.namespace, spec) != state.entity_id:
         raise ContractError("block command sent to another entity than the school's group")
     applied = commands.apply_block(state.model_copy(update={"group": state.group or spec}), inp)
-    if not applied.accepted:
-        return Decision(state, outcomes=(applied.decided,))
-    decision = settle(applied.state, inp.cause, ctx)
-    return Decision(
-        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
-    )
+    return _settled(state, applied, inp.cause, ctx)
 
 
 def _manual(state: EntityState, inp: ManualAccountRequested, ctx: Context) -> Decision:
     if state.kind != "manual":
         raise ContractError("manual-account command sent to another entity than the account")
     applied = commands.apply_manual(state, inp)
-    if not applied.accepted:
-        return Decision(state, outcomes=(applied.decided,))
-    decision = settle(applied.state, inp.cause, ctx)
-    return Decision(
-        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
-    )
+    return _settled(state, applied, inp.cause, ctx)
 
 
 def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Context) -> Decision:
@@ -323,12 +318,7 @@ def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Contex
     record = latest_present(state)
     staff = record.staff if record is not None else None
     applied = commands.apply_teacher_school(state, staff, inp)
-    if not applied.accepted:
-        return Decision(state, outcomes=(applied.decided,))
-    decision = settle(applied.state, inp.cause, ctx)
-    return Decision(
-        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
-    )
+    return _settled(state, applied, inp.cause, ctx)
 
 
 # ----------------------------------------------------------------------------- decisions
