@@ -96,7 +96,9 @@ def _person_entry(
                 login=login,
                 account_state=account,
                 disappeared_at=gone_at,
-                classes=[(c.school_jointure, c.class_code or "") for c in teacher_classes(state)],
+                classes=[
+                    (c.school_jointure, c.class_code or "") for c in teacher_classes(state, record)
+                ],
                 base_dn=ctx.base_dn,
             )
         case ManualAccount():

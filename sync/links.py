@@ -120,14 +120,21 @@ def guardian_links(state: EntityState, namespace: str) -> list[Link]:
     return links
 
 
-def teacher_classes(state: EntityState) -> list[GroupSpec]:
-    """The classes (their pupils groups) a staff entity is attached to, by class entity id."""
+def teacher_classes(state: EntityState, staff: Staff | None = None) -> list[GroupSpec]:
+    """The classes (their pupils groups) a staff entity is attached to, by class entity id.
+
+    Only classes of the schools the teacher works in now (``staff``: the record, when known): a
+    teacher moved to another school by the staff feed has no class there, and keeps none of the
+    old school's.
+    """
+    schools = set(staff_schools(staff)) if staff is not None else None
     return [
         payload.group
         for _, payload in sorted(state.links.get("class", {}).items())
         if payload.group is not None
         and payload.group.class_code
         and payload.group.school_jointure not in state.detached_schools
+        and (schools is None or payload.group.school_jointure in schools)
     ]
 
 
@@ -172,7 +179,7 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     elif isinstance(record, Guardian):
         links = guardian_links(state, namespace)
     elif isinstance(record, Staff):
-        links = staff_links(record, namespace, teacher_classes(state))
+        links = staff_links(record, namespace, teacher_classes(state, record))
     elif isinstance(record, ManualAccount) and record.profile == "guardian":
         # A foster family is one of its school's parents (never of a class: no child link).
         spec = GroupSpec(school_jointure=record.school_jointure, profile="guardians")

@@ -15,9 +15,11 @@ from schemas.entities import (
     LinkSet,
     TeacherClassRequested,
 )
-from schemas.feed import FeedEvent
+from schemas.feed import FeedEvent, Staff
 from sync import commands, dit, ids
 from sync.commands import CommandError, parse_class_ref
+from sync.effective import view
+from sync.entries import staff_schools
 from sync.pipeline import Directory, RunResult, World, run_to_quiescence
 from sync.reconcile import Context, ContractError, decide
 from tests.unit.core_factories import (
@@ -461,6 +463,12 @@ def admin_worlds(draw: st.DrawFn) -> tuple[list[FeedEvent], list[EntityInput]]:
     return events, inputs
 
 
+def works_at(world: World, teacher: str) -> set[str]:
+    state = world.entities.get(teacher)
+    record = view(state).record if state is not None else None
+    return set(staff_schools(record)) if isinstance(record, Staff) else set()
+
+
 def assert_consistent(world: World) -> None:
     """The directory agrees with the authorities, whatever order things arrived in."""
     directory = world.directory
@@ -468,7 +476,12 @@ def assert_consistent(world: World) -> None:
     for school_ in SCHOOLS:
         for code in (*CLASSES, "D"):
             authority = world.entities.get(ids.group_id(NS, commands.class_spec(school_, code)))
-            attached = set(authority.class_teachers) if authority is not None else set()
+            # A teacher shows a class only while working at its school (the staff feed decides).
+            attached = {
+                t
+                for t in (authority.class_teachers if authority is not None else {})
+                if school_ in works_at(world, t)
+            }
             with_value = {
                 t
                 for t in staff_ids
