@@ -252,6 +252,10 @@ def _completed(
     started = state.started
     if started is None or started.snapshot_id != event.snapshot_id:
         return Coordinated(state)  # no matching start: incomplete evidence, nothing to check
+    held = state.pending.get(event.snapshot_id)
+    if held is not None and held.outcome == "held":
+        # The same extract again (a backfill): it stays held, waiting for the operator.
+        return Coordinated(state.model_copy(update={"started": None}))
     pending = dict(state.pending)
     decisions = []
     for snapshot_id, old in sorted(pending.items()):

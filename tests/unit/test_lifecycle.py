@@ -134,6 +134,17 @@ def test_an_empty_snapshot_is_held() -> None:
     assert all(state_of(clock.world.directory, pupil_key_id(p)) == "active" for p in everyone)
 
 
+def test_the_same_held_snapshot_again_stays_held_quietly() -> None:
+    clock, everyone = loaded()
+    clock.feed(snapshot(Category.PUPILS, SCOPE, "p2", []))
+    decisions = len(clock.world.decisions)
+    clock.feed(snapshot(Category.PUPILS, SCOPE, "p2", []))
+    assert len(clock.world.decisions) == decisions  # no new decision: still the same hold
+    clock.feed([hold_decision(Category.PUPILS, SCOPE, "p2", approve=False)])
+    assert clock.world.decisions[-1].outcome == "rejected"
+    assert all(state_of(clock.world.directory, pupil_key_id(p)) == "active" for p in everyone)
+
+
 def test_a_newer_snapshot_supersedes_a_held_one() -> None:
     clock, everyone = loaded()
     clock.feed(snapshot(Category.PUPILS, SCOPE, "p2", []))
