@@ -122,6 +122,23 @@ class LinkSet(_InputBase):
     blocks: tuple[BlockSpec, ...] = ()
 
 
+LINK_BATCH_MAX = 200
+"""At most this many links in one ``LinkBatch`` (keeps a message far below Kafka's 1 MB)."""
+
+
+class LinkBatch(_InputBase):
+    """Several ``LinkSet`` inputs to this entity, in their order, as one message.
+
+    The shell packs the links an entity receives from one batch of decisions (a group gains
+    hundreds of members at an initial load) so that they travel, and are decided, at once: the
+    target applies them one after the other and settles once (``sync.reconcile.decide``), which
+    ends in the same state and entry as deciding them one by one. ``cause`` is the last link's.
+    """
+
+    type: Literal["link.batch"] = "link.batch"
+    links: tuple[LinkSet, ...] = Field(min_length=1, max_length=LINK_BATCH_MAX)
+
+
 class LoginRequested(_InputBase):
     """Sent to a login allocator (entity ``login:<base>``) by a person with no login yet."""
 
@@ -260,6 +277,7 @@ PartitionRequest = SweepRequested | SwitchoverRequested
 EntityInput = Annotated[
     RecordSet
     | LinkSet
+    | LinkBatch
     | LoginRequested
     | LoginAssigned
     | TeacherClassRequested

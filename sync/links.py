@@ -26,11 +26,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.entities import BlockSpec, Cause, ChildInfo, GroupSpec, LinkSet, ManualAccount
+from schemas.entities import (
+    LINK_BATCH_MAX,
+    BlockSpec,
+    Cause,
+    ChildInfo,
+    EntityInput,
+    GroupSpec,
+    LinkBatch,
+    LinkSet,
+    ManualAccount,
+)
 from schemas.feed import Guardian, Pupil, Staff
 from schemas.state import EntityState
 from sync import ids
@@ -241,3 +251,35 @@ def _link_set(
         group=group,
         blocks=blocks,
     )
+
+
+def pack_links(inputs: Iterable[EntityInput], limit: int = LINK_BATCH_MAX) -> list[EntityInput]:
+    """The same inputs with the ``LinkSet`` runs to one entity packed into ``LinkBatch`` messages.
+
+    Only links that follow each other among the inputs to their target are packed (any other
+    input to the target closes the run), so every entity receives what it would have received,
+    in the same order; a pack takes the place of its first link. At most ``limit`` links a pack;
+    a run of one link stays a ``LinkSet``.
+    """
+    out: list[EntityInput | list[LinkSet]] = []
+    open_runs: dict[str, list[LinkSet]] = {}
+    for inp in inputs:
+        if not isinstance(inp, LinkSet):
+            open_runs.pop(inp.entity_id, None)
+            out.append(inp)
+            continue
+        run = open_runs.get(inp.entity_id)
+        if run is not None and len(run) < limit:
+            run.append(inp)
+            continue
+        run = [inp]
+        open_runs[inp.entity_id] = run
+        out.append(run)
+    return [
+        item
+        if not isinstance(item, list)
+        else item[0]
+        if len(item) == 1
+        else LinkBatch(entity_id=item[0].entity_id, cause=item[-1].cause, links=tuple(item))
+        for item in out
+    ]

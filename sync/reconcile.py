@@ -43,6 +43,7 @@ from schemas.entities import (
     EntityInput,
     GarManagerRequested,
     GroupSpec,
+    LinkBatch,
     LinkSet,
     LoginAssigned,
     LoginRequested,
@@ -120,6 +121,8 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
             updated = _with_record(current, inp)
         case LinkSet():
             updated = _with_link(current, inp, ctx)
+        case LinkBatch():
+            return _link_batch(current, inp, ctx)
         case LoginAssigned():
             updated = _with_login(current, inp)
     return settle(updated, inp.cause, ctx)
@@ -227,6 +230,30 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         # The class is gone (last pupil left): its teacher attachments go with it.
         update["class_teachers"] = {}
     return state.model_copy(update=update)
+
+
+def _link_batch(state: EntityState, inp: LinkBatch, ctx: Context) -> Decision:
+    """The links applied one after the other, then one settle: the state and entry that deciding
+    them one by one ends in. The change is caused by the last link that changed the state (its
+    cause on the emits and the audit event); the audit event names the earlier ones in
+    ``merged_causes``, as merging their directory ops would (:mod:`sync.coalesce`)."""
+    causes: list[Cause] = []
+    updated = state
+    for link in inp.links:
+        if link.entity_id != state.entity_id:
+            raise ContractError("input addressed to another entity")
+        after = _with_link(updated, link, ctx)
+        if after is not updated:
+            causes.append(link.cause)
+        updated = after
+    decision = settle(updated, causes[-1] if causes else inp.cause, ctx)
+    if len(causes) < 2 or not decision.audits:
+        return decision
+    audits = tuple(
+        a.model_copy(update={"merged_causes": (*causes[:-1], *a.merged_causes)})
+        for a in decision.audits
+    )
+    return Decision(decision.state, decision.ops, decision.emits, audits, decision.outcomes)
 
 
 def _group_spec(members: dict[str, LinkPayload]) -> GroupSpec | None:

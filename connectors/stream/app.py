@@ -52,6 +52,7 @@ from schemas.state import EntityState, SourceState
 from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED, LIFECYCLE
 from sync import absence, lifecycle
 from sync.coalesce import coalesce
+from sync.links import pack_links
 from sync.reconcile import Context, Decision, decide
 from sync.routing import route
 
@@ -154,7 +155,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         return [await topic.send(key=k.encode(), value=v.encode()) for k, v in messages]
 
     async def send_inputs(inputs: Sequence[EntityInput]) -> None:
-        messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in inputs)
+        # The links to one entity travel and are decided together (see sync.links.pack_links).
+        packed = pack_links(inputs)
+        messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in packed)
         for fut in await send(entities_topic, messages):
             await fut
 
