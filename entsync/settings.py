@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
+    kafka_session_timeout_s: float = Field(
+        default=10.0,
+        ge=1,
+        description="consumer group session: a stopped worker's partitions move after this; "
+        "the local broker also waits half of it before a join completes",
+    )
     id_namespace: str = Field(
         default="entsync",
         description="namespace of opaque entity ids; fixed for the life of a directory",

@@ -25,6 +25,7 @@ from connectors.stream import lifecycle as shell
 from connectors.stream.faust_fixes import (
     StallGuard,
     guard_untracked_acks,
+    leave_group_from_first_generation,
     never_commit_past_unacked_head,
     recover_tables_to_true_end,
 )
@@ -98,6 +99,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     partitions = settings.topic_partitions
     guard_untracked_acks()
     never_commit_past_unacked_head()
+    leave_group_from_first_generation()
     recover_tables_to_true_end(bootstrap)
     app = faust.App(
         settings.app_id,
@@ -110,8 +112,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         topic_replication_factor=1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
-        # Short session so a restarted worker rejoins quickly on the local broker.
-        broker_session_timeout=10,
+        broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=1,
         broker_commit_every=BATCH_MAX,
         broker_commit_interval=0.5,

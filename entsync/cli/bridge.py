@@ -44,10 +44,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(educonnect_app, name="educonnect")
 
 
-
-
-
-
 def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awaitable[T]]) -> T:
     from aiokafka.errors import KafkaError
 

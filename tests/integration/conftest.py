@@ -7,6 +7,7 @@ directory's branches before a test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ from connectors.ldap.directory import BRANCHES, clear_subtree, ensure_base_dit
 from connectors.services import SERVICE_NAMES, ServicesConfig, down, read_info, up
 from connectors.services.process import pid_alive
 from entsync.settings import Settings
+
+# The shortest session Apache Kafka accepts by default: the local broker completes a join after
+# half of it, and a killed worker's partitions move after it (workers here start and stop often).
+os.environ.setdefault("ENTSYNC_KAFKA_SESSION_TIMEOUT_S", "6")
 
 
 @dataclass
