@@ -375,12 +375,15 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 new_states[key] = new_states[key].model_copy(update={"applied": applied})
                 changed.add(key)
                 continue
+            written.append(audit)
             if result.action is Action.NOOP:
+                # The directory already had this change: most likely this very batch wrote it
+                # before a crash, and its audit event may never have gone out. It goes out now,
+                # with the same deterministic id, so the audit store keeps it exactly once.
                 progress.noop_writes += 1
                 continue
             progress.directory_changes += 1
             progress.by_action[audit.action] = progress.by_action.get(audit.action, 0) + 1
-            written.append(audit)
         futures = await send(audit_topic, ((a.entity_id, a.model_dump_json()) for a in written))
         await send_inputs(emits)
         futures += await send(

@@ -94,6 +94,8 @@ def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> in
         f"worker: {p.feed_events} feed events, {p.entity_inputs} entity inputs, "
         f"{p.directory_changes} directory changes "
         + (f"({_actions(p.by_action)}) " if p.by_action else "")
+        # changes the directory already had (written before a crash, or by someone else)
+        + (f"and {p.noop_writes} found already done " if p.noop_writes else "")
         + f"in {result.elapsed_s:.1f} s"
     )
     if result.error:

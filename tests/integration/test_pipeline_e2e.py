@@ -25,6 +25,7 @@ import pytest
 from connectors.aaf import collect_records, events_many, scan_many
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import LdapParams, count_entries, export_ldif, search_entries
+from connectors.ldap.connection import close_quietly, connect
 from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
 from connectors.stream.publisher import FeedPublisher
@@ -50,6 +51,7 @@ from schemas.feed import (
 )
 from schemas.topics import AUDIT, FEED
 from sync import dit, ids
+from sync.diff import values_digest
 from sync.pipeline import run_to_quiescence
 from sync.reconcile import Context
 
@@ -326,6 +328,67 @@ def test_worker_killed_mid_load_converges_without_duplicates(
     logins = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTPersonLogin"]
     ines = [v[0] for e in actual.values() for k, v in e.items() if k == "ENTEleveINE"]
     assert len(logins) == len(set(logins)) and len(ines) == len(set(ines))
+    # The audit trail survived the kill: folding it gives every entry's attributes as they are.
+    assert_audit_trail_covers(actual, audits_of(pipeline))
+
+
+def test_a_change_found_already_written_is_still_audited(
+    pipeline: Pipeline, extract: dict[str, Path]
+) -> None:
+    """As after a crash between a batch's writes and its audit events: the schools' entries are
+    in the directory already, exactly as the worker will write them; their adds are audited."""
+    feed = list(events_many(scan_many(full_files(extract)).scans))
+    predicted = run_to_quiescence(with_causes(feed), ctx=Context(base_dn=pipeline.base_dn))
+    schools = {
+        dn: attributes
+        for dn, attributes in predicted.world.directory.items()
+        if dn.lower().endswith(f",ou=structures,{pipeline.base_dn}".lower())
+    }
+    assert schools
+    conn = connect(pipeline.ldap)
+    try:
+        for dn, attributes in schools.items():
+            assert conn.add(dn, attributes={k: list(v) for k, v in attributes.items()}), dn
+    finally:
+        close_quietly(conn)
+    out = pipeline.ok("run", *full_files(extract))
+    assert f"and {len(schools)} found already done" in out, out
+    assert_audit_trail_covers(directory_of(pipeline), audits_of(pipeline))
+
+
+def audits_of(pipeline: Pipeline) -> list[DirectoryChanged]:
+    return [
+        DirectoryChanged.model_validate_json(m.value)
+        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
+        if m.value is not None
+    ]
+
+
+def assert_audit_trail_covers(
+    directory: dict[str, dict[str, tuple[str, ...]]], audits: list[DirectoryChanged]
+) -> None:
+    """Every entry's attribute values are the last ones its audit events name (by digest).
+
+    Events are in topic order per partition, and all the events of one entry share a partition
+    (keyed by the entity that writes it); a re-sent event of the same change folds the same.
+    """
+    folded: dict[str, dict[str, str | None]] = {}
+    for audit in audits:
+        dn = audit.dn.lower()
+        if audit.action == "delete":
+            folded.pop(dn, None)
+            continue
+        entry = folded.setdefault(dn, {})
+        for change in audit.changes:
+            entry[change.name.lower()] = change.after_digest
+    problems = []
+    for dn, attributes in sorted(directory.items()):
+        want = {name.lower(): values_digest(tuple(v)) for name, v in attributes.items()}
+        got = {name: d for name, d in folded.get(dn, {}).items() if d is not None}
+        if got != want:
+            problems.append(f"{dn}: {sorted(set(want.items()) ^ set(got.items()))[:3]}")
+    problems += [f"audited, not in LDAP: {dn}" for dn in sorted(folded.keys() - directory.keys())]
+    assert not problems, "\n".join(problems[:20])
 
 
 _UPSERTS: dict[type, tuple[type, str]] = {
