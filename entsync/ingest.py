@@ -97,7 +97,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     if not fresh:
         return outcomes
     by_digest = {o.digest: o for o in outcomes}
-    expected = sum(s.record_count + (2 if s.complete else 0) for s in fresh)
+    expected = sum(s.event_count for s in fresh)
     async with FeedPublisher(bootstrap) as publisher:
         with _progress(expected) as bar:
             # events_many keeps the parts of one complete extract in one snapshot.

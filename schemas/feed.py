@@ -191,6 +191,20 @@ class RecordDeleted(_FeedEventBase):
     jointure: str
 
 
+class RecordRejected(_FeedEventBase):
+    """A record of a complete extract that failed validation (its reasons are in the report).
+
+    Its content is not taken: the person stays as the last valid record made them. But the file
+    does name the person, so they are not absent from the snapshot: a data-quality fault in a
+    full extract never makes anyone disappear. ``rules``: the rejection codes, no values.
+    """
+
+    type: Literal["record.rejected"] = "record.rejected"
+    kind: Literal["school", "pupil", "guardian", "staff"]
+    jointure: str
+    rules: tuple[str, ...] = ()
+
+
 class SnapshotStarted(_FeedEventBase):
     """A full extract of ``scope`` for ``category`` begins (published before its records)."""
 
@@ -219,6 +233,7 @@ FeedEvent = Annotated[
     | GuardianUpserted
     | StaffUpserted
     | RecordDeleted
+    | RecordRejected
     | SnapshotStarted
     | SnapshotCompleted,
     Field(discriminator="type"),

@@ -13,6 +13,8 @@ and the :class:`RecordSet` inputs to publish on ``entsync.entities.v1`` (keyed b
   deleted); the state keeps the entity id with version None;
 - every upsert, changed or not, stamps the key with the file that fed it (scope, category,
   snapshot, time: :func:`sync.absence.seen`), the evidence absence is judged on;
+- a record a complete extract names but that failed validation → nothing to publish, but the
+  key is stamped as seen: bad data in a full file never makes a person disappear;
 - snapshot markers route nothing here: their coordinator (:func:`sync.absence.coordinate`) keeps
   its own state under the snapshot key.
 """
@@ -27,6 +29,7 @@ from schemas.feed import (
     GuardianUpserted,
     PupilUpserted,
     RecordDeleted,
+    RecordRejected,
     SchoolUpserted,
     SnapshotCompleted,
     SnapshotStarted,
@@ -103,6 +106,14 @@ def route_deletion(prev: SourceState | None, event: RecordDeleted, cause: Cause)
     return Routed(prev.model_copy(update={"version": None}), (_removal(prev, cause),))
 
 
+def route_rejection(prev: SourceState | None, event: RecordRejected, cause: Cause) -> Routed:
+    """A rejected record changes nothing, but a complete extract naming it is evidence that the
+    person is still there: the key is stamped as seen by the file (see :func:`absence.seen`)."""
+    if prev is None or prev.version is None or absence.is_stale(prev, event.source):
+        return Routed(prev)
+    return Routed(absence.seen(prev, event.source, cause.at))
+
+
 def route_snapshot(prev: SourceState | None, event: Snapshot, cause: Cause) -> Routed:
     """Complete-extract markers route no record: see :func:`sync.absence.coordinate`."""
     del event, cause
@@ -116,5 +127,7 @@ def route(prev: SourceState | None, event: FeedEvent, cause: Cause, namespace: s
             return route_upsert(prev, event, cause, namespace)
         case RecordDeleted():
             return route_deletion(prev, event, cause)
+        case RecordRejected():
+            return route_rejection(prev, event, cause)
         case SnapshotStarted() | SnapshotCompleted():
             return route_snapshot(prev, event, cause)

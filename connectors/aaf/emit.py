@@ -1,7 +1,9 @@
 """Pass 2: ``events(scan)`` re-reads a scanned file and yields its feed events.
 
 Order: ``SnapshotStarted`` (complete files only), one event per published record in file order
-(upserts, held pupils, deletes), then ``SnapshotCompleted`` with ``record_count`` and
+(upserts, held pupils, deletes; in a complete extract, a ``RecordRejected`` for each record
+refused although its jointure is known, so that it does not read as absent), then
+``SnapshotCompleted`` with ``record_count`` and
 ``record_keys_digest``. Before the first event the file's bytes are hashed again and compared with
 pass 1; while reading, the bytes handed to the parser are hashed, and the published sequence is
 compared with pass 1's before ``SnapshotCompleted``. Any difference raises :class:`FileRejected`:
@@ -30,6 +32,7 @@ from schemas.feed import (
     Pupil,
     PupilUpserted,
     RecordDeleted,
+    RecordRejected,
     School,
     SchoolUpserted,
     SnapshotCompleted,
@@ -76,6 +79,23 @@ def _record_event(scan: FileScan, outcome: Outcome, snapshot_id: str | None) -> 
         return SchoolUpserted(key=key, version=version, source=src, school=record)
     return RecordDeleted(
         key=key, version=version, source=src, kind=outcome.kind, jointure=outcome.jointure or ""
+    )
+
+
+def _rejected_event(
+    scan: FileScan, outcome: Outcome, key: str, snapshot_id: str | None
+) -> RecordRejected:
+    assert outcome.jointure is not None
+    rules = outcome.rejection_rules()
+    return RecordRejected(
+        key=key,
+        version=content_digest(
+            {"op": "rejected", "kind": outcome.kind, "jointure": outcome.jointure, "rules": rules}
+        ),
+        source=_source(scan, outcome.request.index, outcome.request.line, snapshot_id),
+        kind=outcome.kind,
+        jointure=outcome.jointure,
+        rules=rules,
     )
 
 
@@ -152,12 +172,20 @@ def _record_events(
         hasher = EventsHasher()
         for _category, outcome in run(reader, path, scan.category, scan.context, scan.base):
             if outcome.key is None:
+                rejected = outcome.rejected_key
+                if scan.complete and rejected is not None:
+                    hasher.add_rejected(outcome, rejected)
+                    yield outcome, _rejected_event(scan, outcome, rejected, snapshot_id)
                 continue
             hasher.add(outcome)
             yield outcome, _record_event(scan, outcome, snapshot_id)
         if reader.digest != scan.digest:
             raise FileRejected(path, "file changed while it was read")
-        if hasher.hexdigest() != scan.events_digest or hasher.count != scan.record_count:
+        if (
+            hasher.hexdigest() != scan.events_digest
+            or hasher.count != scan.record_count
+            or hasher.rejected != scan.rejected_count
+        ):
             raise FileRejected(path, "records differ from the scan (did the modify base change?)")
     log.info("aaf.events.done", file=path.name, digest=scan.digest, events=hasher.count)
 

@@ -66,6 +66,20 @@ class Outcome:
     def deleted(self) -> bool:
         return self.published and self.record is None
 
+    @property
+    def rejected_key(self) -> str | None:
+        """The key of a record that was refused although its jointure is known (an add or a
+        modify that failed validation): in a complete extract it still counts as present.
+        Persons only: schools are never subject to absence."""
+        if self.key is not None or self.jointure is None or self.request.op == "delete":
+            return None
+        if self.kind == "school":
+            return None
+        return record_key(self.kind, self.jointure)
+
+    def rejection_rules(self) -> tuple[str, ...]:
+        return tuple(sorted({i.rule for i in self.issues if i.severity is Severity.REJECTED}))
+
 
 def category_of(request: RawRequest, expected: Category | None, path: Any) -> Category:
     """The request's category, which must agree with the file's (name or first record)."""

@@ -59,6 +59,12 @@ class FileScan:
     context: BuildContext
     base: Mapping[str, Record] | None = None
     links: LinkSide | None = None
+    rejected_count: int = 0  # presence-only events of rejected records (complete files)
+
+    @property
+    def event_count(self) -> int:
+        """Every event pass 2 yields for this file, snapshot markers included."""
+        return self.record_count + self.rejected_count + (2 if self.complete else 0)
 
     @property
     def complete(self) -> bool:
@@ -92,10 +98,20 @@ class EventsHasher:
         self._h = hashlib.sha256()
         self._pending: list[str] = []
         self.count = 0
+        self.rejected = 0
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(f"{outcome.request.index}\t{outcome.key}\t{outcome.fingerprint}\n")
         self.count += 1
+        self._maybe_flush()
+
+    def add_rejected(self, outcome: Outcome, key: str) -> None:
+        """A presence-only event of a complete extract (see ``RecordRejected``)."""
+        self._pending.append(f"{outcome.request.index}\trejected\t{key}\n")
+        self.rejected += 1
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
         if len(self._pending) >= 4096:  # hash in batches: one update per line is slower
             self._flush()
 
@@ -223,6 +239,9 @@ def scan(
                 category = found
                 collector.outcome(outcome)
                 if outcome.key is None:
+                    rejected = outcome.rejected_key
+                    if name.complete and rejected is not None:
+                        hasher.add_rejected(outcome, rejected)
                     continue
                 hasher.add(outcome)
                 sorter.add(outcome.key, outcome.request.index, outcome.request.line)
@@ -280,6 +299,7 @@ def scan(
         size=size,
         records=records,
         record_count=hasher.count,
+        rejected_count=hasher.rejected,
         record_keys_digest=summary.digest,
         events_digest=hasher.hexdigest(),
         report=report,

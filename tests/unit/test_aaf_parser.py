@@ -26,6 +26,7 @@ from schemas.feed import (
     Pupil,
     PupilUpserted,
     RecordDeleted,
+    RecordRejected,
     SnapshotCompleted,
     SnapshotStarted,
     payload_version,
@@ -151,6 +152,39 @@ def test_held_and_rejected_pupils_are_reported(tmp_path: Path) -> None:
     assert pupils["9"].school_year == "2024-2025"
 
 
+def test_a_rejected_record_of_a_complete_file_is_published_as_present_only(
+    tmp_path: Path,
+) -> None:
+    reqs: list[Req] = [
+        ("add", "1", pupil("1")),
+        ("add", "7", pupil("7", ENTPersonNom=[])),
+        ("add", "8", pupil("8", ENTPersonPrenom=["R2D2"])),
+        ("add", "", pupil("", ENTPersonNom=[])),  # no jointure: nobody to keep present
+    ]
+    file_scan = scan(write(tmp_path, PUPILS, Category.PUPILS, reqs), config=CONFIG)
+    assert file_scan.report.rejected == 3 and file_scan.rejected_count == 2
+    evs = list(events(file_scan))
+    assert len(evs) == file_scan.event_count
+    body = records(evs)
+    assert [(type(e).__name__, e.key) for e in body] == [
+        ("PupilUpserted", "pupil:1"),
+        ("RecordRejected", "pupil:7"),
+        ("RecordRejected", "pupil:8"),
+    ]
+    rejected = body[1]
+    assert isinstance(rejected, RecordRejected)
+    assert rejected.rules == ("required_missing",) and rejected.source.complete
+    assert rejected.source.snapshot_id == file_scan.digest
+    assert "MARTIN" not in rejected.model_dump_json()  # codes only, no values
+    # Snapshot counts stay those of the records taken; a second pass yields the same events.
+    assert isinstance(evs[-1], SnapshotCompleted) and evs[-1].record_count == 1
+    assert list(events(file_scan)) == evs
+    # A delta's rejected record says nothing about presence: not published at all.
+    delta = scan(write(tmp_path, PUPILS_DELTA, Category.PUPILS, reqs), config=CONFIG)
+    assert delta.rejected_count == 0
+    assert [e.key for e in events(delta)] == ["pupil:1"]
+
+
 def test_optional_fields_dropped_with_warnings(tmp_path: Path) -> None:
     attrs = pupil(
         "1",
@@ -194,7 +228,11 @@ def test_jointure_checks(tmp_path: Path) -> None:
     ]
     file_scan = scan(write(tmp_path, PUPILS, Category.PUPILS, reqs), config=CONFIG)
     assert [i.rule for i in file_scan.report.items] == ["jointure_mismatch", "jointure_invalid"]
-    assert [e.key for e in records(list(events(file_scan)))] == ["pupil:4"]
+    # The record naming "2" is refused, but a full extract names that pupil: present only.
+    assert [(type(e).__name__, e.key) for e in records(list(events(file_scan)))] == [
+        ("RecordRejected", "pupil:2"),
+        ("PupilUpserted", "pupil:4"),
+    ]
 
 
 def test_schools(tmp_path: Path) -> None:

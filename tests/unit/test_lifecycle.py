@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from schemas.entities import Cause, GroupSpec, RecordSet
-from schemas.feed import Category, PupilUpserted
+from schemas.feed import Category, PupilUpserted, RecordRejected
 from sync import dit, ids
 from sync.commands import teacher_class_request
 from sync.pipeline import run_to_quiescence, sweep_world, switch_year_world
@@ -73,6 +73,42 @@ def test_absent_from_a_complete_snapshot_disappears() -> None:
     (decision,) = clock.world.decisions[-1:]
     assert (decision.outcome, decision.active, decision.absent) == ("applied", 12, 1)
     assert {a.cause.rule for a in result.audits} >= {"lifecycle.absent-from-snapshot"}
+
+
+def test_a_record_rejected_in_a_complete_snapshot_is_not_absent() -> None:
+    """A full extract naming a person in a record that fails validation is evidence that the
+    person is there: bad data never makes an account disappear, and the last valid record stays."""
+    clock, everyone = loaded()
+    before = person(clock.world.directory, pupil_key_id(everyone[0]))
+    records = snapshot(Category.PUPILS, SCOPE, "p2", everyone)
+    first = records[1]
+    assert isinstance(first, PupilUpserted)
+    records[1] = RecordRejected(
+        key=first.key,
+        version="rejected-1",
+        source=first.source,
+        kind="pupil",
+        jointure=first.pupil.jointure,
+        rules=("ine_invalid",),
+    )
+    result = clock.feed(records)
+    assert person(clock.world.directory, pupil_key_id(everyone[0])) == before
+    assert all(state_of(clock.world.directory, pupil_key_id(p)) == "active" for p in everyone)
+    assert clock.world.decisions[-1].outcome == "nothing-absent"
+    assert result.ops == ()
+    # Without the rejected record's presence the same pupil would have disappeared.
+    clock.advance(days=1)
+    clock.feed(snapshot(Category.PUPILS, SCOPE, "p3", everyone[1:]))
+    assert state_of(clock.world.directory, pupil_key_id(everyone[0])) == "disappeared"
+
+
+def test_a_rejected_record_of_an_unknown_person_creates_nothing() -> None:
+    clock, everyone = loaded()
+    stranger = RecordRejected(
+        key="pupil:P99", version="r", source=everyone[0].source, kind="pupil", jointure="P99"
+    )
+    result = clock.feed([stranger])
+    assert result.ops == () and "pupil:P99" not in clock.world.sources
 
 
 def test_incomplete_snapshot_or_delta_never_causes_absence() -> None:
