@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -105,6 +104,13 @@ def publish_year(
 ) -> list[ScolarityGroupsPurged]:
     """A year command to every feed partition; a switchover also retires last year's classes
     (entities topic) and announces the retired class groups per school. Returns the latter."""
+    if action == "switchover" and school_year is not None:
+        done = current_school_year(settings)
+        if done is not None and school_year <= done:
+            raise LifecycleRefused(
+                f"the switchover to {done} is already done: a switchover to {school_year} would "
+                "retire this year's classes and restart the grace period"
+            )
     purged = purged_groups(settings, school_year, at) if action == "switchover" else []
 
     async def run() -> None:
@@ -150,9 +156,20 @@ def publish_year(
 def purged_groups(
     settings: Settings, school_year: str | None, at: datetime
 ) -> list[ScolarityGroupsPurged]:
-    """The class groups in the directory now, per school: what the switchover retires."""
+    """The class groups in the directory now, per school: what the switchover retires.
+
+    Every school is announced, with no group if it has none: the announcements also record
+    which switchovers were made (see :func:`current_school_year`).
+    """
     url, bind_dn, password = settings.require_ldap()
     params = LdapParams(url=url, bind_dn=bind_dn, password=password)
+    schools = search_entries(
+        params,
+        f"ou=structures,{settings.ldap_base_dn}",
+        "(objectClass=ENTStructure)",
+        ("ENTStructureUAI",),
+        scope="one",
+    )
     found = search_entries(
         params,
         f"ou=groups,{settings.ldap_base_dn}",
@@ -160,23 +177,37 @@ def purged_groups(
         ("entsyncSchool", "entsyncClassCode", "entsyncGroupProfile"),
         scope="one",
     )
-    by_school: dict[str, list[RetiredGroup]] = defaultdict(list)
+    # Keyed by the lower-cased DN (LDAP compares DNs without case): one announcement a school.
+    names: dict[str, str] = {e.dn.lower(): e.dn for e in schools}
+    by_school: dict[str, list[RetiredGroup]] = {key: [] for key in names}
     for entry in found:
         school, code, profile = (
             next(iter(entry.get(name)), None)
             for name in ("entsyncSchool", "entsyncClassCode", "entsyncGroupProfile")
         )
         if school and code and profile:
-            by_school[school].append(RetiredGroup(dn=entry.dn, class_code=code, profile=profile))
+            names.setdefault(school.lower(), school)
+            by_school.setdefault(school.lower(), []).append(
+                RetiredGroup(dn=entry.dn, class_code=code, profile=profile)
+            )
     return [
         ScolarityGroupsPurged(
-            school_dn=school,
+            school_dn=names[key],
             school_year=school_year or "",
             groups=tuple(sorted(groups, key=lambda g: g.dn)),
             at=at,
         )
-        for school, groups in sorted(by_school.items())
+        for key, groups in sorted(by_school.items())
     ]
+
+
+def current_school_year(settings: Settings) -> str | None:
+    """The school year of the latest switchover, from its announcements (None: never)."""
+    records = asyncio.run(read_topic(settings.require_kafka(), settings.topic_name(SCOLARITY)))
+    years = [
+        ScolarityGroupsPurged.model_validate_json(r.value).school_year for r in records if r.value
+    ]
+    return max((y for y in years if y), default=None)
 
 
 def read_decisions(settings: Settings) -> list[SnapshotDecision]:

@@ -333,6 +333,8 @@ def apply_year(
         return state.model_copy(update={"frozen": True, "frozen_at": at})
     if action == "unfreeze":
         return state.model_copy(update={"frozen": False, "frozen_at": None})
+    if state.school_year is not None and (school_year is None or school_year <= state.school_year):
+        return state  # a repeated or older switchover must not restart the grace period
     return state.model_copy(
         update={"frozen": False, "frozen_at": None, "school_year": school_year, "switchover_at": at}
     )

@@ -226,8 +226,9 @@ def _year(action: str, school_year: str | None, at: str | None, state_dir: Path 
         console.print(f"published: year {action} at {when.isoformat()}", markup=False)
         if action == "switchover":
             groups = sum(len(p.groups) for p in purged)
+            with_groups = sum(1 for p in purged if p.groups)
             console.print(
-                f"{groups} class groups of {len(purged)} schools announced as retired on "
+                f"{groups} class groups of {with_groups} schools announced as retired on "
                 "entsync.scolarity.v1; the worker retires them",
                 markup=False,
             )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from schemas.entities import Cause, GroupSpec, RecordSet
 from schemas.feed import Category, PupilUpserted, RecordRejected
-from sync import dit, ids
+from schemas.lifecycle import SchoolYearState
+from sync import absence, dit, ids
 from sync.commands import teacher_class_request
 from sync.pipeline import run_to_quiescence, sweep_world, switch_year_world
 from tests.unit.core_factories import BASE, NS, T0, guardian, pupil, school, staff
@@ -328,6 +329,16 @@ def test_switchover_retires_classes_and_keeps_pupils_in_their_school() -> None:
     # The switchover applied twice changes nothing.
     again = switch_year_world(clock.world, at, cause=sweep_cause(clock), ctx=CTX)
     assert again.ops == ()
+
+
+def test_a_repeated_or_older_switchover_leaves_the_calendar_as_it_is() -> None:
+    first = absence.apply_year(SchoolYearState(), "switchover", "2027-2028", T0)
+    assert (first.school_year, first.switchover_at) == ("2027-2028", T0)
+    later = T0 + timedelta(days=20)
+    for school_year in ("2027-2028", "2026-2027", None):
+        assert absence.apply_year(first, "switchover", school_year, later) is first
+    nxt = absence.apply_year(first, "switchover", "2028-2029", later)
+    assert (nxt.school_year, nxt.switchover_at) == ("2028-2029", later)
 
 
 def test_new_year_files_during_the_grace_period_then_after_it() -> None:
