@@ -110,6 +110,7 @@ PERIMETER_ATTRIBUTES: Final = frozenset(
         "ENTAuxPersRelEleveEleve",
         "ENTAuxEnsEtablissements",
         "ENTAuxEnsClasses",
+        "ENTPersonFonctions",  # each value names a school (a director's function, say)
     }
 )
 """What ties a person to schools, classes and other people: a pre-deleted account loses it."""

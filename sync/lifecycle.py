@@ -49,16 +49,19 @@ GUEST_DELETE_DELAY = timedelta(0)
 
 @dataclass(frozen=True)
 class Policy:
-    """Delays per person kind (pupil, guardian, staff); defaults 90 and 90 days."""
+    """Delays per person kind (pupil, guardian, staff); other kinds (manual accounts) take the
+    defaults, 90 and 90 days unless configured."""
 
     predelete_after: Mapping[str, timedelta] = field(default_factory=dict)
     delete_after: Mapping[str, timedelta] = field(default_factory=dict)
+    default_predelete: timedelta = DEFAULT_DELAY
+    default_delete: timedelta = DEFAULT_DELAY
 
     def predelay(self, kind: str) -> timedelta:
-        return self.predelete_after.get(kind, DEFAULT_DELAY)
+        return self.predelete_after.get(kind, self.default_predelete)
 
     def delay(self, kind: str) -> timedelta:
-        return self.delete_after.get(kind, DEFAULT_DELAY)
+        return self.delete_after.get(kind, self.default_delete)
 
 
 @dataclass(frozen=True)

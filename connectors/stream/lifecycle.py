@@ -158,6 +158,8 @@ def policy_from(settings: Settings) -> Policy:
             k: timedelta(days=v or s.lifecycle_predelete_days) for k, v in predelete.items()
         },
         delete_after={k: timedelta(days=v or s.lifecycle_delete_days) for k, v in delete.items()},
+        default_predelete=timedelta(days=s.lifecycle_predelete_days),
+        default_delete=timedelta(days=s.lifecycle_delete_days),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(year_app, name="year")
 
 
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of the operator's machine and the servers
+
+
 def _instant(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
@@ -99,13 +102,28 @@ def sweep(
         typer.Option("--now", help="the date to sweep at, ISO 8601 (default: now); simulations"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per transition")] = False,
+    future: Annotated[
+        bool,
+        typer.Option(
+            "--future",
+            help="allow a real sweep at a --now in the future (test directories only: accounts "
+            "move ahead of time and a returning person is held off until that date)",
+        ),
+    ] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Move disappeared and pre-deleted accounts on when their delay is over."""
     from entsync import lifecycle_ops
 
-    settings = settings_or_exit(state_dir)
     at = _instant(now)
+    if not dry_run and not future and at > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise fail(
+            f"--now {at.isoformat()} is in the future: a real sweep would predelete and delete "
+            "accounts before their time; use --dry-run to simulate, or --future on a test "
+            "directory",
+            EXIT_REFUSED,
+        )
+    settings = settings_or_exit(state_dir)
 
     def run() -> None:
         if not dry_run:

@@ -115,14 +115,14 @@ def test_absence_guard_holds_and_sweeper(pipeline: Pipeline, extract: dict[str, 
     assert sum(x["kind"] == "pupil" for x in planned) == len(before) - 2
     assert export_ldif(p.ldap, p.base_dn) == snapshot_before
 
-    p.ok("lifecycle", "sweep", "--now", later.isoformat())
+    p.ok("lifecycle", "sweep", "--future", "--now", later.isoformat())
     p.ok("worker", "--until-idle", "--timeout", "240")
     entry = pupils(p)[leaver]
     assert state(entry) == "predeleted" and "ENTPersonStructRattach" not in entry
     groups = search_entries(p.ldap, f"ou=groups,{p.base_dn}", f"(member={leaver_dn})", ["1.1"])
     assert groups == []
 
-    p.ok("lifecycle", "sweep", "--now", (later + timedelta(days=91)).isoformat())
+    p.ok("lifecycle", "sweep", "--future", "--now", (later + timedelta(days=91)).isoformat())
     p.ok("worker", "--until-idle", "--timeout", "240")
     remaining = pupils(p)
     assert leaver not in remaining and sorted(remaining) == sorted(kept)

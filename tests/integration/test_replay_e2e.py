@@ -55,7 +55,8 @@ def history(p: Pipeline, extract: dict[str, Path]) -> tuple[str, datetime]:
     before_leaving = datetime.now(UTC)
     later = lifecycle_e2e.pupils_file(extract, 5, None, {leaver.get("ENTPersonJointure")[0]})
     p.ok("run", str(later))
-    p.ok("lifecycle", "sweep", "--now", (datetime.now(UTC) + timedelta(days=91)).isoformat())
+    sweep_at = (datetime.now(UTC) + timedelta(days=91)).isoformat()
+    p.ok("lifecycle", "sweep", "--future", "--now", sweep_at)
     p.ok("worker", "--until-idle", "--timeout", "240")
     return leaver.dn, before_leaving
 

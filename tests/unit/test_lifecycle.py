@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from schemas.entities import Cause, GroupSpec, RecordSet
-from schemas.feed import Category, PupilUpserted, RecordRejected
+from schemas.feed import Category, PupilUpserted, RecordRejected, payload_version
 from schemas.lifecycle import SchoolYearState
 from sync import absence, dit, ids
 from sync.commands import teacher_class_request
@@ -265,6 +265,26 @@ def test_staff_absent_from_the_staff_snapshot_disappear_but_schools_never() -> N
     clock.feed(snapshot(Category.STAFF, SCOPE, "t2", teachers[1:]))
     assert state_of(clock.world.directory, ids.staff_id(NS, "T0")) == "disappeared"
     assert dit.school_dn("S1", BASE) in clock.world.directory
+
+
+def test_a_predeleted_staff_member_keeps_no_school_function() -> None:
+    clock = Clock()
+    clock.feed([school("S1")])
+    teachers = [staff(f"T{i}", first=FIRSTS[i], schools=["S1"]) for i in range(12)]
+    director = teachers[0].staff.model_copy(update={"functions": ("S1$DIR",)})
+    teachers[0] = teachers[0].model_copy(
+        update={"staff": director, "version": payload_version(director)}
+    )
+    clock.feed(snapshot(Category.STAFF, SCOPE, "t1", teachers))
+    entity = ids.staff_id(NS, "T0")
+    assert person(clock.world.directory, entity)["ENTPersonFonctions"] == ("S1$DIR",)  # type: ignore[index]
+    clock.feed(snapshot(Category.STAFF, SCOPE, "t2", teachers[1:]))
+    sweep_world(clock.world, clock.advance(days=91), cause=sweep_cause(clock), ctx=CTX)
+    entry = person(clock.world.directory, entity)
+    assert entry is not None and entry["entsyncAccountState"] == ("predeleted",)
+    assert not {"ENTPersonFonctions", "ENTAuxEnsEtablissements", "ENTPersonStructRattach"} & set(
+        entry
+    )
 
 
 def test_sweep_is_idempotent() -> None:
