@@ -427,7 +427,8 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
 
     if settings.lifecycle_sweep_hour is not None:
 
-        @app.crontab(f"0 {settings.lifecycle_sweep_hour} * * *", timezone=PARIS)
+        # One worker of the group sends the night's requests (a sweep is idempotent anyway).
+        @app.crontab(f"0 {settings.lifecycle_sweep_hour} * * *", timezone=PARIS, on_leader=True)
         async def nightly_sweep() -> None:
             now = datetime.now(UTC)
             for request in shell.sweep_requests(now, partitions):
