@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     bridge_franceconnect_client_secret: SecretStr | None = None
     bridge_franceconnect_scope: str = "openid given_name family_name birthdate"
     bridge_franceconnect_acr: str = "eidas1"
+    bridge_franceconnect_name_only_match: bool = Field(
+        default=False,
+        description="link a FranceConnect identity to a guardian record without a birth date "
+        "on names alone (a namesake would get the children: off unless the academy accepts it)",
+    )
     bridge_oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
     bridge_disable_ent_login: bool = True
     bridge_ent_login_url: str = Field(

@@ -87,7 +87,10 @@ class Unresolved:
 Resolution = Existing | Matched | Unresolved
 
 
-def _claims_match(identity: Identity, guardian: GuardianFacts) -> bool:
+def _claims_match(identity: Identity, guardian: GuardianFacts, name_only: bool = False) -> bool:
+    """Family name, given names and birth date all agree. ONDE guardian records carry no birth
+    date: such a record matches on names alone only when the operator allowed it (``name_only``),
+    since a namesake anywhere in France would otherwise see the children and take the account."""
     if not identity.family_name or not identity.given_name:
         return False
     family = normalize_name(identity.family_name)
@@ -99,7 +102,7 @@ def _claims_match(identity: Identity, guardian: GuardianFacts) -> bool:
         return False
     if guardian.birth_date is not None:
         return identity.birth_date == guardian.birth_date
-    return True
+    return name_only
 
 
 def _by_source_keys(identity: Identity, guardians: Iterable[GuardianFacts]) -> list[GuardianFacts]:
@@ -113,8 +116,10 @@ def resolve(
     existing_bridge: str | None,
     guardians: Mapping[str, GuardianFacts],
     bridged: Mapping[str, str],
+    name_only_claims: bool = False,
 ) -> Resolution:
-    """Who signed in. ``bridged`` maps guardian id → bridge id for every bridged record."""
+    """Who signed in. ``bridged`` maps guardian id → bridge id for every bridged record.
+    ``name_only_claims``: see :func:`_claims_match` (off by default)."""
     ordered = [guardians[k] for k in sorted(guardians)]
     by_keys = _by_source_keys(identity, ordered)
     free_by_keys = [g for g in by_keys if not g.manual and g.guardian_id not in bridged]
@@ -126,7 +131,7 @@ def resolve(
         return Unresolved("manual-account", tuple(g.guardian_id for g in by_keys))
     if identity.provider != "franceconnect":
         return Unresolved("no-candidate")
-    matching = [g for g in ordered if _claims_match(identity, g)]
+    matching = [g for g in ordered if _claims_match(identity, g, name_only_claims)]
     free = [g for g in matching if not g.manual and g.guardian_id not in bridged]
     if len(free) == 1 and len(matching) == 1:
         return Matched((free[0].guardian_id,), "identity-claims")

@@ -86,6 +86,7 @@ async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
                 sink=sink,
                 digest_key=hashlib.sha256(f"subject-digest\x1f{secret}".encode()).digest(),
                 disable_ent_login=settings.bridge_disable_ent_login,
+                franceconnect_name_only=settings.bridge_franceconnect_name_only_match,
             )
     finally:
         store.close()

@@ -58,6 +58,7 @@ class BridgeService:
     sink: EventSink
     digest_key: bytes
     disable_ent_login: bool = True
+    franceconnect_name_only: bool = False  # see sync.bridge._claims_match
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def _cause(self, rule: str, topic: str = BRIDGE_EVENTS.name) -> Cause:
@@ -125,6 +126,7 @@ class BridgeService:
             existing_bridge=existing,
             guardians=snap.guardians if snap else {},
             bridged=self.store.bridged(),
+            name_only_claims=self.franceconnect_name_only,
         )
         now = self.clock()
         match resolution:

@@ -165,7 +165,10 @@ async def test_franceconnect_homonyms_and_strangers_get_no_link(
         "fc-paul", {"given_name": "Paul", "family_name": "Petit", "birthdate": "1980-01-01"}
     )
     fc.set_user("fc-nobody", {"given_name": "Ann", "family_name": "Nobody"})
-    for sub in ("fc-paul", "fc-nobody"):
+    fc.set_user(
+        "fc-marc", {"given_name": "Marc", "family_name": "DURAND", "birthdate": "1975-02-03"}
+    )
+    for sub in ("fc-paul", "fc-nobody", "fc-marc"):
         page = await bridge.browser().get("/")  # warm a fresh browser
         assert page.status_code == 200
         response = await bridge.sign_in("franceconnect", sub)
@@ -175,7 +178,9 @@ async def test_franceconnect_homonyms_and_strangers_get_no_link(
         for t, v in bridge.sink.sent
         if isinstance(v, BridgeEventMessage) and isinstance(v.root, IdentityUnresolved)
     ]
-    assert [u.reason for u in unresolved] == ["several-candidates", "no-candidate"]
+    # Marc Durand's record has no birth date: names alone never link (a namesake would).
+    assert [u.reason for u in unresolved] == ["several-candidates", "no-candidate", "no-candidate"]
+    assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-sans-date"))
     assert set(unresolved[0].candidate_ids) == {"re-homo-1", "re-homo-2"}
     assert unresolved[0].school_dns  # the school sees it
     assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-homo-1"))
@@ -184,7 +189,10 @@ async def test_franceconnect_homonyms_and_strangers_get_no_link(
 async def test_manual_accounts_are_never_bridged(
     bridge: Bridge, fc: FranceConnect, ldap_params: LdapParams, world: World
 ) -> None:
-    fc.set_user("fc-sophie", {"given_name": "Sophie", "family_name": "Bernard"})
+    fc.set_user(
+        "fc-sophie",
+        {"given_name": "Sophie", "family_name": "Bernard", "birthdate": "1985-08-07"},
+    )
     response = await bridge.sign_in("franceconnect", "fc-sophie")
     assert "identifiants ENT" in response.text and 'href="/ent"' in response.text
     assert bridge_attrs(ldap_params, world.dn("re-accueil")) == {}

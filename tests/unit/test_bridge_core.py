@@ -14,18 +14,22 @@ from sync import bridge as rules
 NOW = datetime(2024, 9, 10, tzinfo=UTC)
 
 
+BORN = date(1980, 1, 2)
+
+
 def guardian(gid: str, last: str = "Martin", first: str = "Claire", **kw: object) -> GuardianFacts:
+    kw.setdefault("birth_date", BORN)
     return GuardianFacts(
         guardian_id=gid,
         dn=f"uid={gid}",
         jointure=f"J-{gid}",
         last_name=last,
         first_name=first,
-        **kw,
+        **kw,  # type: ignore[arg-type]
     )
 
 
-def fc(family: str, given_name: str, born: date | None = None) -> rules.Identity:
+def fc(family: str, given_name: str, born: date | None = BORN) -> rules.Identity:
     return rules.Identity(
         "franceconnect", "d", family_name=family, given_name=given_name, birth_date=born
     )
@@ -86,10 +90,22 @@ def test_compound_names_fold_hyphens_and_apostrophes() -> None:
     )
 
 
-def test_birth_date_compared_only_when_known() -> None:
-    g = guardian("a", birth_date=date(1980, 1, 2))
+def test_the_birth_date_must_agree() -> None:
+    g = guardian("a")
     assert isinstance(resolve(fc("Martin", "Claire", date(1981, 1, 2)), g), rules.Unresolved)
-    assert isinstance(resolve(fc("Martin", "Claire", date(1980, 1, 2)), g), rules.Matched)
+    assert isinstance(resolve(fc("Martin", "Claire", None), g), rules.Unresolved)
+    assert isinstance(resolve(fc("Martin", "Claire", BORN), g), rules.Matched)
+
+
+def test_a_record_without_birth_date_matches_on_names_only_if_the_academy_allows_it() -> None:
+    """ONDE guardian records have no birth date: names alone would let a namesake in."""
+    g = guardian("a", birth_date=None)
+    ident = fc("Martin", "Claire")
+    assert resolve(ident, g) == rules.Unresolved("no-candidate")
+    allowed = rules.resolve(
+        ident, existing_bridge=None, guardians={"a": g}, bridged={}, name_only_claims=True
+    )
+    assert allowed == rules.Matched(("a",), "identity-claims")
 
 
 def test_several_candidates_no_link() -> None:

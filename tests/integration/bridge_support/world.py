@@ -118,10 +118,34 @@ def seed(params: LdapParams, base: str) -> World:
         ),
         (
             w.dn("re-fc"),
-            _guardian("re-fc", "Lefèvre-Durand", "Jean", "ONDE$G-FC", [w.dn("el-other")]),
+            _guardian(
+                "re-fc",
+                "Lefèvre-Durand",
+                "Jean",
+                "ONDE$G-FC",
+                [w.dn("el-other")],
+                ENTPersonDateNaissance=["04/05/1979"],
+            ),
         ),
-        (w.dn("re-homo-1"), _guardian("re-homo-1", "Petit", "Paul", "ONDE$H1", [w.dn("el-other")])),
-        (w.dn("re-homo-2"), _guardian("re-homo-2", "Petit", "Paul", "ONDE$H2", [w.dn("el-other")])),
+        *(
+            (
+                w.dn(uid),
+                _guardian(
+                    uid,
+                    "Petit",
+                    "Paul",
+                    jointure,
+                    [w.dn("el-other")],
+                    ENTPersonDateNaissance=["01/01/1980"],
+                ),
+            )
+            for uid, jointure in (("re-homo-1", "ONDE$H1"), ("re-homo-2", "ONDE$H2"))
+        ),
+        # As ONDE sends guardians: no birth date, so FranceConnect claims cannot confirm it.
+        (
+            w.dn("re-sans-date"),
+            _guardian("re-sans-date", "Durand", "Marc", "ONDE$G-SD", [w.dn("el-other")]),
+        ),
         (
             w.dn("re-accueil"),
             _guardian(
@@ -131,6 +155,7 @@ def seed(params: LdapParams, base: str) -> World:
                 "MANUAL$ACC1",
                 [w.dn("el-other")],
                 entsyncManual=["TRUE"],
+                ENTPersonDateNaissance=["07/08/1985"],
             ),
         ),
     ]
