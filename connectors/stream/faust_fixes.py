@@ -104,9 +104,16 @@ class StallGuard:
             return
         self._stalled_checks = 0
         self.recoveries += 1
+        acked: Any = consumer._acked  # offsets acked since the last commit, per partition
+        detail = [
+            f"{tp.topic}/{tp.partition}: committed {offset}, highwater {consumer.highwater(tp)}, "
+            f"first acked {min(acked[tp]) if acked.get(tp) else None}"
+            for tp, offset in behind
+        ]
         for tp, offset in behind:
             await consumer.seek(tp, offset)
-        log.warning("stream.stall_recovered", partitions=len(behind))
+        # Offsets only (no record content): what a look into the cause needs.
+        log.warning("stream.stall_recovered", partitions=len(behind), detail=detail)
 
 
 def never_commit_past_unacked_head() -> None:
