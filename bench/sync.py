@@ -18,6 +18,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --quick         # smoke run (3 x 20)
     .venv/bin/python bench/sync.py --schools 60 --pupils 100 --keep     # about 2.5 minutes
     .venv/bin/python bench/sync.py --py-spy /path/to/py-spy   # where the worker's CPU goes
+    .venv/bin/python bench/sync.py --null-writer  # the worker's own cost: LDAP never written
 
 The last line of output is one JSON object with every figure. Exit status 1 if a run was not
 valid (a worker stopped as idle with work left), 130 if interrupted; the services are stopped by
@@ -766,6 +767,8 @@ def _report(r: dict[str, Any]) -> None:
         f"avg, {r['partitions']} partitions, max_in_flight {r['max_in_flight']}, slapd {sync}"
     )
     pct = "{:.0%}".format
+    if os.environ.get("ENTSYNC_BENCH_NULL_WRITER"):
+        print("NULL WRITER: the worker wrote nothing to LDAP; (b) ratio and raw figures are void")
 
     def verdict(ratio: float | None, target: float) -> str:
         if ratio is None:
@@ -859,6 +862,11 @@ def main() -> int:
     parser.add_argument(
         "--py-spy", metavar="BIN", help="record the worker runs with this py-spy binary"
     )
+    parser.add_argument(
+        "--null-writer",
+        action="store_true",
+        help="the worker's writer writes nothing and reports success (its own cost, no ratios)",
+    )
     parser.add_argument("--child", choices=("worker", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -872,6 +880,8 @@ def main() -> int:
 
     if args.quick:
         args.schools, args.pupils = 3, 20
+    if args.null_writer:  # read by the worker children (see _instrument)
+        os.environ["ENTSYNC_BENCH_NULL_WRITER"] = "1"
     _quiet_logs()
     signal.signal(signal.SIGTERM, _on_sigterm)
     work_dir = Path(tempfile.mkdtemp(prefix="entsync-syncbench-"))
