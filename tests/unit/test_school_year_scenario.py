@@ -31,7 +31,8 @@ from schemas.feed import (
     record_key,
 )
 from sync import dit, ids, lifecycle
-from sync.pipeline import sweep_world, switch_year_world
+from sync.commands import teacher_class_request
+from sync.pipeline import run_to_quiescence, sweep_world, switch_year_world
 from tests.unit.core_factories import BASE, NS, source
 from tests.unit.lifecycle_helpers import CTX, Clock, hold_decision, snapshot, year
 
@@ -149,6 +150,24 @@ def test_a_whole_school_year(tmp_path: Path) -> None:
         p.school_jointure for p in pupils if p.school_jointure != teacher.attachment_school_jointure
     )
     assert new_school is not None
+    # In the spring the school attached the teacher to a class of the old school.
+    old_class = next(
+        p.classes[0]
+        for p in pupils
+        if p.school_jointure == teacher.attachment_school_jointure and p.classes
+    )
+    teacher_id = ids.staff_id(NS, teacher.jointure)
+    attach = teacher_class_request(
+        NS,
+        teacher_id=teacher_id,
+        school_jointure=old_class.school_jointure,
+        class_code=old_class.code,
+        attach=True,
+        at=clock.now,
+    )
+    run_to_quiescence((), ctx=CTX, world=clock.world, inputs=[attach])
+    attached = clock.world.directory[dit.people_dn(teacher_id, BASE)]
+    assert attached.get("ENTAuxEnsClasses")
     transferred = teacher.model_copy(
         update={"attachment_school_jointure": new_school, "school_jointures": ()}
     )
