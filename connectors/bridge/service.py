@@ -144,15 +144,6 @@ class BridgeService:
                     bridge_id, identity.provider, identity.subject_digest, origin, guardian_ids, now
                 )
                 await self._bridged(bridge_id, identity, guardian_ids, method, origin)
-                await self.sink.sessions(
-                    SessionsRevoked(
-                        event_id=self._event_id(),
-                        at=now,
-                        bridge_id=bridge_id,
-                        guardian_ids=guardian_ids,
-                        ent_login_disabled=self.disable_ent_login,
-                    )
-                )
                 log.info("bridge.first_sign_in", bridge=bridge_id, provider=identity.provider)
                 return SignIn(bridge_id, first_login=True)
             case rules.Unresolved(reason=reason, candidate_ids=candidates):
@@ -194,6 +185,17 @@ class BridgeService:
                 guardian_ids=guardian_ids,
                 origin=origin,
             ),
+        )
+        # The ENT-credential sessions of these records end (first sign-in, or records that
+        # joined the bridge later): from now on the parent comes through the provider.
+        await self.sink.sessions(
+            SessionsRevoked(
+                event_id=self._event_id(),
+                at=self.clock(),
+                bridge_id=bridge_id,
+                guardian_ids=guardian_ids,
+                ent_login_disabled=self.disable_ent_login,
+            )
         )
 
     # --- attachments -------------------------------------------------------------------------

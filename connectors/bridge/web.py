@@ -233,6 +233,8 @@ def build_app(
             return _page(request, "contacter_ecole.html")
         request.session["bridge"] = outcome.bridge_id
         request.session["provider"] = provider
+        # The provider's logout wants it back as id_token_hint (FranceConnect requires it).
+        request.session["id_token"] = verified.id_token
         return RedirectResponse("/rattachement", status_code=303)
 
     async def attachment_page(request: Request) -> Response:
@@ -286,12 +288,14 @@ def build_app(
         if not _csrf_ok(request, form.get("csrf")):
             return _message(request, "Formulaire expiré", "Veuillez recharger la page.", 403)
         provider = request.session.get("provider")
+        id_token = request.session.get("id_token")
         request.session.clear()
         rp = by_name.get(provider) if isinstance(provider, str) else None
         target = None
         if rp is not None:
             try:
-                target = await rp.logout_url(None, f"{config.public_url}/")
+                hint = id_token if isinstance(id_token, str) else None
+                target = await rp.logout_url(hint, f"{config.public_url}/")
             except OidcError:
                 target = None
         return RedirectResponse(target or "/", status_code=303)

@@ -9,11 +9,13 @@ man-in-the-middle that re-signs the real ID token with a foreign key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -140,6 +142,15 @@ async def test_educonnect_links_every_guardian_record_of_the_person(
     again = await bridge.sign_in("educonnect", "ec-mother")
     assert again.headers["location"] == "/rattachement"
     assert len([v for t, v in bridge.sink.sent if isinstance(v, SessionsRevoked)]) == 1
+    # A record of hers EduConnect now knows of joins the bridge: its sessions end too.
+    keys = [*MOTHER["FrEduCtSourceKeys"], "ONDE$G-SD"]
+    ec.set_user("ec-mother", {**MOTHER, "FrEduCtSourceKeys": keys})
+    await bridge.sign_in("educonnect", "ec-mother")
+    revoked = [v for t, v in bridge.sink.sent if isinstance(v, SessionsRevoked)]
+    assert len(revoked) == 2 and revoked[1].guardian_ids == ("re-sans-date",)
+    joined = bridge_attrs(ldap_params, world.dn("re-sans-date"))
+    assert joined["entsyncBridgeId"] == first["entsyncBridgeId"]
+    assert joined["entsyncEntLoginDisabled"] == ("TRUE",)
 
 
 async def test_franceconnect_pkce_acr_signed_userinfo_and_exactly_one_match(
@@ -156,6 +167,33 @@ async def test_franceconnect_pkce_acr_signed_userinfo_and_exactly_one_match(
     assert response.headers.get("location") == "/rattachement", response.text
     attrs = bridge_attrs(ldap_params, world.dn("re-fc"))
     assert attrs["entsyncAccountOrigin"] == ("FranceConnect",)
+
+
+async def test_logout_ends_the_franceconnect_session_with_the_id_token_as_hint(
+    bridge: Bridge, fc: FranceConnect
+) -> None:
+    fc.set_user(
+        "fc-jean",
+        {"given_name": "Jean Pierre", "family_name": "LEFEVRE DURAND", "birthdate": "1979-05-04"},
+    )
+    assert (await bridge.sign_in("franceconnect", "fc-jean")).headers["location"] == "/rattachement"
+    page = await bridge.client.get("/rattachement")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    response = await bridge.client.post("/deconnexion", data={"csrf": csrf.group(1)})
+    assert response.status_code == 303
+    target = response.headers["location"]
+    assert target.startswith(fc.issuer) and "session/end" in target
+    params = query(target)
+    assert params["post_logout_redirect_uri"] == f"{BRIDGE_URL}/" and params["id_token_hint"]
+    assert "client_id" not in params
+    # The real provider accepts the hint (a wrong one is an error page).
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(target)).status_code == 200
+        forged = target.replace(params["id_token_hint"], params["id_token_hint"][:-4] + "AAAA")
+        assert (await browser.get(forged)).status_code >= 400
+    # The bridge's session is gone.
+    assert (await bridge.client.get("/rattachement")).status_code != 200
 
 
 async def test_franceconnect_homonyms_and_strangers_get_no_link(
