@@ -37,6 +37,11 @@ class DirectoryChanged(BaseModel):
     dn: str
     changes: tuple[AttributeChange, ...]
     cause: Cause
+    schools: tuple[str, ...] = Field(
+        default=(),
+        description="jointures (UAIs in AAF1D) of the schools the entry belongs to, before or "
+        "after the change: what 'entsync audit search --school' finds",
+    )
     merged_causes: tuple[Cause, ...] = Field(
         default=(),
         description="earlier causes whose changes to this entry were written with this one",

@@ -103,6 +103,7 @@ def _merge_audits(audits: Sequence[DirectoryChanged], op: DirectoryOp) -> Direct
             "action": action,
             "changes": changes,
             "merged_causes": tuple(a.cause for a in audits[:-1]),
+            "schools": tuple(sorted({s for a in audits for s in a.schools})),
         }
     )
 

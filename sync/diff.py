@@ -12,7 +12,7 @@ never values.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from schemas.audit import AttributeChange, DirectoryChanged
@@ -104,8 +104,10 @@ def audit(
     entity_id: str,
     entity_kind: EntityKind,
     cause: Cause,
+    schools: Iterable[str] = (),
 ) -> DirectoryChanged:
-    """The audit event of ``op``, which turned ``before`` into ``after``."""
+    """The audit event of ``op``, which turned ``before`` into ``after``; ``schools``: see
+    :mod:`sync.schools`."""
     action: Literal["add", "modify", "delete"]
     match op:
         case AddEntry():
@@ -123,4 +125,5 @@ def audit(
         dn=op.dn,
         changes=changes,
         cause=cause,
+        schools=tuple(sorted(set(schools))),
     )

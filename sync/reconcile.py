@@ -63,6 +63,7 @@ from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
 from sync.links import KEPT_RULE_PREFIXES, desired_links, is_class_group, link_emits
 from sync.ops import DirectoryOp
+from sync.schools import entry_schools
 
 __all__ = ["Context", "ContractError", "Decision", "decide", "new_state", "settle"]
 
@@ -396,6 +397,7 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
                     entity_id=state.entity_id,
                     entity_kind=state.kind,
                     cause=cause,
+                    schools=entry_schools(dn, (state.applied, desired), links.values()),
                 ),
             )
         update["applied"] = desired

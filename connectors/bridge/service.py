@@ -35,6 +35,7 @@ from schemas.entities import Cause
 from schemas.topics import BRIDGE_EVENTS, EDUCONNECT_SYNC
 from sync import bridge as rules
 from sync import dit, educonnect
+from sync.auditindex import school_of_dn
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,8 @@ class BridgeService:
             ),
         )
         if event is not None:
+            schools = (school_of_dn(dn) for dn in self._schools([guardian_id]))
+            event = event.model_copy(update={"schools": tuple(sorted(s for s in schools if s))})
             await self.sink.audit(event)
             log.info("bridge.directory_changed", guardian=guardian_id, rule=rule)
 

@@ -403,3 +403,26 @@ def test_transient_guardian_is_history_dependent() -> None:
     assert "ENTAuxPersRelEleveEleve" not in older_first[g3]
     newer_first = run_to_quiescence([events[0], events[1], events[3], events[2]], ctx=CTX)
     assert g3 not in newer_first.directory
+
+
+def test_every_audit_event_names_the_schools_of_its_entry() -> None:
+    """What ``audit search --school`` finds: a school's people too, not only its entries."""
+    result = run_to_quiescence(with_causes(scenario()), ctx=CTX)
+    by_entity: dict[str, set[str]] = {}
+    for audit in result.audits:
+        assert audit.schools, audit.dn
+        by_entity.setdefault(audit.entity_id, set()).update(audit.schools)
+    assert by_entity[ids.school_id(NS, "S1")] == {"S1"}
+    assert by_entity[pupil_id("p1")] == {"S1"}
+    assert by_entity[pupil_id("p4")] == {"S2"}
+    # A guardian's entry names no school: its children's schools are its schools.
+    assert by_entity[ids.guardian_id(NS, "G2")] == {"S1", "S2"}
+    assert by_entity[ids.staff_id(NS, "T1")] >= {"S1", "S2"}
+
+
+def test_a_pupil_moving_school_is_audited_in_both_schools() -> None:
+    world = run_to_quiescence(with_causes(scenario()), ctx=CTX).world
+    moved = pupil("P1", first="Alice", ine=INE["p1"], guardians=["G1"], school_jointure="S2")
+    result = run_to_quiescence(with_causes([moved], start=100), ctx=CTX, world=world)
+    (change,) = [a for a in result.audits if a.entity_id == pupil_id("p1")]
+    assert change.schools == ("S1", "S2")
