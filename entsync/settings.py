@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     bridge_login_limit: int = Field(default=20, ge=1, description="logins per IP per window")
     bridge_attempt_limit: int = Field(default=10, ge=1, description="date forms per window")
     bridge_rate_window_seconds: int = Field(default=900, ge=1)
+    bridge_trusted_proxies: str | None = Field(
+        default=None,
+        description="comma-separated addresses of the reverse proxies whose X-Forwarded-For "
+        "gives the client's IP (rate limits count per IP); unset: the peer's address",
+    )
 
     # audit store (entsync audit ...): see README "Audit store"
     audit_db_url: SecretStr | None = Field(

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import structlog
@@ -92,6 +93,19 @@ async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
         store.close()
 
 
+def server_config(settings: Settings, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.bridge_host,
+        port=settings.bridge_port,
+        log_config=None,
+        access_log=False,
+        # X-Forwarded-For only from the proxies named (rate limits count client IPs).
+        proxy_headers=bool(settings.bridge_trusted_proxies),
+        forwarded_allow_ips=settings.bridge_trusted_proxies or None,
+    )
+
+
 async def nightly(service: BridgeService, hour: int) -> None:
     """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever."""
     while True:
@@ -127,16 +141,7 @@ async def serve(settings: Settings) -> None:
     async with open_service(settings) as service, httpx.AsyncClient(timeout=15.0) as http:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
         app = build_app(service, providers, web)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=settings.bridge_host,
-                port=settings.bridge_port,
-                log_config=None,
-                access_log=False,
-                proxy_headers=False,
-            )
-        )
+        server = uvicorn.Server(server_config(settings, app))
         loop_task = (
             asyncio.create_task(nightly(service, settings.bridge_sync_hour))
             if settings.bridge_sync_enabled

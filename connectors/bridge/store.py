@@ -69,6 +69,10 @@ class BridgeStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        # The parsed J+1 snapshot (it is read at every sign-in and form; at academy size its
+        # JSON takes seconds to parse), keyed by its run time: a new run, by this process or
+        # another (``educonnect sync-now``), has another.
+        self._snapshot: tuple[str, Snapshot] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -200,8 +204,24 @@ class BridgeStore:
     # --- J+1 snapshots ---------------------------------------------------------------------
 
     def last_snapshot(self) -> Snapshot | None:
-        row = self._db.execute("SELECT body FROM snapshots ORDER BY run_at DESC LIMIT 1").fetchone()
-        return None if row is None else Snapshot.model_validate_json(row[0])
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_at FROM snapshots ORDER BY run_at DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                self._snapshot = None
+                return None
+            run_at = str(row[0])
+            if self._snapshot is not None and self._snapshot[0] == run_at:
+                return self._snapshot[1]
+            body = self._db.execute(
+                "SELECT body FROM snapshots WHERE run_at = ?", (run_at,)
+            ).fetchone()
+            if body is None:  # replaced meanwhile by another process: read the newest again
+                return self.last_snapshot()
+            snapshot = Snapshot.model_validate_json(body[0])
+            self._snapshot = (run_at, snapshot)
+            return snapshot
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the new snapshot only: the previous one is what it was compared with."""

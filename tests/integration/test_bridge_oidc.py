@@ -318,3 +318,33 @@ async def test_id_token_with_a_bad_signature_is_refused(
                 response = await bridge.sign_in("educonnect", "ec-mother")
     assert response.status_code == 400
     assert refusal_reasons(logs) == ["id-token-bad-signature"]
+
+
+async def test_session_cookie_csrf_unknown_children_and_answer_rate_limit(
+    bridge: Bridge, ec: EduConnect, world: World, ldap_params: LdapParams
+) -> None:
+    ec.set_user("ec-mother", MOTHER)
+    signed_in = await bridge.sign_in("educonnect", "ec-mother")
+    (cookie,) = [c for c in signed_in.headers.get_list("set-cookie") if "entsync_bridge" in c]
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    page = await bridge.client.get("/rattachement")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    lea = "naissance-el-lea"
+    # A form without the session's token is refused and changes nothing.
+    forged = await bridge.client.post("/rattachement", data={"csrf": "forged", lea: "01/01/2010"})
+    assert forged.status_code == 403
+    assert "entsyncAttachmentBlocked" not in bridge_attrs(ldap_params, world.dn("re-mere"))
+    # A child who is not this parent's is ignored like an empty field: no block, no hint.
+    stranger = {"csrf": token.group(1), "naissance-el-other": "01/01/2010"}
+    answered = await bridge.client.post("/rattachement", data=stranger)
+    assert answered.status_code == 303
+    for guardian in ("re-mere", "re-mere-2", "re-fc"):
+        attrs = bridge_attrs(ldap_params, world.dn(guardian))
+        assert "entsyncAttachmentBlocked" not in attrs and "entsyncAttachedChild" not in attrs
+    # Answers are limited per bridge (5 a window in these tests): then 429, nothing recorded.
+    for _ in range(4):
+        assert (await bridge.client.post("/rattachement", data=stranger)).status_code == 303
+    limited = await bridge.client.post("/rattachement", data={**stranger, lea: "14/03/2017"})
+    assert limited.status_code == 429 and "Trop de tentatives" in limited.text
+    assert "entsyncAttachedChild" not in bridge_attrs(ldap_params, world.dn("re-mere"))

@@ -1,0 +1,100 @@
+"""Parent bridge at the edges: the parsed J+1 snapshot is kept per run; client IPs and proxies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from connectors.bridge.store import BridgeStore
+from schemas.bridge import GuardianFacts, Snapshot
+
+T0 = datetime(2026, 9, 1, 2, tzinfo=UTC)
+
+
+def snapshot(at: datetime, *guardians: str) -> Snapshot:
+    return Snapshot(
+        run_at=at,
+        guardians={
+            g: GuardianFacts(
+                guardian_id=g, dn=f"uid={g}", jointure=g, last_name="M", first_name="C"
+            )
+            for g in guardians
+        },
+    )
+
+
+def test_the_snapshot_is_parsed_once_per_run(tmp_path: Path) -> None:
+    store = BridgeStore(tmp_path / "bridge.sqlite")
+    try:
+        assert store.last_snapshot() is None
+        store.save_snapshot(snapshot(T0, "a"))
+        first = store.last_snapshot()
+        assert first is not None and set(first.guardians) == {"a"}
+        assert store.last_snapshot() is first  # not parsed again
+        store.save_snapshot(snapshot(T0 + timedelta(days=1), "a", "b"))
+        newer = store.last_snapshot()
+        assert newer is not None and set(newer.guardians) == {"a", "b"}
+    finally:
+        store.close()
+
+
+def test_a_run_saved_by_another_process_is_seen(tmp_path: Path) -> None:
+    """``educonnect sync-now`` writes the file while ``bridge serve`` holds it open."""
+    path = tmp_path / "bridge.sqlite"
+    serving, other = BridgeStore(path), BridgeStore(path)
+    try:
+        serving.save_snapshot(snapshot(T0, "a"))
+        assert set(serving.last_snapshot().guardians) == {"a"}  # type: ignore[union-attr]
+        other.save_snapshot(snapshot(T0 + timedelta(days=1), "b"))
+        assert set(serving.last_snapshot().guardians) == {"b"}  # type: ignore[union-attr]
+    finally:
+        serving.close()
+        other.close()
+
+
+async def test_client_addresses_come_from_trusted_proxies_only() -> None:
+    """Rate limits count per client IP: behind a named proxy, the forwarded one."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from connectors.bridge.runtime import server_config
+    from entsync.settings import Settings
+
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.client.host if request.client else "?")
+
+    app = Starlette(routes=[Route("/", whoami)])
+    seen = {}
+    for proxies in (None, "10.0.0.5"):
+        config = server_config(Settings(bridge_trusted_proxies=proxies), app)
+        config.load()
+        seen[proxies] = {}
+        for peer in ("10.0.0.5", "10.0.0.6"):
+            sent: list[bytes] = []
+
+            async def receive() -> dict[str, object]:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: dict[str, object]) -> None:
+                if message["type"] == "http.response.body":
+                    sent.append(message["body"])  # type: ignore[arg-type]
+
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/",
+                "raw_path": b"/",
+                "query_string": b"",
+                "headers": [(b"x-forwarded-for", b"203.0.113.9")],
+                "client": (peer, 40000),
+                "server": ("127.0.0.1", 8400),
+            }
+            await config.loaded_app(scope, receive, send)
+            seen[proxies][peer] = b"".join(sent).decode()
+    assert seen[None] == {"10.0.0.5": "10.0.0.5", "10.0.0.6": "10.0.0.6"}
+    assert seen["10.0.0.5"] == {"10.0.0.5": "203.0.113.9", "10.0.0.6": "10.0.0.6"}
