@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from connectors.bridge.store import BridgeStore
 from schemas.bridge import GuardianFacts, Snapshot
@@ -52,6 +53,34 @@ def test_a_run_saved_by_another_process_is_seen(tmp_path: Path) -> None:
         other.close()
 
 
+async def _client_seen(app: Any, peer: str) -> str:
+    """What the app takes for the client's address, for one request from ``peer``."""
+    sent: list[bytes] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message["body"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"x-forwarded-for", b"203.0.113.9")],
+        "client": (peer, 40000),
+        "server": ("127.0.0.1", 8400),
+    }
+    await app(scope, receive, send)
+    return b"".join(sent).decode()
+
+
 async def test_client_addresses_come_from_trusted_proxies_only() -> None:
     """Rate limits count per client IP: behind a named proxy, the forwarded one."""
     from starlette.applications import Starlette
@@ -66,35 +95,12 @@ async def test_client_addresses_come_from_trusted_proxies_only() -> None:
         return PlainTextResponse(request.client.host if request.client else "?")
 
     app = Starlette(routes=[Route("/", whoami)])
-    seen = {}
+    seen: dict[str | None, dict[str, str]] = {}
     for proxies in (None, "10.0.0.5"):
         config = server_config(Settings(bridge_trusted_proxies=proxies), app)
         config.load()
-        seen[proxies] = {}
-        for peer in ("10.0.0.5", "10.0.0.6"):
-            sent: list[bytes] = []
-
-            async def receive() -> dict[str, object]:
-                return {"type": "http.request", "body": b""}
-
-            async def send(message: dict[str, object]) -> None:
-                if message["type"] == "http.response.body":
-                    sent.append(message["body"])  # type: ignore[arg-type]
-
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/",
-                "raw_path": b"/",
-                "query_string": b"",
-                "headers": [(b"x-forwarded-for", b"203.0.113.9")],
-                "client": (peer, 40000),
-                "server": ("127.0.0.1", 8400),
-            }
-            await config.loaded_app(scope, receive, send)
-            seen[proxies][peer] = b"".join(sent).decode()
+        seen[proxies] = {
+            peer: await _client_seen(config.loaded_app, peer) for peer in ("10.0.0.5", "10.0.0.6")
+        }
     assert seen[None] == {"10.0.0.5": "10.0.0.5", "10.0.0.6": "10.0.0.6"}
     assert seen["10.0.0.5"] == {"10.0.0.5": "203.0.113.9", "10.0.0.6": "10.0.0.6"}
