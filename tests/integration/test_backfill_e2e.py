@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -153,8 +154,15 @@ def test_backfill_is_idempotent_keeps_holds_and_tombstones(
     assert audit_count(p) == writes and export_ldif(p.ldap, p.base_dn) == directory
 
     # A worker killed during a backfill: the next one resumes from the committed offsets.
-    p.ok("ingest", "--force", *full)
+    history = len(asyncio.run(read_topic(p.bootstrap, FEED.name)))
+    backfill = p.ok("ingest", "--force", *full)
+    published = sum(int(n) for n in re.findall(r"(\d+) events published", backfill))
     stop(worker, signal.SIGKILL)
     resumed = p.ok("worker", "--until-idle", "--timeout", "240")
     assert "0 directory changes" in resumed
     assert audit_count(p) == writes and export_ldif(p.ldap, p.base_dn) == directory
+    # It read the backfill (with the snapshot rounds it causes, and re-reads of the stall
+    # guard), not the topic's history of several full ingests, as starting over would.
+    read = int(re.search(r"worker: (\d+) feed events", resumed).group(1))  # type: ignore[union-attr]
+    assert published and history > 4 * published, (history, published)
+    assert published <= read < history, (read, published, history)
