@@ -161,8 +161,9 @@ def test_backfill_is_idempotent_keeps_holds_and_tombstones(
     resumed = p.ok("worker", "--until-idle", "--timeout", "240")
     assert "0 directory changes" in resumed
     assert audit_count(p) == writes and export_ldif(p.ldap, p.base_dn) == directory
-    # It read the backfill (with the snapshot rounds it causes, and re-reads of the stall
-    # guard), not the topic's history of several full ingests, as starting over would.
+    # It read what the killed worker had not committed of the backfill (with the snapshot
+    # rounds it causes, and any re-read of the stall guard), not the topic's history of several
+    # full ingests, as starting over from the beginning would.
     read = int(re.search(r"worker: (\d+) feed events", resumed).group(1))  # type: ignore[union-attr]
     assert published and history > 4 * published, (history, published)
-    assert published <= read < history, (read, published, history)
+    assert read < history, (read, published, history)
