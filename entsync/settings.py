@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="longest wait of the worker's fetches for data (faust's own: 1500)",
+    )
     kafka_session_timeout_s: float = Field(
         default=10.0,
         ge=1,

@@ -24,6 +24,7 @@ from connectors.ldap.writer import Action
 from connectors.stream import lifecycle as shell
 from connectors.stream.faust_fixes import (
     StallGuard,
+    fetch_max_wait,
     guard_untracked_acks,
     leave_group_from_first_generation,
     never_commit_past_unacked_head,
@@ -100,6 +101,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     guard_untracked_acks()
     never_commit_past_unacked_head()
     leave_group_from_first_generation()
+    fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     recover_tables_to_true_end(bootstrap)
     app = faust.App(
         settings.app_id,

@@ -167,3 +167,28 @@ def leave_group_from_first_generation() -> None:
 
     GroupCoordinator._maybe_leave_group = _maybe_leave_group
     setattr(GroupCoordinator, _PATCHED_FLAG + "_leave", True)
+
+
+def fetch_max_wait(milliseconds: int) -> None:
+    """Make the worker's consumer wait at most ``milliseconds`` for a fetch to fill.
+
+    faust hard-codes 1,500 ms. Apache Kafka answers a waiting fetch as soon as data arrives, so
+    there the value only sets how often an idle worker asks; the local broker (tansu) was seen
+    to hold a fetch towards its deadline although records had arrived, so every hop through a
+    topic (a snapshot's scan and tally rounds, a login request and its answer) waited up to a
+    second. Set on the consumer before it starts, which is when aiokafka reads it.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_class = driver.AIOKafkaConsumerThread
+    original = getattr(thread_class, "_entsync_create_worker_consumer", None)
+    if original is None:
+        original = thread_class._create_worker_consumer
+        thread_class._entsync_create_worker_consumer = original  # type: ignore[attr-defined]
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = milliseconds
+        return consumer
+
+    thread_class._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
