@@ -227,6 +227,10 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         update["had_child"] = True
     if inp.relation == "member" and members:
         update["group"] = _group_spec(members)
+    elif inp.relation == "member" and state.group is not None:
+        # Nobody describes an empty group any more: only what names it stays (its DN), so
+        # that its state does not depend on which link came last (replays end the same).
+        update["group"] = state.group.model_copy(update={"class_label": None})
     if inp.relation == "member" and not members and state.class_teachers:
         # The class is gone (last pupil left): its teacher attachments go with it.
         update["class_teachers"] = {}
