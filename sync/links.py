@@ -275,11 +275,10 @@ def pack_links(inputs: Iterable[EntityInput], limit: int = LINK_BATCH_MAX) -> li
         run = [inp]
         open_runs[inp.entity_id] = run
         out.append(run)
-    return [
-        item
-        if not isinstance(item, list)
-        else item[0]
-        if len(item) == 1
-        else LinkBatch(entity_id=item[0].entity_id, cause=item[-1].cause, links=tuple(item))
-        for item in out
-    ]
+    return [_packed(item) if isinstance(item, list) else item for item in out]
+
+
+def _packed(run: list[LinkSet]) -> EntityInput:
+    if len(run) == 1:
+        return run[0]
+    return LinkBatch(entity_id=run[0].entity_id, cause=run[-1].cause, links=tuple(run))

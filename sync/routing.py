@@ -33,6 +33,7 @@ from schemas.feed import (
     SchoolUpserted,
     SnapshotCompleted,
     SnapshotStarted,
+    SourceRef,
     StaffUpserted,
 )
 from schemas.state import RecordKind, SourceState
@@ -100,17 +101,24 @@ def route_upsert(prev: SourceState | None, event: Upserted, cause: Cause, namesp
     return Routed(absence.seen(state, event.source, cause.at), tuple(inputs))
 
 
+def _ignored(prev: SourceState | None, source: SourceRef) -> bool:
+    """Nothing to act on: an unknown or deleted key, or an older extract than its newest."""
+    return prev is None or prev.version is None or absence.is_stale(prev, source)
+
+
 def route_deletion(prev: SourceState | None, event: RecordDeleted, cause: Cause) -> Routed:
-    if prev is None or prev.version is None or absence.is_stale(prev, event.source):
+    if _ignored(prev, event.source):
         return Routed(prev)
+    assert prev is not None
     return Routed(prev.model_copy(update={"version": None}), (_removal(prev, cause),))
 
 
 def route_rejection(prev: SourceState | None, event: RecordRejected, cause: Cause) -> Routed:
     """A rejected record changes nothing, but a complete extract naming it is evidence that the
     person is still there: the key is stamped as seen by the file (see :func:`absence.seen`)."""
-    if prev is None or prev.version is None or absence.is_stale(prev, event.source):
+    if _ignored(prev, event.source):
         return Routed(prev)
+    assert prev is not None
     return Routed(absence.seen(prev, event.source, cause.at))
 
 

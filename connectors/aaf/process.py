@@ -73,9 +73,7 @@ class Outcome:
         Persons only: schools are never subject to absence."""
         if self.key is not None or self.jointure is None or self.request.op == "delete":
             return None
-        if self.kind == "school":
-            return None
-        return record_key(self.kind, self.jointure)
+        return None if self.kind == "school" else record_key(self.kind, self.jointure)
 
     def rejection_rules(self) -> tuple[str, ...]:
         return tuple(sorted({i.rule for i in self.issues if i.severity is Severity.REJECTED}))

@@ -428,7 +428,6 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         return found
 
     if settings.lifecycle_sweep_hour is not None:
-
         # One worker of the group sends the night's requests (a sweep is idempotent anyway).
         @app.crontab(f"0 {settings.lifecycle_sweep_hour} * * *", timezone=PARIS, on_leader=True)
         async def nightly_sweep() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from schemas.entities import Cause
+from schemas.entities import Cause, GroupSpec, LinkSet
 from schemas.feed import (
     Category,
     ClassAssignment,
@@ -25,6 +25,7 @@ from schemas.feed import (
     payload_version,
     record_key,
 )
+from sync import ids
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 NS = "test"
@@ -156,6 +157,18 @@ def guardian(
         version=payload_version(record),
         source=source("guardian"),
         guardian=record,
+    )
+
+
+def member_link(spec: GroupSpec, member: str, offset: int, present: bool = True) -> LinkSet:
+    """``member`` joins (or leaves) the group ``spec``, as its link message says."""
+    return LinkSet(
+        entity_id=ids.group_id(NS, spec),
+        cause=cause(offset),
+        relation="member",
+        member_id=member,
+        present=present,
+        group=spec if present else None,
     )
 
 

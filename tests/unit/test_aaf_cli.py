@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -18,11 +16,7 @@ from entsync.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # The commands point structlog at the runner's captured stderr, closed after each test.
-    yield
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _generate(out: Path) -> None:

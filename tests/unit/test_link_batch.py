@@ -24,7 +24,7 @@ from sync.ops import DirectoryOp
 from sync.pipeline import Directory, apply_op
 from sync.reconcile import Context, ContractError, Decision, decide
 from sync.routing import route
-from tests.unit.core_factories import BASE, NS, cause, guardian
+from tests.unit.core_factories import BASE, NS, cause, guardian, member_link
 
 CTX = Context(base_dn=BASE, namespace=NS)
 CLASS = GroupSpec(school_jointure="S1", profile="pupils", class_code="CP-A", class_label="CP A")
@@ -32,15 +32,8 @@ CLASS_ID = ids.group_id(NS, CLASS)
 MEMBERS = [f"el-{c * 16}" for c in "abcdef"]
 
 
-def member_link(member: str, offset: int, present: bool = True, spec: GroupSpec = CLASS) -> LinkSet:
-    return LinkSet(
-        entity_id=ids.group_id(NS, spec),
-        cause=cause(offset),
-        relation="member",
-        member_id=member,
-        present=present,
-        group=spec if present else None,
-    )
+def link(member: str, offset: int, present: bool = True, spec: GroupSpec = CLASS) -> LinkSet:
+    return member_link(spec, member, offset, present)
 
 
 def one_by_one(state: EntityState | None, inputs: list[LinkSet]) -> tuple[EntityState, Decision]:
@@ -81,7 +74,7 @@ def test_a_batch_ends_where_its_links_one_by_one_end(
 ) -> None:
     def made(items: list[tuple[str, bool, str]], start: int) -> list[LinkSet]:
         return [
-            member_link(m, start + i, present, CLASS.model_copy(update={"class_label": label}))
+            link(m, start + i, present, CLASS.model_copy(update={"class_label": label}))
             for i, (m, present, label) in enumerate(items)
         ]
 
@@ -100,14 +93,14 @@ def test_a_batch_ends_where_its_links_one_by_one_end(
 
 
 def test_a_batch_audits_one_change_with_the_earlier_causes_merged() -> None:
-    inputs = [member_link(m, i) for i, m in enumerate(MEMBERS[:3], start=1)]
+    inputs = [link(m, i) for i, m in enumerate(MEMBERS[:3], start=1)]
     packed = LinkBatch(entity_id=CLASS_ID, cause=inputs[-1].cause, links=tuple(inputs))
     decision = decide(None, packed, CTX)
     (audit,) = decision.audits
     assert audit.action == "add" and audit.cause == inputs[-1].cause
     assert [c.offset for c in audit.merged_causes] == [1, 2]
     # A link that changes nothing is no cause of the change.
-    repeated = (inputs[0], member_link(MEMBERS[3], 4), inputs[0])
+    repeated = (inputs[0], link(MEMBERS[3], 4), inputs[0])
     decision = decide(
         decision.state, LinkBatch(entity_id=CLASS_ID, cause=cause(1), links=repeated), CTX
     )
@@ -142,9 +135,7 @@ def test_a_guardian_settles_its_children_once() -> None:
 
 def test_a_batch_of_links_to_another_entity_is_refused() -> None:
     other = GroupSpec(school_jointure="S2", profile="pupils")
-    packed = LinkBatch(
-        entity_id=CLASS_ID, cause=cause(2), links=(member_link(MEMBERS[0], 1, spec=other),)
-    )
+    packed = LinkBatch(entity_id=CLASS_ID, cause=cause(2), links=(link(MEMBERS[0], 1, spec=other),))
     with pytest.raises(ContractError):
         decide(None, packed, CTX)
 
@@ -172,7 +163,7 @@ def test_packing_keeps_what_each_entity_receives_in_order(
     for i, (target, member, is_link) in enumerate(plan):
         spec = GroupSpec(school_jointure=f"S{target}", profile="pupils")
         if is_link:
-            inputs.append(member_link(member, i, spec=spec))
+            inputs.append(link(member, i, spec=spec))
         else:  # any other input to the target (in real life, not to a group)
             gid = ids.group_id(NS, spec)
             inputs.append(LoginAssigned(entity_id=gid, cause=cause(i), login=f"x{i}"))
@@ -190,10 +181,10 @@ def test_packing_keeps_what_each_entity_receives_in_order(
 def test_packing_merges_the_links_of_a_batch_per_target() -> None:
     other = GroupSpec(school_jointure="S2", profile="pupils")
     inputs: list[EntityInput] = [
-        member_link(MEMBERS[0], 1),
-        member_link(MEMBERS[0], 2, spec=other),
-        member_link(MEMBERS[1], 3),
-        member_link(MEMBERS[2], 4),
+        link(MEMBERS[0], 1),
+        link(MEMBERS[0], 2, spec=other),
+        link(MEMBERS[1], 3),
+        link(MEMBERS[2], 4),
     ]
     packed = pack_links(inputs)
     assert [type(p) for p in packed] == [LinkBatch, LinkSet]

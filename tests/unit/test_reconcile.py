@@ -27,6 +27,7 @@ from tests.unit.core_factories import (
     T0,
     cause,
     guardian,
+    member_link,
     pupil,
     school,
     staff,
@@ -331,17 +332,6 @@ def test_school_is_written_from_its_record() -> None:
     assert isinstance(op, ModifyEntry) and op.changes == {"ENTStructureNomCourant": ("Ecole B",)}
     gone = step(renamed.state, removal(school("S1"), 3))
     assert gone.ops == ()  # schools are not removed by the synchronizer
-
-
-def member_link(spec: GroupSpec, member: str, offset: int, present: bool = True) -> LinkSet:
-    return LinkSet(
-        entity_id=ids.group_id(NS, spec),
-        cause=cause(offset),
-        relation="member",
-        member_id=member,
-        present=present,
-        group=spec if present else None,
-    )
 
 
 def test_group_lives_while_it_has_members() -> None:
