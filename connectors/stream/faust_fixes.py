@@ -134,10 +134,55 @@ def never_commit_past_unacked_head() -> None:
         committed = self._committed_offset[tp]
         if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
             return None
+        _forget_acked_gaps(acked, self._gap[tp])
         return original(self, tp)
 
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     setattr(Consumer, _PATCHED_FLAG + "_head", True)
+
+
+def _forget_acked_gaps(acked: list[int], gap: Any) -> None:
+    """Take the offsets that were acknowledged out of the partition's recorded gaps.
+
+    faust adds a gap's offsets to the acknowledged ones before it looks for the first run of
+    consecutive offsets. A gap is recorded whenever a delivered offset is more than one above the
+    read offset, and a seek resets the read offset below records already delivered: the gap then
+    holds offsets that were acknowledged too, the list gets duplicates, and the run stops at the
+    first one, so each commit moved one offset and the stall guard re-read the partition
+    (``pause_streams_while_seeking`` removes that cause at start-up; this keeps any other from
+    doing the same).
+    """
+    if gap and acked:
+        for offset in set(acked):
+            gap.chop(offset, offset + 1)
+
+
+def pause_streams_while_seeking() -> None:
+    """Deliver no stream record while the consumer seeks to the committed offsets.
+
+    After a rebalance faust resumes the stream partitions and only then seeks them to their
+    committed offsets; records fetched in between reach the agents, and the seek resets the
+    read offsets below them. The records still in flight then look like a gap in the log (see
+    :func:`_forget_acked_gaps`), and the records re-fetched from the committed offset are
+    dropped as already read. Pausing the partitions for the seek (and resuming only if no other
+    rebalance started meanwhile) means the first record delivered is the committed one.
+    """
+    if getattr(Consumer, _PATCHED_FLAG + "_seek", False):
+        return
+    original = Consumer.perform_seek
+
+    async def perform_seek(self: Any) -> None:
+        generation = self.app.consumer_generation_id
+        streams = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
+        self.pause_partitions(streams)
+        try:
+            await original(self)
+        finally:
+            if self.app.consumer_generation_id == generation:
+                self.resume_partitions(streams)
+
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    setattr(Consumer, _PATCHED_FLAG + "_seek", True)
 
 
 def leave_group_from_first_generation() -> None:
