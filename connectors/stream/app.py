@@ -28,7 +28,6 @@ from connectors.stream.faust_fixes import (
     guard_untracked_acks,
     leave_group_from_first_generation,
     never_commit_past_unacked_head,
-    pause_streams_while_seeking,
     recover_tables_to_true_end,
 )
 from entsync.logs import get_logger
@@ -101,7 +100,6 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     partitions = settings.topic_partitions
     guard_untracked_acks()
     never_commit_past_unacked_head()
-    pause_streams_while_seeking()
     leave_group_from_first_generation()
     fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     recover_tables_to_true_end(bootstrap)

@@ -117,72 +117,50 @@ class StallGuard:
 
 
 def never_commit_past_unacked_head() -> None:
-    """Do not commit past a message that was read but never acknowledged.
+    """Commit only offsets that were acknowledged: never one faust guessed was missing.
 
-    faust computes the next committable offset from the acknowledged ones, and lets one missing
-    offset at the head through (its check is off by one): with the message at the committed
-    offset dropped after a rebalance (see :func:`guard_untracked_acks`) and the next one acked,
-    it would commit past the dropped record. Here the head must be the committed offset itself,
-    unless faust knows of a real gap in the log there. The stall guard then re-reads the head.
+    faust records a "gap" whenever a delivered offset is more than one above the partition's
+    read offset, and at commit time counts the gap's offsets as done. A seek resets the read
+    offset, and after a rebalance faust resumes the stream partitions before it seeks them to
+    their committed offsets, so records already delivered (or dropped for an older generation,
+    see :func:`guard_untracked_acks`) fell inside such gaps: offsets were counted twice (each
+    commit then moved one offset and the stall guard re-read the feed: a full extract read up to
+    four times), or counted done without ever being processed. Gaps are not recorded here. Our
+    stream topics are neither compacted nor transactional, so their offsets have no holes (see
+    README, "Crash safety"). faust also lets one missing offset at the head through (its check
+    is off by one): here the head must be the committed offset itself; the stall guard re-reads
+    a head that was dropped. Records delivered before that seek are acknowledged against no
+    known committed offset, and a commit then raced the seek's read of the committed offsets
+    (which came back older than the commit, so the head looked missing): nothing is committed
+    for an assignment before its committed offsets are read.
     """
     if getattr(Consumer, _PATCHED_FLAG + "_head", False):
         return
     original = Consumer._new_offset
 
-    def _new_offset(self: Any, tp: Any) -> Any:
-        acked = self._acked[tp]
-        committed = self._committed_offset[tp]
-        if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
-            return None
-        _forget_acked_gaps(acked, self._gap[tp])
-        return original(self, tp)
+    original_seek = Consumer.perform_seek
 
-    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
-    setattr(Consumer, _PATCHED_FLAG + "_head", True)
-
-
-def _forget_acked_gaps(acked: list[int], gap: Any) -> None:
-    """Take the offsets that were acknowledged out of the partition's recorded gaps.
-
-    faust adds a gap's offsets to the acknowledged ones before it looks for the first run of
-    consecutive offsets. A gap is recorded whenever a delivered offset is more than one above the
-    read offset, and a seek resets the read offset below records already delivered: the gap then
-    holds offsets that were acknowledged too, the list gets duplicates, and the run stops at the
-    first one, so each commit moved one offset and the stall guard re-read the partition
-    (``pause_streams_while_seeking`` removes that cause at start-up; this keeps any other from
-    doing the same).
-    """
-    if gap and acked:
-        for offset in set(acked):
-            gap.chop(offset, offset + 1)
-
-
-def pause_streams_while_seeking() -> None:
-    """Deliver no stream record while the consumer seeks to the committed offsets.
-
-    After a rebalance faust resumes the stream partitions and only then seeks them to their
-    committed offsets; records fetched in between reach the agents, and the seek resets the
-    read offsets below them. The records still in flight then look like a gap in the log (see
-    :func:`_forget_acked_gaps`), and the records re-fetched from the committed offset are
-    dropped as already read. Pausing the partitions for the seek (and resuming only if no other
-    rebalance started meanwhile) means the first record delivered is the committed one.
-    """
-    if getattr(Consumer, _PATCHED_FLAG + "_seek", False):
-        return
-    original = Consumer.perform_seek
+    async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
 
     async def perform_seek(self: Any) -> None:
         generation = self.app.consumer_generation_id
-        streams = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
-        self.pause_partitions(streams)
-        try:
-            await original(self)
-        finally:
-            if self.app.consumer_generation_id == generation:
-                self.resume_partitions(streams)
+        await original_seek(self)
+        self._entsync_sought_generation = generation
 
+    def _new_offset(self: Any, tp: Any) -> Any:
+        if getattr(self, "_entsync_sought_generation", None) != self.app.consumer_generation_id:
+            return None  # committed offsets not read yet for this assignment
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed:
+            return None
+        return original(self, tp)
+
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
-    setattr(Consumer, _PATCHED_FLAG + "_seek", True)
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    setattr(Consumer, _PATCHED_FLAG + "_head", True)
 
 
 def leave_group_from_first_generation() -> None:
