@@ -180,6 +180,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         # (partition, control message, time of the event that caused it) on the feed topic
         controls: list[tuple[int, Any, float | None]] = []
         decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
+        memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
 
         def current(key: bytes, model: Any) -> Any:
             if key in new_states:
@@ -224,8 +225,14 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     controls.extend((scan.partition, scan, stamp) for scan in step.scans)
                     decided.extend(step.decisions)
                 case SnapshotScan():
+                    memo = memo or shell.ScanMemo(partitions)
                     local = shell.source_states(
-                        sources, new_states, message.partition, partitions, message.snapshot.scope
+                        sources,
+                        new_states,
+                        message.partition,
+                        partitions,
+                        message.snapshot.scope,
+                        memo,
                     )
                     if message.phase == "tally":
                         active, absent = absence.tally((s for _, s in local), message.snapshot)

@@ -82,22 +82,62 @@ def local_states(
             yield key, raw
 
 
+class ScanMemo:
+    """What the scans of one batch share: each table key's partition, each raw state parsed.
+
+    A full extract's last batch carries a scan per snapshot and partition (a dozen or more):
+    without it each one hashed every key of the table and parsed every state of its partition
+    again (about 0.6 s of a 1.4 s extract here). A parsed state is reused only while the
+    table holds the very same raw value.
+    """
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._partition: dict[bytes, int] = {}
+        self._parsed: dict[bytes, tuple[bytes, SourceState]] = {}
+
+    def partition(self, key: bytes) -> int:
+        found = self._partition.get(key)
+        if found is None:
+            found = self._partition[key] = partition_of(key, self.partitions)
+        return found
+
+    def source_state(self, key: bytes, raw: bytes) -> SourceState:
+        known = self._parsed.get(key)
+        if known is not None and known[0] == raw:
+            return known[1]
+        state = SourceState.model_validate_json(raw)
+        self._parsed[key] = (raw, state)
+        return state
+
+
 def source_states(
     table: Mapping[bytes, bytes],
-    overlay: Mapping[bytes, SourceState | None],
+    overlay: Mapping[bytes, Any],
     partition: int,
     partitions: int,
     scope: str,
+    memo: ScanMemo | None = None,
 ) -> Iterator[tuple[bytes, SourceState]]:
-    """Feed-key states of ``partition`` fed by files of ``scope``."""
-    marker = f'"scope":"{scope}"'.encode()
+    """Feed-key states of ``partition`` fed by files of ``scope``, batch overlay first.
 
-    def needle(raw: bytes) -> bool:
-        return marker in raw
-
-    for key, raw in local_states(table, overlay, partition, partitions, needle):
-        if not is_control_key(key):
-            yield key, SourceState.model_validate_json(raw)
+    ``overlay``: keys changed earlier in the batch (a state, or None when removed; control keys
+    hold other models), which win over the table.
+    """
+    memo = memo or ScanMemo(partitions)
+    for key, state in overlay.items():
+        if (
+            isinstance(state, SourceState)
+            and state.scope == scope
+            and memo.partition(key) == partition
+        ):
+            yield key, state
+    marker = f'"scope":"{scope}"'.encode()  # skips, unparsed, states of other scopes
+    for key, raw in list(table.items()):
+        if key in overlay or marker not in raw or is_control_key(key):
+            continue
+        if memo.partition(key) == partition:
+            yield key, memo.source_state(key, raw)
 
 
 _SWEEPABLE = (
