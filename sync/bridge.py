@@ -142,6 +142,42 @@ def resolve(
     return Unresolved("no-candidate", tuple(g.guardian_id for g in matching))
 
 
+@dataclass(frozen=True)
+class CandidateIndex:
+    """The guardian records a sign-in could resolve to, found without reading them all.
+
+    :func:`resolve` only ever keeps records whose source key is among the identity's keys or
+    whose normalized family name is the claim's, so giving it just those (and the bridges of
+    just those) decides the same. At academy size (hundreds of thousands of guardian records)
+    a sign-in then looks at a handful, not all of them.
+    """
+
+    by_jointure: Mapping[str, tuple[str, ...]]
+    by_family: Mapping[tuple[str, ...], tuple[str, ...]]
+
+    @classmethod
+    def of(cls, guardians: Mapping[str, GuardianFacts]) -> CandidateIndex:
+        by_jointure: dict[str, list[str]] = {}
+        by_family: dict[tuple[str, ...], list[str]] = {}
+        for guardian_id in sorted(guardians):
+            guardian = guardians[guardian_id]
+            if guardian.jointure:
+                by_jointure.setdefault(guardian.jointure, []).append(guardian_id)
+            family = normalize_name(guardian.last_name)
+            if family:
+                by_family.setdefault(family, []).append(guardian_id)
+        return cls(
+            {k: tuple(v) for k, v in by_jointure.items()},
+            {k: tuple(v) for k, v in by_family.items()},
+        )
+
+    def candidates(self, identity: Identity) -> frozenset[str]:
+        found = {g for key in identity.source_keys for g in self.by_jointure.get(key, ())}
+        if identity.family_name:
+            found.update(self.by_family.get(normalize_name(identity.family_name), ()))
+        return frozenset(found)
+
+
 # --- attachments -------------------------------------------------------------------------------
 
 Status = Literal["pending", "attached", "blocked"]

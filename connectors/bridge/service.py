@@ -122,13 +122,15 @@ class BridgeService:
     # --- sign-in -----------------------------------------------------------------------------
 
     async def sign_in(self, identity: rules.Identity, origin: AccountOrigin | None) -> SignIn:
-        snap = self.store.last_snapshot()
+        indexed = self.store.indexed_snapshot()
         existing = self.store.bridge_for(identity.provider, identity.subject_digest)
+        possible = indexed[1].candidates(identity) if indexed else frozenset()
+        guardians = {g: indexed[0].guardians[g] for g in possible} if indexed else {}
         resolution = rules.resolve(
             identity,
             existing_bridge=existing,
-            guardians=snap.guardians if snap else {},
-            bridged=self.store.bridged(),
+            guardians=guardians,
+            bridged=self.store.bridged_among(possible),
             name_only_claims=self.franceconnect_name_only,
         )
         now = self.clock()

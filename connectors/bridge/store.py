@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, cast
 
 from schemas.bridge import AccountOrigin, Provider, Snapshot
-from sync.bridge import Attachment, Window, hit
+from sync.bridge import Attachment, CandidateIndex, Window, hit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bridges (
@@ -73,6 +73,7 @@ class BridgeStore:
         # JSON takes seconds to parse), keyed by its run time: a new run, by this process or
         # another (``educonnect sync-now``), has another.
         self._snapshot: tuple[str, Snapshot] | None = None
+        self._index: tuple[str, CandidateIndex] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -143,8 +144,22 @@ class BridgeStore:
         rows = self._db.execute("SELECT guardian_id, bridge_id FROM bridge_guardians").fetchall()
         return {str(g): str(b) for g, b in rows}
 
+    def bridged_among(self, guardian_ids: Iterable[str]) -> dict[str, str]:
+        """guardian id → bridge id, for those of ``guardian_ids`` that are bridged."""
+        ids = sorted(set(guardian_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):  # SQLite bounds the parameters of one query
+            chunk = ids[start : start + 500]
+            rows = self._db.execute(
+                "SELECT guardian_id, bridge_id FROM bridge_guardians WHERE guardian_id IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update({str(g): str(b) for g, b in rows})
+        return found
+
     def bridge_of_guardian(self, guardian_id: str) -> str | None:
-        return self.bridged().get(guardian_id)
+        return self.bridged_among([guardian_id]).get(guardian_id)
 
     # --- attachments -----------------------------------------------------------------------
 
@@ -222,6 +237,17 @@ class BridgeStore:
             snapshot = Snapshot.model_validate_json(body[0])
             self._snapshot = (run_at, snapshot)
             return snapshot
+
+    def indexed_snapshot(self) -> tuple[Snapshot, CandidateIndex] | None:
+        """The last snapshot and its sign-in index, built once per snapshot."""
+        with self._lock:
+            snapshot = self.last_snapshot()
+            if snapshot is None or self._snapshot is None:
+                return None
+            run_at = self._snapshot[0]
+            if self._index is None or self._index[0] != run_at:
+                self._index = (run_at, CandidateIndex.of(snapshot.guardians))
+            return snapshot, self._index[1]
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the new snapshot only: the previous one is what it was compared with."""

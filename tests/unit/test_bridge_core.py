@@ -242,3 +242,68 @@ def test_guardian_attributes_and_subject_digest() -> None:
         b"k", "franceconnect", "s"
     )
     assert "s" not in rules.bridge_id_for(b"k", "educonnect", "s")[3:]
+
+
+guardian_records = st.lists(
+    st.tuples(
+        names,
+        names,
+        st.sampled_from(["J-1", "J-2", "J-3"]),
+        st.booleans(),
+        st.sampled_from([BORN, None]),
+    ),
+    max_size=8,
+)
+
+
+@given(
+    guardian_records,
+    st.sampled_from(["franceconnect", "educonnect"]),
+    names,
+    names,
+    st.frozensets(st.sampled_from(["J-1", "J-2", "J-4"]), max_size=2),
+    st.sets(st.integers(0, 7), max_size=3),
+    st.booleans(),
+)
+def test_resolving_among_the_indexed_candidates_decides_as_among_all(
+    records: list[tuple[str, str, str, bool, date | None]],
+    provider: str,
+    family: str,
+    given_name: str,
+    keys: frozenset[str],
+    bridged_rows: set[int],
+    name_only: bool,
+) -> None:
+    gs = {
+        f"g{i}": guardian(
+            f"g{i}", last=last, first=first, manual=manual, birth_date=born
+        ).model_copy(update={"jointure": jointure})
+        for i, (last, first, jointure, manual, born) in enumerate(records)
+    }
+    bridged = {f"g{i}": f"br-{i}" for i in bridged_rows if f"g{i}" in gs}
+    identity = rules.Identity(
+        provider,  # type: ignore[arg-type]
+        "d",
+        source_keys=keys,
+        family_name=family,
+        given_name=given_name,
+        birth_date=BORN,
+    )
+    index = rules.CandidateIndex.of(gs)
+    candidates = index.candidates(identity)
+    for existing in (None, "br-x"):
+        everyone = rules.resolve(
+            identity,
+            existing_bridge=existing,
+            guardians=gs,
+            bridged=bridged,
+            name_only_claims=name_only,
+        )
+        indexed = rules.resolve(
+            identity,
+            existing_bridge=existing,
+            guardians={g: gs[g] for g in candidates},
+            bridged={g: b for g, b in bridged.items() if g in candidates},
+            name_only_claims=name_only,
+        )
+        assert indexed == everyone

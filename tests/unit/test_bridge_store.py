@@ -1,4 +1,4 @@
-"""Parent bridge at the edges: the parsed J+1 snapshot is kept per run; client IPs and proxies."""
+"""Parent bridge at the edges: the J+1 snapshot parsed and indexed per run; client IPs, proxies."""
 
 from __future__ import annotations
 
@@ -50,6 +50,33 @@ def test_a_run_saved_by_another_process_is_seen(tmp_path: Path) -> None:
         assert set(serving.last_snapshot().guardians) == {"b"}  # type: ignore[union-attr]
     finally:
         serving.close()
+        other.close()
+
+
+def test_the_sign_in_index_follows_the_last_run_and_bridges_are_read_by_id(
+    tmp_path: Path,
+) -> None:
+    from sync.bridge import Identity
+
+    path = tmp_path / "bridge.sqlite"
+    store, other = BridgeStore(path), BridgeStore(path)
+    try:
+        assert store.indexed_snapshot() is None
+        store.save_snapshot(snapshot(T0, "a", "b"))
+        indexed = store.indexed_snapshot()
+        assert indexed is not None and store.indexed_snapshot() == indexed  # built once
+        signing_in = Identity("educonnect", "d", source_keys=frozenset({"b", "z"}))
+        assert indexed[1].candidates(signing_in) == {"b"}
+        other.save_snapshot(snapshot(T0 + timedelta(days=1), "z"))
+        newer = store.indexed_snapshot()
+        assert newer is not None and newer[1].candidates(signing_in) == {"z"}
+
+        store.create_bridge("br-1", "educonnect", "d", None, ("a", "b"), T0)
+        many = [f"g{i}" for i in range(1200)] + ["b"]  # more than one query's parameters
+        assert store.bridged_among(many) == {"b": "br-1"}
+        assert store.bridge_of_guardian("a") == "br-1" and store.bridge_of_guardian("z") is None
+    finally:
+        store.close()
         other.close()
 
 
