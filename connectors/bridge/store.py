@@ -2,7 +2,8 @@
 
 It holds what only the bridge knows: bridged identities (provider, keyed subject digest → bridge
 id, account origin), the guardian records of each bridge, the attachment decisions, the last
-J+1 snapshot, the authorization responses already used, and rate-limit windows. No OIDC
+J+1 snapshot, the authorization responses already used, the open signed-in sessions (by
+digest, so that a logout ends a copied cookie too) and rate-limit windows. No OIDC
 subject, name or birth date in clear, except in the J+1 snapshot, which is a copy of directory
 data (the birth dates the attachment page checks against).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +51,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS used_responses (
     digest TEXT PRIMARY KEY,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_digest TEXT PRIMARY KEY,
+    bridge_id TEXT NOT NULL,
+    expires REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT PRIMARY KEY,
@@ -287,6 +294,29 @@ class BridgeStore:
             allowed, window = hit(self.window(key), now, limit=limit, seconds=seconds)
             self.save_window(key, window)
             return allowed
+
+    # --- signed-in sessions ------------------------------------------------------------------
+
+    def open_session(self, session_digest: str, bridge_id: str, expires: float) -> None:
+        """A signed-in session, valid until ``expires`` (epoch seconds) or its logout."""
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+            db.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+                (session_digest, bridge_id, expires),
+            )
+
+    def session_bridge(self, session_digest: str, now: float) -> str | None:
+        """The bridge of an open, unexpired session; None after logout or expiry."""
+        row = self._db.execute(
+            "SELECT bridge_id FROM sessions WHERE session_digest = ? AND expires >= ?",
+            (session_digest, now),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def close_session(self, session_digest: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE session_digest = ?", (session_digest,))
 
     def purge_used(self, before: datetime) -> None:
         with self._tx() as db:

@@ -4,7 +4,8 @@ Routes: ``/`` (choose EduConnect or FranceConnect), ``/connexion/{provider}`` (s
 authorization-code flow), ``/retour/{provider}`` (the redirect URI), ``/rattachement`` (the
 first-login attachment page: GET lists, POST answers), ``/deconnexion`` (POST, then the
 provider's logout). Sessions are signed cookies (``HttpOnly``, ``SameSite=Lax`` so that the
-provider's redirect carries them, ``Secure`` unless configured off for http://localhost);
+provider's redirect carries them, ``Secure`` unless configured off for http://localhost) whose
+session is also kept in the store, so that a logout ends every copy of the cookie;
 every form carries a per-session CSRF token; logins and date answers are rate-limited per IP
 and per bridged identity. A refused callback says only that the sign-in failed.
 """
@@ -41,6 +42,9 @@ ORIGINS: dict[str, AccountOrigin] = {
     "responsable": "Responsable",
     "etablissement": "Etablissement",
 }
+
+
+SESSION_SECONDS = 8 * 3600
 
 
 class WebConfig:
@@ -231,15 +235,32 @@ def build_app(
             if outcome.unresolved == "manual-account":
                 return _page(request, "compte_manuel.html", ent_login_url=config.ent_login_url)
             return _page(request, "contacter_ecole.html")
+        # The cookie is signed, not secret: the session also lives in the store, so a logout
+        # (or its expiry) ends it even for a copy of the cookie.
+        session_id = secrets.token_urlsafe(32)
+        service.store.open_session(
+            _digest("session", session_id), outcome.bridge_id, time.time() + SESSION_SECONDS
+        )
+        request.session["sid"] = session_id
         request.session["bridge"] = outcome.bridge_id
         request.session["provider"] = provider
         # The provider's logout wants it back as id_token_hint (FranceConnect requires it).
         request.session["id_token"] = verified.id_token
         return RedirectResponse("/rattachement", status_code=303)
 
+    def signed_in(request: Request) -> str | None:
+        """The session's bridge, if its session is still open in the store."""
+        bridge_id, session_id = request.session.get("bridge"), request.session.get("sid")
+        if not isinstance(bridge_id, str) or not isinstance(session_id, str):
+            return None
+        if service.store.session_bridge(_digest("session", session_id), time.time()) != bridge_id:
+            request.session.clear()
+            return None
+        return bridge_id
+
     async def attachment_page(request: Request) -> Response:
-        bridge_id = request.session.get("bridge")
-        if not isinstance(bridge_id, str):
+        bridge_id = signed_in(request)
+        if bridge_id is None:
             return RedirectResponse("/", status_code=303)
         results = request.session.pop("results", {})
         errors = request.session.pop("errors", {})
@@ -252,8 +273,8 @@ def build_app(
         )
 
     async def attachment_submit(request: Request) -> Response:
-        bridge_id = request.session.get("bridge")
-        if not isinstance(bridge_id, str):
+        bridge_id = signed_in(request)
+        if bridge_id is None:
             return RedirectResponse("/", status_code=303)
         form = await request.form()
         if not _csrf_ok(request, form.get("csrf")):
@@ -289,6 +310,9 @@ def build_app(
             return _message(request, "Formulaire expiré", "Veuillez recharger la page.", 403)
         provider = request.session.get("provider")
         id_token = request.session.get("id_token")
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):
+            service.store.close_session(_digest("session", session_id))
         request.session.clear()
         rp = by_name.get(provider) if isinstance(provider, str) else None
         target = None
@@ -315,7 +339,7 @@ def build_app(
                 SessionMiddleware,
                 secret_key=config.session_secret,
                 session_cookie="entsync_bridge",
-                max_age=8 * 3600,
+                max_age=SESSION_SECONDS,
                 same_site="lax",
                 https_only=config.cookie_secure,
             ),

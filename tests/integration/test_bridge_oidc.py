@@ -180,6 +180,7 @@ async def test_logout_ends_the_franceconnect_session_with_the_id_token_as_hint(
     page = await bridge.client.get("/rattachement")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
+    copied = dict(bridge.client.cookies)  # e.g. taken from a shared computer
     response = await bridge.client.post("/deconnexion", data={"csrf": csrf.group(1)})
     assert response.status_code == 303
     target = response.headers["location"]
@@ -192,8 +193,10 @@ async def test_logout_ends_the_franceconnect_session_with_the_id_token_as_hint(
         assert (await browser.get(target)).status_code == 200
         forged = target.replace(params["id_token_hint"], params["id_token_hint"][:-4] + "AAAA")
         assert (await browser.get(forged)).status_code >= 400
-    # The bridge's session is gone.
+    # The bridge's session is gone, for a copy of its cookie too.
     assert (await bridge.client.get("/rattachement")).status_code != 200
+    replayed = await bridge.client.get("/rattachement", cookies=copied)
+    assert replayed.status_code == 303 and replayed.headers["location"] == "/"
 
 
 async def test_franceconnect_homonyms_and_strangers_get_no_link(

@@ -80,6 +80,23 @@ def test_the_sign_in_index_follows_the_last_run_and_bridges_are_read_by_id(
         other.close()
 
 
+def test_a_session_ends_at_logout_or_expiry(tmp_path: Path) -> None:
+    import time
+
+    store = BridgeStore(tmp_path / "bridge.sqlite")
+    try:
+        now = time.time()
+        store.open_session("s1", "br-1", now + 60)
+        store.open_session("s2", "br-2", now - 1)  # already expired: never open
+        assert store.session_bridge("s1", now) == "br-1"
+        assert store.session_bridge("s2", now) is None
+        assert store.session_bridge("s1", now + 61) is None
+        store.close_session("s1")
+        assert store.session_bridge("s1", now) is None
+    finally:
+        store.close()
+
+
 async def _client_seen(app: Any, peer: str) -> str:
     """What the app takes for the client's address, for one request from ``peer``."""
     sent: list[bytes] = []
