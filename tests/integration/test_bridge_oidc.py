@@ -169,6 +169,35 @@ async def test_franceconnect_pkce_acr_signed_userinfo_and_exactly_one_match(
     assert attrs["entsyncAccountOrigin"] == ("FranceConnect",)
 
 
+JEAN = {"given_name": "Jean Pierre", "family_name": "LEFEVRE DURAND", "birthdate": "1979-05-04"}
+
+
+@pytest.mark.parametrize(
+    ("switch", "reason"),
+    [
+        ({"_acr": "eidas0"}, "id-token-acr-too-low"),  # weaker than the eidas1 asked for
+        ({"_forge_userinfo": True}, "userinfo-bad-signature"),  # not signed by the provider
+    ],
+)
+async def test_franceconnect_low_acr_and_forged_userinfo_are_refused(
+    bridge: Bridge,
+    fc: FranceConnect,
+    world: World,
+    ldap_params: LdapParams,
+    switch: dict[str, object],
+    reason: str,
+) -> None:
+    fc.set_user("fc-jean", {**JEAN, **switch})
+    with capture_logs() as logs:
+        response = await bridge.sign_in("franceconnect", "fc-jean")
+    assert response.status_code == 400 and "pas abouti" in response.text
+    assert refusal_reasons(logs) == [reason]
+    assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-fc"))
+    # The same person, signed in as the provider should: linked.
+    fc.set_user("fc-jean", JEAN)
+    assert (await bridge.sign_in("franceconnect", "fc-jean")).headers["location"] == "/rattachement"
+
+
 async def test_logout_ends_the_franceconnect_session_with_the_id_token_as_hint(
     bridge: Bridge, fc: FranceConnect
 ) -> None:

@@ -4,11 +4,14 @@
 //
 // Only the sign-in screen is ours (any real deployment writes its own): a form asking for the
 // account id. Accounts and their claims are read from the JSON file named by FC_ACCOUNTS at each
-// request, so a test sets a person's claims by writing that file.
+// request, so a test sets a person's claims by writing that file. Two test-only fields of an
+// account (never sent as claims) make the provider misbehave as an attacker or a weaker one
+// would: `_acr` (the level the sign-in gets, default eidas1) and `_forge_userinfo` (its userinfo
+// JWT is signed with a key that is not in the provider's JWKS).
 //
 // Environment: FC_PORT, FC_CLIENT_ID, FC_CLIENT_SECRET, FC_REDIRECT_URI, FC_LOGOUT_REDIRECT_URI,
 // FC_ACCOUNTS, FC_ID_TOKEN_TTL (seconds, default 3600). Prints "listening <issuer>" when ready.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
@@ -27,6 +30,9 @@ const accounts = () => JSON.parse(readFileSync(accountsFile, 'utf8'));
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'fc-test-1', use: 'sig', alg: 'RS256' };
+// Not published: what a forged userinfo is signed with (under the published key's id).
+const { privateKey: forgerKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const publicClaims = (claims) => Object.fromEntries(Object.entries(claims).filter(([k]) => !k.startsWith('_')));
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -65,7 +71,7 @@ const provider = new Provider(issuer, {
   findAccount: async (ctx, id) => {
     const claims = accounts()[id];
     if (!claims) return undefined;
-    return { accountId: id, claims: async () => ({ sub: id, ...claims }) };
+    return { accountId: id, claims: async () => ({ sub: id, ...publicClaims(claims) }) };
   },
 });
 provider.proxy = false;
@@ -86,9 +92,37 @@ const readForm = (req) => new Promise((resolve, reject) => {
 
 const handler = provider.callback();
 
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+// A userinfo JWT with the right claims, issuer and audience, signed with the forger's key.
+const forgedUserinfo = (accountId, claims) => {
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: 'RS256', kid: signingKey.kid, typ: 'JWT' }));
+  const payload = b64url(JSON.stringify({
+    sub: accountId, ...publicClaims(claims), iss: issuer, aud: env('FC_CLIENT_ID'), iat: now, exp: now + 300,
+  }));
+  const signature = sign('sha256', Buffer.from(`${header}.${payload}`), forgerKey).toString('base64url');
+  return `${header}.${payload}.${signature}`;
+};
+
+const forgedFor = async (req) => {
+  const auth = req.headers.authorization || '';
+  if (!req.url.startsWith('/me') || !auth.startsWith('Bearer ')) return undefined;
+  const token = await provider.AccessToken.find(auth.slice(7));
+  const claims = token && accounts()[token.accountId];
+  return claims && claims._forge_userinfo ? forgedUserinfo(token.accountId, claims) : undefined;
+};
+
 createServer(async (req, res) => {
   const match = /^\/interaction\/([^/?]+)/.exec(req.url);
-  if (!match) return handler(req, res);
+  if (!match) {
+    const forged = await forgedFor(req).catch(() => undefined);
+    if (forged) {
+      res.setHeader('content-type', 'application/jwt; charset=utf-8');
+      return res.end(forged);
+    }
+    return handler(req, res);
+  }
   try {
     const details = await provider.interactionDetails(req, res);
     if (details.prompt.name === 'consent') {
@@ -108,7 +142,8 @@ createServer(async (req, res) => {
       res.setHeader('content-type', 'text/html; charset=utf-8');
       return res.end(page(details.uid, 'Compte inconnu'));
     }
-    return await provider.interactionFinished(req, res, { login: { accountId: login, acr: 'eidas1' } }, { mergeWithLastSubmission: false });
+    const acr = accounts()[login]._acr || 'eidas1';
+    return await provider.interactionFinished(req, res, { login: { accountId: login, acr } }, { mergeWithLastSubmission: false });
   } catch (err) {
     res.statusCode = 500;
     res.end(String(err));
