@@ -8,6 +8,7 @@ naming the rule; every decision is published on the bridge-events topic for the 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from schemas.bridge import (
     AttachmentUnblocked,
     IdentityBridged,
     IdentityUnresolved,
+    Provider,
     SessionsRevoked,
     Snapshot,
 )
@@ -173,7 +175,7 @@ class BridgeService:
         bridge_id: str,
         identity: rules.Identity,
         guardian_ids: tuple[str, ...],
-        method: Literal["source-keys", "identity-claims"],
+        method: Literal["source-keys", "identity-claims", "admin"],
         origin: AccountOrigin | None,
     ) -> None:
         for guardian_id in guardian_ids:
@@ -259,6 +261,43 @@ class BridgeService:
         return outcome
 
     # --- the school's manual procedure ---------------------------------------------------------
+
+    async def bridge_by_hand(
+        self, provider: Provider, subject_digest: str, guardian_ids: tuple[str, ...]
+    ) -> str:
+        """The school links a sign-in it could not resolve (``IdentityUnresolved``: several
+        candidates, or names alone) to the parent's guardian records; the bridge id.
+
+        Refused for records not in the last J+1 snapshot, manual accounts (they keep the
+        ENT-credentials entry) and records already bridged to another sign-in.
+        """
+        if not re.fullmatch(r"[0-9a-f]{64}", subject_digest):
+            raise AdminError("not a subject digest (64 hex digits, as in IdentityUnresolved)")
+        snap = self.store.last_snapshot()
+        known = snap.guardians if snap else {}
+        for guardian_id in guardian_ids:
+            facts = known.get(guardian_id)
+            if facts is None:
+                raise AdminError(f"{guardian_id} is not a guardian of the last J+1 sync")
+            if facts.manual:
+                raise AdminError(f"{guardian_id} is a manual account: it is never bridged")
+        existing = self.store.bridge_for(provider, subject_digest)
+        bridge_id = existing or rules.bridge_id_for(self.digest_key, provider, subject_digest)
+        taken = {g: b for g, b in self.store.bridged_among(guardian_ids).items() if b != bridge_id}
+        if taken:
+            raise AdminError(f"already bridged to another sign-in: {', '.join(sorted(taken))}")
+        already = set(self.store.guardians_of(bridge_id)) if existing else set()
+        new = tuple(g for g in dict.fromkeys(guardian_ids) if g not in already)
+        if not new:
+            raise AdminError("these records are already bridged to this sign-in")
+        if existing:
+            self.store.join_guardians(bridge_id, new)
+        else:
+            self.store.create_bridge(bridge_id, provider, subject_digest, None, new, self.clock())
+        identity = rules.Identity(provider, subject_digest)
+        await self._bridged(bridge_id, identity, new, "admin", None)
+        log.info("bridge.bridged_by_school", bridge=bridge_id, provider=provider)
+        return bridge_id
 
     def _bridge_of(self, guardian_id: str) -> str:
         bridge_id = self.store.bridge_of_guardian(guardian_id)

@@ -1,5 +1,5 @@
 """CLI: ``entsync bridge serve``, ``entsync educonnect sync-now``, and the school's manual
-procedure ``entsync admin unblock-attachment | attach-child | parent-account``."""
+procedure ``entsync admin unblock-attachment | attach-child | bridge-parent | parent-account``."""
 
 from __future__ import annotations
 
@@ -124,6 +124,35 @@ def register_admin(admin_app: typer.Typer) -> None:
 
         _with_service(state_dir, action)
         console.print(f"attached: {child} to {guardian}", markup=False)
+
+    @admin_app.command("bridge-parent")
+    def bridge_parent(
+        provider: Annotated[str, typer.Option("--provider", help="educonnect or franceconnect")],
+        subject_digest: Annotated[
+            str,
+            typer.Option(
+                "--subject-digest", help="from the IdentityUnresolved event of the sign-in"
+            ),
+        ],
+        guardians: Annotated[
+            list[str], typer.Option("--guardian", help="guardian entity id (re-...), repeatable")
+        ],
+        state_dir: StateDir = None,
+    ) -> None:
+        """Link a sign-in the bridge could not resolve (several candidates, names alone) to the
+        parent's guardian records, after the school has checked who the parent is."""
+        if provider not in ("educonnect", "franceconnect"):
+            raise fail(f"unknown provider {provider!r}: educonnect or franceconnect", EXIT_CONFIG)
+
+        async def action(service: BridgeService) -> str:
+            return await service.bridge_by_hand(
+                provider,  # type: ignore[arg-type]
+                subject_digest,
+                tuple(guardians),
+            )
+
+        bridge_id = _with_service(state_dir, action)
+        console.print(f"bridged: {', '.join(guardians)} as {bridge_id}", markup=False)
 
     @admin_app.command("parent-account")
     def parent_account(guardian: GuardianRef, state_dir: StateDir = None) -> None:

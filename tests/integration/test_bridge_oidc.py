@@ -256,6 +256,42 @@ async def test_franceconnect_homonyms_and_strangers_get_no_link(
     assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-homo-1"))
 
 
+async def test_the_school_bridges_a_parent_the_bridge_could_not_resolve(
+    bridge: Bridge, fc: FranceConnect, ldap_params: LdapParams, world: World
+) -> None:
+    from connectors.bridge.service import AdminError
+
+    fc.set_user(
+        "fc-paul", {"given_name": "Paul", "family_name": "Petit", "birthdate": "1980-01-01"}
+    )
+    response = await bridge.sign_in("franceconnect", "fc-paul")
+    assert "Contactez l'école" in response.text
+    (unresolved,) = [
+        v.root
+        for _, v in bridge.sink.sent
+        if isinstance(v, BridgeEventMessage) and isinstance(v.root, IdentityUnresolved)
+    ]
+    digest = unresolved.subject_digest
+    service = bridge.service
+    with pytest.raises(AdminError, match="manual account"):
+        await service.bridge_by_hand("franceconnect", digest, ("re-accueil",))
+    with pytest.raises(AdminError, match="not a guardian"):
+        await service.bridge_by_hand("franceconnect", digest, ("re-nobody",))
+    with pytest.raises(AdminError, match="not a subject digest"):
+        await service.bridge_by_hand("franceconnect", "Paul Petit", ("re-homo-1",))
+    # The school checked who the parent is: one of the two namesakes.
+    bridge_id = await service.bridge_by_hand("franceconnect", digest, ("re-homo-1",))
+    attrs = bridge_attrs(ldap_params, world.dn("re-homo-1"))
+    assert attrs["entsyncBridgeId"] == (bridge_id,)
+    assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-homo-2"))
+    with pytest.raises(AdminError, match="already bridged"):
+        await service.bridge_by_hand("franceconnect", digest, ("re-homo-1",))
+    # The parent's next sign-in is that bridge, and reaches the attachment page.
+    response = await bridge.sign_in("franceconnect", "fc-paul")
+    assert response.headers["location"] == "/rattachement"
+    assert bridge.service.store.bridge_for("franceconnect", digest) == bridge_id
+
+
 async def test_manual_accounts_are_never_bridged(
     bridge: Bridge, fc: FranceConnect, ldap_params: LdapParams, world: World
 ) -> None:
