@@ -138,6 +138,11 @@ class BridgeService:
         now = self.clock()
         match resolution:
             case rules.Existing(bridge_id=bridge_id, joined=joined):
+                # The store and the directory are not written in one transaction: a directory
+                # write lost earlier (server down after the store's commit) is made again here.
+                # Nothing is written (nor audited) when the entries already agree.
+                for guardian_id in self.store.guardians_of(bridge_id):
+                    await self.refresh_guardian(bridge_id, guardian_id, "bridge.repair")
                 if joined:
                     self.store.join_guardians(bridge_id, joined)
                     await self._bridged(bridge_id, identity, joined, "source-keys", origin)

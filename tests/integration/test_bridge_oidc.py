@@ -153,6 +153,37 @@ async def test_educonnect_links_every_guardian_record_of_the_person(
     assert joined["entsyncEntLoginDisabled"] == ("TRUE",)
 
 
+async def test_a_directory_write_lost_after_the_store_s_is_made_again_at_the_next_sign_in(
+    bridge: Bridge, ec: EduConnect, world: World, ldap_params: LdapParams
+) -> None:
+    from ldap3 import MODIFY_DELETE
+
+    from connectors.ldap.connection import connection
+
+    ec.set_user("ec-mother", MOTHER)
+    assert (await bridge.sign_in("educonnect", "ec-mother")).status_code == 303
+    bridged = bridge_attrs(ldap_params, world.dn("re-mere-2"))
+    # As if the directory had been down when the bridge wrote this record's attributes.
+    with connection(ldap_params) as conn:
+        assert conn.modify(
+            world.dn("re-mere-2"),
+            {
+                "entsyncBridgeId": [(MODIFY_DELETE, [])],
+                "entsyncAccountOrigin": [(MODIFY_DELETE, [])],
+            },
+        )
+    before = len(bridge.sink.sent)
+    second = bridge.browser()
+    assert (await bridge.sign_in("educonnect", "ec-mother", second)).status_code == 303
+    assert bridge_attrs(ldap_params, world.dn("re-mere-2")) == bridged
+    repairs = [v for _, v in bridge.sink.sent[before:] if isinstance(v, DirectoryChanged)]
+    assert [(a.entity_id, a.cause.rule) for a in repairs] == [("re-mere-2", "bridge.repair")]
+    # Nothing to repair: nothing written, nothing audited.
+    before = len(bridge.sink.sent)
+    assert (await bridge.sign_in("educonnect", "ec-mother", bridge.browser())).status_code == 303
+    assert not [v for _, v in bridge.sink.sent[before:] if isinstance(v, DirectoryChanged)]
+
+
 async def test_franceconnect_pkce_acr_signed_userinfo_and_exactly_one_match(
     bridge: Bridge, fc: FranceConnect, world: World, ldap_params: LdapParams
 ) -> None:

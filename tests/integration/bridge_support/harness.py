@@ -82,8 +82,11 @@ class Bridge:
     async def callback(self, url: str, client: httpx.AsyncClient | None = None) -> httpx.Response:
         return await (client or self.client).get(url.removeprefix(BRIDGE_URL))
 
-    async def sign_in(self, provider: str, sub: str) -> httpx.Response:
-        return await self.callback(await self.authorize(await self.start(provider), sub))
+    async def sign_in(
+        self, provider: str, sub: str, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        url = await self.authorize(await self.start(provider, client), sub)
+        return await self.callback(url, client)
 
 
 def query(url: str) -> dict[str, str]:
