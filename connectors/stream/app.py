@@ -72,6 +72,7 @@ class Progress:
 
     in_flight: int = 0
     feed_events: int = 0
+    control_events: int = 0  # of which the worker's own snapshot scans and tallies
     entity_inputs: int = 0
     directory_changes: int = 0
     noop_writes: int = 0
@@ -181,6 +182,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         controls: list[tuple[int, Any, float | None]] = []
         decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
         memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
+        controls_read = 0
 
         def current(key: bytes, model: Any) -> Any:
             if key in new_states:
@@ -198,6 +200,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             message = FeedTopicMessage.model_validate_json(event.value).root
             cause = _cause_from(event, f"feed.{message.type}", getattr(message, "source", None))
             partition = event.message.partition
+            controls_read += isinstance(message, SnapshotScan | SnapshotTally)
             match message:
                 case YearCommand():
                     ykey = shell.year_key(partition, partitions)
@@ -298,6 +301,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             else:
                 sources[key] = state.model_dump_json().encode()
         progress.feed_events += len(batch)
+        progress.control_events += controls_read
         log.debug(
             "route_feed.batch",
             offsets=sorted((e.message.partition, e.message.offset) for e in batch),
