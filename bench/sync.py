@@ -810,8 +810,8 @@ def _report(r: dict[str, Any]) -> None:
     if reread:
         print(
             f"note: the worker processed {reread:+,} feed events more than were published "
-            "(re-reads: records delivered while faust seeks to the committed offsets at start-up "
-            "are delivered again; all of a small extract)"
+            "(re-reads: records delivered while faust seeks to the committed offsets at start-up, "
+            "or a partition the stall guard sought back)"
         )
     if (unc["join_s"] or 0) > (bare["join_s"] or 0) + 4:
         print(

@@ -132,7 +132,8 @@ def never_commit_past_unacked_head() -> None:
     a head that was dropped. Records delivered before that seek are acknowledged against no
     known committed offset, and a commit then raced the seek's read of the committed offsets
     (which came back older than the commit, so the head looked missing): nothing is committed
-    for an assignment before its committed offsets are read.
+    for an assignment before its committed offsets are read; after that read, a partition whose
+    records from the committed offset on are all with the agents goes on after them.
     """
     if getattr(Consumer, _PATCHED_FLAG + "_head", False):
         return
@@ -145,8 +146,10 @@ def never_commit_past_unacked_head() -> None:
 
     async def perform_seek(self: Any) -> None:
         generation = self.app.consumer_generation_id
+        delivered_up_to = {tp: offset for tp, offset in self._read_offset.items() if offset}
         await original_seek(self)
         self._entsync_sought_generation = generation
+        await _skip_what_agents_already_have(self, delivered_up_to)
 
     def _new_offset(self: Any, tp: Any) -> Any:
         if getattr(self, "_entsync_sought_generation", None) != self.app.consumer_generation_id:
@@ -161,6 +164,28 @@ def never_commit_past_unacked_head() -> None:
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     setattr(Consumer, _PATCHED_FLAG + "_head", True)
+
+
+async def _skip_what_agents_already_have(consumer: Any, delivered_up_to: dict[Any, int]) -> None:
+    """After the seek to the committed offsets, move on past records the agents already have.
+
+    faust resumes the stream partitions before it seeks them, so records are delivered from the
+    committed offset on and then, after the seek, delivered again. When every offset from the
+    committed one to the last delivered was acknowledged or is being processed (handed to an
+    agent in this process), the partition goes on after the last one. A record that no agent
+    took (dropped for an older generation) keeps faust's seek, and is read again.
+    """
+    unacked: dict[Any, set[int]] = {}
+    for message in consumer._unacked_messages:
+        if getattr(message, "tracked", False):
+            unacked.setdefault(message.tp, set()).add(message.offset)
+    for tp, last in delivered_up_to.items():
+        committed = consumer._committed_offset.get(tp)
+        if committed is None or last < committed:
+            continue
+        have = consumer._acked_index.get(tp, set()) | unacked.get(tp, set())
+        if all(offset in have for offset in range(committed, last + 1)):
+            await consumer.seek(tp, last + 1)
 
 
 def leave_group_from_first_generation() -> None:

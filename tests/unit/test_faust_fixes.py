@@ -87,6 +87,7 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
     consumer = _offsets_consumer([100, 101], None)
     consumer._entsync_sought_generation = None
     consumer._read_offset = {}
+    consumer._unacked_messages = set()
 
     async def seek_to_committed() -> dict[Any, int]:
         return {}
@@ -97,3 +98,45 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
     assert Consumer._new_offset(consumer, consumer.tp) == 102  # type: ignore[arg-type]
     consumer.app.consumer_generation_id = 4  # a rebalance: wait for its seek again
     assert Consumer._new_offset(consumer, consumer.tp) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("acked", "in_flight", "sought"),
+    [
+        (range(100, 104), {104, 105}, [106]),  # all with the agents: go on after them
+        ([100, 101, 103], {104, 105}, []),  # 102 was dropped (older generation): read again
+        (range(100, 106), set(), [106]),
+    ],
+)
+def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again(
+    acked: Any, in_flight: set[int], sought: list[int]
+) -> None:
+    import asyncio
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+
+    never_commit_past_unacked_head()
+    tp = TP("entsync.feed.v1", 0)
+    seeks: list[int] = []
+
+    async def seek_to_committed() -> dict[Any, int]:
+        return {tp: 100}
+
+    consumer: Any = SimpleNamespace(
+        app=SimpleNamespace(consumer_generation_id=1),
+        _read_offset={tp: 105},  # delivered up to 105 before faust's seek
+        _committed_offset={},
+        _acked_index={tp: set(acked)},
+        _unacked_messages=[SimpleNamespace(tp=tp, offset=o, tracked=True) for o in in_flight],
+        seek_to_committed=seek_to_committed,
+    )
+
+    async def seek(partition: Any, offset: int) -> None:
+        seeks.append(offset)
+
+    consumer.seek = seek
+    asyncio.run(Consumer.perform_seek(consumer))
+    assert seeks == sought and consumer._committed_offset == {tp: 100}
