@@ -138,7 +138,6 @@ def never_commit_past_unacked_head() -> None:
     if getattr(Consumer, _PATCHED_FLAG + "_head", False):
         return
     original = Consumer._new_offset
-
     original_seek = Consumer.perform_seek
 
     async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
