@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.types import TP
 
 from entsync.logs import get_logger
 
@@ -145,10 +146,10 @@ def never_commit_past_unacked_head() -> None:
 
     async def perform_seek(self: Any) -> None:
         generation = self.app.consumer_generation_id
-        delivered_up_to = {tp: offset for tp, offset in self._read_offset.items() if offset}
         await original_seek(self)
+        await _head_of_partitions_never_committed(self)
         self._entsync_sought_generation = generation
-        await _skip_what_agents_already_have(self, delivered_up_to)
+        await _skip_what_agents_already_have(self)
 
     def _new_offset(self: Any, tp: Any) -> Any:
         if getattr(self, "_entsync_sought_generation", None) != self.app.consumer_generation_id:
@@ -165,26 +166,56 @@ def never_commit_past_unacked_head() -> None:
     setattr(Consumer, _PATCHED_FLAG + "_head", True)
 
 
-async def _skip_what_agents_already_have(consumer: Any, delivered_up_to: dict[Any, int]) -> None:
+async def _head_of_partitions_never_committed(consumer: Any) -> None:
+    """A stream partition the group never committed starts at the log's first offset.
+
+    faust knows no committed offset there (nor for a committed 0), so the head check had
+    nothing to compare with and a first record dropped for an older generation could be
+    committed past. The log start offset is what the group reads from first.
+    """
+    unknown = [
+        tp
+        for tp in consumer.assignment()
+        if consumer.app.topics.acks_enabled_for(tp.topic)
+        and consumer._committed_offset.get(tp) is None
+    ]
+    if not unknown:
+        return
+    try:
+        starts = await consumer.earliest_offsets(*unknown)
+    except Exception as exc:  # the head check stays off for them, as in faust
+        log.warning("stream.log_start_unknown", partitions=len(unknown), error=type(exc).__name__)
+        return
+    for tp, start in starts.items():
+        key = TP(tp.topic, tp.partition)
+        if consumer._committed_offset.get(key) is None and start is not None:
+            consumer._committed_offset[key] = start
+
+
+async def _skip_what_agents_already_have(consumer: Any) -> None:
     """After the seek to the committed offsets, move on past records the agents already have.
 
     faust resumes the stream partitions before it seeks them, so records are delivered from the
-    committed offset on and then, after the seek, delivered again. When every offset from the
-    committed one to the last delivered was acknowledged or is being processed (handed to an
-    agent in this process), the partition goes on after the last one. A record that no agent
-    took (dropped for an older generation) keeps faust's seek, and is read again.
+    committed offset on (also while the seek waits for the broker) and then, after the seek,
+    delivered again. The run of consecutive offsets from the committed one that were all
+    acknowledged or are being processed (handed to an agent in this process) is not read again:
+    the partition goes on after it. A record no agent took (dropped for an older generation)
+    ends the run, and is read again.
     """
     unacked: dict[Any, set[int]] = {}
     for message in consumer._unacked_messages:
         if getattr(message, "tracked", False):
             unacked.setdefault(message.tp, set()).add(message.offset)
-    for tp, last in delivered_up_to.items():
+    for tp in consumer.assignment():
         committed = consumer._committed_offset.get(tp)
-        if committed is None or last < committed:
+        if committed is None:
             continue
         have = consumer._acked_index.get(tp, set()) | unacked.get(tp, set())
-        if all(offset in have for offset in range(committed, last + 1)):
-            await consumer.seek(tp, last + 1)
+        after = committed
+        while after in have:
+            after += 1
+        if after > committed:
+            await consumer.seek(tp, after)
 
 
 def leave_group_from_first_generation() -> None:

@@ -88,6 +88,8 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
     consumer._entsync_sought_generation = None
     consumer._read_offset = {}
     consumer._unacked_messages = set()
+    consumer.assignment = lambda: set()
+    consumer.app.topics = SimpleNamespace(acks_enabled_for=lambda topic: True)
 
     async def seek_to_committed() -> dict[Any, int]:
         return {}
@@ -104,7 +106,8 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
     ("acked", "in_flight", "sought"),
     [
         (range(100, 104), {104, 105}, [106]),  # all with the agents: go on after them
-        ([100, 101, 103], {104, 105}, []),  # 102 was dropped (older generation): read again
+        ([100, 101, 103], {104, 105}, [102]),  # 102 was dropped (older generation): read again
+        ([101, 102], {103}, []),  # the committed record itself was dropped
         (range(100, 106), set(), [106]),
     ],
 )
@@ -126,8 +129,12 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
         return {tp: 100}
 
     consumer: Any = SimpleNamespace(
-        app=SimpleNamespace(consumer_generation_id=1),
-        _read_offset={tp: 105},  # delivered up to 105 before faust's seek
+        app=SimpleNamespace(
+            consumer_generation_id=1,
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+        ),
+        assignment=lambda: {tp},
+        _read_offset={tp: 105},
         _committed_offset={},
         _acked_index={tp: set(acked)},
         _unacked_messages=[SimpleNamespace(tp=tp, offset=o, tracked=True) for o in in_flight],
@@ -140,3 +147,44 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
     consumer.seek = seek
     asyncio.run(Consumer.perform_seek(consumer))
     assert seeks == sought and consumer._committed_offset == {tp: 100}
+
+
+def test_a_partition_never_committed_has_the_log_start_for_head() -> None:
+    import asyncio
+    from collections import defaultdict
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+
+    never_commit_past_unacked_head()
+    tp, changelog = TP("entsync.feed.v1", 0), TP("entsync-sources-changelog", 0)
+
+    async def seek_to_committed() -> dict[Any, int]:
+        return {}  # the group never committed
+
+    async def earliest_offsets(*tps: Any) -> dict[Any, int]:
+        assert set(tps) == {tp}  # acked (stream) partitions only
+        return {t: 7 for t in tps}
+
+    consumer: Any = SimpleNamespace(
+        app=SimpleNamespace(
+            consumer_generation_id=1,
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: topic == tp.topic),
+        ),
+        assignment=lambda: {tp, changelog},
+        _read_offset={},
+        _committed_offset=defaultdict(lambda: None),
+        _acked={tp: [8, 9]},
+        _acked_index={tp: {8, 9}},
+        _gap=defaultdict(list),
+        _unacked_messages=[],
+        seek_to_committed=seek_to_committed,
+        earliest_offsets=earliest_offsets,
+    )
+    asyncio.run(Consumer.perform_seek(consumer))
+    assert consumer._committed_offset[tp] == 7
+    assert Consumer._new_offset(consumer, tp) is None  # 7 was never acknowledged
+    consumer._acked[tp], consumer._acked_index[tp] = [7, 8, 9], {7, 8, 9}
+    assert Consumer._new_offset(consumer, tp) == 10
