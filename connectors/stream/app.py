@@ -24,10 +24,10 @@ from connectors.ldap.writer import Action
 from connectors.stream import lifecycle as shell
 from connectors.stream.faust_fixes import (
     StallGuard,
+    commit_acknowledged_offsets_only,
     fetch_max_wait,
     guard_untracked_acks,
     leave_group_from_first_generation,
-    never_commit_past_unacked_head,
     recover_tables_to_true_end,
 )
 from entsync.logs import get_logger
@@ -100,7 +100,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     bootstrap = settings.require_kafka()
     partitions = settings.topic_partitions
     guard_untracked_acks()
-    never_commit_past_unacked_head()
+    commit_acknowledged_offsets_only()
     leave_group_from_first_generation()
     fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     recover_tables_to_true_end(bootstrap)

@@ -117,7 +117,7 @@ class StallGuard:
         log.warning("stream.stall_recovered", partitions=len(behind), detail=detail)
 
 
-def never_commit_past_unacked_head() -> None:
+def commit_acknowledged_offsets_only() -> None:
     """Commit only offsets that were acknowledged: never one faust guessed was missing.
 
     faust records a "gap" whenever a delivered offset is more than one above the partition's

@@ -65,9 +65,9 @@ def test_the_next_commit_covers_acknowledged_offsets_only(
 
     from faust.transport.consumer import Consumer
 
-    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
 
-    never_commit_past_unacked_head()
+    commit_acknowledged_offsets_only()
     consumer = _offsets_consumer(acked, committed)
     # A delivered offset above the read offset (e.g. a record fetched before a seek) is not
     # taken for a hole in the log whose offsets could be committed unprocessed.
@@ -81,9 +81,9 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
 
     from faust.transport.consumer import Consumer
 
-    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
 
-    never_commit_past_unacked_head()
+    commit_acknowledged_offsets_only()
     consumer = _offsets_consumer([100, 101], None)
     consumer._entsync_sought_generation = None
     consumer._read_offset = {}
@@ -119,9 +119,9 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
 
-    never_commit_past_unacked_head()
+    commit_acknowledged_offsets_only()
     tp = TP("entsync.feed.v1", 0)
     seeks: list[int] = []
 
@@ -156,9 +156,9 @@ def test_a_partition_never_committed_has_the_log_start_for_head() -> None:
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import never_commit_past_unacked_head
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
 
-    never_commit_past_unacked_head()
+    commit_acknowledged_offsets_only()
     tp, changelog = TP("entsync.feed.v1", 0), TP("entsync-sources-changelog", 0)
 
     async def seek_to_committed() -> dict[Any, int]:
