@@ -130,16 +130,21 @@ def commit_acknowledged_offsets_only() -> None:
     stream topics are neither compacted nor transactional, so their offsets have no holes (see
     README, "Crash safety"). faust also lets one missing offset at the head through (its check
     is off by one): here the head must be the committed offset itself; the stall guard re-reads
-    a head that was dropped. Records delivered before that seek are acknowledged against no
-    known committed offset, and a commit then raced the seek's read of the committed offsets
-    (which came back older than the commit, so the head looked missing): nothing is committed
-    for an assignment before its committed offsets are read; after that read, a partition whose
-    records from the committed offset on are all with the agents goes on after them.
+    a head that was dropped.
+
+    Around the seek itself: nothing is committed for an assignment before its committed offsets
+    are read (a commit raced that read, which came back older than the commit, so the head
+    looked missing), and its stream partitions are resumed only after that seek. Records
+    fetched between faust's resume and its seek were delivered and then, from the sought
+    offset, delivered again, and the drain of the first delivery could overwrite the read
+    offset the seek had set, so the stream skipped records and the stall guard re-read the
+    whole partition seconds later. Changelog partitions are resumed as faust asks.
     """
     if getattr(Consumer, _PATCHED_FLAG + "_head", False):
         return
     original = Consumer._new_offset
     original_seek = Consumer.perform_seek
+    original_resume = Consumer.resume_partitions
 
     async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
         return None
@@ -150,6 +155,24 @@ def commit_acknowledged_offsets_only() -> None:
         await _head_of_partitions_never_committed(self)
         self._entsync_sought_generation = generation
         await _skip_what_agents_already_have(self)
+        deferred = getattr(self, "_entsync_deferred_resume", ())
+        if deferred and deferred[0] == generation:
+            self._entsync_deferred_resume = ()
+            original_resume(self, deferred[1])
+        # A deferral of a newer generation (a rebalance during this seek) waits for its seek.
+
+    def resume_partitions(self: Any, tps: Any) -> None:
+        # Stream partitions stay paused until they are sought for this assignment (see the
+        # docstring): what faust fetched before its seek raced the seek and could be lost.
+        generation = self.app.consumer_generation_id
+        tps = set(tps)
+        if getattr(self, "_entsync_sought_generation", None) != generation:
+            stream = {tp for tp in tps if self.app.topics.acks_enabled_for(tp.topic)}
+            if stream:
+                self._entsync_deferred_resume = (generation, stream)
+                tps -= stream
+        if tps:
+            original_resume(self, tps)
 
     def _new_offset(self: Any, tp: Any) -> Any:
         if getattr(self, "_entsync_sought_generation", None) != self.app.consumer_generation_id:
@@ -162,6 +185,7 @@ def commit_acknowledged_offsets_only() -> None:
 
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    Consumer.resume_partitions = resume_partitions  # type: ignore[method-assign]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     setattr(Consumer, _PATCHED_FLAG + "_head", True)
 
@@ -195,12 +219,12 @@ async def _head_of_partitions_never_committed(consumer: Any) -> None:
 async def _skip_what_agents_already_have(consumer: Any) -> None:
     """After the seek to the committed offsets, move on past records the agents already have.
 
-    faust resumes the stream partitions before it seeks them, so records are delivered from the
-    committed offset on (also while the seek waits for the broker) and then, after the seek,
-    delivered again. The run of consecutive offsets from the committed one that were all
-    acknowledged or are being processed (handed to an agent in this process) is not read again:
-    the partition goes on after it. A record no agent took (dropped for an older generation)
-    ends the run, and is read again.
+    A rebalance in the middle of a run leaves records of the older generation with the agents
+    (being processed, or acknowledged since the last commit); the seek would deliver them again.
+    The run of consecutive offsets from the committed one that were all acknowledged or are
+    being processed (handed to an agent in this process) is not read again: the partition goes
+    on after it. A record no agent took (dropped for an older generation) ends the run, and is
+    read again.
     """
     unacked: dict[Any, set[int]] = {}
     for message in consumer._unacked_messages:

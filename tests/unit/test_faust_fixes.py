@@ -188,3 +188,96 @@ def test_a_partition_never_committed_has_the_log_start_for_head() -> None:
     assert Consumer._new_offset(consumer, tp) is None  # 7 was never acknowledged
     consumer._acked[tp], consumer._acked_index[tp] = [7, 8, 9], {7, 8, 9}
     assert Consumer._new_offset(consumer, tp) == 10
+
+
+def test_stream_partitions_are_resumed_only_after_the_seek_of_their_assignment() -> None:
+    import asyncio
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+
+    commit_acknowledged_offsets_only()
+    feed, changelog = TP("entsync.feed.v1", 0), TP("entsync-sources-changelog", 0)
+    active: set[Any] = set()
+    events: list[str] = []
+
+    async def seek_to_committed() -> dict[Any, int]:
+        events.append(f"seek with {sorted(t.topic for t in active)} fetching")
+        return {feed: 5}
+
+    consumer: Any = SimpleNamespace(
+        app=SimpleNamespace(
+            consumer_generation_id=2,
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: topic == feed.topic),
+        ),
+        assignment=lambda: {feed, changelog},
+        _get_active_partitions=lambda: active,
+        _paused_partitions={feed, changelog},
+        _read_offset={},
+        _committed_offset={},
+        _acked_index={},
+        _unacked_messages=[],
+        seek_to_committed=seek_to_committed,
+    )
+    # What faust's recovery does after a rebalance: resume, then seek to the committed offsets.
+    Consumer.resume_partitions(consumer, {feed, changelog})
+    assert active == {changelog}  # the feed would be fetched from a position about to move
+    asyncio.run(Consumer.perform_seek(consumer))
+    assert events == ["seek with ['entsync-sources-changelog'] fetching"]
+    assert active == {feed, changelog} and not consumer._paused_partitions
+    # Once sought in this generation, resuming is immediate (e.g. after a pause).
+    Consumer.pause_partitions(consumer, {feed})
+    Consumer.resume_partitions(consumer, {feed})
+    assert feed in active
+    # A rebalance before the seek: the older generation's deferred resume is not applied.
+    consumer.app.consumer_generation_id = 3
+    Consumer.pause_partitions(consumer, {feed})
+    Consumer.resume_partitions(consumer, {feed})
+    consumer.app.consumer_generation_id = 4
+    asyncio.run(Consumer.perform_seek(consumer))
+    assert feed not in active
+    Consumer.resume_partitions(consumer, {feed})  # generation 4's own recovery, after its seek
+    assert feed in active
+
+
+def test_a_rebalance_during_the_seek_keeps_the_newer_generation_s_resume_for_its_seek() -> None:
+    import asyncio
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+
+    commit_acknowledged_offsets_only()
+    feed = TP("entsync.feed.v1", 0)
+    active: set[Any] = set()
+    consumer: Any = SimpleNamespace(
+        app=SimpleNamespace(
+            consumer_generation_id=5, topics=SimpleNamespace(acks_enabled_for=lambda t: True)
+        ),
+        assignment=lambda: {feed},
+        _get_active_partitions=lambda: active,
+        _paused_partitions={feed},
+        _read_offset={},
+        _committed_offset={},
+        _acked_index={},
+        _unacked_messages=[],
+    )
+
+    async def seek_during_a_rebalance() -> dict[Any, int]:
+        consumer.app.consumer_generation_id = 6  # generation 6's recovery resumes meanwhile
+        Consumer.resume_partitions(consumer, {feed})
+        return {feed: 5}
+
+    async def seek_to_committed() -> dict[Any, int]:
+        return {feed: 5}
+
+    Consumer.resume_partitions(consumer, {feed})
+    consumer.seek_to_committed = seek_during_a_rebalance
+    asyncio.run(Consumer.perform_seek(consumer))  # generation 5's seek ends in generation 6
+    assert feed not in active
+    consumer.seek_to_committed = seek_to_committed
+    asyncio.run(Consumer.perform_seek(consumer))  # generation 6's seek
+    assert feed in active
