@@ -22,6 +22,7 @@ import faust
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
 from connectors.stream import lifecycle as shell
+from connectors.stream.changelog import write_through
 from connectors.stream.faust_fixes import (
     StallGuard,
     commit_acknowledged_offsets_only,
@@ -294,12 +295,14 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 active=d.active,
                 absent=d.absent,
             )
-        for key in changed:
-            state = new_states[key]
-            if state is None:
-                sources.pop(key, None)
-            else:
-                sources[key] = state.model_dump_json().encode()
+        # After the outputs are delivered: a state that says "routed" must not outlive a crash
+        # that lost what it routed (the re-read record would then route nothing).
+        writes = {
+            key: None if new_states[key] is None else new_states[key].model_dump_json().encode()
+            for key in changed
+        }
+        for fut in await write_through(sources, writes, partitions):
+            await fut
         progress.feed_events += len(batch)
         progress.control_events += controls_read
         log.debug(

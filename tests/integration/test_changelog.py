@@ -1,0 +1,127 @@
+"""Batched table writes land in the changelog as faust's own writes would, on the real broker.
+
+``write_through`` bypasses faust's per-key changelog send: the records must be the same (key,
+value, tombstone for a delete) on the partition faust's producer would pick for the key, or a
+restarted worker would recover another table than the one it committed past.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from connectors.stream.changelog import write_through
+from tests.integration.conftest import LocalServices
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+@dataclass
+class _Producer:
+    """faust's producer service as ``write_through`` sees it: the aiokafka producer inside."""
+
+    kafka: AIOKafkaProducer | None
+
+    def _ensure_producer(self) -> AIOKafkaProducer | None:
+        return self.kafka
+
+
+@dataclass
+class _Topic:
+    name: str
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class _App:
+    producer: _Producer
+
+
+@dataclass
+class _Table:
+    app: _App
+    changelog_topic: _Topic
+    data: dict[bytes, bytes] = field(default_factory=dict)
+
+
+async def _create_topic(bootstrap: str, name: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        for _ in range(50):
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+            if len(records) >= expected:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_batched_writes_are_the_records_faust_would_send(
+    local_services: LocalServices,
+) -> None:
+    bootstrap = local_services.kafka_bootstrap
+    suffix = uuid.uuid4().hex[:8]
+    changelog, reference = f"entsync-test-{suffix}-changelog", f"entsync-test-{suffix}-reference"
+    for name in (changelog, reference):
+        await _create_topic(bootstrap, name)
+    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=16384)
+    await kafka.start()
+    try:
+        table = _Table(_App(_Producer(kafka)), _Topic(changelog))
+        table.data[b"pupil:gone"] = b"old"
+        # Big values: a partition's records do not fit one batch, so batches fill and go on.
+        changes: dict[bytes, bytes | None] = {
+            f"pupil:{n}".encode(): (f'{{"n":{n}}}' + " " * 900).encode() for n in range(120)
+        }
+        changes[b"pupil:gone"] = None
+        futures = await write_through(table, changes, PARTITIONS)
+        for fut in futures:
+            await fut
+        assert len(futures) > PARTITIONS  # some partitions took more than one batch
+        # The local data is the table after the changes.
+        assert table.data == {k: v for k, v in changes.items() if v is not None}
+
+        # Where faust's producer would put each key: the default partitioner, partition None.
+        placed = {}
+        for key in changes:
+            meta = await (await kafka.send(reference, key=key, value=b"x"))
+            placed[key] = meta.partition
+    finally:
+        await kafka.stop()
+
+    records = await _read_all(bootstrap, changelog, len(changes))
+    got = {r.key: (r.partition, r.value) for r in records}
+    assert len(records) == len(changes)
+    assert got == {k: (placed[k], v) for k, v in changes.items()}
+    assert got[b"pupil:gone"] == (placed[b"pupil:gone"], None)  # a tombstone
+
+
+async def test_no_change_sends_nothing() -> None:
+    table = _Table(_App(_Producer(None)), _Topic("unused"))  # never started: nothing to send
+    assert await write_through(table, {}, PARTITIONS) == []
