@@ -54,6 +54,8 @@ def test_the_scan_sees_the_table_under_the_batch_changes(
 ) -> None:
     table = {f"pupil:{n}".encode(): raw(state(n, scope)) for n, scope in table_scopes.items()}
     table[b"snapshot:Eleve:0810001A"] = b'{"scope":"0810001A"}'  # a control key: never a pupil
+    unscoped = state(999, "0810001A").model_copy(update={"scope": None})
+    table[b"pupil:999"] = raw(unscoped)  # fed by no file yet: in no scope
     overlay: dict[bytes, SourceState | None] = {
         f"pupil:{n}".encode(): None if scope is None else state(n, scope, "v2")
         for n, scope in overlay_scopes.items()
