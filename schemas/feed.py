@@ -227,7 +227,7 @@ class SnapshotCompleted(_FeedEventBase):
     record_keys_digest: str = Field(description="sha256 of the sorted record keys")
 
 
-FeedEvent = Annotated[
+FeedEventModels = (
     SchoolUpserted
     | PupilUpserted
     | GuardianUpserted
@@ -235,9 +235,9 @@ FeedEvent = Annotated[
     | RecordDeleted
     | RecordRejected
     | SnapshotStarted
-    | SnapshotCompleted,
-    Field(discriminator="type"),
-]
+    | SnapshotCompleted
+)
+FeedEvent = Annotated[FeedEventModels, Field(discriminator="type")]
 
 
 class FeedMessage(RootModel[FeedEvent]):

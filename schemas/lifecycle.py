@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from schemas.feed import Category, FeedEvent
+from schemas.feed import Category, FeedEventModels
 
 LIFECYCLE_SCHEMA_VERSION: Literal[1] = 1
 
@@ -95,12 +95,16 @@ class YearCommand(_ControlBase):
     at: datetime
 
 
-ControlEvent = Annotated[
-    SnapshotScan | SnapshotTally | HoldDecided | YearCommand, Field(discriminator="type")
-]
+ControlEventModels = SnapshotScan | SnapshotTally | HoldDecided | YearCommand
+ControlEvent = Annotated[ControlEventModels, Field(discriminator="type")]
+
+# One discriminated union over both families (the two unions of models make one flat union):
+# pydantic picks the model by ``type`` in one step, where a union of the two discriminated
+# unions tried the feed events first, then the controls (twice the time per message).
+FeedTopicEvent = Annotated[FeedEventModels | ControlEventModels, Field(discriminator="type")]
 
 
-class FeedTopicMessage(RootModel[FeedEvent | ControlEvent]):
+class FeedTopicMessage(RootModel[FeedTopicEvent]):
     """Wire form of one message on ``entsync.feed.v1``: a feed event or a lifecycle control."""
 
 
