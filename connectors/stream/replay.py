@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from connectors.stream.reader import read_topic
-from connectors.stream.topics import ensure_topics
+from connectors.stream.topics import ensure_topics, partition_counts
 from connectors.stream.worker import WorkerResult, run_worker
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -57,16 +57,6 @@ def read_inputs(settings: Settings) -> list[ExternalInput]:
     return inputs
 
 
-async def _partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        return {name: len(consumer.partitions_for_topic(name) or ()) for name in names}
-    finally:
-        await consumer.stop()
-
-
 def replay_settings(settings: Settings, replay_id: str) -> Settings:
     """The replay's own app id and topics; no nightly sweep (only the recorded ones replay)."""
     return settings.model_copy(
@@ -83,7 +73,7 @@ def check_topics(settings: Settings, private: Settings) -> None:
     bootstrap = settings.require_kafka()
     live = [FEED.name, ENTITIES.name]
     mine = [private.topic_name(FEED), private.topic_name(ENTITIES)]
-    counts = asyncio.run(_partition_counts(bootstrap, [*live, *mine]))
+    counts = asyncio.run(partition_counts(bootstrap, [*live, *mine]))
     for name in live:
         if counts[name] not in (0, settings.topic_partitions):
             raise ReplayRefused(

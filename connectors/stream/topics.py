@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from entsync.settings import ConfigurationError
 from schemas.topics import ALL_TOPICS
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -35,3 +37,30 @@ async def ensure_topics(
                 raise TopicSetupError(f"cannot create topic {topic}: error {code} {message}")
     finally:
         await admin.close()
+
+
+async def partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
+    """Each topic's partition count (0: the topic does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        return {name: len(consumer.partitions_for_topic(name) or ()) for name in names}
+    finally:
+        await consumer.stop()
+
+
+async def require_partitions(bootstrap: str, partitions: int, names: Sequence[str]) -> None:
+    """Refuse topics whose partition count is not the configured one.
+
+    The worker keeps each feed key's state, and scans a snapshot's keys, by the partition the
+    key's messages arrive on, which is the key's partition under the default partitioner over
+    ``ENTSYNC_TOPIC_PARTITIONS`` partitions only if the topic has that many.
+    """
+    counts = await partition_counts(bootstrap, names)
+    wrong = [f"{name} has {n}" for name, n in counts.items() if n and n != partitions]
+    if wrong:
+        raise ConfigurationError(
+            f"{', '.join(wrong)} partitions and ENTSYNC_TOPIC_PARTITIONS is {partitions}: "
+            "set it to the topics' partition count"
+        )

@@ -21,7 +21,7 @@ import faust
 from connectors.ldap.writer import DirectoryWriter
 from connectors.stream.app import Progress, build_app
 from connectors.stream.offsets import true_end_offsets
-from connectors.stream.topics import ensure_topics
+from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.topics import ENTITIES, FEED
@@ -111,6 +111,12 @@ class IdleDetector:
         return False
 
 
+async def _prepare_topics(settings: Settings, bootstrap: str) -> None:
+    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
+    streams = [settings.topic_name(FEED), settings.topic_name(ENTITIES)]
+    await require_partitions(bootstrap, settings.topic_partitions, streams)
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -126,9 +132,7 @@ def run_worker(
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
     bootstrap = settings.require_kafka()
-    asyncio.run(
-        ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
-    )
+    asyncio.run(_prepare_topics(settings, bootstrap))
     settings.require_ldap()
     writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer)
