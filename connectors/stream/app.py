@@ -22,7 +22,7 @@ import faust
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
 from connectors.stream import lifecycle as shell
-from connectors.stream.changelog import write_through
+from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.faust_fixes import (
     StallGuard,
     commit_acknowledged_offsets_only,
@@ -31,6 +31,7 @@ from connectors.stream.faust_fixes import (
     leave_group_from_first_generation,
     recover_tables_to_true_end,
 )
+from connectors.stream.gc_freeze import freeze_long_lived_objects
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import (
@@ -169,6 +170,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     @app.agent(feed_topic, name="route_feed")
     async def route_feed(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            freeze_long_lived_objects()  # start-up is over (see connectors.stream.gc_freeze)
             progress.in_flight += 1
             try:
                 await _route_batch(batch)
@@ -178,6 +180,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     async def _route_batch(batch: Sequence[Any]) -> None:
         new_states: dict[bytes, Any] = {}  # SourceState, or a control key's state; None: gone
         changed: set[bytes] = set()  # unchanged states are not written back
+        where: dict[bytes, int] = {}  # each put key's partition: that of the message causing it
         outgoing: list[EntityInput] = []
         # (partition, control message, time of the event that caused it) on the feed topic
         controls: list[tuple[int, Any, float | None]] = []
@@ -191,8 +194,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             raw = sources.get(key)
             return None if raw is None else model.model_validate_json(raw)
 
-        def put(key: bytes, state: Any, before: Any) -> None:
+        def put(key: bytes, state: Any, before: Any, partition: int) -> None:
             new_states[key] = state
+            where[key] = partition
             if state is not before:
                 changed.add(key)
 
@@ -211,6 +215,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                         ykey,
                         absence.apply_year(year, message.action, message.school_year, message.at),
                         None,
+                        partition,  # the year key hashes to its partition
                     )
                 case SnapshotStarted() | SnapshotCompleted() | SnapshotTally() | HoldDecided():
                     prev = current(key, ScopeState)
@@ -224,12 +229,12 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                         year=year or SchoolYearState(),
                         guard=guard,
                     )
-                    put(key, step.state, prev)
+                    put(key, step.state, prev, partition)
                     stamp = event.message.timestamp
                     controls.extend((scan.partition, scan, stamp) for scan in step.scans)
                     decided.extend(step.decisions)
                 case SnapshotScan():
-                    memo = memo or shell.ScanMemo(partitions)
+                    memo = memo or shell.ScanMemo(partitions, where, known_partitions(sources))
                     local = shell.source_states(
                         sources,
                         new_states,
@@ -237,6 +242,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                         partitions,
                         message.snapshot.scope,
                         memo,
+                        message.snapshot.category.value,
                     )
                     if message.phase == "tally":
                         active, absent = absence.tally((s for _, s in local), message.snapshot)
@@ -261,12 +267,12 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                             removed, removal = absence.mark_absent(
                                 state, message.snapshot, removal_cause
                             )
-                            put(skey, removed, None)
+                            put(skey, removed, None, message.partition)
                             outgoing.append(removal)
                 case _:
                     prev = current(key, SourceState)
                     routed = route(prev, message, cause, settings.id_namespace)
-                    put(key, routed.state, prev)
+                    put(key, routed.state, prev, partition)
                     outgoing.extend(routed.inputs)
         await send_inputs(outgoing)
         futures = []
@@ -298,10 +304,13 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         # After the outputs are delivered: a state that says "routed" must not outlive a crash
         # that lost what it routed (the re-read record would then route nothing).
         writes = {
-            key: None if new_states[key] is None else new_states[key].model_dump_json().encode()
+            key: (
+                where[key],
+                None if new_states[key] is None else new_states[key].model_dump_json().encode(),
+            )
             for key in changed
         }
-        for fut in await write_through(sources, writes, partitions):
+        for fut in await write_through(sources, writes):
             await fut
         progress.feed_events += len(batch)
         progress.control_events += controls_read

@@ -4,10 +4,17 @@
 key (a FutureMessage, a buffer hop and a callback each). A full extract where nothing changed
 still stamps every feed key as seen by the new snapshot, so that per-message cost was most of
 the worker's time on such a run (see README "Performance"). :func:`write_through` sets the
-table's local data and sends the same changelog records (same topic, key, value and partition
-as faust would: the default partitioner over the key, as ``use_partitioner=True`` tables do)
-as a few record batches, and returns their delivery futures: the caller awaits them before the
-batch's offsets are acknowledged, so a restarted worker recovers every write it committed past.
+table's local data and sends the same changelog records (topic, key, value; a tombstone for a
+delete) as a few record batches, and returns their delivery futures: the caller awaits them
+before the batch's offsets are acknowledged, so a restarted worker recovers every write it
+committed past.
+
+Each record goes to the partition the caller names: the partition of the feed message that
+caused the write, which is also the key's partition under the default partitioner (the worker
+refuses topics whose partition count is not the configured one). faust's in-memory store keeps
+the partition of every key it recovers; the written keys' partitions are kept there too, so
+:func:`known_partitions` answers for every key without hashing it, and a key of a partition
+the worker no longer holds is dropped with the others at the next recovery, as faust does.
 
 Only for tables written by one agent through this function alone: mixing it with
 ``table[key] = value`` on the same table could reorder two writes of one key.
@@ -16,10 +23,8 @@ Only for tables written by one agent through this function alone: mixing it with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
-
-from connectors.stream.lifecycle import partition_of
 
 
 def _kafka_producer(app: Any) -> Any:
@@ -27,26 +32,35 @@ def _kafka_producer(app: Any) -> Any:
     return app.producer._ensure_producer()
 
 
-async def write_through(
-    table: Any, changes: Mapping[bytes, bytes | None], partitions: int
-) -> list[asyncio.Future[Any]]:
-    """Apply ``changes`` (None: delete) to ``table`` and send them to its changelog.
+def known_partitions(table: Any) -> Mapping[bytes, int]:
+    """Key -> partition for the keys of ``table``'s store (empty if the store keeps none)."""
+    known: Mapping[bytes, int] = getattr(table.data, "_key_partition", None) or {}
+    return known
 
-    Returns the delivery futures, one per record batch sent.
+
+async def write_through(
+    table: Any, changes: Mapping[bytes, tuple[int, bytes | None]]
+) -> list[asyncio.Future[Any]]:
+    """Apply ``changes`` (key -> (partition, value); value None: delete) to ``table`` and send
+    them to its changelog. Returns the delivery futures, one per record batch sent.
     """
     if not changes:
         return []
     producer = _kafka_producer(table.app)
     topic = table.changelog_topic.get_topic_name()
     data = table.data
+    partition_of_key: MutableMapping[bytes, int] | None = getattr(data, "_key_partition", None)
     builders: dict[int, Any] = {}
     futures: list[asyncio.Future[Any]] = []
-    for key, value in changes.items():
+    for key, (partition, value) in changes.items():
         if value is None:
             data.pop(key, None)
+            if partition_of_key is not None:
+                partition_of_key.pop(key, None)
         else:
             data[key] = value
-        partition = partition_of(key, partitions)
+            if partition_of_key is not None:
+                partition_of_key[key] = partition
         builder = builders.get(partition)
         if builder is None:
             builder = builders[partition] = producer.create_batch()

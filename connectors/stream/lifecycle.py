@@ -9,7 +9,7 @@ states a rule must look at and addresses messages to partitions:
 - per-partition memory (the school-year calendar) is kept under a key chosen to hash to that very
   partition, so it moves with the partition on a rebalance.
 
-Scans read every state of a table; they first skip, on the raw JSON, states that cannot match.
+Scans group a table's states by partition, scope and category once per batch, on the raw JSON.
 """
 
 from __future__ import annotations
@@ -83,25 +83,32 @@ def local_states(
 
 
 class ScanMemo:
-    """What the scans of one batch share: each table key's partition, each raw state parsed,
-    and the table's feed keys grouped by (partition, scope).
+    """What the scans of one batch share: the table's feed states grouped by partition, scope
+    and category, read once, and each state parsed once.
 
     A full extract's last batch carries a scan per snapshot and partition (one per school and
     category: hundreds in an academy). Without it each scan hashed every key of the table and
     parsed every state of its partition again; with it the table is walked once per batch and
-    a scan visits its own scope's keys only. The grouping is taken when the first scan asks
-    and assumes the table does not gain keys or move keys between scopes while the memo lives
-    (the agent writes its table after the batch); a key's value is read again at each scan,
-    and a parsed state is reused only while the table holds the very same raw value.
+    a scan visits its own snapshot's keys only. The table is read when the first scan asks:
+    a memo lives for one batch of ``route_feed``, the table's only writer, which writes it after
+    the batch (the batch's own changes are in the overlay of :func:`source_states`).
     """
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, *known: Mapping[bytes, int]) -> None:
+        """``known``: key -> partition maps, looked up in order, for keys whose partition is
+        already known (hashing a key costs more than the rest of its scan)."""
         self.partitions = partitions
         self._partition: dict[bytes, int] = {}
+        self._known = known
         self._parsed: dict[bytes, tuple[bytes, SourceState]] = {}
-        self._by_scope: dict[tuple[int, bytes], list[bytes]] | None = None
+        self._groups: dict[tuple[int, str], dict[str | None, list[tuple[bytes, bytes]]]] | None
+        self._groups = None
 
     def partition(self, key: bytes) -> int:
+        for known in self._known:
+            found = known.get(key)
+            if found is not None:
+                return found
         found = self._partition.get(key)
         if found is None:
             found = self._partition[key] = partition_of(key, self.partitions)
@@ -115,28 +122,54 @@ class ScanMemo:
         self._parsed[key] = (raw, state)
         return state
 
-    def keys_of(self, table: Mapping[bytes, bytes], partition: int, scope: str) -> list[bytes]:
-        """The table's feed keys of ``partition`` whose state names ``scope``."""
-        if self._by_scope is None:
-            self._by_scope = {}
+    def states_of(
+        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, raw state) of the table's feed keys of ``partition`` fed by ``scope``, of
+        ``category`` (None: of any category)."""
+        if self._groups is None:
+            self._groups = {}
             for key, raw in list(table.items()):
-                found = _scope_in(raw)
-                if found is not None and not is_control_key(key):
-                    group = (self.partition(key), found)
-                    self._by_scope.setdefault(group, []).append(key)
-        return self._by_scope.get((partition, scope.encode()), [])
+                if is_control_key(key):
+                    continue
+                found = self._scope_and_category(key, raw)
+                if found is not None:
+                    by_category = self._groups.setdefault((self.partition(key), found[0]), {})
+                    by_category.setdefault(found[1], []).append((key, raw))
+        by_category = self._groups.get((partition, scope), {})
+        if category is not None:
+            yield from by_category.get(category, ())
+            return
+        for states in by_category.values():
+            yield from states
+
+    def _scope_and_category(self, key: bytes, raw: bytes) -> tuple[str, str | None] | None:
+        """A state's scope (None: in no scope) and category, from its raw JSON if plain."""
+        scope = _string_field(raw, _SCOPE)
+        if scope is None:
+            return None
+        category = _string_field(raw, _CATEGORY)
+        if b"\\" in scope or (category is not None and b"\\" in category):
+            state = self.source_state(key, raw)  # an escape in the JSON string: parse it
+            if state.scope is None:
+                return None
+            return state.scope, None if state.category is None else state.category.value
+        return scope.decode(), None if category is None else category.decode()
 
 
+# SourceState is a flat JSON object: a quote inside a string value is escaped, so these cannot
+# match inside another field's value.
 _SCOPE = b'"scope":"'
+_CATEGORY = b'"category":"'
 
 
-def _scope_in(raw: bytes) -> bytes | None:
-    """The scope a state's raw JSON names, unparsed (None: no scope)."""
-    start = raw.find(_SCOPE)
+def _string_field(raw: bytes, marker: bytes) -> bytes | None:
+    """The raw value of a JSON string field (None: absent or null), up to its first quote."""
+    start = raw.find(marker)
     if start < 0:
         return None
-    start += len(_SCOPE)
-    end = raw.find(b'"', start)
+    start += len(marker)
+    end = raw.find(b'"', start)  # at an escaped quote, the value has a backslash: parsed
     return None if end < 0 else raw[start:end]
 
 
@@ -147,8 +180,10 @@ def source_states(
     partitions: int,
     scope: str,
     memo: ScanMemo | None = None,
+    category: str | None = None,
 ) -> Iterator[tuple[bytes, SourceState]]:
-    """Feed-key states of ``partition`` fed by files of ``scope``, batch overlay first.
+    """Feed-key states of ``partition`` fed by files of ``scope`` (and of ``category`` if
+    given), batch overlay first.
 
     ``overlay``: keys changed earlier in the batch (a state, or None when removed; control keys
     hold other models), which win over the table.
@@ -158,15 +193,15 @@ def source_states(
         if (
             isinstance(state, SourceState)
             and state.scope == scope
+            and (category is None or state.category == category)
             and memo.partition(key) == partition
         ):
             yield key, state
-    for key in memo.keys_of(table, partition, scope):
-        raw = table.get(key)
-        if raw is None or key in overlay:
+    for key, raw in memo.states_of(table, partition, scope, category):
+        if key in overlay:
             continue
         state = memo.source_state(key, raw)
-        if state.scope == scope:
+        if state.scope == scope and (category is None or state.category == category):
             yield key, state
 
 

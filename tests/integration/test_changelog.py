@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from connectors.stream.changelog import write_through
+from connectors.stream.changelog import known_partitions, write_through
+from connectors.stream.lifecycle import partition_of
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
@@ -45,11 +46,19 @@ class _App:
     producer: _Producer
 
 
+class _Store(dict[bytes, bytes]):
+    """faust's in-memory store: a dict that also knows each recovered key's partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._key_partition: dict[bytes, int] = {}
+
+
 @dataclass
 class _Table:
     app: _App
     changelog_topic: _Topic
-    data: dict[bytes, bytes] = field(default_factory=dict)
+    data: _Store = field(default_factory=_Store)
 
 
 async def _create_topic(bootstrap: str, name: str) -> None:
@@ -95,17 +104,22 @@ async def test_batched_writes_are_the_records_faust_would_send(
     try:
         table = _Table(_App(_Producer(kafka)), _Topic(changelog))
         table.data[b"pupil:gone"] = b"old"
+        table.data._key_partition[b"pupil:gone"] = partition_of(b"pupil:gone", PARTITIONS)
         # Big values: a partition's records do not fit one batch, so batches fill and go on.
         changes: dict[bytes, bytes | None] = {
             f"pupil:{n}".encode(): (f'{{"n":{n}}}' + " " * 900).encode() for n in range(120)
         }
         changes[b"pupil:gone"] = None
-        futures = await write_through(table, changes, PARTITIONS)
+        # The worker names the partition of the feed message that caused each write: the
+        # key's partition under the default partitioner.
+        where = {key: partition_of(key, PARTITIONS) for key in changes}
+        futures = await write_through(table, {k: (where[k], v) for k, v in changes.items()})
         for fut in futures:
             await fut
         assert len(futures) > PARTITIONS  # some partitions took more than one batch
         # The local data is the table after the changes.
         assert table.data == {k: v for k, v in changes.items() if v is not None}
+        assert known_partitions(table) == {k: where[k] for k in table.data}
 
         # Where faust's producer would put each key: the default partitioner, partition None.
         placed = {}
@@ -124,4 +138,4 @@ async def test_batched_writes_are_the_records_faust_would_send(
 
 async def test_no_change_sends_nothing() -> None:
     table = _Table(_App(_Producer(None)), _Topic("unused"))  # never started: nothing to send
-    assert await write_through(table, {}, PARTITIONS) == []
+    assert await write_through(table, {}) == []

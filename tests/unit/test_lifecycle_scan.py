@@ -69,12 +69,54 @@ def test_the_scan_sees_the_table_under_the_batch_changes(
         assert dict(source_states(table, overlay, partition, PARTITIONS, scope, memo)) == want
 
 
-def test_a_state_changed_in_the_table_is_parsed_again() -> None:
+def test_each_batch_s_memo_reads_the_table_as_the_batch_found_it() -> None:
     key = b"pupil:1"
     table = {key: raw(state(1, "0810001A"))}
-    memo = ScanMemo(PARTITIONS)
     partition = partition_of(key, PARTITIONS)
+    memo = ScanMemo(PARTITIONS)
     (first,) = source_states(table, {}, partition, PARTITIONS, "0810001A", memo)
-    table[key] = raw(state(1, "0810001A", "v9"))
-    (second,) = source_states(table, {}, partition, PARTITIONS, "0810001A", memo)
+    table[key] = raw(state(1, "0810001A", "v9"))  # written after the batch
+    (second,) = source_states(table, {}, partition, PARTITIONS, "0810001A", ScanMemo(PARTITIONS))
     assert first[1].version == "v1" and second[1].version == "v9"
+
+
+def test_a_scan_of_one_category_sees_that_category_only() -> None:
+    pupil = state(1, "0810001A")
+    guardian = state(2, "0810001A").model_copy(
+        update={"key": "guardian:2", "kind": "guardian", "category": Category.GUARDIANS}
+    )
+    table = {b"pupil:1": raw(pupil), b"guardian:2": raw(guardian)}
+    overlay = {b"guardian:3": guardian.model_copy(update={"key": "guardian:3"})}
+    seen: dict[str | None, set[bytes]] = {}
+    for category in (None, Category.PUPILS.value, Category.GUARDIANS.value, Category.STAFF.value):
+        memo = ScanMemo(PARTITIONS)
+        seen[category] = {
+            k
+            for p in range(PARTITIONS)
+            for k, _ in source_states(table, overlay, p, PARTITIONS, "0810001A", memo, category)
+        }
+    assert seen == {
+        None: {b"pupil:1", b"guardian:2", b"guardian:3"},
+        "Eleve": {b"pupil:1"},
+        "PersRelEleve": {b"guardian:2", b"guardian:3"},
+        "PersEducNat": set(),
+    }
+
+
+def test_a_scope_with_an_escaped_quote_is_read_by_parsing_the_state() -> None:
+    odd = 'AC-"X"\\'  # a source-provided scope: JSON escapes its quotes and backslashes
+    table = {b"pupil:1": raw(state(1, odd)), b"pupil:2": raw(state(2, 'AC-"X'))}
+    for scope, key in ((odd, b"pupil:1"), ('AC-"X', b"pupil:2")):
+        partition = partition_of(key, PARTITIONS)
+        found = source_states(table, {}, partition, PARTITIONS, scope, ScanMemo(PARTITIONS))
+        assert [k for k, _ in found] == [key]
+
+
+def test_known_partitions_are_taken_without_hashing_the_key() -> None:
+    key = b"pupil:1"
+    elsewhere = (partition_of(key, PARTITIONS) + 1) % PARTITIONS
+    table = {key: raw(state(1, "0810001A"))}
+    memo = ScanMemo(PARTITIONS, {key: elsewhere})  # e.g. the partition it was recovered from
+    assert [k for k, _ in source_states(table, {}, elsewhere, PARTITIONS, "0810001A", memo)] == [
+        key
+    ]
