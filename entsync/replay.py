@@ -24,6 +24,7 @@ from connectors.stream.replay import (
     run_replay,
 )
 from connectors.stream.worker import WorkerResult
+from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from sync.pipeline import Directory
@@ -84,7 +85,11 @@ def read_directory(settings: Settings) -> Directory:
 
 
 def context(settings: Settings) -> Context:
-    return Context(base_dn=settings.ldap_base_dn, namespace=settings.id_namespace)
+    return Context(
+        base_dn=settings.ldap_base_dn,
+        namespace=settings.id_namespace,
+        digest_key=audit_digest_key(settings),
+    )
 
 
 def dry_run(

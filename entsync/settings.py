@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         description="postgresql://user:password@host/db, or an SQLite file; "
         "default <state_dir>/audit.sqlite3",
     )
+    audit_digest_key: SecretStr | None = Field(
+        default=None,
+        description="keys the digests of attribute values in audit events (32+ chars, the same "
+        "for every worker); unset: only the local services' own key (see entsync.audit_key)",
+    )
     audit_retention_days: int | None = Field(
         default=None, ge=1, description="prune audit records older than this; unset: keep all"
     )

@@ -1,7 +1,7 @@
 """Audit events: one per directory change, on topic ``entsync.audit.v1``.
 
 No clear-text personal data: entries are named by opaque entity id and DN (built from opaque ids),
-attribute values only by digest.
+attribute values only by keyed digest (see :func:`sync.diff.values_digest`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ class AttributeChange(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    before_digest: str | None = Field(description="sha256 of sorted values before; None: absent")
-    after_digest: str | None = Field(description="sha256 of sorted values after; None: absent")
+    before_digest: str | None = Field(
+        description="HMAC-SHA256 (ENTSYNC_AUDIT_DIGEST_KEY) of sorted values before; None: absent"
+    )
+    after_digest: str | None = Field(
+        description="HMAC-SHA256 (ENTSYNC_AUDIT_DIGEST_KEY) of sorted values after; None: absent"
+    )
 
 
 class DirectoryChanged(BaseModel):

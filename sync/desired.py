@@ -23,6 +23,8 @@ class Context:
 
     base_dn: str = dit.DEFAULT_BASE_DN
     namespace: str = "entsync"
+    # keys the value digests of audit events (ENTSYNC_AUDIT_DIGEST_KEY); empty only in tests
+    digest_key: bytes = b""
 
 
 class ContractError(ValueError):

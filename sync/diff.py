@@ -5,13 +5,14 @@ nothing when equal, ``AddEntry`` when there is no entry, ``DeleteEntry`` when no
 otherwise a ``ModifyEntry`` replacing only the attributes whose value *sets* differ (attribute
 names compared case-insensitively, as LDAP does; an empty tuple removes an attribute).
 
-:func:`audit` describes one op as a :class:`DirectoryChanged` naming attributes and value digests,
-never values.
+:func:`audit` describes one op as a :class:`DirectoryChanged` naming attributes and keyed value
+digests, never values.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -44,14 +45,20 @@ def diff(dn: str, desired: Attributes | None, applied: Attributes | None) -> Dir
     return ModifyEntry(dn=dn, changes=dict(sorted(changes.items())), desired=dict(desired))
 
 
-def values_digest(values: tuple[str, ...] | None) -> str | None:
-    """sha256 of the sorted values joined by NUL; None when the attribute is absent."""
+def values_digest(values: tuple[str, ...] | None, key: bytes) -> str | None:
+    """HMAC-SHA256 under ``key`` of the sorted values joined by NUL; None when absent.
+
+    Keyed: many attribute values have few possible values (a birth date, a class name), so a
+    plain hash of them could be reversed by trying every candidate; without the key it cannot.
+    """
     if not values:
         return None
-    return hashlib.sha256("\x00".join(sorted(values)).encode()).hexdigest()
+    return hmac.new(key, "\x00".join(sorted(values)).encode(), hashlib.sha256).hexdigest()
 
 
-def _changes(before: Attributes | None, after: Attributes | None) -> tuple[AttributeChange, ...]:
+def _changes(
+    before: Attributes | None, after: Attributes | None, digest_key: bytes
+) -> tuple[AttributeChange, ...]:
     old = _by_lower_name(before or {})
     new = _by_lower_name(after or {})
     result = []
@@ -64,8 +71,8 @@ def _changes(before: Attributes | None, after: Attributes | None) -> tuple[Attri
         result.append(
             AttributeChange(
                 name=name,
-                before_digest=values_digest(old_values),
-                after_digest=values_digest(new_values),
+                before_digest=values_digest(old_values, digest_key),
+                after_digest=values_digest(new_values, digest_key),
             )
         )
     return tuple(result)
@@ -104,10 +111,11 @@ def audit(
     entity_id: str,
     entity_kind: EntityKind,
     cause: Cause,
+    digest_key: bytes,
     schools: Iterable[str] = (),
 ) -> DirectoryChanged:
-    """The audit event of ``op``, which turned ``before`` into ``after``; ``schools``: see
-    :mod:`sync.schools`."""
+    """The audit event of ``op``, which turned ``before`` into ``after``, values digested under
+    ``digest_key``; ``schools``: see :mod:`sync.schools`."""
     action: Literal["add", "modify", "delete"]
     match op:
         case AddEntry():
@@ -116,7 +124,7 @@ def audit(
             action = "modify"
         case DeleteEntry():
             action = "delete"
-    changes = _changes(before, after)
+    changes = _changes(before, after, digest_key)
     return DirectoryChanged(
         event_id=event_id(cause, entity_id, action, op.dn, changes),
         action=action,

@@ -401,6 +401,7 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
                     entity_id=state.entity_id,
                     entity_kind=state.kind,
                     cause=cause,
+                    digest_key=ctx.digest_key,
                     schools=entry_schools(dn, (state.applied, desired), links.values()),
                 ),
             )

@@ -131,6 +131,7 @@ def write_bridge_attributes(
     *,
     entity_id: str,
     cause: Cause,
+    audit_key: bytes,
 ) -> DirectoryChanged | None:
     """Bring the bridge's attributes of ``dn`` to ``desired``; the audit event, or None if equal.
 
@@ -153,5 +154,11 @@ def write_bridge_attributes(
             code, name, message = result_of(conn)
             raise DirectoryWriteError("modify", dn, code, name, message)
     return audit(
-        op, before=before, after=after, entity_id=entity_id, entity_kind="guardian", cause=cause
+        op,
+        before=before,
+        after=after,
+        entity_id=entity_id,
+        entity_kind="guardian",
+        cause=cause,
+        digest_key=audit_key,
     )

@@ -19,6 +19,7 @@ from connectors.bridge.service import BridgeService
 from connectors.bridge.store import BridgeStore
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from entsync.audit_key import audit_digest_key
 from entsync.settings import ConfigurationError, Settings
 from schemas.bridge import Provider
 from sync.educonnect import next_run
@@ -86,6 +87,7 @@ async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
                 base_dn=settings.ldap_base_dn,
                 sink=sink,
                 digest_key=hashlib.sha256(f"subject-digest\x1f{secret}".encode()).digest(),
+                audit_key=audit_digest_key(settings),
                 disable_ent_login=settings.bridge_disable_ent_login,
                 franceconnect_name_only=settings.bridge_franceconnect_name_only_match,
             )

@@ -59,7 +59,8 @@ class BridgeService:
     ldap: LdapParams
     base_dn: str
     sink: EventSink
-    digest_key: bytes
+    digest_key: bytes  # keys the subject digests
+    audit_key: bytes  # keys the value digests of audit events (entsync.audit_key)
     disable_ent_login: bool = True
     franceconnect_name_only: bool = False  # see sync.bridge._claims_match
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -111,6 +112,7 @@ class BridgeService:
             dit.people_dn(guardian_id, self.base_dn),
             desired,
             entity_id=guardian_id,
+            audit_key=self.audit_key,
             cause=self._cause(
                 rule, EDUCONNECT_SYNC.name if rule.startswith("educonnect.") else BRIDGE_EVENTS.name
             ),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,7 @@ from connectors.stream.faust_fixes import (
     recover_tables_to_true_end,
 )
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import (
@@ -97,6 +99,12 @@ def _cause_from(event: Any, rule: str, source: Any = None) -> Cause:
     )
 
 
+def _faust_datadir(settings: Settings) -> Path:
+    path = settings.state_dir / "faust"
+    path.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder in it
+    return path
+
+
 def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``."""
     bootstrap = settings.require_kafka()
@@ -112,6 +120,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
+        # faust makes <app id>-data/ under its data dir even for in-memory tables: not in the
+        # directory the command was started from.
+        datadir=str(_faust_datadir(settings)),
         web_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=1,
@@ -125,7 +136,11 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         producer_linger_ms=5,  # batch sends: an input fans out into several messages
     )
     progress = Progress()
-    ctx = Context(base_dn=settings.ldap_base_dn, namespace=settings.id_namespace)
+    ctx = Context(
+        base_dn=settings.ldap_base_dn,
+        namespace=settings.id_namespace,
+        digest_key=audit_digest_key(settings),
+    )
 
     # Live names, or a replay's private copies (settings.replay_id): see README "Replay".
     feed_name, entities_name = settings.topic_name(FEED), settings.topic_name(ENTITIES)

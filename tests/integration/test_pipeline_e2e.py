@@ -97,6 +97,9 @@ def fresh_broker(tmp_path: Path) -> Iterator[str]:
         stop_pid(pid, marker=broker.marker(port))
 
 
+AUDIT_DIGEST_KEY = "e2e-audit-digest-key-0123456789-abcdef"
+
+
 @pytest.fixture
 def pipeline(
     fresh_broker: str, clean_directory: LdapParams, local_services: object, tmp_path: Path
@@ -110,6 +113,8 @@ def pipeline(
         "ENTSYNC_LDAP_BIND_DN": clean_directory.bind_dn,
         "ENTSYNC_LDAP_PASSWORD": clean_directory.password,
         "ENTSYNC_LDAP_BASE_DN": base_dn,
+        # Connections set explicitly, as in a deployment: the digest key must be too.
+        "ENTSYNC_AUDIT_DIGEST_KEY": AUDIT_DIGEST_KEY,
         "ENTSYNC_LOG_FORMAT": "json",
     }
     return Pipeline(env=env, bootstrap=fresh_broker, ldap=clean_directory, base_dn=base_dn)
@@ -383,7 +388,10 @@ def assert_audit_trail_covers(
             entry[change.name.lower()] = change.after_digest
     problems = []
     for dn, attributes in sorted(directory.items()):
-        want = {name.lower(): values_digest(tuple(v)) for name, v in attributes.items()}
+        want = {
+            name.lower(): values_digest(tuple(v), AUDIT_DIGEST_KEY.encode())
+            for name, v in attributes.items()
+        }
         got = {name: d for name, d in folded.get(dn, {}).items() if d is not None}
         if got != want:
             problems.append(f"{dn}: {sorted(set(want.items()) ^ set(got.items()))[:3]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -77,22 +78,37 @@ def test_diff_reaches_desired_minimally(
         assert all(set(applied.get(n, ())) == set(desired.get(n, ())) for n in untouched)
 
 
-def test_values_digest() -> None:
-    expected = hashlib.sha256(b"a\x00b").hexdigest()
-    assert values_digest(("b", "a")) == expected
-    assert values_digest(None) is None
-    assert values_digest(()) is None
+KEY = b"k" * 32
+
+
+def test_values_digest_is_keyed() -> None:
+    expected = hmac.new(KEY, b"a\x00b", hashlib.sha256).hexdigest()
+    assert values_digest(("b", "a"), KEY) == expected
+    # A plain hash of a value with few candidates (a birth date) could be reversed by trying
+    # them all; under another key the same value has an unrelated digest.
+    assert values_digest(("2015-03-14",), KEY) != hashlib.sha256(b"2015-03-14").hexdigest()
+    assert values_digest(("2015-03-14",), KEY) != values_digest(("2015-03-14",), b"x" * 32)
+    assert values_digest(None, KEY) is None
+    assert values_digest((), KEY) is None
 
 
 def test_audit_of_modify_names_attributes_and_digests_only() -> None:
     after = {**A, "mail": ("secret@x.fr",)}
     op = diff(DN, after, A)
     assert op is not None
-    event = audit(op, before=A, after=after, entity_id="el-x", entity_kind="pupil", cause=cause(7))
+    event = audit(
+        op,
+        before=A,
+        after=after,
+        entity_id="el-x",
+        entity_kind="pupil",
+        cause=cause(7),
+        digest_key=KEY,
+    )
     assert event.action == "modify" and event.dn == DN and event.entity_id == "el-x"
     assert [c.name for c in event.changes] == ["mail"]
-    assert event.changes[0].before_digest == values_digest(("a@x.fr",))
-    assert event.changes[0].after_digest == values_digest(("secret@x.fr",))
+    assert event.changes[0].before_digest == values_digest(("a@x.fr",), KEY)
+    assert event.changes[0].after_digest == values_digest(("secret@x.fr",), KEY)
     assert "secret" not in event.model_dump_json()
 
 
@@ -104,6 +120,7 @@ def test_audit_of_add_and_delete() -> None:
         entity_id="el-x",
         entity_kind="pupil",
         cause=cause(1),
+        digest_key=KEY,
     )
     assert add.action == "add"
     assert {c.name for c in add.changes} == set(A)
@@ -115,6 +132,7 @@ def test_audit_of_add_and_delete() -> None:
         entity_id="el-x",
         entity_kind="pupil",
         cause=cause(2),
+        digest_key=KEY,
     )
     assert delete.action == "delete"
     assert all(c.after_digest is None for c in delete.changes)

@@ -111,6 +111,7 @@ async def running_bridge(
                 base_dn=base_dn,
                 sink=sink,
                 digest_key=hashlib.sha256(b"test digest key").digest(),
+                audit_key=b"audit digest key for the bridge tests",
             )
             await service.sync_now()
             web = WebConfig(
