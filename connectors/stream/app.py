@@ -372,14 +372,18 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         new_states: dict[bytes, EntityState] = {}
         before: dict[bytes, EntityState | None] = {}
         changed: set[bytes] = set()  # unchanged states are not written back
+        where: dict[bytes, int] = {}  # each key's partition: that of the message deciding it
         ops: list[Any] = []
         audits: list[Any] = []
         emits: list[EntityInput] = []
         outcomes: list[Any] = []  # decisions on admin commands (accepted, unchanged, refused)
 
-        def record(key: bytes, state: EntityState | None, decision: Decision) -> None:
+        def record(
+            key: bytes, state: EntityState | None, decision: Decision, partition: int
+        ) -> None:
             if key not in new_states:
                 before[key] = state
+                where[key] = partition
             new_states[key] = decision.state
             if decision.state is not state and decision.state != state:
                 changed.add(key)
@@ -393,14 +397,14 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             inp = EntityMessage.model_validate_json(event.value).root
             if isinstance(inp, SweepRequested | SwitchoverRequested):
                 for pkey, pstate, decision in _partition_request(inp, event, new_states):
-                    record(pkey, pstate, decision)
+                    record(pkey, pstate, decision, inp.partition)
                 continue
             if key in new_states:
                 state: EntityState | None = new_states[key]
             else:
                 raw = entities.get(key)
                 state = None if raw is None else EntityState.model_validate_json(raw)
-            record(key, state, decide(state, inp, ctx))
+            record(key, state, decide(state, inp, ctx), event.message.partition)
         # One write (and one audit event) per entry and batch: see sync.coalesce.
         merged = coalesce(list(zip(ops, audits, strict=True)))
         ops = [op for op, _ in merged]
@@ -431,8 +435,9 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         )
         for fut in futures:
             await fut
-        for key in changed:
-            entities[key] = new_states[key].model_dump_json().encode()
+        writes = {key: (where[key], new_states[key].model_dump_json().encode()) for key in changed}
+        for fut in await write_through(entities, writes):
+            await fut
         progress.entity_inputs += len(batch)
         log.debug(
             "reconcile.batch",

@@ -16,8 +16,9 @@ the partition of every key it recovers; the written keys' partitions are kept th
 :func:`known_partitions` answers for every key without hashing it, and a key of a partition
 the worker no longer holds is dropped with the others at the next recovery, as faust does.
 
-Only for tables written by one agent through this function alone: mixing it with
-``table[key] = value`` on the same table could reorder two writes of one key.
+Both tables (``sources``, written by ``route_feed``; ``entities``, written by ``reconcile``) are
+written through this function alone: mixing it with ``table[key] = value`` on one table could
+reorder two writes of one key.
 """
 
 from __future__ import annotations
