@@ -180,10 +180,13 @@ def _timed(func: Callable[..., Any], marks: _Marks, attr: str) -> Callable[..., 
 def _instrument(marks: _Marks) -> None:
     """Observe the worker without changing it: counters' timestamps, route/decide/LDAP time.
 
-    ``build_app`` looks ``Progress``, ``route`` and ``decide`` up in its module, and
-    ``run_worker`` looks ``DirectoryWriter`` up in its module, when they are called.
+    ``build_app`` looks ``Progress`` up in its module, the agents' batches ``route`` and
+    ``decide`` in theirs, and ``run_worker`` looks ``DirectoryWriter`` up in its module, when
+    they are called.
     """
     import connectors.stream.app as app_module
+    import connectors.stream.feed_router as router_module
+    import connectors.stream.reconciler as reconciler_module
     import connectors.stream.worker as worker_module
 
     counters = {"feed_events", "entity_inputs", "directory_changes", "noop_writes"}
@@ -219,8 +222,8 @@ def _instrument(marks: _Marks) -> None:
                 marks.ldap_calls += 1
 
     app_module.Progress = TimedProgress  # type: ignore[misc]
-    app_module.route = _timed(app_module.route, marks, "route_s")
-    app_module.decide = _timed(app_module.decide, marks, "decide_s")
+    router_module.route = _timed(router_module.route, marks, "route_s")
+    reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
     worker_module.DirectoryWriter = TimedWriter  # type: ignore[misc]
 
 

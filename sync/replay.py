@@ -193,7 +193,7 @@ def stages(
 
 
 def cause_of(item: ExternalInput, rule: str | None = None) -> Cause:
-    """The cause the worker gives this input (see ``connectors.stream.app``)."""
+    """The cause the worker gives this input (see ``connectors.stream.outbox.cause_from``)."""
     source = getattr(item.message, "source", None)
     return Cause(
         topic=item.record.topic,

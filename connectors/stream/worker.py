@@ -19,8 +19,9 @@ from typing import Any
 import faust
 
 from connectors.ldap.writer import DirectoryWriter
-from connectors.stream.app import Progress, build_app
+from connectors.stream.app import build_app
 from connectors.stream.offsets import true_end_offsets
+from connectors.stream.progress import Progress
 from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.logs import get_logger
 from entsync.settings import Settings

@@ -1,0 +1,44 @@
+"""What both agents send, and how they name the cause of what they do.
+
+``send`` hands (key, JSON) messages to faust's producer and returns their delivery futures;
+``send_inputs`` delivers entity inputs (links to one entity packed together, see
+:func:`sync.links.pack_links`); ``cause_from`` names the Kafka position (and source file) of the
+event that caused a decision, as every audit event does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.entities import Cause, EntityInput, EntityMessage
+from sync.links import pack_links
+
+
+async def send(topic: Any, messages: Iterable[tuple[str, str]]) -> list[Any]:
+    """Hand (key, JSON) messages to the producer; the futures resolve on delivery."""
+    return [await topic.send(key=k.encode(), value=v.encode()) for k, v in messages]
+
+
+async def send_inputs(entities_topic: Any, inputs: Sequence[EntityInput]) -> None:
+    """Deliver entity inputs (awaited); the links to one entity travel and are decided together."""
+    packed = pack_links(inputs)
+    messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in packed)
+    for fut in await send(entities_topic, messages):
+        await fut
+
+
+def cause_from(event: Any, rule: str, source: Any = None) -> Cause:
+    message = event.message
+    timestamp = getattr(message, "timestamp", None) or 0.0
+    return Cause(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        source_file=getattr(source, "file_name", None),
+        source_file_digest=getattr(source, "file_digest", None),
+        record_index=getattr(source, "record_index", None),
+        rule=rule,
+        at=datetime.fromtimestamp(timestamp, tz=UTC),
+    )
