@@ -19,6 +19,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --schools 60 --pupils 100 --keep     # about 2.5 minutes
     .venv/bin/python bench/sync.py --py-spy /path/to/py-spy   # where the worker's CPU goes
     .venv/bin/python bench/sync.py --null-writer  # the worker's own cost: LDAP never written
+    .venv/bin/python bench/sync.py --writer-processes 2  # LDAP writes in 2 processes
 
 The last line of output is one JSON object with every figure. Exit status 1 if a run was not
 valid (a worker stopped as idle with work left), 130 if interrupted; the services are stopped by
@@ -110,7 +111,17 @@ def _peak_rss_mb() -> float:
 
 
 def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that ended (the writer processes)."""
+    return _self_cpu_s() + _children_cpu_s()
+
+
+def _self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -234,7 +245,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     settings = _settings(state_dir)
     marks = _Marks()
     _instrument(marks)
-    cpu0 = _cpu_s()
+    cpu0, children0 = _cpu_s(), _children_cpu_s()
     started = time.perf_counter()
     with _profiled(profile):
         result = run_worker(
@@ -267,7 +278,11 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "ldap_calls": marks.ldap_calls,
             "batches": marks.batches,
             "cpu_s": _cpu_s() - cpu0,
+            "writers_cpu_s": _children_cpu_s() - children0,
             "peak_rss_mb": _peak_rss_mb(),
+            # the largest writer process (each of them has about as much)
+            "writer_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "writer_processes": settings.ldap_writer_processes,
             "max_in_flight": settings.ldap_max_in_flight,
             "partitions": settings.topic_partitions,
         },
@@ -753,7 +768,10 @@ def _summary(result: dict[str, Any], cpu: dict[str, float | None]) -> dict[str, 
         "ldap_apply_calls": result["ldap_calls"],
         "agent_batches": result["batches"],
         "cpu_s": _round(result["cpu_s"]),
+        "writers_cpu_s": _round(result["writers_cpu_s"]),
         "peak_rss_mb": _round(result["peak_rss_mb"], 1),
+        "writer_peak_rss_mb": _round(result["writer_peak_rss_mb"], 1),
+        "writer_processes": result["writer_processes"],
         "slapd_cpu_s": _round(cpu.get("slapd")),
         "broker_cpu_s": _round(cpu.get("broker")),
     }
@@ -789,7 +807,8 @@ def _report(r: dict[str, Any]) -> None:
             _row("writes", ini["directory_changes"], raw["adds"]),
             _row("processing window (s)", ini["window_s"], raw["seconds"], s2),
             _row("parallel connections", r["max_in_flight"], raw["threads"]),
-            _row("client process CPU (s)", ini["cpu_s"], raw["client_cpu_s"], s2),
+            _row("  writer processes (0: threads)", ini["writer_processes"], 0),
+            _row("client CPU, writers included (s)", ini["cpu_s"], raw["client_cpu_s"], s2),
         ],
     )
     print(f"ratio worker / raw ldap3: {verdict(r['writes_ratio'], TARGET_WRITES_RATIO)}")
@@ -842,9 +861,16 @@ def _report(r: dict[str, Any]) -> None:
             _row("idle detection + stop (s)", ini["tail_s"], unc["tail_s"], s2),
             _row("whole run (s)", ini["total_s"], unc["total_s"], s2),
             _row("worker CPU, whole run (s)", ini["cpu_s"], unc["cpu_s"], s2),
+            _row("  of which writer processes (s)", ini["writers_cpu_s"], unc["writers_cpu_s"], s2),
             _row("slapd CPU during the run (s)", ini["slapd_cpu_s"], unc["slapd_cpu_s"], s2),
             _row("broker CPU during the run (s)", ini["broker_cpu_s"], unc["broker_cpu_s"], s2),
             _row("peak RSS (MB)", ini["peak_rss_mb"], unc["peak_rss_mb"], ".1f"),
+            _row(
+                "  each writer process (MB)",
+                ini["writer_peak_rss_mb"],
+                unc["writer_peak_rss_mb"],
+                ".1f",
+            ),
         ],
     )
     actions = ", ".join(f"{k} {v:,}" for k, v in sorted(ini["by_action"].items()))
@@ -876,6 +902,12 @@ def main() -> int:
         action="store_true",
         help="the worker's writer writes nothing and reports success (its own cost, no ratios)",
     )
+    parser.add_argument(
+        "--writer-processes",
+        type=int,
+        metavar="N",
+        help="the worker writes LDAP in N processes of its own (ENTSYNC_LDAP_WRITER_PROCESSES)",
+    )
     parser.add_argument("--child", choices=("worker", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -889,6 +921,8 @@ def main() -> int:
 
     if args.quick:
         args.schools, args.pupils = 3, 20
+    if args.writer_processes is not None:  # read by the worker children's settings
+        os.environ["ENTSYNC_LDAP_WRITER_PROCESSES"] = str(args.writer_processes)
     if args.null_writer:  # read by the worker children (see _instrument)
         os.environ["ENTSYNC_BENCH_NULL_WRITER"] = "1"
     _quiet_logs()

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     ldap_password: SecretStr | None = None
     ldap_base_dn: str = "dc=ent,dc=example"
     ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
+    ldap_writer_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="run directory writes in this many processes of their own (ldap3 is pure "
+        "Python: in threads it shares the worker's interpreter lock); 0: ldap_max_in_flight "
+        "threads. Each process costs about 75 MB",
+    )
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
     kafka_fetch_max_wait_ms: int = Field(

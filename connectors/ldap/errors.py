@@ -39,6 +39,11 @@ class DirectoryWriteError(DirectoryError):
         text = f"LDAP {operation} of {dn!r} failed: {result_name} ({result_code})"
         super().__init__(f"{text}: {self.diagnostic}" if self.diagnostic else text)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, int, str, str]]:
+        # Crosses process boundaries (the writer's processes): rebuilt from its fields.
+        args = (self.operation, self.dn, self.result_code, self.result_name, self.diagnostic)
+        return type(self), args
+
 
 class DirectoryUnavailableError(DirectoryError):
     """The directory could not be reached or stayed busy for the whole retry budget."""

@@ -14,16 +14,17 @@ the op's ``desired`` entry; Delete on a missing entry succeeds.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import structlog
 from ldap3 import BASE, MODIFY_REPLACE, Connection
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+LogSetup = tuple[Literal["json", "console", "auto"], str]  # (format, level) of a process
 
 
 class Action(StrEnum):
@@ -152,16 +154,33 @@ class DirectoryWriter:
         *,
         max_in_flight: int = 8,
         retry: RetryPolicy | None = None,
+        processes: int = 0,
+        log_setup: LogSetup | None = None,
     ) -> None:
+        """``processes``: run the ops in that many processes of their own (then at most that
+        many are in flight) instead of ``max_in_flight`` threads: ldap3 is pure Python, its
+        threads share the caller's interpreter lock. Each process configures logging with
+        ``log_setup`` (format, level)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._params = params
         self._max_in_flight = max_in_flight
         self._retry = retry or RetryPolicy()
         self._pool = _ConnectionPool(params)
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_in_flight, thread_name_prefix="entsync-ldap"
-        )
+        self._processes = processes
+        self._executor: Executor
+        if processes:
+            self._executor = ProcessPoolExecutor(
+                max_workers=processes,
+                # not fork: the caller runs threads (faust's consumer, this pool's feeder)
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_process_writer,
+                initargs=(params, self._retry, log_setup),
+            )
+        else:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max_in_flight, thread_name_prefix="entsync-ldap"
+            )
         self._closed = False
 
     @classmethod
@@ -172,7 +191,16 @@ class DirectoryWriter:
             LdapParams.from_settings(settings),
             max_in_flight=settings.ldap_max_in_flight,
             retry=retry,
+            processes=settings.ldap_writer_processes,
+            log_setup=(settings.log_format, settings.log_level),
         )
+
+    def start(self) -> None:
+        """Start the writer processes now (each binds on its first op), not at the first
+        ``apply``: a start-up cost, not one of the first batch. Nothing to do for threads."""
+        if self._processes:
+            for ready in [self._executor.submit(_ready) for _ in range(self._processes)]:
+                ready.result()
 
     async def apply(self, ops: Sequence[DirectoryOp]) -> list[OpResult]:
         """Apply ``ops``; return one result per op, in the same order.
@@ -197,7 +225,12 @@ class DirectoryWriter:
         async def worker() -> None:
             while pending:
                 chain = pending.popleft()
-                outcomes = await loop.run_in_executor(self._executor, self._run_chain, chain, stop)
+                if self._processes:  # a process finishes its chain (stop is for threads)
+                    outcomes = await loop.run_in_executor(self._executor, _run_in_process, chain)
+                else:
+                    outcomes = await loop.run_in_executor(
+                        self._executor, self._run_chain, chain, stop
+                    )
                 for index, outcome in outcomes:
                     if isinstance(outcome, DirectoryError):
                         errors.append((index, outcome))
@@ -382,6 +415,31 @@ class DirectoryWriter:
                 raise TransientLdapError("entry vanished while healing", maybe_applied=False)
             raise DirectoryWriteError("modify", dn, code, name, message)
         return "replaced", tuple(sorted(changes))
+
+
+_process_writer: DirectoryWriter | None = None  # in a writer process: its own, thread-free
+
+
+def _start_process_writer(
+    params: LdapParams, retry: RetryPolicy, log_setup: LogSetup | None
+) -> None:
+    global _process_writer
+    if log_setup is not None:
+        from entsync.logs import configure_logging
+
+        configure_logging(*log_setup)
+    _process_writer = DirectoryWriter(params, max_in_flight=1, retry=retry)
+
+
+def _ready() -> bool:
+    return _process_writer is not None
+
+
+def _run_in_process(
+    chain: list[tuple[int, DirectoryOp]],
+) -> list[tuple[int, OpResult | DirectoryError]]:
+    assert _process_writer is not None, "not a writer process"
+    return _process_writer._run_chain(chain, threading.Event())
 
 
 def _existing_values(conn: Connection) -> dict[str, tuple[str, ...]]:

@@ -181,6 +181,7 @@ def run_worker(
 
     exit_code = 0
     try:
+        writer.start()  # its processes: a start-up cost, before the first batch
         worker.execute_from_commandline()
     except SystemExit as exc:
         exit_code = exc.code if isinstance(exc.code, int) else 1

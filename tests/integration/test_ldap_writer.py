@@ -51,11 +51,15 @@ def people(local_services: LocalServices, clean_directory: LdapParams) -> str:
     return f"ou=people,{local_services.base_dn}"
 
 
-@pytest.fixture
-async def writer(clean_directory: LdapParams) -> AsyncIterator[DirectoryWriter]:
+@pytest.fixture(params=[0, 2], ids=["threads", "processes"])
+async def writer(
+    clean_directory: LdapParams, request: pytest.FixtureRequest
+) -> AsyncIterator[DirectoryWriter]:
+    """Every behaviour holds whether the ops run in threads or in processes of their own."""
     async with DirectoryWriter(
-        clean_directory, max_in_flight=8, retry=RetryPolicy(total=20.0)
+        clean_directory, max_in_flight=8, retry=RetryPolicy(total=20.0), processes=request.param
     ) as instance:
+        instance.start()
         yield instance
 
 
