@@ -1,10 +1,12 @@
 """Apply directory ops: bounded concurrency, retries on transient errors, idempotent healing.
 
 ldap3 connections are synchronous, so ops run in a thread pool, one connection per thread at a
-time. Ops on the same DN run in the order given, one after the other; ops on different DNs run
-concurrently, so the caller must not rely on an order between DNs (e.g. a parent created in the
-same batch as its children must come in an earlier ``apply`` call). The per-DN order holds
-within one ``apply`` call; concurrent calls touching the same DN are not ordered.
+time; optionally that pool lives in processes of their own (ldap3 is pure Python: its threads
+share the caller's interpreter lock). Ops on the same DN run in the order given, one after the
+other; ops on different DNs run concurrently, so the caller must not rely on an order between
+DNs (e.g. a parent created in the same batch as its children must come in an earlier ``apply``
+call). The per-DN order holds within one ``apply`` call; concurrent calls touching the same DN
+are not ordered.
 
 Healing makes every op safe to replay (after a crash, a retry, a redelivered message):
 Add on an existing entry replaces the attributes that differ; Modify on a missing entry adds
@@ -83,6 +85,10 @@ class RetryPolicy:
     total: float = 60.0
 
 
+_Chain = list[tuple[int, DirectoryOp]]  # one DN's ops, with their indexes in the apply() call
+_Outcome = tuple[int, "OpResult | DirectoryError"]
+
+
 class _Cancelled(Exception):
     """The apply() call that owns this op was cancelled."""
 
@@ -157,10 +163,10 @@ class DirectoryWriter:
         processes: int = 0,
         log_setup: LogSetup | None = None,
     ) -> None:
-        """``processes``: run the ops in that many processes of their own (then at most that
-        many are in flight) instead of ``max_in_flight`` threads: ldap3 is pure Python, its
-        threads share the caller's interpreter lock. Each process configures logging with
-        ``log_setup`` (format, level)."""
+        """``processes``: run the ops in that many processes of their own, each with its share
+        of the ``max_in_flight`` threads (at least one), instead of in this process: ldap3 is
+        pure Python, and in this process its threads share the caller's interpreter lock. Each
+        process configures logging with ``log_setup`` (format, level)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._params = params
@@ -175,7 +181,7 @@ class DirectoryWriter:
                 # not fork: the caller runs threads (faust's consumer, this pool's feeder)
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_process_writer,
-                initargs=(params, self._retry, log_setup),
+                initargs=(params, self._retry, log_setup, -(-max_in_flight // processes)),
             )
         else:
             self._executor = ThreadPoolExecutor(
@@ -213,29 +219,40 @@ class DirectoryWriter:
             raise RuntimeError("DirectoryWriter is closed")
         if not ops:
             return []
-        chains: dict[tuple[tuple[str, str], ...], list[tuple[int, DirectoryOp]]] = {}
+        chains: dict[tuple[tuple[str, str], ...], _Chain] = {}
         for index, op in enumerate(ops):
             chains.setdefault(dn_sort_key(op.dn), []).append((index, op))
-        pending = deque(chains.values())
+        if self._processes:
+            outcomes = await self._apply_in_processes(list(chains.values()))
+        else:
+            outcomes = await self._apply_in_threads(list(chains.values()))
         results: list[OpResult | None] = [None] * len(ops)
         errors: list[tuple[int, DirectoryError]] = []
+        for index, outcome in outcomes:
+            if isinstance(outcome, DirectoryError):
+                errors.append((index, outcome))
+            else:
+                results[index] = outcome
+        if errors:
+            errors.sort(key=lambda item: item[0])
+            first = errors[0][1]
+            first.results = results
+            first.errors = [error for _index, error in errors]
+            raise first
+        return [result for result in results if result is not None]
+
+    async def _apply_in_threads(self, chains: list[_Chain]) -> list[_Outcome]:
+        pending = deque(chains)
+        outcomes: list[_Outcome] = []
         stop = threading.Event()
         loop = asyncio.get_running_loop()
 
         async def worker() -> None:
             while pending:
                 chain = pending.popleft()
-                if self._processes:  # a process finishes its chain (stop is for threads)
-                    outcomes = await loop.run_in_executor(self._executor, _run_in_process, chain)
-                else:
-                    outcomes = await loop.run_in_executor(
-                        self._executor, self._run_chain, chain, stop
-                    )
-                for index, outcome in outcomes:
-                    if isinstance(outcome, DirectoryError):
-                        errors.append((index, outcome))
-                    else:
-                        results[index] = outcome
+                outcomes.extend(
+                    await loop.run_in_executor(self._executor, self._run_chain, chain, stop)
+                )
 
         workers = [
             asyncio.ensure_future(worker()) for _ in range(min(self._max_in_flight, len(chains)))
@@ -247,13 +264,35 @@ class DirectoryWriter:
             for task in workers:
                 task.cancel()
             raise
-        if errors:
-            errors.sort(key=lambda item: item[0])
-            first = errors[0][1]
-            first.results = results
-            first.errors = [error for _index, error in errors]
-            raise first
-        return [result for result in results if result is not None]
+        return outcomes
+
+    async def _apply_in_processes(self, chains: list[_Chain]) -> list[_Outcome]:
+        """One message per process: its share of the chains, whole (a DN's ops stay in order).
+
+        Shares are balanced by op count; results come back without their ops (the caller has
+        them). A process finishes its share even if the call is cancelled.
+        """
+        shares: list[list[_Chain]] = [[] for _ in range(min(self._processes, len(chains)))]
+        sizes = [0] * len(shares)
+        for chain in sorted(chains, key=len, reverse=True):
+            smallest = sizes.index(min(sizes))
+            shares[smallest].append(chain)
+            sizes[smallest] += len(chain)
+        loop = asyncio.get_running_loop()
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _run_share, share) for share in shares)
+        )
+        by_index = {index: op for chain in chains for index, op in chain}
+        outcomes: list[_Outcome] = []
+        for share_outcomes in done:
+            for index, outcome in share_outcomes:
+                if isinstance(outcome, DirectoryError):
+                    outcomes.append((index, outcome))
+                else:
+                    action, attributes, detail, retries = outcome
+                    op = by_index[index]
+                    outcomes.append((index, OpResult(op, action, attributes, detail, retries)))
+        return outcomes
 
     def close(self) -> None:
         """Wait for running ops, then close the connections. Idempotent."""
@@ -417,29 +456,42 @@ class DirectoryWriter:
         return "replaced", tuple(sorted(changes))
 
 
-_process_writer: DirectoryWriter | None = None  # in a writer process: its own, thread-free
+_process_writer: DirectoryWriter | None = None  # in a writer process: its own, with threads
 
 
 def _start_process_writer(
-    params: LdapParams, retry: RetryPolicy, log_setup: LogSetup | None
+    params: LdapParams, retry: RetryPolicy, log_setup: LogSetup | None, threads: int
 ) -> None:
     global _process_writer
     if log_setup is not None:
         from entsync.logs import configure_logging
 
         configure_logging(*log_setup)
-    _process_writer = DirectoryWriter(params, max_in_flight=1, retry=retry)
+    _process_writer = DirectoryWriter(params, max_in_flight=threads, retry=retry)
 
 
 def _ready() -> bool:
     return _process_writer is not None
 
 
-def _run_in_process(
-    chain: list[tuple[int, DirectoryOp]],
-) -> list[tuple[int, OpResult | DirectoryError]]:
-    assert _process_writer is not None, "not a writer process"
-    return _process_writer._run_chain(chain, threading.Event())
+_CompactResult = tuple[Action, tuple[str, ...], str, int]  # an OpResult without its op
+
+
+def _run_share(chains: list[_Chain]) -> list[tuple[int, _CompactResult | DirectoryError]]:
+    """In a writer process: run the chains on its threads, as many at a time as it has."""
+    writer = _process_writer
+    assert writer is not None, "not a writer process"
+    stop = threading.Event()
+    compact: list[tuple[int, _CompactResult | DirectoryError]] = []
+    for future in [writer._executor.submit(writer._run_chain, chain, stop) for chain in chains]:
+        for index, outcome in future.result():
+            if isinstance(outcome, DirectoryError):
+                compact.append((index, outcome))
+            else:
+                compact.append(
+                    (index, (outcome.action, outcome.attributes, outcome.detail, outcome.retries))
+                )
+    return compact
 
 
 def _existing_values(conn: Connection) -> dict[str, tuple[str, ...]]:

@@ -4,13 +4,15 @@
 ``reconcile``    entsync.entities.v1 --sync.reconcile.decide-->  LDAP ops, entity inputs, audit
 
 This module wires topics, tables and agents; what an agent does with a batch is in
-:mod:`connectors.stream.feed_router` and :mod:`connectors.stream.reconciler`. In both, a batch's
-outputs are delivered before its table states are written, and its offsets are acked (by faust)
-only after both: a crash anywhere is repaired by re-processing the batch.
+:mod:`connectors.stream.feed_router` and :mod:`connectors.stream.reconciler` (through
+:mod:`connectors.stream.pipeline`, which decides a batch while the previous one is written).
+In both, a batch's outputs are delivered before its table states are written, and its offsets
+are acked only after both: a crash anywhere is repaired by re-processing the batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from connectors.stream.faust_fixes import (
 )
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from entsync.audit_key import audit_digest_key
@@ -81,6 +84,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         broker_commit_interval=0.5,
         producer_acks=-1,
         producer_linger_ms=5,  # batch sends: an input fans out into several messages
+        producer_max_batch_size=262144,
     )
     progress = Progress()
     ctx = Context(
@@ -152,14 +156,20 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
             finally:
                 progress.in_flight -= 1
 
+    crashing: set[asyncio.Future[None]] = set()
+
+    def crash(exc: BaseException) -> None:
+        crashing.add(asyncio.ensure_future(app.crash(exc)))
+
     @app.agent(entities_topic, name="reconcile")
     async def reconcile(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            progress.in_flight += 1
-            try:
-                await reconciler.reconcile_batch(batch)
-            finally:
-                progress.in_flight -= 1
+        # The next batch is decided while the directory writes of this one run (see pipeline).
+        pipeline = ReconcilePipeline(reconciler, progress, hold_acks(stream), on_error=crash)
+        try:
+            async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await pipeline.submit(batch)
+        finally:
+            await pipeline.cancel()
 
     if settings.lifecycle_sweep_hour is not None:
         # One worker of the group sends the night's requests (a sweep is idempotent anyway).

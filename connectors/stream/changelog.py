@@ -5,7 +5,8 @@ key (a FutureMessage, a buffer hop and a callback each). A full extract where no
 still stamps every feed key as seen by the new snapshot, so that per-message cost was most of
 the worker's time on such a run (see README "Performance"). :func:`write_through` sets the
 table's local data and sends the same changelog records (topic, key, value; a tombstone for a
-delete) as a few record batches, and returns their delivery futures: the caller awaits them
+delete) as a few record batches (:mod:`connectors.stream.records`), and returns their delivery
+futures: the caller awaits them
 before the batch's offsets are acknowledged, so a restarted worker recovers every write it
 committed past.
 
@@ -27,10 +28,7 @@ import asyncio
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-
-def _kafka_producer(app: Any) -> Any:
-    """The aiokafka producer inside faust's (started) producer service."""
-    return app.producer._ensure_producer()
+from connectors.stream.records import send_records
 
 
 def known_partitions(table: Any) -> Mapping[bytes, int]:
@@ -47,12 +45,9 @@ async def write_through(
     """
     if not changes:
         return []
-    producer = _kafka_producer(table.app)
     topic = table.changelog_topic.get_topic_name()
     data = table.data
     partition_of_key: MutableMapping[bytes, int] | None = getattr(data, "_key_partition", None)
-    builders: dict[int, Any] = {}
-    futures: list[asyncio.Future[Any]] = []
     for key, (partition, value) in changes.items():
         if value is None:
             data.pop(key, None)
@@ -62,15 +57,5 @@ async def write_through(
             data[key] = value
             if partition_of_key is not None:
                 partition_of_key[key] = partition
-        builder = builders.get(partition)
-        if builder is None:
-            builder = builders[partition] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
-            # Full: send it and start the next one (a record never exceeds an empty batch).
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[partition] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError("a table value larger than the producer's batch size")
-    for partition, builder in builders.items():
-        futures.append(await producer.send_batch(builder, topic, partition=partition))
-    return futures
+    records = ((partition, key, value) for key, (partition, value) in changes.items())
+    return await send_records(table.app, topic, records)

@@ -33,9 +33,15 @@ _partitioner = DefaultPartitioner()
 YEAR_KEY_PREFIX = "year@"
 
 
+_ranges: dict[int, list[int]] = {}
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition the default partitioner gives ``key`` among ``partitions``."""
-    chosen: int = _partitioner(key, list(range(partitions)), list(range(partitions)))
+    every = _ranges.get(partitions)
+    if every is None:
+        every = _ranges[partitions] = list(range(partitions))
+    chosen: int = _partitioner(key, every, every)
     return chosen
 
 

@@ -1,6 +1,6 @@
 """What both agents send, and how they name the cause of what they do.
 
-``send`` hands (key, JSON) messages to faust's producer and returns their delivery futures;
+``send`` hands (key, JSON) messages to the producer and returns their delivery futures;
 ``send_inputs`` delivers entity inputs (links to one entity packed together, see
 :func:`sync.links.pack_links`); ``cause_from`` names the Kafka position (and source file) of the
 event that caused a decision, as every audit event does.
@@ -12,13 +12,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.stream.records import send_keyed
 from schemas.entities import Cause, EntityInput, EntityMessage
 from sync.links import pack_links
 
 
 async def send(topic: Any, messages: Iterable[tuple[str, str]]) -> list[Any]:
-    """Hand (key, JSON) messages to the producer; the futures resolve on delivery."""
-    return [await topic.send(key=k.encode(), value=v.encode()) for k, v in messages]
+    """Hand (key, JSON) messages to the producer, in record batches; the futures resolve on
+    delivery."""
+    return await send_keyed(topic, messages)
 
 
 async def send_inputs(entities_topic: Any, inputs: Sequence[EntityInput]) -> None:

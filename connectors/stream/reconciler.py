@@ -1,16 +1,19 @@
 """The ``reconcile`` agent's batch: entity inputs -> directory writes, audit events, inputs.
 
 Per batch, in this order, so that a crash anywhere is repaired by re-processing the batch:
-decide (pure, :func:`sync.reconcile.decide`) -> directory writes acknowledged -> audit events,
-emitted inputs and admin decisions delivered -> the entities' states written. Re-processing is
-harmless: decisions are idempotent, the writer heals writes already done, audit ids are
-deterministic.
+decide (pure, :func:`sync.reconcile.decide`) -> the entity inputs it emits delivered -> directory
+writes acknowledged -> audit events and admin decisions delivered -> the entities' states
+written. Re-processing is harmless: decisions are idempotent, so are the inputs sent again (the
+core converges whatever the order and however often an input comes), the writer heals writes
+already done, audit ids are deterministic. The emitted inputs do not wait for the directory:
+what they carry (links, login requests and answers) does not depend on whether a write is
+accepted, and the next entities get on with their part meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.ldap.errors import DirectoryWriteError
@@ -31,6 +34,21 @@ log = get_logger(__name__)
 
 
 @dataclass
+class Prepared:
+    """A batch decided by :meth:`Reconciler.prepare`, to be carried out by ``finish``."""
+
+    batch: Sequence[Any]
+    new_states: dict[bytes, EntityState] = field(default_factory=dict)
+    before: dict[bytes, EntityState | None] = field(default_factory=dict)
+    changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
+    where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
+    ops: list[Any] = field(default_factory=list)
+    audits: list[Any] = field(default_factory=list)
+    emits: list[EntityInput] = field(default_factory=list)
+    outcomes: list[Any] = field(default_factory=list)  # admin command decisions
+
+
+@dataclass
 class Reconciler:
     """What ``reconcile`` works with: its table, the directory writer, the topics it writes."""
 
@@ -46,57 +64,80 @@ class Reconciler:
     generation: Callable[[], int]  # the consumer group generation, for debug logs
 
     async def reconcile_batch(self, batch: Sequence[Any]) -> None:
-        """Decide one batch, write the directory, send what follows, then the states."""
-        entities, ctx, progress = self.entities, self.ctx, self.progress
-        new_states: dict[bytes, EntityState] = {}
-        before: dict[bytes, EntityState | None] = {}
-        changed: set[bytes] = set()  # unchanged states are not written back
-        where: dict[bytes, int] = {}  # each key's partition: that of the message deciding it
-        ops: list[Any] = []
-        audits: list[Any] = []
-        emits: list[EntityInput] = []
-        outcomes: list[Any] = []  # decisions on admin commands (accepted, unchanged, refused)
+        """Decide one batch, send its inputs, write the directory, send what follows, then the
+        states."""
+        prepared = self.prepare(batch)
+        await self.send_emits(prepared)
+        await self.finish(prepared)
+
+    async def send_emits(self, p: Prepared) -> None:
+        """Deliver the entity inputs the batch's decisions emit."""
+        await send_inputs(self.entities_topic, p.emits)
+
+    def prepare(
+        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState] | None = None
+    ) -> Prepared:
+        """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
+        decided and has not written to the table yet (see :mod:`connectors.stream.pipeline`)."""
+        entities, ctx = self.entities, self.ctx
+        earlier: Mapping[bytes, EntityState] = pending or {}
+        p = Prepared(batch)
+        new_states = p.new_states
 
         def record(
             key: bytes, state: EntityState | None, decision: Decision, partition: int
         ) -> None:
             if key not in new_states:
-                before[key] = state
-                where[key] = partition
+                p.before[key] = state
+                p.where[key] = partition
             new_states[key] = decision.state
             if decision.state is not state and decision.state != state:
-                changed.add(key)
-            ops.extend(decision.ops)
-            audits.extend(decision.audits)
-            emits.extend(decision.emits)
-            outcomes.extend(decision.outcomes)
+                p.changed.add(key)
+            p.ops.extend(decision.ops)
+            p.audits.extend(decision.audits)
+            p.emits.extend(decision.emits)
+            p.outcomes.extend(decision.outcomes)
 
         for event in batch:
             key = event.key
             inp = EntityMessage.model_validate_json(event.value).root
             if isinstance(inp, SweepRequested | SwitchoverRequested):
-                for pkey, pstate, decision in self._partition_request(inp, event, new_states):
+                overlay = {**earlier, **new_states} if earlier else new_states
+                for pkey, pstate, decision in self._partition_request(inp, event, overlay):
                     record(pkey, pstate, decision, inp.partition)
                 continue
+            state: EntityState | None
             if key in new_states:
-                state: EntityState | None = new_states[key]
+                state = new_states[key]
+            elif key in earlier:
+                state = earlier[key]
             else:
                 raw = entities.get(key)
                 state = None if raw is None else EntityState.model_validate_json(raw)
             record(key, state, decide(state, inp, ctx), event.message.partition)
         # One write (and one audit event) per entry and batch: see sync.coalesce.
-        merged = coalesce(list(zip(ops, audits, strict=True)))
-        ops = [op for op, _ in merged]
-        audits = [audit for _, audit in merged]
-        results = await self._apply(ops)
+        merged = coalesce(list(zip(p.ops, p.audits, strict=True)))
+        p.ops = [op for op, _ in merged]
+        p.audits = [audit for _, audit in merged]
+        return p
+
+    async def finish(self, p: Prepared) -> bool:
+        """Write the directory, send the batch's audit events and admin decisions, then write
+        its states (its inputs went out before: :meth:`send_emits`). False if the directory
+        refused a write for good: the entity then keeps what the directory has, not the state
+        ``prepare`` decided."""
+        progress, new_states = self.progress, p.new_states
+        results = await self._apply(p.ops)
         written = []
-        for audit, result in zip(audits, results, strict=True):
+        as_decided = True
+        for audit, result in zip(p.audits, results, strict=True):
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
-                previous = before.get(key)
+                previous = p.before.get(key)
                 applied = None if previous is None else previous.applied
                 new_states[key] = new_states[key].model_copy(update={"applied": applied})
-                changed.add(key)
+                p.changed.add(key)
+                as_decided = False
                 continue
             written.append(audit)
             if result.action is Action.NOOP:
@@ -110,22 +151,24 @@ class Reconciler:
         futures = await send(
             self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in written)
         )
-        await send_inputs(self.entities_topic, emits)
         futures += await send(
-            self.decisions_topic, ((o.entity_id, o.model_dump_json()) for o in outcomes)
+            self.decisions_topic, ((o.entity_id, o.model_dump_json()) for o in p.outcomes)
         )
         for fut in futures:
             await fut
-        writes = {key: (where[key], new_states[key].model_dump_json().encode()) for key in changed}
-        for fut in await write_through(entities, writes):
+        writes = {
+            key: (p.where[key], new_states[key].model_dump_json().encode()) for key in p.changed
+        }
+        for fut in await write_through(self.entities, writes):
             await fut
-        progress.entity_inputs += len(batch)
+        progress.entity_inputs += len(p.batch)
         log.debug(
             "reconcile.batch",
             generation=self.generation(),
-            offsets=sorted((e.message.partition, e.message.offset) for e in batch),
-            writes=len(ops),
+            offsets=sorted((e.message.partition, e.message.offset) for e in p.batch),
+            writes=len(p.ops),
         )
+        return as_decided
 
     async def _apply(self, ops: list[Any]) -> list[Any]:
         """Results per op; None for an op the directory refused for good (or skipped after one).
@@ -156,7 +199,7 @@ class Reconciler:
         self,
         inp: SweepRequested | SwitchoverRequested,
         event: Any,
-        overlay: dict[bytes, EntityState],
+        overlay: Mapping[bytes, EntityState],
     ) -> list[tuple[bytes, EntityState, Decision]]:
         """The sweeper's or the switchover's decisions for the entities of one partition."""
         cause = cause_from(event, inp.cause.rule)

@@ -142,6 +142,10 @@ def run_worker(
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # faust's terminal spinner, when it has one, puts the root logger at DEBUG: every debug call
+    # of aiokafka and faust then builds a record that the handler drops (a fifth of the CPU of
+    # an initial load), and it writes cursor codes to stdout.
+    worker.spinner = None
 
     if until_idle:
         detector = IdleDetector(

@@ -1,0 +1,57 @@
+"""Send many records at once: one record batch per partition, not one faust message each.
+
+faust's ``topic.send`` builds a FutureMessage, a pending message and callbacks per record; for
+the thousands of entity inputs, audit events and table writes of one batch that was most of
+the time a batch spent sending. :func:`send_records` appends the records to aiokafka record
+batches, one per partition (several if one fills up), in the order given, and returns their
+delivery futures. Keys go to the partition faust's default partitioner would give them
+(:func:`connectors.stream.lifecycle.partition_of`), so a key's records keep one partition and
+their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from connectors.stream.lifecycle import partition_of
+
+
+def kafka_producer(app: Any) -> Any:
+    """The aiokafka producer inside faust's (started) producer service."""
+    return app.producer._ensure_producer()
+
+
+async def send_records(
+    app: Any, topic: str, records: Iterable[tuple[int, bytes, bytes | None]]
+) -> list[asyncio.Future[Any]]:
+    """Send (partition, key, value) records to ``topic``; value None is a tombstone. Returns
+    the delivery futures, one per record batch."""
+    producer = kafka_producer(app)
+    builders: dict[int, Any] = {}
+    futures: list[asyncio.Future[Any]] = []
+    for partition, key, value in records:
+        builder = builders.get(partition)
+        if builder is None:
+            builder = builders[partition] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None) is None:
+            # Full: send it and start the next one (a record never exceeds an empty batch).
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record larger than the producer's batch size, for {topic}")
+    for partition, builder in builders.items():
+        futures.append(await producer.send_batch(builder, topic, partition=partition))
+    return futures
+
+
+async def send_keyed(topic: Any, messages: Iterable[tuple[str, str]]) -> list[asyncio.Future[Any]]:
+    """Send (key, JSON) messages to a faust topic, each to its key's partition."""
+    partitions = topic.partitions
+    name = topic.get_topic_name()
+    records = (
+        (partition_of(k, partitions), k, v.encode())
+        for k, v in ((key.encode(), value) for key, value in messages)
+    )
+    return await send_records(topic.app, name, records)
