@@ -280,9 +280,13 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "cpu_s": _cpu_s() - cpu0,
             "writers_cpu_s": _children_cpu_s() - children0,
             "peak_rss_mb": _peak_rss_mb(),
-            # the largest writer process (each of them has about as much)
-            "writer_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-            "writer_processes": settings.ldap_writer_processes,
+            # the largest writer process (each of them has about as much); none in threads
+            "writer_peak_rss_mb": (
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+                if settings.writer_processes()
+                else None
+            ),
+            "writer_processes": settings.writer_processes(),
             "max_in_flight": settings.ldap_max_in_flight,
             "partitions": settings.topic_partitions,
         },

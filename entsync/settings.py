@@ -21,6 +21,9 @@ from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
 SERVICES_FILE = "services.json"
 
 
+DEFAULT_WRITER_PROCESSES = 2  # with at least two cores (see writer_processes)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENTSYNC_", extra="ignore")
 
@@ -31,13 +34,14 @@ class Settings(BaseSettings):
     ldap_password: SecretStr | None = None
     ldap_base_dn: str = "dc=ent,dc=example"
     ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
-    ldap_writer_processes: int = Field(
-        default=0,
+    ldap_writer_processes: int | None = Field(
+        default=None,
         ge=0,
         le=64,
-        description="run directory writes in this many processes of their own (ldap3 is pure "
-        "Python: in threads it shares the worker's interpreter lock); 0: ldap_max_in_flight "
-        "threads. Each process costs about 75 MB",
+        description="run directory writes in this many processes of their own, sharing the "
+        "ldap_max_in_flight connections (ldap3 is pure Python: in threads it shares the worker's "
+        "interpreter lock); 0: in threads of the worker. Default: 2 on a machine with at least "
+        "two cores, else 0. Each process costs about 40 MB",
     )
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
@@ -152,6 +156,12 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="set by 'entsync replay': the run's private topics carry this suffix",
     )
+
+    def writer_processes(self) -> int:
+        """``ldap_writer_processes``, or its default for this machine."""
+        if self.ldap_writer_processes is not None:
+            return self.ldap_writer_processes
+        return DEFAULT_WRITER_PROCESSES if (os.cpu_count() or 1) >= 2 else 0
 
     def topic_name(self, spec: TopicSpec) -> str:
         """The topic this run uses for ``spec``: live, or the replay's private copy."""

@@ -17,6 +17,7 @@ today). In AAF1D extracts a school's jointure is its UAI.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -178,6 +179,7 @@ def join_schools(schools: Iterable[str]) -> str | None:
     return SCHOOLS_SEPARATOR + SCHOOLS_SEPARATOR.join(distinct) + SCHOOLS_SEPARATOR
 
 
+@functools.lru_cache(maxsize=1 << 14)  # pure; the same school and group DNs come back
 def school_of_dn(dn: str) -> str | None:
     """The school jointure of a school or feed-managed group DN (see :mod:`sync.dit`)."""
     rdns = _leading_rdns(dn, 2)

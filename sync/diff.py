@@ -53,23 +53,24 @@ def values_digest(values: tuple[str, ...] | None, key: bytes) -> str | None:
     """
     if not values:
         return None
-    return hmac.new(key, "\x00".join(sorted(values)).encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, "\x00".join(sorted(values)).encode(), "sha256").hex()
 
 
 def _changes(
     before: Attributes | None, after: Attributes | None, digest_key: bytes
 ) -> tuple[AttributeChange, ...]:
-    old = _by_lower_name(before or {})
-    new = _by_lower_name(after or {})
+    old = {name.lower(): (name, values) for name, values in (before or {}).items()}
+    new = {name.lower(): (name, values) for name, values in (after or {}).items()}
     result = []
     for key in sorted(old.keys() | new.keys()):
-        old_values = tuple(sorted(old[key][1])) if key in old else None
-        new_values = tuple(sorted(new[key][1])) if key in new else None
+        was, now = old.get(key), new.get(key)
+        old_values = tuple(sorted(set(was[1]))) if was is not None else None
+        new_values = tuple(sorted(set(now[1]))) if now is not None else None
         if old_values == new_values:
             continue
-        name = new[key][0] if key in new else old[key][0]
+        name = now[0] if now is not None else old[key][0]
         result.append(
-            AttributeChange(
+            AttributeChange.model_construct(  # str and str | None, made here: nothing to check
                 name=name,
                 before_digest=values_digest(old_values, digest_key),
                 after_digest=values_digest(new_values, digest_key),

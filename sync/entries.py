@@ -44,8 +44,13 @@ def build(attributes: dict[str, Values]) -> Entry:
     """Drop absent and blank values; sort and deduplicate the rest; drop empty attributes."""
     entry: Entry = {}
     for name, raw in attributes.items():
-        values = [raw] if raw is None or isinstance(raw, str) else list(raw)
-        kept = sorted({v for v in values if v and not v.isspace()})
+        if raw is None:
+            continue
+        if isinstance(raw, str):
+            if raw and not raw.isspace():
+                entry[name] = (raw,)
+            continue
+        kept = sorted({v for v in raw if v and not v.isspace()})
         if kept:
             entry[name] = tuple(kept)
     return entry

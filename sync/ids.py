@@ -17,6 +17,7 @@ Natural keys:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import Final
 
@@ -37,6 +38,7 @@ _KINDS_BY_PREFIX: Final[dict[str, EntityKind]] = {p: k for k, p in PREFIXES.item
 PERSON_KINDS: Final[frozenset[EntityKind]] = frozenset({"pupil", "guardian", "staff", "manual"})
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; the same ids come back at every input
 def entity_id(namespace: str, kind: EntityKind, natural_key: str) -> str:
     """The id of the ``kind`` entity known by ``natural_key``."""
     digest = hashlib.blake2b(f"{namespace}|{kind}|{natural_key}".encode(), digest_size=10).digest()
@@ -75,6 +77,7 @@ def school_id(namespace: str, jointure: str) -> str:
     return entity_id(namespace, "school", jointure)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # pure; specs are frozen (hashable)
 def group_id(namespace: str, spec: GroupSpec) -> str:
     """Groups are keyed by school, profile and class code (the class label is not identity)."""
     return entity_id(

@@ -24,6 +24,7 @@ switchover), which keeps that rule so that every directory change it leads to is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -76,14 +77,21 @@ class Link:
         return f"{self.relation}|{self.target_id}"
 
     def digest(self) -> str:
-        payload: dict[str, object] = {
-            "child": self.child.model_dump(mode="json") if self.child else None,
-            "group": self.group.model_dump(mode="json") if self.group else None,
-        }
-        if self.blocks:
-            payload["blocks"] = [b.model_dump(mode="json") for b in self.blocks]
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return _payload_digest(self.child, self.group, self.blocks)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # pure; every settle digests the same payloads again
+def _payload_digest(
+    child: ChildInfo | None, group: GroupSpec | None, blocks: tuple[BlockSpec, ...]
+) -> str:
+    payload: dict[str, object] = {
+        "child": child.model_dump(mode="json") if child else None,
+        "group": group.model_dump(mode="json") if group else None,
+    }
+    if blocks:
+        payload["blocks"] = [b.model_dump(mode="json") for b in blocks]
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _member(spec: GroupSpec, namespace: str) -> Link:

@@ -16,12 +16,15 @@ the op's ``desired`` entry; Delete on a missing entry succeeds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import random
+import sys
 import threading
 import time
+import types
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -188,6 +191,7 @@ class DirectoryWriter:
                 max_workers=max_in_flight, thread_name_prefix="entsync-ldap"
             )
         self._closed = False
+        self._started = False
 
     @classmethod
     def from_settings(
@@ -197,16 +201,26 @@ class DirectoryWriter:
             LdapParams.from_settings(settings),
             max_in_flight=settings.ldap_max_in_flight,
             retry=retry,
-            processes=settings.ldap_writer_processes,
+            processes=settings.writer_processes(),
             log_setup=(settings.log_format, settings.log_level),
         )
 
     def start(self) -> None:
         """Start the writer processes now (each binds on its first op), not at the first
-        ``apply``: a start-up cost, not one of the first batch. Nothing to do for threads."""
-        if self._processes:
-            for ready in [self._executor.submit(_ready) for _ in range(self._processes)]:
-                ready.result()
+        ``apply``: a start-up cost, not one of the first batch. Nothing to do for threads.
+
+        The processes are spawned (each submit starts one until there are ``processes``) with
+        the program's main module out of sight: a spawned process imports the main module of
+        its parent, here the whole CLI (faust and all), about a second and 30 MB for nothing;
+        they import this module alone.
+        """
+        if not self._processes or self._started:
+            return
+        with _main_module_hidden():
+            ready = [self._executor.submit(_ready) for _ in range(self._processes)]
+        for future in ready:
+            future.result()
+        self._started = True
 
     async def apply(self, ops: Sequence[DirectoryOp]) -> list[OpResult]:
         """Apply ``ops``; return one result per op, in the same order.
@@ -219,6 +233,7 @@ class DirectoryWriter:
             raise RuntimeError("DirectoryWriter is closed")
         if not ops:
             return []
+        self.start()
         chains: dict[tuple[tuple[str, str], ...], _Chain] = {}
         for index, op in enumerate(ops):
             chains.setdefault(dn_sort_key(op.dn), []).append((index, op))
@@ -457,6 +472,27 @@ class DirectoryWriter:
 
 
 _process_writer: DirectoryWriter | None = None  # in a writer process: its own, with threads
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """``multiprocessing`` spawn re-imports the parent's ``__main__`` (by its spec or its file)
+    in the child; a stand-in with neither makes it import nothing."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def _main_imported() -> bool:
+    """In a writer process: whether the parent's main module was imported (see ``start``)."""
+    main = sys.modules["__main__"]  # the spawn bootstrap's, unless the parent's was re-run
+    return (
+        getattr(main, "__file__", None) is not None or getattr(main, "__spec__", None) is not None
+    )
 
 
 def _start_process_writer(

@@ -337,3 +337,16 @@ async def test_ldif_export_is_deterministic(
 
     with_operational = export_ldif(clean_directory, base, operational=True)
     assert "entryUUID: " in with_operational and "modifiersName: " in with_operational
+
+
+async def test_writer_processes_import_the_writer_not_the_program(
+    clean_directory: LdapParams,
+) -> None:
+    """A spawned process would import the parent's main module (here pytest; in production the
+    whole CLI): the writer's processes import what they run and nothing else."""
+    from connectors.ldap.writer import _main_imported
+
+    async with DirectoryWriter(clean_directory, max_in_flight=4, processes=2) as instance:
+        instance.start()
+        imported = [instance._executor.submit(_main_imported).result() for _ in range(4)]
+        assert imported == [False] * 4

@@ -1,0 +1,160 @@
+"""The reconcile pipeline's order of work: decide ahead, carry out one batch at a time, in order.
+
+The reconciler here is a recording stand-in (the real one, on the broker and slapd, is exercised
+by the integration tests of the worker); what is checked is what the pipeline does with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from connectors.stream.pipeline import ReconcilePipeline, hold_acks
+from connectors.stream.progress import Progress
+
+
+@dataclass
+class Prepared:
+    batch: list[str]
+    pending: dict[bytes, Any] | None
+    new_states: dict[bytes, Any] = field(default_factory=dict)
+    emits: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recorder:
+    """Records every call; each batch's finish waits until the test lets it go."""
+
+    log: list[tuple[str, ...]] = field(default_factory=list)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    refuse: set[str] = field(default_factory=set)  # batches whose finish reports a refusal
+    fail: set[str] = field(default_factory=set)  # batches whose finish raises
+    emits_depend_on_pending: bool = False
+
+    def gate(self, name: str) -> asyncio.Event:
+        return self.gates.setdefault(name, asyncio.Event())
+
+    def prepare(self, batch: list[str], pending: dict[bytes, Any] | None = None) -> Prepared:
+        name = batch[0]
+        self.log.append(("prepare", name, "on-pending" if pending else "on-table"))
+        emits = [f"{name}-emit"]
+        if self.emits_depend_on_pending and not pending:
+            emits.append(f"{name}-other")
+        return Prepared(batch, pending, new_states={name.encode(): name}, emits=emits)
+
+    async def send_emits(self, prepared: Prepared) -> None:
+        self.log.append(("emits", prepared.batch[0], *prepared.emits))
+
+    async def finish(self, prepared: Prepared) -> bool:
+        name = prepared.batch[0]
+        self.log.append(("finish-start", name))
+        await self.gate(name).wait()
+        if name in self.fail:
+            raise RuntimeError(f"{name} failed")
+        self.log.append(("finish-end", name))
+        return name not in self.refuse
+
+
+def pipeline(recorder: Recorder, errors: list[BaseException]) -> tuple[ReconcilePipeline, Progress]:
+    progress = Progress()
+
+    async def release(events: Any) -> None:
+        recorder.log.append(("ack", events[0]))
+
+    return ReconcilePipeline(recorder, progress, release, errors.append), progress  # type: ignore[arg-type]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_next_batch_is_decided_while_the_previous_one_is_carried_out() -> None:
+    recorder, errors = Recorder(), []
+    pipe, progress = pipeline(recorder, errors)
+    await pipe.submit(["b1"])
+    await settle()
+    assert ("finish-start", "b1") in recorder.log and progress.in_flight == 1
+
+    second = asyncio.ensure_future(pipe.submit(["b2"]))
+    await settle()
+    # b2 is decided on b1's states and its inputs are out, but it waits for b1 to be written.
+    assert ("prepare", "b2", "on-pending") in recorder.log
+    assert ("emits", "b2", "b2-emit") in recorder.log
+    assert ("finish-start", "b2") not in recorder.log and not second.done()
+    assert ("ack", "b1") not in recorder.log  # not acknowledged before it is carried out
+
+    recorder.gate("b1").set()
+    await second
+    await settle()
+    assert recorder.log.index(("ack", "b1")) < recorder.log.index(("finish-start", "b2"))
+    recorder.gate("b2").set()
+    await pipe.drain()
+    assert recorder.log[-1] == ("ack", "b2")
+    assert progress.in_flight == 0 and not errors
+
+
+@pytest.mark.parametrize("emits_differ", [False, True])
+async def test_a_refused_write_has_the_next_batch_decided_again_on_the_table(
+    emits_differ: bool,
+) -> None:
+    recorder = Recorder(refuse={"b1"}, emits_depend_on_pending=emits_differ)
+    errors: list[BaseException] = []
+    pipe, progress = pipeline(recorder, errors)
+    recorder.gate("b1").set()
+    recorder.gate("b2").set()
+    await pipe.submit(["b1"])
+    await pipe.submit(["b2"])
+    await pipe.drain()
+    prepares = [entry for entry in recorder.log if entry[:2] == ("prepare", "b2")]
+    assert prepares == [("prepare", "b2", "on-pending"), ("prepare", "b2", "on-table")]
+    sent = [entry for entry in recorder.log if entry[:2] == ("emits", "b2")]
+    # Inputs go out again only when deciding again changed them.
+    assert sent == (
+        [("emits", "b2", "b2-emit"), ("emits", "b2", "b2-emit", "b2-other")]
+        if emits_differ
+        else [("emits", "b2", "b2-emit")]
+    )
+    assert ("ack", "b2") in recorder.log and progress.in_flight == 0
+
+
+async def test_a_batch_failing_in_the_background_is_reported_and_never_acknowledged() -> None:
+    recorder = Recorder(fail={"b1"})
+    errors: list[BaseException] = []
+    pipe, progress = pipeline(recorder, errors)
+    await pipe.submit(["b1"])
+    recorder.gate("b1").set()
+    await settle()
+    assert [str(e) for e in errors] == ["b1 failed"]  # the worker is told at once
+    assert ("ack", "b1") not in recorder.log and progress.in_flight == 0
+    with pytest.raises(RuntimeError, match="b1 failed"):
+        await pipe.submit(["b2"])  # and the agent stops on its next batch
+    assert progress.in_flight == 0
+
+
+async def test_cancel_leaves_the_batch_unacknowledged() -> None:
+    recorder, errors = Recorder(), []
+    pipe, progress = pipeline(recorder, errors)
+    await pipe.submit(["b1"])
+    await settle()
+    await pipe.cancel()
+    assert ("ack", "b1") not in recorder.log and ("finish-end", "b1") not in recorder.log
+    assert progress.in_flight == 0 and not errors
+
+
+async def test_hold_acks_defers_the_stream_acknowledgements_to_release() -> None:
+    acked: list[str] = []
+
+    class Stream:
+        async def ack(self, event: str) -> bool:
+            acked.append(event)
+            return True
+
+    stream = Stream()
+    release = hold_acks(stream)
+    assert await stream.ack("e1") is False and acked == []  # what take_events calls
+    await release(["e1", "e2"])
+    assert acked == ["e1", "e2"]
