@@ -16,25 +16,23 @@ the op's ``desired`` entry; Delete on a missing entry succeeds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import random
-import sys
 import threading
 import time
-import types
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import structlog
 from ldap3 import BASE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
+from connectors.ldap import writer_processes as in_process
 from connectors.ldap.connection import (
     TRANSIENT_RESULT_CODES,
     LdapParams,
@@ -46,6 +44,7 @@ from connectors.ldap.connection import (
 )
 from connectors.ldap.directory import ALREADY_EXISTS, NO_SUCH_OBJECT, dn_sort_key
 from connectors.ldap.errors import DirectoryError, DirectoryUnavailableError, DirectoryWriteError
+from connectors.ldap.writer_processes import LogSetup
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
 
 if TYPE_CHECKING:
@@ -53,7 +52,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-LogSetup = tuple[Literal["json", "console", "auto"], str]  # (format, level) of a process
 
 
 class Action(StrEnum):
@@ -88,7 +86,7 @@ class RetryPolicy:
     total: float = 60.0
 
 
-_Chain = list[tuple[int, DirectoryOp]]  # one DN's ops, with their indexes in the apply() call
+Chain = list[tuple[int, DirectoryOp]]  # one DN's ops, with their indexes in the apply() call
 _Outcome = tuple[int, "OpResult | DirectoryError"]
 
 
@@ -183,7 +181,7 @@ class DirectoryWriter:
                 max_workers=processes,
                 # not fork: the caller runs threads (faust's consumer, this pool's feeder)
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_process_writer,
+                initializer=in_process.start_writer,
                 initargs=(params, self._retry, log_setup, -(-max_in_flight // processes)),
             )
         else:
@@ -216,8 +214,8 @@ class DirectoryWriter:
         """
         if not self._processes or self._started:
             return
-        with _main_module_hidden():
-            ready = [self._executor.submit(_ready) for _ in range(self._processes)]
+        with in_process.main_module_hidden():
+            ready = [self._executor.submit(in_process.ready) for _ in range(self._processes)]
         for future in ready:
             future.result()
         self._started = True
@@ -234,7 +232,7 @@ class DirectoryWriter:
         if not ops:
             return []
         self.start()
-        chains: dict[tuple[tuple[str, str], ...], _Chain] = {}
+        chains: dict[tuple[tuple[str, str], ...], Chain] = {}
         for index, op in enumerate(ops):
             chains.setdefault(dn_sort_key(op.dn), []).append((index, op))
         if self._processes:
@@ -256,7 +254,7 @@ class DirectoryWriter:
             raise first
         return [result for result in results if result is not None]
 
-    async def _apply_in_threads(self, chains: list[_Chain]) -> list[_Outcome]:
+    async def _apply_in_threads(self, chains: list[Chain]) -> list[_Outcome]:
         pending = deque(chains)
         outcomes: list[_Outcome] = []
         stop = threading.Event()
@@ -281,13 +279,13 @@ class DirectoryWriter:
             raise
         return outcomes
 
-    async def _apply_in_processes(self, chains: list[_Chain]) -> list[_Outcome]:
+    async def _apply_in_processes(self, chains: list[Chain]) -> list[_Outcome]:
         """One message per process: its share of the chains, whole (a DN's ops stay in order).
 
         Shares are balanced by op count; results come back without their ops (the caller has
         them). A process finishes its share even if the call is cancelled.
         """
-        shares: list[list[_Chain]] = [[] for _ in range(min(self._processes, len(chains)))]
+        shares: list[list[Chain]] = [[] for _ in range(min(self._processes, len(chains)))]
         sizes = [0] * len(shares)
         for chain in sorted(chains, key=len, reverse=True):
             smallest = sizes.index(min(sizes))
@@ -295,7 +293,7 @@ class DirectoryWriter:
             sizes[smallest] += len(chain)
         loop = asyncio.get_running_loop()
         done = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _run_share, share) for share in shares)
+            *(loop.run_in_executor(self._executor, in_process.run_share, share) for share in shares)
         )
         by_index = {index: op for chain in chains for index, op in chain}
         outcomes: list[_Outcome] = []
@@ -469,65 +467,6 @@ class DirectoryWriter:
                 raise TransientLdapError("entry vanished while healing", maybe_applied=False)
             raise DirectoryWriteError("modify", dn, code, name, message)
         return "replaced", tuple(sorted(changes))
-
-
-_process_writer: DirectoryWriter | None = None  # in a writer process: its own, with threads
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """``multiprocessing`` spawn re-imports the parent's ``__main__`` (by its spec or its file)
-    in the child; a stand-in with neither makes it import nothing."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
-
-
-def _main_imported() -> bool:
-    """In a writer process: whether the parent's main module was imported (see ``start``)."""
-    main = sys.modules["__main__"]  # the spawn bootstrap's, unless the parent's was re-run
-    return (
-        getattr(main, "__file__", None) is not None or getattr(main, "__spec__", None) is not None
-    )
-
-
-def _start_process_writer(
-    params: LdapParams, retry: RetryPolicy, log_setup: LogSetup | None, threads: int
-) -> None:
-    global _process_writer
-    if log_setup is not None:
-        from entsync.logs import configure_logging
-
-        configure_logging(*log_setup)
-    _process_writer = DirectoryWriter(params, max_in_flight=threads, retry=retry)
-
-
-def _ready() -> bool:
-    return _process_writer is not None
-
-
-_CompactResult = tuple[Action, tuple[str, ...], str, int]  # an OpResult without its op
-
-
-def _run_share(chains: list[_Chain]) -> list[tuple[int, _CompactResult | DirectoryError]]:
-    """In a writer process: run the chains on its threads, as many at a time as it has."""
-    writer = _process_writer
-    assert writer is not None, "not a writer process"
-    stop = threading.Event()
-    compact: list[tuple[int, _CompactResult | DirectoryError]] = []
-    for future in [writer._executor.submit(writer._run_chain, chain, stop) for chain in chains]:
-        for index, outcome in future.result():
-            if isinstance(outcome, DirectoryError):
-                compact.append((index, outcome))
-            else:
-                compact.append(
-                    (index, (outcome.action, outcome.attributes, outcome.detail, outcome.retries))
-                )
-    return compact
 
 
 def _existing_values(conn: Connection) -> dict[str, tuple[str, ...]]:

@@ -8,6 +8,10 @@ core converges whatever the order and however often an input comes), the writer 
 already done, audit ids are deterministic. The emitted inputs do not wait for the directory:
 what they carry (links, login requests and answers) does not depend on whether a write is
 accepted, and the next entities get on with their part meanwhile.
+
+The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits` and
+:meth:`Reconciler.finish` (the rest); :mod:`connectors.stream.pipeline` calls them so that a
+batch is decided while the previous one is carried out.
 """
 
 from __future__ import annotations
@@ -62,13 +66,6 @@ class Reconciler:
     policy: Policy
     progress: Progress
     generation: Callable[[], int]  # the consumer group generation, for debug logs
-
-    async def reconcile_batch(self, batch: Sequence[Any]) -> None:
-        """Decide one batch, send its inputs, write the directory, send what follows, then the
-        states."""
-        prepared = self.prepare(batch)
-        await self.send_emits(prepared)
-        await self.finish(prepared)
 
     async def send_emits(self, p: Prepared) -> None:
         """Deliver the entity inputs the batch's decisions emit."""

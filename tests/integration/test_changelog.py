@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.lifecycle import partition_of
+from connectors.stream.records import send_keyed
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
@@ -139,3 +140,51 @@ async def test_batched_writes_are_the_records_faust_would_send(
 async def test_no_change_sends_nothing() -> None:
     table = _Table(_App(_Producer(None)), _Topic("unused"))  # never started: nothing to send
     assert await write_through(table, {}) == []
+
+
+@dataclass
+class _KeyedTopic:
+    """A faust topic as ``send_keyed`` sees it."""
+
+    app: _App
+    name: str
+    partitions: int = PARTITIONS
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+async def test_keyed_messages_go_where_faust_would_send_them_in_order(
+    local_services: LocalServices,
+) -> None:
+    """Entity inputs and audit events sent in record batches keep faust's partition per key,
+    and one key's messages keep their order."""
+    bootstrap = local_services.kafka_bootstrap
+    suffix = uuid.uuid4().hex[:8]
+    topic, reference = f"entsync-test-{suffix}-keyed", f"entsync-test-{suffix}-reference"
+    for name in (topic, reference):
+        await _create_topic(bootstrap, name)
+    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=16384)
+    await kafka.start()
+    try:
+        messages = [(f"el-{n % 37}", f'{{"seq":{n}}}' + " " * 500) for n in range(300)]
+        futures = await send_keyed(_KeyedTopic(_App(_Producer(kafka)), topic), messages)
+        for fut in futures:
+            await fut
+        placed = {}
+        for key in {k for k, _ in messages}:
+            meta = await (await kafka.send(reference, key=key.encode(), value=b"x"))
+            placed[key] = meta.partition
+    finally:
+        await kafka.stop()
+
+    records = await _read_all(bootstrap, topic, len(messages))
+    assert len(records) == len(messages)
+    for record in records:
+        assert record.partition == placed[record.key.decode()]
+    by_key: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(record.key.decode(), []).append(record.value.decode())
+    assert by_key == {
+        key: [value for k, value in messages if k == key] for key in {k for k, _ in messages}
+    }

@@ -344,9 +344,9 @@ async def test_writer_processes_import_the_writer_not_the_program(
 ) -> None:
     """A spawned process would import the parent's main module (here pytest; in production the
     whole CLI): the writer's processes import what they run and nothing else."""
-    from connectors.ldap.writer import _main_imported
+    from connectors.ldap.writer_processes import main_imported
 
     async with DirectoryWriter(clean_directory, max_in_flight=4, processes=2) as instance:
         instance.start()
-        imported = [instance._executor.submit(_main_imported).result() for _ in range(4)]
+        imported = [instance._executor.submit(main_imported).result() for _ in range(4)]
         assert imported == [False] * 4
