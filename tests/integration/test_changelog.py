@@ -73,6 +73,20 @@ async def _create_topic(bootstrap: str, name: str) -> None:
         await admin.close()
 
 
+async def _new_topics(bootstrap: str, *roles: str) -> list[str]:
+    suffix = uuid.uuid4().hex[:8]
+    names = [f"entsync-test-{suffix}-{role}" for role in roles]
+    for name in names:
+        await _create_topic(bootstrap, name)
+    return names
+
+
+async def _started_producer(bootstrap: str) -> AIOKafkaProducer:
+    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=16384)
+    await kafka.start()
+    return kafka
+
+
 async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
@@ -96,12 +110,8 @@ async def test_batched_writes_are_the_records_faust_would_send(
     local_services: LocalServices,
 ) -> None:
     bootstrap = local_services.kafka_bootstrap
-    suffix = uuid.uuid4().hex[:8]
-    changelog, reference = f"entsync-test-{suffix}-changelog", f"entsync-test-{suffix}-reference"
-    for name in (changelog, reference):
-        await _create_topic(bootstrap, name)
-    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=16384)
-    await kafka.start()
+    changelog, reference = await _new_topics(bootstrap, "changelog", "reference")
+    kafka = await _started_producer(bootstrap)
     try:
         table = _Table(_App(_Producer(kafka)), _Topic(changelog))
         table.data[b"pupil:gone"] = b"old"
@@ -160,12 +170,8 @@ async def test_keyed_messages_go_where_faust_would_send_them_in_order(
     """Entity inputs and audit events sent in record batches keep faust's partition per key,
     and one key's messages keep their order."""
     bootstrap = local_services.kafka_bootstrap
-    suffix = uuid.uuid4().hex[:8]
-    topic, reference = f"entsync-test-{suffix}-keyed", f"entsync-test-{suffix}-reference"
-    for name in (topic, reference):
-        await _create_topic(bootstrap, name)
-    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=16384)
-    await kafka.start()
+    topic, reference = await _new_topics(bootstrap, "keyed", "reference")
+    kafka = await _started_producer(bootstrap)
     try:
         messages = [(f"el-{n % 37}", f'{{"seq":{n}}}' + " " * 500) for n in range(300)]
         futures = await send_keyed(_KeyedTopic(_App(_Producer(kafka)), topic), messages)
