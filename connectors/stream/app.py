@@ -149,7 +149,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     @app.agent(feed_topic, name="route_feed")
     async def route_feed(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            freeze_long_lived_objects()  # start-up is over (see connectors.stream.gc_freeze)
+            freeze_long_lived_objects()  # if the recovery signal below did not come first
             progress.in_flight += 1
             try:
                 await router.route_batch(batch)
@@ -182,6 +182,11 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                     key=LIFECYCLE_ENTITY.encode(), value=value, partition=request.partition
                 )
             log.info("lifecycle.sweep_scheduled", partitions=partitions)
+
+    @app.on_rebalance_complete.connect
+    def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Start-up is over (see connectors.stream.gc_freeze): before the first batch, not in it.
+        freeze_long_lived_objects()
 
     stall_guard = StallGuard(app, progress, {feed_name, entities_name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
