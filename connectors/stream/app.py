@@ -84,6 +84,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         broker_commit_interval=0.5,
         producer_acks=-1,
         producer_linger_ms=5,  # batch sends: an input fans out into several messages
+        # records.send_records fills batches of this size: a batch of inputs in a few requests
         producer_max_batch_size=262144,
     )
     progress = Progress()
