@@ -1,34 +1,40 @@
-"""Decide the next batch of entity inputs while the directory writes of the previous one run.
+"""Overlap the reconciler's batches: decide one while the previous one's writes run.
 
 The ``reconcile`` agent hands each batch to :meth:`ReconcilePipeline.submit`, which decides it
-(:meth:`Reconciler.prepare`) on the states the previous batch decided, delivers the inputs it
-emits, then waits for the previous batch to be carried out, then starts carrying out this one in
-the background and returns: the agent fetches the next batch meanwhile. Batches are carried out
-one at a time, in order, so one DN's writes stay in order and each batch's states reach the
-table before the next one's.
+(:meth:`Reconciler.prepare`) on the states the batches still in progress decided, delivers the
+inputs it emits, waits for the previous batch's directory writes, then starts this batch's writes
+in the background and returns: the agent fetches the next batch meanwhile. A batch's writes start
+once the previous batch's writes are done (one DN's writes stay in order); its completion (audit
+events, admin decisions, states in the table) waits for the previous batch's completion, so each
+batch's states reach the table after the previous one's. The directory is never idle while the
+previous batch's audit events and states go out.
 
-A batch's offsets are acknowledged only once it is carried out: faust acknowledges a
+A batch's offsets are acknowledged only once it is complete: faust acknowledges a
 ``take_events`` batch when the agent asks for the next one, so the agent's stream holds those
 acknowledgements (:func:`hold_acks`) and the pipeline releases them. faust waits for
-unacknowledged messages before a rebalance goes on, so a batch in progress is finished first.
+unacknowledged messages before a rebalance goes on, so the batches in progress are finished
+first.
 
 When the directory refused a write of the previous batch for good, that entity's state is not
-the one the next batch was decided on: the next batch is decided again, on the table (the
-inputs it emits do not depend on what the directory accepted; if they differ, the new ones are
-delivered too).
+the one the next batch was decided on: once the previous batch is complete, the next batch is
+decided again, on the table (the inputs it emits do not depend on what the directory accepted;
+if they differ, the new ones are delivered too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import ChainMap
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Prepared, Reconciler
 
 Release = Callable[[Sequence[Any]], Awaitable[None]]
+MAX_IN_PROGRESS = 2  # batches written or being completed, besides the one being decided
 
 
 def hold_acks(stream: Any) -> Release:
@@ -47,8 +53,15 @@ def hold_acks(stream: Any) -> Release:
     return release
 
 
+@dataclass
+class _InProgress:
+    prepared: Prepared
+    written: asyncio.Future[bool]  # its directory writes are done (True: all as decided)
+    task: asyncio.Future[None]  # written, then complete and acknowledged
+
+
 class ReconcilePipeline:
-    """At most two batches in progress: one being decided, the previous one being carried out."""
+    """At most three batches in progress: one being decided, one written, one completed."""
 
     def __init__(
         self,
@@ -61,19 +74,23 @@ class ReconcilePipeline:
         self._progress = progress
         self._release = release
         self._on_error = on_error  # a batch failed in the background: stop the worker
-        self._running: tuple[Prepared, asyncio.Future[bool]] | None = None
+        self._batches: list[_InProgress] = []  # oldest first
 
     async def submit(self, batch: Sequence[Any]) -> None:
-        """Decide ``batch``, send its inputs, wait for the previous batch, then start carrying
-        this one out."""
+        """Decide ``batch``, send its inputs, wait for the previous batch's writes, then start
+        carrying this one out."""
         self._progress.in_flight += 1
         try:
-            running, self._running = self._running, None
-            pending = running[0].new_states if running is not None else None
-            prepared = self._reconciler.prepare(batch, pending)
+            await self._settle_finished()
+            while len(self._batches) >= MAX_IN_PROGRESS:  # completions lag: let them catch up
+                await asyncio.shield(self._batches[0].task)
+                await self._settle_finished()
+            pending = ChainMap(*(b.prepared.new_states for b in reversed(self._batches)))
+            prepared = self._reconciler.prepare(batch, pending if self._batches else None)
             await self._reconciler.send_emits(prepared)
-            if running is not None and not await running[1]:
-                # decided on a state that was not kept: again, on the table
+            previous = self._batches[-1] if self._batches else None
+            if previous is not None and not await previous.written:
+                await asyncio.shield(previous.task)  # its corrected states are in the table
                 again = self._reconciler.prepare(batch)
                 if again.emits != prepared.emits:
                     await self._reconciler.send_emits(again)
@@ -81,32 +98,56 @@ class ReconcilePipeline:
         except BaseException:
             self._progress.in_flight -= 1
             raise
-        task = asyncio.ensure_future(self._carry_out(prepared))
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        # Read by the next submit; marked retrieved here so that a failure is reported once.
+        written.add_done_callback(lambda f: f.cancelled() or f.exception())
+        before = previous.task if previous is not None else None
+        task = asyncio.ensure_future(self._carry_out(prepared, written, before))
         task.add_done_callback(self._report)
-        self._running = (prepared, task)
+        self._batches.append(_InProgress(prepared, written, task))
+
+    async def _settle_finished(self) -> None:
+        """Forget the batches done; a batch that failed stops this agent too (its error)."""
+        for batch in self._batches:
+            if batch.task.done() and not batch.task.cancelled():
+                await batch.task  # raises its error, if any
+        self._batches = [b for b in self._batches if not b.task.done()]
 
     async def drain(self) -> None:
-        """Wait for the batch being carried out, if any (its errors are raised here)."""
-        running, self._running = self._running, None
-        if running is not None:
-            await running[1]
+        """Wait for the batches in progress (their errors are raised here)."""
+        batches, self._batches = self._batches, []
+        for batch in batches:
+            await batch.task
 
     async def cancel(self) -> None:
-        """Stop carrying out the current batch: its offsets stay unacknowledged (re-read)."""
-        running, self._running = self._running, None
-        if running is not None and not running[1].done():
-            running[1].cancel()
+        """Stop the batches in progress: their offsets stay unacknowledged (read again)."""
+        batches, self._batches = self._batches, []
+        for batch in batches:
+            if not batch.task.done():
+                batch.task.cancel()
+        for batch in batches:
             with contextlib.suppress(BaseException):
-                await running[1]
+                await batch.task
 
-    async def _carry_out(self, prepared: Prepared) -> bool:
+    async def _carry_out(
+        self, prepared: Prepared, written: asyncio.Future[bool], before: asyncio.Future[None] | None
+    ) -> None:
         try:
-            as_decided = await self._reconciler.finish(prepared)
+            try:
+                written.set_result(await self._reconciler.write(prepared))
+            except asyncio.CancelledError:
+                written.cancel()
+                raise
+            except BaseException as exc:
+                written.set_exception(exc)
+                raise
+            if before is not None:
+                await asyncio.shield(before)  # states and acknowledgements in batch order
+            await self._reconciler.complete(prepared)
             await self._release(prepared.batch)
-            return as_decided
         finally:
             self._progress.in_flight -= 1
 
-    def _report(self, task: asyncio.Future[bool]) -> None:
+    def _report(self, task: asyncio.Future[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._on_error(task.exception())  # type: ignore[arg-type]

@@ -9,9 +9,10 @@ already done, audit ids are deterministic. The emitted inputs do not wait for th
 what they carry (links, login requests and answers) does not depend on whether a write is
 accepted, and the next entities get on with their part meanwhile.
 
-The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits` and
-:meth:`Reconciler.finish` (the rest); :mod:`connectors.stream.pipeline` calls them so that a
-batch is decided while the previous one is carried out.
+The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits`,
+:meth:`Reconciler.write` (the directory) and :meth:`Reconciler.complete` (audit events,
+decisions, states); :mod:`connectors.stream.pipeline` calls them so that a batch is decided
+while the previous one is written, and written while the one before is completed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ log = get_logger(__name__)
 
 @dataclass
 class Prepared:
-    """A batch decided by :meth:`Reconciler.prepare`, to be carried out by ``finish``."""
+    """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
     batch: Sequence[Any]
     new_states: dict[bytes, EntityState] = field(default_factory=dict)
@@ -50,6 +51,7 @@ class Prepared:
     audits: list[Any] = field(default_factory=list)
     emits: list[EntityInput] = field(default_factory=list)
     outcomes: list[Any] = field(default_factory=list)  # admin command decisions
+    written: list[Any] = field(default_factory=list)  # audit events of the writes done
 
 
 @dataclass
@@ -118,14 +120,12 @@ class Reconciler:
         p.audits = [audit for _, audit in merged]
         return p
 
-    async def finish(self, p: Prepared) -> bool:
-        """Write the directory, send the batch's audit events and admin decisions, then write
-        its states (its inputs went out before: :meth:`send_emits`). False if the directory
-        refused a write for good: the entity then keeps what the directory has, not the state
-        ``prepare`` decided."""
+    async def write(self, p: Prepared) -> bool:
+        """Write the batch's directory changes. False if the directory refused a write for good:
+        the entity then keeps what the directory has, not the state ``prepare`` decided."""
         progress, new_states = self.progress, p.new_states
         results = await self._apply(p.ops)
-        written = []
+        written = p.written
         as_decided = True
         for audit, result in zip(p.audits, results, strict=True):
             if result is None:  # refused for good: the entity keeps what the directory has
@@ -145,8 +145,14 @@ class Reconciler:
                 continue
             progress.directory_changes += 1
             progress.by_action[audit.action] = progress.by_action.get(audit.action, 0) + 1
+        return as_decided
+
+    async def complete(self, p: Prepared) -> None:
+        """After :meth:`write`: send the audit events of what was written and the admin
+        decisions, then write the batch's states."""
+        progress, new_states = self.progress, p.new_states
         futures = await send(
-            self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in written)
+            self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in p.written)
         )
         futures += await send(
             self.decisions_topic, ((o.entity_id, o.model_dump_json()) for o in p.outcomes)
@@ -165,7 +171,6 @@ class Reconciler:
             offsets=sorted((e.message.partition, e.message.offset) for e in p.batch),
             writes=len(p.ops),
         )
-        return as_decided
 
     async def _apply(self, ops: list[Any]) -> list[Any]:
         """Results per op; None for an op the directory refused for good (or skipped after one).

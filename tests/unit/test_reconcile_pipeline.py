@@ -26,18 +26,24 @@ class Prepared:
 
 @dataclass
 class Recorder:
-    """Records every call; each batch's finish waits until the test lets it go."""
+    """Records every call; a batch's write waits for gate "<name>", its completion for gate
+    "<name>-complete", until the test lets them go."""
 
     log: list[tuple[str, ...]] = field(default_factory=list)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
-    refuse: set[str] = field(default_factory=set)  # batches whose finish reports a refusal
-    fail: set[str] = field(default_factory=set)  # batches whose finish raises
+    refuse: set[str] = field(default_factory=set)  # batches whose write reports a refusal
+    fail: set[str] = field(default_factory=set)  # batches whose write raises
     emits_depend_on_pending: bool = False
 
     def gate(self, name: str) -> asyncio.Event:
         return self.gates.setdefault(name, asyncio.Event())
 
-    def prepare(self, batch: list[str], pending: dict[bytes, Any] | None = None) -> Prepared:
+    def open(self, *names: str) -> None:
+        for name in names:
+            self.gate(name).set()
+            self.gate(f"{name}-complete").set()
+
+    def prepare(self, batch: list[str], pending: Any = None) -> Prepared:
         name = batch[0]
         self.log.append(("prepare", name, "on-pending" if pending else "on-table"))
         emits = [f"{name}-emit"]
@@ -48,14 +54,20 @@ class Recorder:
     async def send_emits(self, prepared: Prepared) -> None:
         self.log.append(("emits", prepared.batch[0], *prepared.emits))
 
-    async def finish(self, prepared: Prepared) -> bool:
+    async def write(self, prepared: Prepared) -> bool:
         name = prepared.batch[0]
-        self.log.append(("finish-start", name))
+        self.log.append(("write-start", name))
         await self.gate(name).wait()
         if name in self.fail:
             raise RuntimeError(f"{name} failed")
-        self.log.append(("finish-end", name))
+        self.log.append(("write-end", name))
         return name not in self.refuse
+
+    async def complete(self, prepared: Prepared) -> None:
+        name = prepared.batch[0]
+        self.log.append(("complete-start", name))
+        await self.gate(f"{name}-complete").wait()
+        self.log.append(("complete-end", name))
 
 
 def pipeline(recorder: Recorder, errors: list[BaseException]) -> tuple[ReconcilePipeline, Progress]:
@@ -68,33 +80,61 @@ def pipeline(recorder: Recorder, errors: list[BaseException]) -> tuple[Reconcile
 
 
 async def settle() -> None:
-    for _ in range(5):
+    for _ in range(10):
         await asyncio.sleep(0)
 
 
-async def test_the_next_batch_is_decided_while_the_previous_one_is_carried_out() -> None:
+def before(log: list[tuple[str, ...]], first: tuple[str, ...], then: tuple[str, ...]) -> bool:
+    return log.index(first) < log.index(then)
+
+
+async def test_a_batch_is_decided_and_written_while_the_previous_ones_go_on() -> None:
     recorder, errors = Recorder(), []
     pipe, progress = pipeline(recorder, errors)
     await pipe.submit(["b1"])
     await settle()
-    assert ("finish-start", "b1") in recorder.log and progress.in_flight == 1
+    assert ("write-start", "b1") in recorder.log and progress.in_flight == 1
 
     second = asyncio.ensure_future(pipe.submit(["b2"]))
     await settle()
-    # b2 is decided on b1's states and its inputs are out, but it waits for b1 to be written.
+    # b2 is decided on b1's states and its inputs are out, but its writes wait for b1's.
     assert ("prepare", "b2", "on-pending") in recorder.log
     assert ("emits", "b2", "b2-emit") in recorder.log
-    assert ("finish-start", "b2") not in recorder.log and not second.done()
-    assert ("ack", "b1") not in recorder.log  # not acknowledged before it is carried out
+    assert ("write-start", "b2") not in recorder.log and not second.done()
 
-    recorder.gate("b1").set()
+    recorder.gate("b1").set()  # b1 written; its completion is held
     await second
     await settle()
-    assert recorder.log.index(("ack", "b1")) < recorder.log.index(("finish-start", "b2"))
-    recorder.gate("b2").set()
+    log = recorder.log
+    assert before(log, ("write-end", "b1"), ("write-start", "b2"))
+    assert ("complete-start", "b1") in log and ("complete-end", "b1") not in log
+    assert ("ack", "b1") not in log  # not acknowledged before it is complete
+
+    recorder.gate("b2").set()  # b2 written while b1 is still being completed
+    await settle()
+    assert ("write-end", "b2") in log and ("complete-start", "b2") not in log
+
+    recorder.open("b1", "b2")
     await pipe.drain()
-    assert recorder.log[-1] == ("ack", "b2")
+    assert before(log, ("complete-end", "b1"), ("complete-start", "b2"))
+    assert before(log, ("ack", "b1"), ("ack", "b2")) and log[-1] == ("ack", "b2")
     assert progress.in_flight == 0 and not errors
+
+
+async def test_no_more_than_two_batches_are_carried_out_at_once() -> None:
+    recorder, errors = Recorder(), []
+    pipe, progress = pipeline(recorder, errors)
+    recorder.gate("b1").set()
+    recorder.open("b2", "b3")
+    await pipe.submit(["b1"])  # written, its completion held
+    await pipe.submit(["b2"])
+    third = asyncio.ensure_future(pipe.submit(["b3"]))
+    await settle()
+    assert not third.done() and ("prepare", "b3", "on-pending") not in recorder.log
+    recorder.open("b1")
+    await third
+    await pipe.drain()
+    assert recorder.log[-1] == ("ack", "b3") and progress.in_flight == 0 and not errors
 
 
 @pytest.mark.parametrize("emits_differ", [False, True])
@@ -104,21 +144,23 @@ async def test_a_refused_write_has_the_next_batch_decided_again_on_the_table(
     recorder = Recorder(refuse={"b1"}, emits_depend_on_pending=emits_differ)
     errors: list[BaseException] = []
     pipe, progress = pipeline(recorder, errors)
-    recorder.gate("b1").set()
-    recorder.gate("b2").set()
+    recorder.open("b1", "b2")
     await pipe.submit(["b1"])
     await pipe.submit(["b2"])
     await pipe.drain()
-    prepares = [entry for entry in recorder.log if entry[:2] == ("prepare", "b2")]
+    log = recorder.log
+    prepares = [entry for entry in log if entry[:2] == ("prepare", "b2")]
     assert prepares == [("prepare", "b2", "on-pending"), ("prepare", "b2", "on-table")]
-    sent = [entry for entry in recorder.log if entry[:2] == ("emits", "b2")]
+    # Decided again once b1 is complete (its corrected states are in the table).
+    assert before(log, ("complete-end", "b1"), ("prepare", "b2", "on-table"))
+    sent = [entry for entry in log if entry[:2] == ("emits", "b2")]
     # Inputs go out again only when deciding again changed them.
     assert sent == (
         [("emits", "b2", "b2-emit"), ("emits", "b2", "b2-emit", "b2-other")]
         if emits_differ
         else [("emits", "b2", "b2-emit")]
     )
-    assert ("ack", "b2") in recorder.log and progress.in_flight == 0
+    assert ("ack", "b2") in log and progress.in_flight == 0
 
 
 async def test_a_batch_failing_in_the_background_is_reported_and_never_acknowledged() -> None:
@@ -126,22 +168,24 @@ async def test_a_batch_failing_in_the_background_is_reported_and_never_acknowled
     errors: list[BaseException] = []
     pipe, progress = pipeline(recorder, errors)
     await pipe.submit(["b1"])
-    recorder.gate("b1").set()
+    recorder.open("b1")
     await settle()
     assert [str(e) for e in errors] == ["b1 failed"]  # the worker is told at once
     assert ("ack", "b1") not in recorder.log and progress.in_flight == 0
     with pytest.raises(RuntimeError, match="b1 failed"):
         await pipe.submit(["b2"])  # and the agent stops on its next batch
-    assert progress.in_flight == 0
+    assert progress.in_flight == 0 and ("prepare", "b2", "on-table") not in recorder.log
 
 
-async def test_cancel_leaves_the_batch_unacknowledged() -> None:
+async def test_cancel_leaves_the_batches_unacknowledged() -> None:
     recorder, errors = Recorder(), []
     pipe, progress = pipeline(recorder, errors)
-    await pipe.submit(["b1"])
+    recorder.gate("b1").set()
+    await pipe.submit(["b1"])  # written, completion held
+    await pipe.submit(["b2"])  # being written
     await settle()
     await pipe.cancel()
-    assert ("ack", "b1") not in recorder.log and ("finish-end", "b1") not in recorder.log
+    assert not [entry for entry in recorder.log if entry[0] == "ack"]
     assert progress.in_flight == 0 and not errors
 
 
