@@ -118,6 +118,15 @@ async def _prepare_topics(settings: Settings, bootstrap: str) -> None:
     await require_partitions(bootstrap, settings.topic_partitions, streams)
 
 
+def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
+    """faust's worker for ``app``, quiet, without its terminal spinner: with one, faust puts the
+    root logger at DEBUG, so that every debug call of aiokafka and faust builds a record the
+    handler then drops (a fifth of the CPU of an initial load), and it writes cursor codes."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    return worker
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -141,11 +150,7 @@ def run_worker(
     outcome: dict[str, Any] = {"idle": False, "error": None}
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    # faust's terminal spinner, when it has one, puts the root logger at DEBUG: every debug call
-    # of aiokafka and faust then builds a record that the handler drops (a fifth of the CPU of
-    # an initial load), and it writes cursor codes to stdout.
-    worker.spinner = None
+    worker = faust_worker(app, loglevel)
 
     if until_idle:
         detector = IdleDetector(
