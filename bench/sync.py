@@ -22,10 +22,9 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --writer-processes 0  # LDAP writes in threads of the worker
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
 
-The last line of output is one JSON object with every figure (with ``--repeat``, the medians and
-every run's figures). Exit status 1 if a run was not
-valid (a worker stopped as idle with work left), 130 if interrupted; the services are stopped by
-pid in every case unless ``--keep``.
+The last line of output is one JSON object with every figure (with ``--repeat``, the medians
+and every run's figures). Exit status 1 if a run was not valid (a worker stopped as idle with
+work left), 130 if interrupted; the services are stopped by pid in every case unless ``--keep``.
 
 Targets: worker ≥ 50 % of the bare agent's events/s (a), ≥ 70 % of raw ldap3 adds/s (b).
 """

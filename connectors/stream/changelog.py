@@ -6,9 +6,8 @@ still stamps every feed key as seen by the new snapshot, so that per-message cos
 the worker's time on such a run (see README "Performance"). :func:`write_through` sets the
 table's local data and sends the same changelog records (topic, key, value; a tombstone for a
 delete) as a few record batches (:mod:`connectors.stream.records`), and returns their delivery
-futures: the caller awaits them
-before the batch's offsets are acknowledged, so a restarted worker recovers every write it
-committed past.
+futures: the caller awaits them before the batch's offsets are acknowledged, so a restarted
+worker recovers every write it committed past.
 
 Each record goes to the partition the caller names: the partition of the feed message that
 caused the write, which is also the key's partition under the default partitioner (the worker

@@ -85,8 +85,12 @@ class ReconcilePipeline:
             while len(self._batches) >= MAX_IN_PROGRESS:  # completions lag: let them catch up
                 await asyncio.shield(self._batches[0].task)
                 await self._settle_finished()
-            pending = ChainMap(*(b.prepared.new_states for b in reversed(self._batches)))
-            prepared = self._reconciler.prepare(batch, pending if self._batches else None)
+            pending = (
+                ChainMap(*(b.prepared.new_states for b in reversed(self._batches)))
+                if self._batches
+                else None
+            )
+            prepared = self._reconciler.prepare(batch, pending)
             await self._reconciler.send_emits(prepared)
             previous = self._batches[-1] if self._batches else None
             if previous is not None and not await previous.written:

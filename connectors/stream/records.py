@@ -51,7 +51,6 @@ async def send_keyed(topic: Any, messages: Iterable[tuple[str, str]]) -> list[as
     partitions = topic.partitions
     name = topic.get_topic_name()
     records = (
-        (partition_of(k, partitions), k, v.encode())
-        for k, v in ((key.encode(), value) for key, value in messages)
+        (partition_of(k := key.encode(), partitions), k, value.encode()) for key, value in messages
     )
     return await send_records(topic.app, name, records)
