@@ -49,7 +49,7 @@ class Person:
     dn: str
     login: str
     is_teacher: bool
-    schools: frozenset[str]  # lowercased school DNs (ENTAuxEnsEtablissements)
+    schools: frozenset[str]  # lowercased school DNs (entsyncSchool)
     classes: frozenset[str]  # lowercased ENTAuxEnsClasses values
     attachment: str | None = None  # lowercased ENTPersonStructRattach
 
@@ -80,7 +80,8 @@ class AdminDirectory:
         found = search_entries(
             self.params,
             f"ou={dit.STRUCTURES_OU},{self.base_dn}",
-            f"(&(objectClass=ENTStructure)(|(ENTStructureJointure={value})(ENTStructureUAI={value})))",
+            f"(&(objectClass=ENTStructure)(|(ENTStructureJointure={value})"
+            f"(ENTStructureJointure=*${value})(ENTStructureUAI={value})))",
             ["ENTStructureJointure", "ENTStructureUAI"],
             scope="one",
         )
@@ -92,7 +93,7 @@ class AdminDirectory:
         jointure = _one(entry, "ENTStructureJointure")
         if jointure is None:
             raise AdminRefused(f"school {entry.dn} has no ENTStructureJointure")
-        return SchoolRef(jointure, _one(entry, "ENTStructureUAI"), entry.dn)
+        return SchoolRef(entries.source_key(jointure), _one(entry, "ENTStructureUAI"), entry.dn)
 
     def person(self, ref: str) -> Person:
         raw = ref.strip()
@@ -102,12 +103,12 @@ class AdminDirectory:
             self.params,
             f"ou={dit.PEOPLE_OU},{self.base_dn}",
             f"(&(objectClass=ENTPerson)(|(ENTPersonLogin={value})(ENTPersonJointure={value})"
-            f"{by_id}))",
+            f"(ENTPersonJointure=*${value}){by_id}))",
             [
                 "objectClass",
                 "entsyncId",
                 "ENTPersonLogin",
-                "ENTAuxEnsEtablissements",
+                "entsyncSchool",
                 "ENTAuxEnsClasses",
                 "ENTPersonStructRattach",
             ],
@@ -126,7 +127,7 @@ class AdminDirectory:
             dn=entry.dn,
             login=_one(entry, "ENTPersonLogin") or "",
             is_teacher="entauxenseignant" in {c.lower() for c in entry.get("objectClass")},
-            schools=frozenset(v.lower() for v in entry.get("ENTAuxEnsEtablissements")),
+            schools=frozenset(v.lower() for v in entry.get("entsyncSchool")),
             classes=frozenset(v.lower() for v in entry.get("ENTAuxEnsClasses")),
             attachment=(_one(entry, "ENTPersonStructRattach") or "").lower() or None,
         )

@@ -89,6 +89,7 @@ def context(settings: Settings) -> Context:
         base_dn=settings.ldap_base_dn,
         namespace=settings.id_namespace,
         digest_key=audit_digest_key(settings),
+        sources=settings.jointure_sources(),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
+from sync.entries import JointureSources
 
 SERVICES_FILE = "services.json"
 
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     id_namespace: str = Field(
         default="entsync",
         description="namespace of opaque entity ids; fixed for the life of a directory",
+    )
+    jointure_source_onde: str = Field(
+        default="ONDE",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="SOURCE of the SOURCE$key jointures of ONDE records (schools, pupils, "
+        "guardians); fixed for the life of a directory",
+    )
+    jointure_source_staff: str = Field(
+        default="AAF",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="SOURCE of the SOURCE$key jointures of staff records; fixed for the life of "
+        "a directory",
     )
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: str = "INFO"
@@ -209,6 +222,9 @@ class Settings(BaseSettings):
                 "'entsync services up'"
             )
         return self.kafka_bootstrap
+
+    def jointure_sources(self) -> JointureSources:
+        return JointureSources(onde=self.jointure_source_onde, staff=self.jointure_source_staff)
 
     def require_ldap(self) -> tuple[str, str, str]:
         if not (self.ldap_url and self.ldap_bind_dn and self.ldap_password):

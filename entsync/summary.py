@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from entsync.settings import Settings
+from sync.entries import source_key
 
 PROFILES = ("pupils", "guardians", "teachers", "staff")
 
@@ -41,7 +42,7 @@ def directory_summary(settings: Settings) -> tuple[list[SchoolSummary], dict[str
         )
         schools = {
             e.entry_dn.lower(): (
-                _first(e, "ENTStructureJointure"),
+                source_key(_first(e, "ENTStructureJointure")),
                 _first(e, "ENTStructureUAI"),
                 _first(e, "ENTStructureNomCourant"),
             )

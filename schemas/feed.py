@@ -54,7 +54,8 @@ class SourceRef(_Frozen):
 
 
 class HoldReason(StrEnum):
-    """Why a pupil is not (yet) brought into the ENT (pupil admission rules, seed 003)."""
+    """Why a record is not (yet) brought into the ENT: a pupil by the admission rules (seed 003),
+    a school lacking a value the SDET schema makes mandatory."""
 
     INE_MISSING = "ine_missing"
     INE_INVALID = "ine_invalid"
@@ -62,6 +63,8 @@ class HoldReason(StrEnum):
     NO_CLASS = "no_class"
     NOT_CURRENT_SCHOOL_YEAR = "not_current_school_year"
     NO_PARENTAL_AUTHORITY = "no_parental_authority"
+    SIREN_MISSING = "siren_missing"
+    SIREN_INVALID = "siren_invalid"
 
 
 class ClassAssignment(_Frozen):
@@ -81,6 +84,12 @@ class School(_Frozen):
     commune: str | None = None
     circonscription: str | None = None
     academy: str | None = None
+    siren: str | None = Field(
+        default=None, description="ENTStructureSIREN: SIREN (9 digits) or SIRET (14 digits)"
+    )
+    held_reasons: tuple[HoldReason, ...] = Field(
+        default=(), description="empty when the school has every value SDET makes mandatory"
+    )
 
 
 class Pupil(_Frozen):

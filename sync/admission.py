@@ -82,6 +82,9 @@ def admission_holds(facts: AdmissionFacts) -> tuple[HoldReason, ...]:
     return tuple(reasons)
 
 
+SCHOOL_HOLD_REASONS = frozenset({HoldReason.SIREN_MISSING, HoldReason.SIREN_INVALID})
+"""The reasons that hold a school; every other reason holds a pupil."""
+
 HOLD_MESSAGES: dict[HoldReason, str] = {
     HoldReason.INE_MISSING: "pupil held: no INE",
     HoldReason.INE_INVALID: "pupil held: INE does not have a valid shape",
@@ -89,4 +92,6 @@ HOLD_MESSAGES: dict[HoldReason, str] = {
     HoldReason.NO_CLASS: "pupil held: not assigned to a class",
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "pupil held: not enrolled for the current school year",
     HoldReason.NO_PARENTAL_AUTHORITY: "pupil held: no guardian with parental authority",
+    HoldReason.SIREN_MISSING: "school held: no SIREN (mandatory in the SDET schema)",
+    HoldReason.SIREN_INVALID: "school held: SIREN is not 9 digits (or a 14-digit SIRET)",
 }

@@ -7,7 +7,7 @@ Persons: their record's SDET entry with their login, then, by account state, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.entities import ManualAccount
 from schemas.feed import Guardian, Pupil, School, Staff
@@ -25,6 +25,7 @@ class Context:
     namespace: str = "entsync"
     # keys the value digests of audit events (ENTSYNC_AUDIT_DIGEST_KEY); empty only in tests
     digest_key: bytes = b""
+    sources: entries.JointureSources = field(default_factory=entries.JointureSources)
 
 
 class ContractError(ValueError):
@@ -51,7 +52,11 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
             return state.applied if state.group.profile == "gar" else None
         return entries.group_entry(state.entity_id, state.group, members, base_dn=ctx.base_dn)
     if isinstance(record, School):
-        return entries.school_entry(state.entity_id, record)
+        if record.held_reasons:
+            # Held for a value SDET makes mandatory (its SIREN): never a new entry, and an entry
+            # written before keeps its last content rather than being deleted by a bad record.
+            return state.applied
+        return entries.school_entry(state.entity_id, record, sources=ctx.sources)
     login = person_login(state, record)
     account = seen.account_state
     if login is None or account is None or account == "deleted":
@@ -80,6 +85,7 @@ def _person_entry(
                 disappeared_at=gone_at,
                 base_dn=ctx.base_dn,
                 namespace=ctx.namespace,
+                sources=ctx.sources,
             )
         case Guardian() if state.had_child:
             return entries.guardian_entry(
@@ -90,6 +96,7 @@ def _person_entry(
                 account_state=account,
                 disappeared_at=gone_at,
                 base_dn=ctx.base_dn,
+                sources=ctx.sources,
             )
         case Staff():
             return entries.staff_entry(
@@ -102,6 +109,7 @@ def _person_entry(
                     (c.school_jointure, c.class_code or "") for c in teacher_classes(state, record)
                 ],
                 base_dn=ctx.base_dn,
+                sources=ctx.sources,
             )
         case ManualAccount():
             return entries.manual_entry(

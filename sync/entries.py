@@ -7,9 +7,21 @@ with ``entsyncId`` and ``entsyncKind`` (the entity kind) so an entry can always 
 its entity; persons also carry ``entsyncAccountState`` (and ``entsyncDisappearedAt`` while
 disappeared).
 
+The SDET schema is the published one (``schemas/ldap/sdet.schema``): what it makes mandatory is
+always written, what it lacks lives in ``entsync.schema`` (``entsyncCycle``, ``entsyncGroupName``,
+``entsyncSchool``...). Jointures are written ``SOURCE$key``, the source named per feed
+(:class:`JointureSources`); manual accounts use ``ENT``, the SDET's source for manual entries.
+
+Pupils (``ENTEleve``): SDET's mandatory values for a primary pupil, documented in the README:
+``ENTEleveStatutEleve`` ``SCOLAIRE``; ``ENTEleveMEF`` and ``ENTEleveNivFormation`` the ONDE level
+code (AAF1D carries no MEF), ``ENTEleveLibelleMEF`` its label; ``ENTEleveFiliere``
+``PREMIER DEGRE``; ``ENTEleveMajeur`` ``O`` when 18 or older on 1 September of the record's school
+year, else ``N``; ``ENTEleveClasses`` the classes, or :data:`NO_CLASS` parts when there is none
+(classes retired at a switchover, a pre-deleted account). Guardians are ``ENTEleveParents`` DNs.
+
 Group classes: class-scoped groups (pupils, guardians or teachers of one class) are
-``ENTClasse``, with the class label as ``ENTGroupeNom``; school-wide groups are ``ENTGroupe``
-(the GAR group's ``ENTGroupeNom`` is ``Resp-Affect-GAR``). All are ``groupOfNames``.
+``ENTClasse``, with the class label as ``entsyncGroupName``; school-wide groups are ``ENTGroupe``
+(the GAR group's ``entsyncGroupName`` is ``Resp-Affect-GAR``). All are ``groupOfNames``.
 ``entsyncGroupProfile`` holds the group's profile word (pupils, guardians, teachers, staff, gar).
 
 Errors never carry attribute values (personal data).
@@ -18,6 +30,7 @@ Errors never carry attribute values (personal data).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final
 
@@ -38,6 +51,52 @@ PROFILE_GUARDIAN: Final = "National_2"
 PROFILE_TEACHER: Final = "National_3"
 PROFILE_DIRECTOR: Final = "National_4"
 PROFILE_OTHER_STAFF: Final = "National_6"
+
+MANUAL_SOURCE: Final = "ENT"  # SDET: the jointure source of entries made by hand
+PUPIL_STATUS: Final = "SCOLAIRE"
+PRIMARY_COURSE: Final = "PREMIER DEGRE"  # ENTEleveFiliere of every primary pupil
+UNKNOWN_LEVEL: Final = "1D"  # MEF and level of a pupil whose record names no level
+LEVEL_LABELS: Final = {
+    "TPS": "TOUTE PETITE SECTION",
+    "PS": "PETITE SECTION",
+    "MS": "MOYENNE SECTION",
+    "GS": "GRANDE SECTION",
+    "CP": "COURS PREPARATOIRE",
+    "CE1": "COURS ELEMENTAIRE 1",
+    "CE2": "COURS ELEMENTAIRE 2",
+    "CM1": "COURS MOYEN 1",
+    "CM2": "COURS MOYEN 2",
+}
+NO_CLASS: Final = ""  # the class part of ENTEleveClasses for a pupil with no current class
+AGE_OF_MAJORITY: Final = 18
+
+
+@dataclass(frozen=True, slots=True)
+class JointureSources:
+    """The ``SOURCE`` of ``SOURCE$key`` jointures, per feed: ONDE (schools, pupils, guardians)
+    and the academy staff feed. Fixed for the life of a directory, like the id namespace."""
+
+    onde: str = "ONDE"
+    staff: str = "AAF"
+
+
+def jointure(source: str, key: str) -> str:
+    """An SDET jointure value: ``SOURCE$key``."""
+    return f"{source}${key}"
+
+
+def source_key(value: str) -> str:
+    """The source's key in a jointure value (what follows the first ``$``); a bare key as is."""
+    return value.split("$", 1)[1] if "$" in value else value
+
+
+def of_age(birth_date: date | None, school_year: str | None) -> bool:
+    """18 or older on 1 September of the school year (``2026-2027``); unknown: not of age."""
+    if birth_date is None or school_year is None or not school_year[:4].isdigit():
+        return False
+    start = date(int(school_year[:4]), 9, 1)
+    birthday_to_come = (start.month, start.day) < (birth_date.month, birth_date.day)
+    return start.year - birth_date.year - birthday_to_come >= AGE_OF_MAJORITY
 
 
 def build(attributes: dict[str, Values]) -> Entry:
@@ -111,9 +170,9 @@ PERIMETER_ATTRIBUTES: Final = frozenset(
     {
         "ENTPersonStructRattach",
         "ENTEleveClasses",
-        "ENTElevePersRelEleve",
+        "ENTEleveParents",
         "ENTAuxPersRelEleveEleve",
-        "ENTAuxEnsEtablissements",
+        "entsyncSchool",
         "ENTAuxEnsClasses",
         "ENTPersonFonctions",  # each value names a school (a director's function, say)
     }
@@ -122,9 +181,14 @@ PERIMETER_ATTRIBUTES: Final = frozenset(
 
 
 def predeleted(entry: Entry, at: datetime) -> Entry:
-    """A pre-deleted person's entry: same DN, names and login, out of every perimeter."""
+    """A pre-deleted person's entry: same DN, names and login, out of every perimeter.
+
+    ``ENTEleveClasses`` is mandatory in SDET: a pre-deleted pupil keeps one value naming no
+    school and no class."""
     kept = {name: values for name, values in entry.items() if name not in PERIMETER_ATTRIBUTES}
     kept["objectClass"] = tuple(c for c in entry["objectClass"] if c != "ENTAuxPersRelEleve")
+    if "ENTEleve" in kept["objectClass"]:
+        kept["ENTEleveClasses"] = (f"${NO_CLASS}",)
     kept["entsyncPredeletedAt"] = (generalized_time(at) or "",)
     return kept
 
@@ -153,6 +217,7 @@ def pupil_entry(
     disappeared_at: datetime | None = None,
     base_dn: str,
     namespace: str,
+    sources: JointureSources = JointureSources(),
 ) -> Entry:
     """An élève: ``ENTEleve``; guardians named by the record's guardian jointures."""
     attrs = _person(
@@ -161,21 +226,31 @@ def pupil_entry(
         pupil.first_name,
         pupil.last_name,
         login,
-        pupil.jointure,
+        jointure(sources.onde, pupil.jointure),
         account_state,
         disappeared_at,
     )
     school = pupil.school_jointure
+    level = pupil.level or UNKNOWN_LEVEL
+    classes = [class_value(c.school_jointure, c.code, base_dn) for c in pupil.classes]
+    if not classes:
+        # SDET makes ENTEleveClasses mandatory: the school, with no class (see NO_CLASS).
+        classes = [f"{dit.school_dn(school, base_dn) if school else ''}${NO_CLASS}"]
     attrs |= {
         "objectClass": (*PERSON_CLASSES, "ENTEleve", OPERATIONAL_CLASS),
         "ENTPersonDateNaissance": ldap_date(pupil.birth_date),
         "ENTPersonStructRattach": dit.school_dn(school, base_dn) if school else None,
         "ENTPersonProfils": PROFILE_PUPIL,
         "ENTEleveINE": pupil.ine,
-        "ENTEleveClasses": [class_value(c.school_jointure, c.code, base_dn) for c in pupil.classes],
-        "ENTEleveNivFormation": pupil.level,
-        "ENTEleveCycle": pupil.cycle,
-        "ENTElevePersRelEleve": [
+        "ENTEleveClasses": classes,
+        "ENTEleveStatutEleve": PUPIL_STATUS,
+        "ENTEleveMEF": level,
+        "ENTEleveLibelleMEF": LEVEL_LABELS.get(level.upper(), level),
+        "ENTEleveNivFormation": level,
+        "ENTEleveFiliere": PRIMARY_COURSE,
+        "ENTEleveMajeur": "O" if of_age(pupil.birth_date, pupil.school_year) else "N",
+        "entsyncCycle": pupil.cycle,
+        "ENTEleveParents": [
             dit.people_dn(ids.guardian_id(namespace, j), base_dn) for j in pupil.guardian_jointures
         ],
         "ENTPersonAutresPrenoms": pupil.other_first_names,
@@ -195,6 +270,7 @@ def guardian_entry(
     account_state: AccountState,
     disappeared_at: datetime | None = None,
     base_dn: str,
+    sources: JointureSources = JointureSources(),
 ) -> Entry:
     """A responsable légal; ``ENTAuxPersRelEleve`` only while it has children (its MUST)."""
     child_dns = sorted(dit.people_dn(c, base_dn) for c in children)
@@ -205,7 +281,7 @@ def guardian_entry(
         guardian.first_name,
         guardian.last_name,
         login,
-        guardian.jointure,
+        jointure(sources.onde, guardian.jointure),
         account_state,
         disappeared_at,
     )
@@ -242,7 +318,7 @@ def manual_entry(
         account.first_name,
         account.last_name,
         login,
-        entity_id,
+        jointure(MANUAL_SOURCE, entity_id),
         account_state,
         None,
     )
@@ -281,6 +357,7 @@ def staff_entry(
     disappeared_at: datetime | None = None,
     classes: Iterable[tuple[str, str]] = (),
     base_dn: str,
+    sources: JointureSources = JointureSources(),
 ) -> Entry:
     """A personnel: ``ENTAuxEnseignant`` for teachers, else ``ENTAuxNonEnsEtab``.
 
@@ -295,7 +372,7 @@ def staff_entry(
         staff.first_name,
         staff.last_name,
         login,
-        staff.jointure,
+        jointure(sources.staff, staff.jointure),
         account_state,
         disappeared_at,
     )
@@ -305,7 +382,7 @@ def staff_entry(
         "ENTPersonStructRattach": dit.school_dn(attachment, base_dn) if attachment else None,
         "ENTPersonProfils": staff_profiles(staff),
         "ENTPersonFonctions": staff.functions,
-        "ENTAuxEnsEtablissements": (
+        "entsyncSchool": (
             [dit.school_dn(s, base_dn) for s in staff_schools(staff)] if staff.is_teacher else None
         ),
         "ENTAuxEnsClasses": (
@@ -319,15 +396,18 @@ def staff_entry(
     return build(attrs)
 
 
-def school_entry(entity_id: str, school: School) -> Entry:
-    """An école: ``ENTStructure`` named by its jointure."""
+def school_entry(
+    entity_id: str, school: School, *, sources: JointureSources = JointureSources()
+) -> Entry:
+    """An école: ``ENTStructure`` named by its jointure (a held school has no SIREN: no entry)."""
     return build(
         {
             "objectClass": ("top", "organizationalUnit", "ENTStructure", OPERATIONAL_CLASS),
             "ou": school.jointure,
-            "ENTStructureJointure": school.jointure,
+            "ENTStructureJointure": jointure(sources.onde, school.jointure),
             "ENTStructureUAI": school.uai,
             "ENTStructureNomCourant": school.name,
+            "ENTStructureSIREN": school.siren,
             "l": school.commune,
             "entsyncId": entity_id,
             "entsyncKind": "school",
@@ -361,7 +441,7 @@ def group_entry(entity_id: str, spec: GroupSpec, members: Iterable[str], *, base
             "cn": dit.group_name(spec),
             "member": member_dns,
             "description": group_description(spec),
-            "ENTGroupeNom": display,
+            "entsyncGroupName": display,
             "entsyncSchool": dit.school_dn(spec.school_jointure, base_dn),
             "entsyncGroupProfile": spec.profile,
             "entsyncClassCode": spec.class_code,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sync.auditindex import school_of_dn
 from sync.links import Link
 
-SCHOOL_VALUED = ("ENTPersonStructRattach", "ENTAuxEnsEtablissements", "entsyncSchool")
+SCHOOL_VALUED = ("ENTPersonStructRattach", "entsyncSchool")
 """Attributes whose values are school DNs."""
 
 

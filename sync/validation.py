@@ -31,6 +31,7 @@ from datetime import date
 from schemas.feed import ClassAssignment
 
 UAI_RE = re.compile(r"[0-9]{7}[A-Z]")
+SIREN_RE = re.compile(r"[0-9]{9}(?:[0-9]{5})?")
 INE_RE = re.compile(r"[0-9]{10}[A-Z]|[0-9]{9}[A-Z]{2}")
 # Jointures end up inside '$'-separated link values and Kafka keys: no '$', no spaces.
 JOINTURE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -99,6 +100,12 @@ def normalize_name(raw: str) -> str | None:
 def normalize_uai(raw: str) -> str | None:
     value = raw.strip().upper()
     return value if UAI_RE.fullmatch(value) else None
+
+
+def normalize_siren(raw: str) -> str | None:
+    """SIREN (9 digits) or SIRET (14 digits); spaces and dots as written on paper are dropped."""
+    value = raw.strip().replace(" ", "").replace(".", "")
+    return value if SIREN_RE.fullmatch(value) else None
 
 
 def normalize_ine(raw: str) -> str | None:

@@ -45,6 +45,7 @@ def school_attrs(school: School) -> Attrs:
     _put(attrs, "ENTEcoleCommune", school.commune)
     _put(attrs, "ENTEcoleCirconscription", school.circonscription)
     _put(attrs, "ENTServAcAcademie", school.academy)
+    _put(attrs, "ENTStructureSIREN", school.siren)
     return attrs
 
 

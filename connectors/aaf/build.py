@@ -36,7 +36,7 @@ from connectors.aaf.fields import (
     cached_postal,
     cached_text,
 )
-from schemas.feed import Guardian, Pupil, School, Staff
+from schemas.feed import Guardian, HoldReason, Pupil, School, Staff
 from sync import validation as v
 from sync.admission import (
     ADMISSION_ATTRIBUTE,
@@ -85,6 +85,15 @@ def build_school(
     commune = f.optional("ENTEcoleCommune", _text128, "text_invalid", "invalid text")
     circ = f.optional("ENTEcoleCirconscription", _text128, "text_invalid", "invalid text")
     academy = f.optional("ENTServAcAcademie", _text64, "text_invalid", "invalid text")
+    # SDET makes the SIREN mandatory: a school without one is held (published, no entry), not
+    # rejected, so its pupils and staff are reported as waiting for it rather than lost.
+    raw_siren = f.first("ENTStructureSIREN")
+    siren = v.normalize_siren(raw_siren) if raw_siren is not None else None
+    holds: tuple[HoldReason, ...] = ()
+    if raw_siren is None:
+        holds = (HoldReason.SIREN_MISSING,)
+    elif siren is None:
+        holds = (HoldReason.SIREN_INVALID,)
     school = _construct(
         f,
         lambda: School(
@@ -94,6 +103,8 @@ def build_school(
             commune=commune,
             circonscription=circ,
             academy=academy,
+            siren=siren,
+            held_reasons=holds,
         ),
     )
     return school, f.issues, jointure

@@ -130,6 +130,16 @@ def uai(department: str, serial: int) -> str:
     return digits + "ABCDEFGHJKLMNPRSTUVWXYZ"[int(digits) % 23]
 
 
+def siren(n: int) -> str:
+    """A 9-digit SIREN with a valid Luhn key, distinct for each ``n`` (fictitious: 2xx xxx xxx)."""
+    body = f"2{n:07d}"
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        digit = int(ch) * (2 if i % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return body + str((10 - total % 10) % 10)
+
+
 def ine(n: int, rng: random.Random) -> str:
     """A unique, well-shaped INE: 10 digits + 1 letter, or 9 digits + 2 letters."""
     letters = "ABCDEFGHJKLMNPRSTUVWXYZ"

@@ -37,7 +37,7 @@ from connectors.aaf.gen_model import (
     SchoolInfo,
     classes_for,
 )
-from connectors.aaf.gen_people import People, ine, uai
+from connectors.aaf.gen_people import People, ine, siren, uai
 from connectors.aaf.gen_staff import staff_for_school
 from connectors.aaf.xmlwrite import AafWriter
 from schemas.feed import Category, ClassAssignment, HoldReason, Pupil, School
@@ -132,6 +132,7 @@ class _Generator:
                 commune=town[0],
                 circonscription=town[2],
                 academy=d.ACADEMY,
+                siren=siren(i),
             )
             infos.append(SchoolInfo(i, record, town, classes_for(kind, n_classes)))
         return infos

@@ -20,7 +20,7 @@ from schemas.feed import Category
 
 class Severity(StrEnum):
     REJECTED = "rejected"  # record not published
-    HELD = "held"  # pupil published with held_reasons (admission rules)
+    HELD = "held"  # pupil or school published with held_reasons (admission, SDET values)
     WARNING = "warning"  # record published, an optional field was dropped, or a link is one-sided
 
 
@@ -50,7 +50,7 @@ class FileReport(BaseModel):
     refusal: str | None = None
     records: int = Field(default=0, description="requests in the file")
     published: int = Field(default=0, description="record events (upserts and deletes)")
-    held: int = Field(default=0, description="published pupils with held reasons")
+    held: int = Field(default=0, description="published pupils and schools with held reasons")
     rejected: int = Field(default=0, description="records not published")
     warnings: int = 0
     deletes: int = 0

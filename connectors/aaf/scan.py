@@ -25,7 +25,7 @@ from connectors.aaf.links import LinkSide
 from connectors.aaf.process import Outcome, category_of, process
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.report import FileReport, ReportItem, Severity
-from schemas.feed import Category, Guardian, HoldReason, Pupil
+from schemas.feed import Category, Guardian, HoldReason, Pupil, School
 from sync.admission import HOLD_MESSAGES, school_year_of
 from sync.validation import parse_school_year
 
@@ -38,6 +38,8 @@ _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.NO_CLASS: "ENTPersonClasses",
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "ENTEleveDateSortieStructRattach",
     HoldReason.NO_PARENTAL_AUTHORITY: "ENTEleveAutoriteParentale",
+    HoldReason.SIREN_MISSING: "ENTStructureSIREN",
+    HoldReason.SIREN_INVALID: "ENTStructureSIREN",
 }
 
 
@@ -183,7 +185,7 @@ class _Collector:
         self.report.published += 1
         if o.deleted:
             self.report.deletes += 1
-        if isinstance(o.record, Pupil) and o.record.held_reasons:
+        if isinstance(o.record, Pupil | School) and o.record.held_reasons:
             self.report.held += 1
             for reason in o.record.held_reasons:
                 self.item(

@@ -92,6 +92,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         base_dn=settings.ldap_base_dn,
         namespace=settings.id_namespace,
         digest_key=audit_digest_key(settings),
+        sources=settings.jointure_sources(),
     )
 
     # Live names, or a replay's private copies (settings.replay_id): see README "Replay".

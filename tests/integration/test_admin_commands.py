@@ -21,7 +21,7 @@ from schemas.audit import DirectoryChanged
 from schemas.entities import GroupSpec
 from schemas.topics import ADMIN_DECISIONS, AUDIT
 from sync import dit
-from sync.entries import class_value
+from sync.entries import class_value, source_key
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import Pipeline
 
@@ -96,7 +96,8 @@ def _classes(p: Pipeline, dn: str) -> tuple[str, ...]:
 def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) -> None:
     pipeline.ok("run", *files)
     school, code = _school_and_class(pipeline)
-    jointure, uai = _one(school, "ENTStructureJointure"), _one(school, "ENTStructureUAI")
+    jointure = source_key(_one(school, "ENTStructureJointure"))
+    uai = _one(school, "ENTStructureUAI")
     teacher, other = _teachers(pipeline)[:2]
     teacher_dn, other_dn = teacher.dn.lower(), other.dn.lower()
     by_jointure, by_login = _one(teacher, "ENTPersonJointure"), _one(teacher, "ENTPersonLogin")
@@ -135,7 +136,7 @@ def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) 
     assert _members(pipeline, teachers_dn) == {teacher_dn}
     assert _members(pipeline, gar_dn) == {teacher_dn, other_dn}
     gar = read_entry(pipeline.ldap, gar_dn)
-    assert gar is not None and gar.get("ENTGroupeNom") == ("Resp-Affect-GAR",)
+    assert gar is not None and gar.get("entsyncGroupName") == ("Resp-Affect-GAR",)
     changes = {(a.dn.lower(), a.action, a.cause.rule) for a in applied}
     assert {
         (teacher_dn, "modify", "admin.attach-teacher"),
@@ -180,13 +181,13 @@ def test_detach_teacher_from_a_school_but_never_from_the_attachment_one(
 ) -> None:
     generated = generate(tmp_path, GeneratorConfig(schools=2, pupils_per_school=6, seed=5))
     pipeline.ok("run", *(str(p) for k, p in sorted(generated.files.items()) if k != "delta"))
-    teacher = next(t for t in _teachers(pipeline) if len(t.get("ENTAuxEnsEtablissements")) == 2)
+    teacher = next(t for t in _teachers(pipeline) if len(t.get("entsyncSchool")) == 2)
     login = _one(teacher, "ENTPersonLogin")
     attachment = _one(teacher, "ENTPersonStructRattach")
-    (other,) = [s for s in teacher.get("ENTAuxEnsEtablissements") if s != attachment]
+    (other,) = [s for s in teacher.get("entsyncSchool") if s != attachment]
     school_of = {e.dn: e for e in _entries(pipeline, "structures", "(objectClass=ENTStructure)")}
     home_uai = _one(school_of[attachment], "ENTStructureUAI")
-    other_jointure = _one(school_of[other], "ENTStructureJointure")
+    other_jointure = source_key(_one(school_of[other], "ENTStructureJointure"))
 
     message = _refused(pipeline, "detach-teacher", "--teacher", login, "--school", home_uai)
     assert "attachment school" in message
@@ -194,8 +195,8 @@ def test_detach_teacher_from_a_school_but_never_from_the_attachment_one(
     pipeline.ok("admin", "detach-teacher", "--teacher", login, "--school", other_jointure)
     audits = _work(pipeline)
     assert audits and {a.cause.rule for a in audits} == {"admin.detach-from-school"}
-    entry = read_entry(pipeline.ldap, teacher.dn, ["ENTAuxEnsEtablissements"])
-    assert entry is not None and entry.get("ENTAuxEnsEtablissements") == (attachment,)
+    entry = read_entry(pipeline.ldap, teacher.dn, ["entsyncSchool"])
+    assert entry is not None and entry.get("entsyncSchool") == (attachment,)
     teachers_dn = dit.group_dn(
         GroupSpec(school_jointure=other_jointure, profile="teachers"), pipeline.base_dn
     )

@@ -76,7 +76,8 @@ def school(dit: Dit) -> Entry:
         "ENTStructureUAI": ["0750001A"],
         "ENTStructureNomCourant": ["ECOLE ELEMENTAIRE DU CENTRE"],
         "ENTStructureTypeStruct": ["ECOLE ELEMENTAIRE"],
-        "ENTEcoleCommune": ["PARIS"],
+        "ENTStructureSIREN": ["213105554"],
+        "l": ["PARIS"],
         "entsyncId": ["school-1"],
         "entsyncKind": ["school"],
     }
@@ -95,8 +96,13 @@ def pupil(dit: Dit) -> Entry:
         ENTEleveINE=["1234567890A"],
         ENTEleveClasses=[f"{dit.school}$CP-A"],
         ENTEleveNivFormation=["CP"],
-        ENTEleveCycle=["2"],
-        ENTElevePersRelEleve=[dit.guardian],
+        ENTEleveStatutEleve=["SCOLAIRE"],
+        ENTEleveMEF=["CP"],
+        ENTEleveLibelleMEF=["COURS PREPARATOIRE"],
+        ENTEleveFiliere=["PREMIER DEGRE"],
+        ENTEleveMajeur=["N"],
+        entsyncCycle=["CYCLE 2"],
+        ENTEleveParents=[dit.guardian],
         entsyncKind=["pupil"],
         entsyncSchool=[dit.school],
         entsyncManual=["FALSE"],
@@ -129,7 +135,7 @@ def teacher(dit: Dit) -> Entry:
         ENTPersonProfils=["National_3"],
         ENTPersonFonctions=["0750001A$ENS$ENSEIGNANT"],
         ENTPersonStructRattach=[dit.school],
-        ENTAuxEnsEtablissements=[dit.school],
+        entsyncSchool=[dit.school],
         ENTAuxEnsClasses=[f"{dit.school}$CP-A"],
         entsyncKind=["staff"],
     )
@@ -142,7 +148,7 @@ def staff(dit: Dit) -> Entry:
         "s-1",
         "staff.family",
         ENTPersonProfils=["National_6"],
-        ENTAuxNonEnsEtabFonctions=["0750001A$ADM$SECRETARIAT"],
+        ENTPersonFonctions=["0750001A$ADM$SECRETARIAT"],
         entsyncKind=["staff"],
     )
     entry["objectClass"].append("ENTAuxNonEnsEtab")
@@ -154,7 +160,7 @@ def klass(dit: Dit) -> Entry:
         "objectClass": ["top", "groupOfNames", "ENTClasse", "entsyncOperational"],
         "cn": ["0750001A-CP-A-pupils"],
         "member": [dit.pupil],
-        "ENTGroupeNom": ["CP A"],
+        "entsyncGroupName": ["CP A"],
         "entsyncClassCode": ["CP-A"],
         "entsyncSchoolYear": ["2024-2025"],
         "entsyncSchool": [dit.school],
@@ -195,11 +201,11 @@ def test_valid_sdet_entries_are_accepted(conn: Connection, dit: Dit) -> None:
         assert add(conn, dn, entry)["result"] == 0, (dn, conn.result)
     assert conn.search(dit.pupil, "(objectClass=*)", "BASE", attributes=["structuralObjectClass"])
     assert conn.entries[0]["structuralObjectClass"].value == "ENTEleve"
-    # Matching rules: logins case-insensitive, jointures exact, time ordering works.
+    # Matching rules: logins and jointures case-insensitive (SDET), time ordering works.
     assert conn.search(f"ou=people,{dit.base}", "(ENTPersonLogin=GIVEN.Family)")
     assert len(conn.entries) == 1
-    conn.search(f"ou=people,{dit.base}", "(ENTPersonJointure=onde$p-1)")  # False: no entry
-    assert len(conn.entries) == 0
+    assert conn.search(f"ou=people,{dit.base}", "(ENTPersonJointure=onde$P-1)")
+    assert len(conn.entries) == 1
     assert conn.search(f"ou=people,{dit.base}", "(entsyncDisappearedAt<=20240901000000Z)")
     assert len(conn.entries) == 1
     assert conn.search(f"ou=people,{dit.base}", f"(ENTAuxPersRelEleveEleve={dit.pupil.upper()})")
@@ -216,7 +222,10 @@ def without(entry: Entry, name: str) -> Entry:
         ("pupil without login", OBJECT_CLASS_VIOLATION),
         ("pupil without jointure", OBJECT_CLASS_VIOLATION),
         ("guardian without pupils", OBJECT_CLASS_VIOLATION),
-        ("school without UAI", OBJECT_CLASS_VIOLATION),
+        ("school without SIREN", OBJECT_CLASS_VIOLATION),
+        ("pupil without MEF", OBJECT_CLASS_VIOLATION),
+        ("pupil without classes", OBJECT_CLASS_VIOLATION),
+        ("cycle under its SDET-less name", UNDEFINED_ATTRIBUTE),
         ("unknown attribute", UNDEFINED_ATTRIBUTE),
         ("attribute outside the classes", OBJECT_CLASS_VIOLATION),
         ("two logins", CONSTRAINT_VIOLATION),
@@ -234,7 +243,10 @@ def test_schema_refuses(conn: Connection, dit: Dit, case: str, code: int) -> Non
             dit.guardian,
             without(guardian(dit), "ENTAuxPersRelEleveEleve"),
         ),
-        "school without UAI": (dit.school, without(school(dit), "ENTStructureUAI")),
+        "school without SIREN": (dit.school, without(school(dit), "ENTStructureSIREN")),
+        "pupil without MEF": (dit.pupil, without(pupil(dit), "ENTEleveMEF")),
+        "pupil without classes": (dit.pupil, without(pupil(dit), "ENTEleveClasses")),
+        "cycle under its SDET-less name": (dit.pupil, {**pupil(dit), "ENTEleveCycle": ["2"]}),
         "unknown attribute": (dit.pupil, {**pupil(dit), "ENTPersonShoeSize": ["32"]}),
         # An SDET pupil attribute on a plain ENTPerson.
         "attribute outside the classes": (

@@ -18,6 +18,7 @@ import pytest
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import export_ldif, search_entries
 from connectors.stream.reader import read_topic
+from sync.entries import JointureSources, jointure, source_key
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import Pipeline
 
@@ -57,7 +58,7 @@ def pupils_file(extract: dict[str, Path], day: int, keep: set[str] | None, drop:
 def pupils(p: Pipeline) -> dict[str, dict[str, tuple[str, ...]]]:
     """Pupil entries by jointure."""
     found = search_entries(p.ldap, f"ou=people,{p.base_dn}", "(objectClass=ENTEleve)", ["*"])
-    return {e.get("ENTPersonJointure")[0]: dict(e.attributes) for e in found}
+    return {source_key(e.get("ENTPersonJointure")[0]): dict(e.attributes) for e in found}
 
 
 def state(entry: dict[str, tuple[str, ...]]) -> str:
@@ -80,9 +81,8 @@ def test_absence_guard_holds_and_sweeper(pipeline: Pipeline, extract: dict[str, 
     before = pupils(p)
     assert len(before) >= 10 and all(state(e) == "active" for e in before.values())
     leaver = sorted(before)[0]
-    leaver_dn = search_entries(
-        p.ldap, f"ou=people,{p.base_dn}", f"(ENTPersonJointure={leaver})", ["1.1"]
-    )[0].dn
+    by_jointure = f"(ENTPersonJointure={jointure(JointureSources().onde, leaver)})"
+    leaver_dn = search_entries(p.ldap, f"ou=people,{p.base_dn}", by_jointure, ["1.1"])[0].dn
 
     # A complete extract without one pupil: that pupil disappears, nobody else.
     run(p, pupils_file(extract, 1, None, {leaver}))
@@ -157,8 +157,12 @@ def test_freeze_then_switchover_retires_classes(
     p.ok("worker", "--until-idle", "--timeout", "240")
     assert search_entries(p.ldap, f"ou=groups,{p.base_dn}", "(objectClass=ENTClasse)") == []
     after = pupils(p)
-    assert all(state(e) == "active" and "ENTEleveClasses" not in e for e in after.values())
     assert all(e.get("ENTPersonStructRattach") for e in after.values())
+    # no class left: SDET's mandatory ENTEleveClasses names the school and an empty class
+    assert all(
+        state(e) == "active" and e["ENTEleveClasses"] == (f"{e['ENTPersonStructRattach'][0]}$",)
+        for e in after.values()
+    )
     purged = asyncio.run(read_topic(p.bootstrap, "entsync.scolarity.v1"))
     assert sum(len(json.loads(m.value)["groups"]) for m in purged) == len(classes)
     # Done once: the same or an earlier year again would retire the new year's classes.

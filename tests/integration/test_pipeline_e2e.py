@@ -434,7 +434,7 @@ def _publish(pipeline: Pipeline, *records: School | Pupil | Guardian | Staff) ->
 
 
 def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipeline) -> None:
-    school = School(jointure="0310999A", uai="0310999A", name="École du test")
+    school = School(jointure="0310999A", uai="0310999A", name="École du test", siren="213105554")
     pupil = Pupil(
         jointure="P1",
         ine="1234567890A",
@@ -467,13 +467,15 @@ def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipelin
     assert done.returncode == 4, done.stdout + done.stderr
     assert "directory writes refused" in " ".join(done.stderr.split())
     assert "directory.write_refused" in done.stderr and "Martin" not in done.stderr
-    assert count_entries(pipeline.ldap, people, "(ENTPersonJointure=S1)") == 0
+    assert count_entries(pipeline.ldap, people, "(ENTPersonJointure=AAF$S1)") == 0
     assert count_entries(pipeline.ldap, people, "(ENTPersonLogin=zoe.lefevre)") == 1
 
     # The academy corrects the login: the next change of that teacher goes through.
     _publish(pipeline, teacher.model_copy(update={"academic_login": "pmartin"}))
     pipeline.ok("worker", "--until-idle", "--timeout", "120")
     assert (
-        count_entries(pipeline.ldap, people, "(&(ENTPersonJointure=S1)(ENTPersonLogin=pmartin))")
+        count_entries(
+            pipeline.ldap, people, "(&(ENTPersonJointure=AAF$S1)(ENTPersonLogin=pmartin))"
+        )
         == 1
     )

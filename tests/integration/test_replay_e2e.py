@@ -20,6 +20,7 @@ from connectors.ldap import BRANCHES, clear_subtree, export_ldif, search_entries
 from connectors.ldap.connection import connection
 from connectors.stream.reader import read_topic
 from schemas.topics import AUDIT, ENTITIES, FEED
+from sync.entries import source_key
 from tests.integration import test_lifecycle_e2e as lifecycle_e2e
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import Pipeline
@@ -51,9 +52,10 @@ def history(p: Pipeline, extract: dict[str, Path]) -> tuple[str, datetime]:
     p.ok("run", *(f"--base={f}" for f in full), str(extract["delta"]))
     delta_text = extract["delta"].read_text(encoding="utf-8")
     pupils = search_entries(p.ldap, f"ou=people,{p.base_dn}", "(objectClass=ENTEleve)", ["*"])
-    leaver = next(e for e in pupils if e.get("ENTPersonJointure")[0] not in delta_text)
+    leaver = next(e for e in pupils if source_key(e.get("ENTPersonJointure")[0]) not in delta_text)
     before_leaving = datetime.now(UTC)
-    later = lifecycle_e2e.pupils_file(extract, 5, None, {leaver.get("ENTPersonJointure")[0]})
+    leaver_key = source_key(leaver.get("ENTPersonJointure")[0])
+    later = lifecycle_e2e.pupils_file(extract, 5, None, {leaver_key})
     p.ok("run", str(later))
     sweep_at = (datetime.now(UTC) + timedelta(days=91)).isoformat()
     p.ok("lifecycle", "sweep", "--future", "--now", sweep_at)

@@ -243,6 +243,7 @@ def test_schools(tmp_path: Path) -> None:
         "ENTEcoleCommune": ["Toulouse"],
         "ENTEcoleCirconscription": ["Toulouse Nord"],
         "ENTServAcAcademie": ["TOULOUSE"],
+        "ENTStructureSIREN": ["213 105 554"],
     }
     bad = dict(good, ENTStructureJointure=["0310101S"], ENTStructureUAI=["031010"])
     name = "ENT_AC-TEST_Complet_20251001_EtabEducNat_0000.xml"
@@ -257,6 +258,37 @@ def test_schools(tmp_path: Path) -> None:
     assert event.key == "school:0310100R"
     assert event.school.name == "École élémentaire Jean Jaurès"  # type: ignore[union-attr]
     assert event.school.circonscription == "Toulouse Nord"  # type: ignore[union-attr]
+    assert event.school.siren == "213105554"  # type: ignore[union-attr]
+    assert event.school.held_reasons == ()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("siren", "reason"),
+    [(None, HoldReason.SIREN_MISSING), ("21310555", HoldReason.SIREN_INVALID)],
+)
+def test_school_without_a_valid_siren_is_held(
+    tmp_path: Path, siren: str | None, reason: HoldReason
+) -> None:
+    attrs = {
+        "ENTStructureJointure": ["0310100R"],
+        "ENTStructureUAI": ["0310100R"],
+        "ENTStructureNomCourant": ["École Jean Jaurès"],
+        **({"ENTStructureSIREN": [siren]} if siren else {}),
+    }
+    name = "ENT_AC-TEST_Complet_20251001_EtabEducNat_0000.xml"
+    file_scan = scan(
+        write(tmp_path, name, Category.SCHOOLS, [("add", "0310100R", attrs)]), config=CONFIG
+    )
+    (item,) = file_scan.report.items
+    assert (item.record_id, item.field, item.rule, item.severity) == (
+        "0310100R",
+        "ENTStructureSIREN",
+        reason.value,
+        "held",
+    )
+    assert file_scan.report.held == 1 and file_scan.report.published == 1
+    (event,) = records(list(events(file_scan)))
+    assert event.school.held_reasons == (reason,)  # type: ignore[union-attr]
 
 
 def test_guardians(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_attach_is_accepted_by_an_existing_class() -> None:
     assert entry(world.directory, T1)["ENTAuxEnsClasses"] == (class_value("CP-A"),)
     group = world.directory[class_teachers_dn("CP-A")]
     assert group["member"] == (dit.people_dn(T1, BASE),)
-    assert "ENTClasse" in group["objectClass"] and group["ENTGroupeNom"] == ("CP A",)
+    assert "ENTClasse" in group["objectClass"] and group["entsyncGroupName"] == ("CP A",)
     assert group["cn"] == ("S1$CP-A$teachers",)
     # Every change it led to is audited as the command.
     assert {(a.dn, a.action) for a in result.audits} == {
@@ -223,7 +223,7 @@ def test_class_relabelled_relabels_its_teachers_group() -> None:
         "P1", first="Alice", ine="1234567890A", guardians=["G1"], classes=[("CP-A", "CP Azur")]
     )
     run(world, events=[relabelled])
-    assert world.directory[class_teachers_dn("CP-A")]["ENTGroupeNom"] == ("CP Azur",)
+    assert world.directory[class_teachers_dn("CP-A")]["entsyncGroupName"] == ("CP Azur",)
 
 
 def test_attachment_reaching_a_teacher_before_its_record_and_login_is_kept() -> None:
@@ -295,7 +295,7 @@ def test_gar_group_is_created_at_its_first_member() -> None:
     assert [(d.command, d.outcome) for d in result.outcomes] == [("gar-manager-add", "accepted")]
     group = world.directory[gar_dn()]
     assert group["cn"] == ("S1$Resp-Affect-GAR",)
-    assert group["ENTGroupeNom"] == ("Resp-Affect-GAR",)
+    assert group["entsyncGroupName"] == ("Resp-Affect-GAR",)
     assert group["member"] == (dit.people_dn(T1, BASE),)
     assert "ENTGroupe" in group["objectClass"]
     ((added,),) = [[a for a in result.audits if a.dn == gar_dn()]]
@@ -503,7 +503,7 @@ def assert_consistent(world: World) -> None:
         if gar_entry is not None:
             assert set(gar_entry["member"]) == {dit.people_dn(t, BASE) for t in managers}
         for t in managers:  # only teachers of the school (none changes school here)
-            assert dit.school_dn(school_, BASE) in entry(directory, t)["ENTAuxEnsEtablissements"]
+            assert dit.school_dn(school_, BASE) in entry(directory, t)["entsyncSchool"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,7 @@ S1 = f"ou=S1,ou=structures,{BASE}"
 
 def _pupil(**kwargs: object) -> Pupil:
     data: dict[str, object] = {
-        "jointure": "ONDE$P1",
+        "jointure": "P1",
         "ine": "1234567890A",
         "first_name": "Léa",
         "last_name": "Martin",
@@ -79,9 +79,13 @@ def test_pupil_entry() -> None:
     assert entry["ENTPersonProfils"] == ("National_1",)
     assert entry["ENTEleveINE"] == ("1234567890A",)
     assert entry["ENTEleveClasses"] == (f"{S1}$CP-A",)
-    assert entry["ENTEleveNivFormation"] == ("CP",)
-    assert entry["ENTEleveCycle"] == ("2",)
-    assert entry["ENTElevePersRelEleve"] == tuple(
+    assert entry["ENTEleveNivFormation"] == entry["ENTEleveMEF"] == ("CP",)
+    assert entry["ENTEleveLibelleMEF"] == ("COURS PREPARATOIRE",)
+    assert entry["ENTEleveStatutEleve"] == ("SCOLAIRE",)
+    assert entry["ENTEleveFiliere"] == ("PREMIER DEGRE",)
+    assert entry["ENTEleveMajeur"] == ("N",)
+    assert entry["entsyncCycle"] == ("2",)
+    assert entry["ENTEleveParents"] == tuple(
         sorted(dit.people_dn(ids.guardian_id(NS, g), BASE) for g in ("G1", "G2"))
     )
     assert entry["ENTPersonAutresPrenoms"] == ("Anne",)
@@ -102,15 +106,61 @@ def test_absent_attributes_are_omitted() -> None:
         "ENTEleveINE",
         "ENTPersonDateNaissance",
         "ENTPersonStructRattach",
-        "ENTEleveClasses",
-        "ENTEleveNivFormation",
-        "ENTEleveCycle",
-        "ENTElevePersRelEleve",
+        "entsyncCycle",
+        "ENTEleveParents",
         "mail",
         "personalTitle",
         "ENTPersonAutresPrenoms",
     ):
         assert name not in entry
+    # What SDET makes mandatory is there all the same, with its documented stand-ins.
+    assert entry["ENTEleveClasses"] == ("$",)
+    assert entry["ENTEleveNivFormation"] == entry["ENTEleveMEF"] == entry["ENTEleveLibelleMEF"]
+    assert entry["ENTEleveMEF"] == ("1D",)
+
+
+def test_pupil_without_class_keeps_its_school_in_the_mandatory_classes() -> None:
+    entry = _pupil_entry(_pupil(classes=()))
+    assert entry["ENTEleveClasses"] == (f"{S1}$",)
+
+
+def test_pupil_of_age_on_the_first_of_september_of_its_school_year() -> None:
+    def majeur(birth: date, year: str | None) -> tuple[str, ...]:
+        return _pupil_entry(_pupil(birth_date=birth, school_year=year))["ENTEleveMajeur"]
+
+    assert majeur(date(2008, 9, 1), "2026-2027") == ("O",)  # 18 that very day
+    assert majeur(date(2008, 9, 2), "2026-2027") == ("N",)
+    assert majeur(date(2000, 1, 1), None) == ("N",)  # no school year: not judged of age
+
+
+def test_unknown_level_keeps_its_code_as_label() -> None:
+    entry = _pupil_entry(_pupil(level="ULIS"))
+    assert entry["ENTEleveMEF"] == entry["ENTEleveLibelleMEF"] == ("ULIS",)
+
+
+def test_jointures_name_their_source() -> None:
+    sources = entries.JointureSources(onde="AC-TOULOUSE", staff="AAF-TLS")
+    pupil = entries.pupil_entry(
+        "el-x",
+        _pupil(),
+        login="l",
+        account_state="active",
+        base_dn=BASE,
+        namespace=NS,
+        sources=sources,
+    )
+    assert pupil["ENTPersonJointure"] == ("AC-TOULOUSE$P1",)
+    staff = entries.staff_entry(
+        "pe-x", _staff(), login="p", account_state="active", base_dn=BASE, sources=sources
+    )
+    assert staff["ENTPersonJointure"] == ("AAF-TLS$T1",)
+    assert entries.source_key("AC-TOULOUSE$P1") == "P1" and entries.source_key("P1") == "P1"
+
+
+def test_predeleted_pupil_keeps_a_classes_value_naming_nothing() -> None:
+    entry = entries.predeleted(_pupil_entry(_pupil()), datetime(2027, 1, 1, tzinfo=UTC))
+    assert entry["ENTEleveClasses"] == ("$",)
+    assert "ENTPersonStructRattach" not in entry and "ENTEleveParents" not in entry
 
 
 def test_disappeared_pupil_carries_the_date() -> None:
@@ -200,7 +250,7 @@ def test_teacher_entry() -> None:
     assert "ENTAuxNonEnsEtab" not in entry["objectClass"]
     assert entry["ENTPersonProfils"] == ("National_3",)
     assert entry["ENTPersonStructRattach"] == (S1,)
-    assert entry["ENTAuxEnsEtablissements"] == (S1, f"ou=S2,ou=structures,{BASE}")
+    assert entry["entsyncSchool"] == (S1, f"ou=S2,ou=structures,{BASE}")
     assert entry["ENTPersonFonctions"] == ("ENS$ENSEIGNEMENT",)
     assert entry["ENTPersonLogin"] == ("ppetit",)
 
@@ -219,18 +269,23 @@ def test_staff_profiles(teacher: bool, director: bool, profiles: tuple[str, ...]
     assert entry["ENTPersonProfils"] == profiles
     aux = "ENTAuxEnseignant" if teacher else "ENTAuxNonEnsEtab"
     assert aux in entry["objectClass"]
-    assert ("ENTAuxEnsEtablissements" in entry) is teacher
+    assert ("entsyncSchool" in entry) is teacher
 
 
 def test_school_entry() -> None:
     entry = entries.school_entry(
-        "st-x", School(jointure="S1", uai="0750001A", name="École du Parc", commune="Paris")
+        "st-x",
+        School(
+            jointure="S1", uai="0750001A", name="École du Parc", commune="Paris", siren="213105554"
+        ),
     )
     _assert_clean(entry)
     assert entry["objectClass"] == tuple(
         sorted(("top", "organizationalUnit", "ENTStructure", "entsyncOperational"))
     )
-    assert entry["ou"] == entry["ENTStructureJointure"] == ("S1",)
+    assert entry["ou"] == ("S1",)
+    assert entry["ENTStructureJointure"] == ("ONDE$S1",)
+    assert entry["ENTStructureSIREN"] == ("213105554",)
     assert entry["ENTStructureUAI"] == ("0750001A",)
     assert entry["ENTStructureNomCourant"] == ("École du Parc",)
     assert entry["l"] == ("Paris",)
@@ -247,7 +302,7 @@ def test_class_group_entry() -> None:
     assert entry["entsyncGroupProfile"] == ("pupils",)
     assert entry["entsyncClassCode"] == ("CP-A",)
     assert entry["description"] == ("pupils of class CP A, school S1",)
-    assert entry["ENTGroupeNom"] == ("CP A",)
+    assert entry["entsyncGroupName"] == ("CP A",)
 
 
 def test_school_group_entry() -> None:
@@ -255,7 +310,7 @@ def test_school_group_entry() -> None:
     entry = entries.group_entry("gr-x", spec, ["pe-a"], base_dn=BASE)
     assert "ENTGroupe" in entry["objectClass"] and "ENTClasse" not in entry["objectClass"]
     assert entry["cn"] == ("S1$teachers",)
-    assert "entsyncClassCode" not in entry and "ENTGroupeNom" not in entry
+    assert "entsyncClassCode" not in entry and "entsyncGroupName" not in entry
 
 
 def test_group_needs_a_member() -> None:

@@ -207,7 +207,8 @@ def test_sweeper_predeletes_then_deletes_on_schedule() -> None:
     entry = person(clock.world.directory, entity)
     assert entry is not None and entry["entsyncAccountState"] == ("predeleted",)
     assert entry["ENTPersonLogin"] == login and "entsyncPredeletedAt" in entry
-    assert "ENTPersonStructRattach" not in entry and "ENTEleveClasses" not in entry
+    assert "ENTPersonStructRattach" not in entry
+    assert entry["ENTEleveClasses"] == ("$",)  # mandatory in SDET: names no school, no class
     assert dn not in group_members(clock, "pupils")
     assert "lifecycle.predelete" in {a.cause.rule for a in swept.audits}
     # Its guardian loses the child and leaves the guardians group, keeps its entry.
@@ -282,9 +283,7 @@ def test_a_predeleted_staff_member_keeps_no_school_function() -> None:
     sweep_world(clock.world, clock.advance(days=91), cause=sweep_cause(clock), ctx=CTX)
     entry = person(clock.world.directory, entity)
     assert entry is not None and entry["entsyncAccountState"] == ("predeleted",)
-    assert not {"ENTPersonFonctions", "ENTAuxEnsEtablissements", "ENTPersonStructRattach"} & set(
-        entry
-    )
+    assert not {"ENTPersonFonctions", "entsyncSchool", "ENTPersonStructRattach"} & set(entry)
 
 
 def test_sweep_is_idempotent() -> None:
@@ -344,7 +343,7 @@ def test_switchover_retires_classes_and_keeps_pupils_in_their_school() -> None:
         entry = person(directory, pupil_key_id(p))
         assert entry is not None and entry["entsyncAccountState"] == ("active",)
         assert entry["ENTPersonStructRattach"] == (dit.school_dn("S1", BASE),)
-        assert "ENTEleveClasses" not in entry
+        assert entry["ENTEleveClasses"] == (f"{dit.school_dn('S1', BASE)}$",)  # no class
     assert len(group_members(clock, "pupils")) == len(everyone)
     # The switchover applied twice changes nothing.
     again = switch_year_world(clock.world, at, cause=sweep_cause(clock), ctx=CTX)

@@ -109,7 +109,7 @@ def test_scenario_outcome() -> None:
         dn(pupil_id("p7")),
     }
     for key in ("p1", "p2"):
-        assert person(directory, pupil_id(key))["ENTElevePersRelEleve"] == (dn(g1),)
+        assert person(directory, pupil_id(key))["ENTEleveParents"] == (dn(g1),)
     # A guardian with children in two schools is in both schools' guardians groups.
     for school_jointure in ("S1", "S2"):
         spec = GroupSpec(school_jointure=school_jointure, profile="guardians")
@@ -119,7 +119,7 @@ def test_scenario_outcome() -> None:
     assert dn(held) not in directory and dn(g3) not in directory
     # The pupil known from two jointures is one entry, in its current school only.
     felix = person(directory, pupil_id("p6"))
-    assert felix["ENTPersonJointure"] == ("P6b",)
+    assert felix["ENTPersonJointure"] == ("ONDE$P6b",)
     assert felix["ENTPersonStructRattach"] == (dit.school_dn("S2", BASE),)
     old_class = GroupSpec(school_jointure="S1", profile="pupils", class_code="CM2-A")
     assert dit.group_dn(old_class, BASE) not in directory
@@ -345,7 +345,7 @@ def test_pupil_getting_an_ine_is_written_once_admitted() -> None:
     assert not any(e.get("entsyncKind") == ("pupil",) for e in world.directory.values())
     admitted = pupil("P1", first="Alice", ine=INE["p1"], guardians=["G1"])
     run_to_quiescence(with_causes([admitted], start=10), ctx=CTX, world=world)
-    assert person(world.directory, pupil_id("p1"))["ENTPersonJointure"] == ("P1",)
+    assert person(world.directory, pupil_id("p1"))["ENTPersonJointure"] == ("ONDE$P1",)
     assert dn(ids.guardian_id(NS, "G1")) in world.directory
 
 

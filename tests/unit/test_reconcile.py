@@ -190,7 +190,7 @@ def test_pupil_known_from_two_jointures_is_driven_by_the_latest() -> None:
     decision = step(state, moved)
     (op,) = decision.ops
     assert isinstance(op, ModifyEntry)
-    assert op.desired["ENTPersonJointure"] == ("P2",)
+    assert op.desired["ENTPersonJointure"] == ("ONDE$P2",)
     assert op.desired["ENTPersonStructRattach"] == (dit.school_dn("S2", BASE),)
     assert op.desired["ENTPersonLogin"] == ("alice.martin",)
     old_class = ids.group_id(
@@ -205,7 +205,7 @@ def test_pupil_known_from_two_jointures_is_driven_by_the_latest() -> None:
     back = step(decision.state, removal(pupil("P2", **ALICE), 6))
     (op,) = back.ops
     assert isinstance(op, ModifyEntry)
-    assert op.desired["ENTPersonJointure"] == ("P1",)
+    assert op.desired["ENTPersonJointure"] == ("ONDE$P1",)
 
 
 def test_stale_record_is_ignored() -> None:

@@ -195,8 +195,10 @@ def test_a_whole_school_year(tmp_path: Path) -> None:
         clock.world, switch_at, cause=Cause(topic="t", rule="s", at=switch_at), ctx=CTX
     )
     assert class_groups(clock) == []
-    assert all(
-        "ENTEleveClasses" not in clock.world.directory[dit.people_dn(ids.pupil_id(NS, p), BASE)]
+    assert all(  # SDET's mandatory classes value: the school, no class
+        clock.world.directory[dit.people_dn(ids.pupil_id(NS, p), BASE)]["ENTEleveClasses"][
+            0
+        ].endswith("$")
         for p in pupils
     )
 

@@ -62,7 +62,7 @@ def test_detaching_from_a_school_of_exercise_removes_it_and_its_classes() -> Non
     assert [d.outcome for d in result.outcomes] == ["accepted"]
     assert me not in teachers_of(w, "S2") and me in teachers_of(w, "S1")
     entry = teacher_entry(w)
-    assert entry["ENTAuxEnsEtablissements"] == (dit.school_dn("S1", BASE),)
+    assert entry["entsyncSchool"] == (dit.school_dn("S1", BASE),)
     assert "ENTAuxEnsClasses" not in entry
     assert entry["ENTPersonStructRattach"] == (dit.school_dn("S1", BASE),)
     assert {a.cause.rule for a in result.audits} == {"admin.detach-from-school"}

@@ -53,6 +53,7 @@ def _school(jointure: str, name: str) -> dict[str, list[str]]:
         "ENTStructureJointure": [jointure],
         "ENTStructureUAI": [jointure],
         "ENTStructureNomCourant": [name],
+        "ENTStructureSIREN": ["213105554"],
         "entsyncId": [f"st-{jointure.lower()}"],
         "entsyncKind": ["school"],
     }
@@ -68,6 +69,14 @@ def _pupil(w: World, uid: str, first: str, born: str, school: str) -> dict[str, 
         ENTPersonStructRattach=[dit.school_dn(school, w.base)],
         ENTPersonProfils=["National_1"],
         entsyncKind=["pupil"],
+        # what the published SDET schema makes mandatory for a pupil (README: SDET values)
+        ENTEleveStatutEleve=["SCOLAIRE"],
+        ENTEleveMEF=["CP"],
+        ENTEleveLibelleMEF=["COURS PREPARATOIRE"],
+        ENTEleveNivFormation=["CP"],
+        ENTEleveFiliere=["PREMIER DEGRE"],
+        ENTEleveClasses=[f"{dit.school_dn(school, w.base)}$CP"],
+        ENTEleveMajeur=["N"],
     )
     entry["objectClass"] = [*PERSON, "ENTEleve", "entsyncOperational"]
     return entry
