@@ -143,6 +143,7 @@ def test_a_schema_without_one_attribute_is_refused_naming_it(
     assert worker.returncode == PREFLIGHT_EXIT, worker.stdout + worker.stderr
     message = " ".join(worker.stderr.split())
     assert "entsyncBlockedMessage: attribute type unknown to the server" in message
+    assert "worker refused to start" in message and "feed events" not in worker.stdout
     assert count_entries(params, BASE) == 0  # refused before writing anything
 
 
