@@ -56,15 +56,18 @@ def classify(exc: BaseException) -> TransientLdapError | None:
     return None
 
 
-def connect(params: LdapParams, *, timeout: float | None = None) -> Connection:
-    """An open, bound connection.
+def connect(
+    params: LdapParams, *, timeout: float | None = None, get_info: str = NONE
+) -> Connection:
+    """An open, bound connection; ``get_info``: what ldap3 reads of the server when binding
+    (``SCHEMA``: its subschema entry, for the preflight).
 
     Raises TransientLdapError if the server cannot be reached or is busy, DirectoryAuthError
     if the bind is refused.
     """
     server = Server(
         params.url,
-        get_info=NONE,
+        get_info=get_info,
         connect_timeout=timeout if timeout is not None else params.connect_timeout,
     )
     conn = Connection(
@@ -105,10 +108,10 @@ def close_quietly(conn: Connection) -> None:
 
 
 @contextlib.contextmanager
-def connection(params: LdapParams) -> Iterator[Connection]:
+def connection(params: LdapParams, *, get_info: str = NONE) -> Iterator[Connection]:
     """A bound connection for a few synchronous calls; unavailable server raises at once."""
     try:
-        conn = connect(params)
+        conn = connect(params, get_info=get_info)
     except TransientLdapError as exc:
         raise DirectoryUnavailableError(f"LDAP server {params.url} unavailable: {exc}") from exc
     try:

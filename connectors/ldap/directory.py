@@ -15,7 +15,7 @@ from ldap3 import BASE, LEVEL, SUBTREE, Connection
 from ldap3.utils.dn import parse_dn
 
 from connectors.ldap.connection import LdapParams, connection, result_of
-from connectors.ldap.errors import DirectoryWriteError
+from connectors.ldap.errors import BaseEntryError, DirectoryWriteError
 
 # Branches under the base DN. manual-groups holds groups people manage: the feed never writes it.
 BRANCHES: Final = ("structures", "people", "groups", "manual-groups")
@@ -73,14 +73,64 @@ def _add_if_missing(conn: Connection, dn: str, attributes: dict[str, list[str]])
     raise DirectoryWriteError("add", dn, code, name, message)
 
 
+def _exists(conn: Connection, dn: str) -> bool:
+    if conn.search(dn, "(objectClass=*)", BASE, attributes=["1.1"]):
+        return True
+    code, name, message = result_of(conn)
+    if code == NO_SUCH_OBJECT:
+        return False
+    raise DirectoryWriteError("search", dn, code, name, message)
+
+
+def naming_contexts(conn: Connection) -> list[str]:
+    """The suffixes the server holds, from its root DSE."""
+    if not conn.search("", "(objectClass=*)", BASE, attributes=["namingContexts"]):
+        return []
+    for item in conn.response or []:
+        raw = (item.get("raw_attributes") or {}).get("namingContexts") or []
+        return [value.decode("utf-8", errors="replace") for value in raw]
+    return []
+
+
+def _parent(dn: str) -> str | None:
+    parts = parse_dn(dn, escape=True, strip=True)
+    if len(parts) < 2:
+        return None
+    return ",".join(f"{attr}={value}" for attr, value, _sep in parts[1:])
+
+
+def _may_create_base(conn: Connection, base_dn: str) -> None:
+    """Create the base entry only where it belongs to this server: it is one of its naming
+    contexts, or its parent exists. Anything else is a wrong base DN or a server that holds
+    another tree: refuse, saying which suffixes it holds."""
+    contexts = naming_contexts(conn)
+    if any(dn_sort_key(c) == dn_sort_key(base_dn) for c in contexts):
+        return
+    parent = _parent(base_dn)
+    if parent is not None and _exists(conn, parent):
+        return
+    held = ", ".join(repr(c) for c in contexts) or "none published"
+    raise BaseEntryError(
+        f"the base DN {base_dn!r} does not exist, is not a naming context of the server "
+        f"(it holds: {held}) and its parent does not exist either: create it, or set "
+        "ENTSYNC_LDAP_BASE_DN to an entry under one of those naming contexts"
+    )
+
+
 def ensure_base_dit(
     params: LdapParams, base_dn: str, branches: Sequence[str] = BRANCHES
 ) -> list[str]:
-    """Create the base entry and the ``ou=<branch>`` entries that are missing; return their DNs."""
+    """Create the base entry and the ``ou=<branch>`` entries that are missing; return their DNs.
+
+    Idempotent: an empty list when everything was there. The base entry itself is created only
+    when it is the server's naming context or its parent exists (see :func:`_may_create_base`).
+    """
     created: list[str] = []
     with connection(params) as conn:
-        if _add_if_missing(conn, base_dn, _base_entry(base_dn)):
-            created.append(base_dn)
+        if not _exists(conn, base_dn):
+            _may_create_base(conn, base_dn)
+            if _add_if_missing(conn, base_dn, _base_entry(base_dn)):
+                created.append(base_dn)
         for branch in branches:
             dn = f"ou={branch},{base_dn}"
             if _add_if_missing(

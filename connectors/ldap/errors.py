@@ -51,3 +51,12 @@ class DirectoryUnavailableError(DirectoryError):
 
 class DirectoryAuthError(DirectoryError):
     """The bind was refused: wrong DN or password."""
+
+
+class BaseEntryError(DirectoryError):
+    """The base DN is missing and entsync may not create it (not the server's suffix, no
+    parent): the server holds another tree, or the base DN is wrong."""
+
+
+class PreflightError(DirectoryError):
+    """The directory's schema does not accept what entsync writes; the message lists why."""

@@ -189,12 +189,7 @@ class Reconciler:
             for error in exc.errors:
                 assert isinstance(error, DirectoryWriteError)
                 self.progress.refused_writes += 1
-                log.error(
-                    "directory.write_refused",
-                    dn=error.dn,
-                    operation=error.operation,
-                    result=error.result_name,
-                )
+                log_write_refused(error)
             return list(exc.results)
 
     def _partition_request(
@@ -227,3 +222,18 @@ class Reconciler:
             entities=len(found),
         )
         return found
+
+
+def log_write_refused(error: DirectoryWriteError) -> None:
+    """The operator's only clue to a refused write: the server's diagnostic says which
+    attribute or class is at fault. It names attribute types, not values (filter assertion
+    values, as the unique overlay prints them, are redacted by DirectoryWriteError), and our
+    DNs are opaque ids (see :mod:`sync.dit`)."""
+    log.error(
+        "directory.write_refused",
+        dn=error.dn,
+        operation=error.operation,
+        code=error.result_code,
+        result=error.result_name,
+        diagnostic=error.diagnostic,
+    )

@@ -18,6 +18,9 @@ from typing import Any
 
 import faust
 
+from connectors.ldap.connection import LdapParams
+from connectors.ldap.errors import BaseEntryError, DirectoryError, PreflightError
+from connectors.ldap.preflight import prepare_directory
 from connectors.ldap.writer import DirectoryWriter
 from connectors.stream.app import build_app
 from connectors.stream.offsets import true_end_offsets
@@ -31,6 +34,7 @@ log = get_logger(__name__)
 
 IDLE_CHECK_INTERVAL_S = 0.5
 REFUSED_WRITES_EXIT = 4
+PREFLIGHT_EXIT = 5
 
 
 @dataclass
@@ -127,6 +131,19 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     return worker
 
 
+def _directory_refused(settings: Settings) -> tuple[int, str] | None:
+    """Before anything runs: the directory's schema must accept our writes (else every write
+    would be refused one by one), and the base entries are created when absent. (exit code,
+    message) if the worker must not start."""
+    try:
+        prepare_directory(LdapParams.from_settings(settings), settings.ldap_base_dn)
+    except (PreflightError, BaseEntryError) as exc:
+        return PREFLIGHT_EXIT, str(exc)
+    except DirectoryError as exc:
+        return 1, f"directory not ready: {exc}"
+    return None
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -142,11 +159,14 @@ def run_worker(
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
     bootstrap = settings.require_kafka()
-    asyncio.run(_prepare_topics(settings, bootstrap))
     settings.require_ldap()
+    started = time.monotonic()
+    refused = _directory_refused(settings)
+    if refused is not None:
+        return WorkerResult(refused[0], False, Progress(), time.monotonic() - started, refused[1])
+    asyncio.run(_prepare_topics(settings, bootstrap))
     writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer)
-    started = time.monotonic()
     outcome: dict[str, Any] = {"idle": False, "error": None}
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from entsync.cli import admin, audit, bridge, feeds, lifecycle, pipeline, replay, services
+from entsync.cli import (
+    admin,
+    audit,
+    bridge,
+    directory,
+    feeds,
+    lifecycle,
+    pipeline,
+    replay,
+    services,
+)
 
 app = typer.Typer(
     name="entsync",
@@ -13,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 services.register(app)
+directory.register(app)
 feeds.register(app)
 pipeline.register(app)
 admin.register(app)

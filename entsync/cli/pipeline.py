@@ -86,9 +86,12 @@ def _actions(by_action: dict[str, int]) -> str:
 
 
 def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> int:
-    from connectors.stream.worker import run_worker
+    from connectors.stream.worker import PREFLIGHT_EXIT, run_worker
 
     result = run_worker(settings, until_idle=until_idle, timeout_s=timeout)
+    if result.exit_code == PREFLIGHT_EXIT:  # never started: no counters to show
+        err.print(f"worker refused to start: {result.error}", markup=False)
+        return result.exit_code
     p = result.progress
     console.print(
         f"worker: {p.feed_events} feed events, {p.entity_inputs} entity inputs, "
