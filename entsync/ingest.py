@@ -145,9 +145,9 @@ def ingest(
     *,
     force: bool = False,
     base_paths: list[Path] | None = None,
-    allow_aaf_doctype: bool = False,
+    config: ScanConfig | None = None,
 ) -> IngestOutcome:
-    config = ScanConfig(allow_aaf_doctype=allow_aaf_doctype)
+    config = config or ScanConfig()
     try:
         base = _base_records(paths, base_paths or [], config)
     except FileRejected as exc:

@@ -16,8 +16,8 @@ One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``event
   they are reported as rejected (``modify_unknown_record``), never published half-filled.
 - Pass 2 may still raise :class:`FileRejected` (file changed since pass 1): treat a snapshot
   without its ``SnapshotCompleted`` as abandoned and do not record the file as ingested.
-- Real extracts often carry ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``: refused by
-  default, accepted with ``ScanConfig(allow_aaf_doctype=True)`` (the DTD is never loaded).
+- Real extracts carry ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``: accepted by
+  default (the DTD is never loaded), refused with ``ScanConfig(refuse_doctype=True)``.
 """
 
 from connectors.aaf.attrs import Record, record_to_attrs

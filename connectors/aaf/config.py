@@ -26,10 +26,11 @@ class FileRejected(Exception):
 class ScanConfig:
     """Limits (a file beyond any of them is refused) and options of a scan.
 
-    ``allow_aaf_doctype``: real AAF extracts often start with
-    ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``. Any DOCTYPE is refused by default;
-    with this option, exactly that declaration (no internal subset, that system id) is tolerated.
-    The DTD is never loaded either way.
+    ``refuse_doctype``: real AAF extracts start with
+    ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``, which is tolerated by default (that
+    exact declaration: no internal subset, that system id; the DTD is never loaded). With this
+    option every DOCTYPE is refused. Any other DOCTYPE is refused either way.
+    ``allow_aaf_doctype`` is kept for compatibility and does nothing (deprecated).
 
     ``current_school_year`` (``YYYY-YYYY``) overrides the school year the admission rules compare
     against; by default it is the school year of the extract date in the file name (or of the
@@ -50,7 +51,8 @@ class ScanConfig:
     max_attrs_per_record: int = 200
     max_prolog_bytes: int = 64 * 1024
     max_report_items: int = 50_000
-    allow_aaf_doctype: bool = False
+    refuse_doctype: bool = False
+    allow_aaf_doctype: bool = False  # deprecated: the AAF DOCTYPE is accepted by default
     allow_empty_complete: bool = False
     current_school_year: str | None = None
     reference_date: date | None = None
