@@ -29,9 +29,11 @@ AAF_DTD = "ficAlimMENESR.dtd"
 ENCODINGS: dict[str, str] = {
     **dict.fromkeys(("utf-8", "utf8"), "utf-8"),
     **dict.fromkeys(("us-ascii", "ascii"), "us-ascii"),
-    **dict.fromkeys(("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1"), "iso-8859-1"),
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1"), "iso-8859-1"),
+    **dict.fromkeys(("iso-8859-15", "iso8859-15", "iso_8859-15"), "iso-8859-15"),
+    **dict.fromkeys(("windows-1252", "cp1252"), "windows-1252"),
 }
-ACCEPTED = "UTF-8, ISO-8859-1 or ASCII"
+ACCEPTED = "UTF-8, ISO-8859-1, ISO-8859-15, windows-1252 or ASCII"
 _XML_DECL_RE = re.compile(
     rb"<\?xml\s+version\s*=\s*[\"']1\.[0-9]+[\"']"
     rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'])?"

@@ -12,6 +12,9 @@ Security model:
 - lxml itself runs with ``resolve_entities=False``, ``no_network=True``, ``load_dtd=False`` and
   ``huge_tree=False`` as a second line of defence; after the first request, the document's DTD
   node must be that external identifier and nothing else (no element or entity declaration).
+- Encoding lies: a file declaring a single-byte encoding whose non-ASCII bytes are all UTF-8
+  sequences is refused at its end (:mod:`connectors.aaf.encoding`), streaming, before pass 1
+  returns: its names would otherwise be stored as mojibake.
 - ``iterparse`` only reports request elements; each one is walked, checked against the AAF
   structure and then cleared and detached, so memory does not grow with the file.
 - Size, record count, depth, values per attribute and value length are bounded
@@ -31,6 +34,7 @@ from typing import BinaryIO, Literal
 from lxml import etree
 
 from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.encoding import Utf8LieDetector
 from connectors.aaf.prolog import ROOT_TAG, check_docinfo, check_prolog
 
 REQUEST_TAGS = ("addRequest", "modifyRequest", "deleteRequest")
@@ -70,6 +74,7 @@ class _HashingReader:
         self._path = path
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.lies = Utf8LieDetector("utf-8")  # replaced once the prolog names the encoding
 
     def read(self, n: int = -1) -> bytes:
         data = self._fh.read(n if n and n > 0 else 1 << 16)
@@ -77,6 +82,7 @@ class _HashingReader:
         if self.size > self._max:
             raise FileRejected(self._path, f"file larger than {self._max} bytes")
         self.sha256.update(data)
+        self.lies.feed(data)
         return data
 
 
@@ -107,7 +113,8 @@ class RequestReader:
     def __iter__(self) -> Iterator[RawRequest]:
         config, path = self._config, self._path
         head = self._fh.read(config.max_prolog_bytes)
-        check_prolog(head, len(head) < config.max_prolog_bytes, config, path)
+        encoding = check_prolog(head, len(head) < config.max_prolog_bytes, config, path)
+        self._reader.lies = Utf8LieDetector(encoding)
         self._fh.seek(0)
         context = etree.iterparse(
             self._reader,
@@ -153,6 +160,9 @@ class RequestReader:
         for child in root:
             if child.tag not in REQUEST_TAGS:
                 raise FileRejected(path, f"line {_line(child)}: unexpected <{child.tag}>")
+        # Pass 1 reaches this point before its FileScan exists: nothing of the file is published.
+        if self._reader.lies.lie():
+            raise FileRejected(path, self._reader.lies.reason())
 
     def _reject(self, elem: etree._Element, what: str) -> FileRejected:
         return FileRejected(self._path, f"line {_line(elem)}: {what}")
