@@ -23,7 +23,7 @@ One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``event
 from connectors.aaf.attrs import Record, record_to_attrs
 from connectors.aaf.batch import ScanResult, scan_many
 from connectors.aaf.config import FileRejected, ScanConfig
-from connectors.aaf.emit import collect_records, events, events_many, snapshot_key
+from connectors.aaf.emit import collect_records, events, events_many, read_base, snapshot_key
 from connectors.aaf.filename import FileName, format_file_name, parse_file_name
 from connectors.aaf.keyset import keys_digest
 from connectors.aaf.links import LinkSide, check_link_sides, check_links
@@ -50,6 +50,7 @@ __all__ = [
     "format_file_name",
     "keys_digest",
     "parse_file_name",
+    "read_base",
     "record_to_attrs",
     "render_summary",
     "scan",

@@ -39,6 +39,9 @@ class ScanConfig:
     ``reference_date`` is "today" for birth-date plausibility; default: the day of the scan. It is
     kept in the scan so that pass 2 decides exactly as pass 1 did.
 
+    ``scope`` is the absence scope of files whose name and records give none (``--scope``; see
+    :mod:`connectors.aaf.scope`).
+
     ``max_report_items`` caps the findings kept per file (about 1 KB each); the counts stay exact
     and ``items_dropped`` says how many were not kept. Memory is otherwise flat in the file size.
     """
@@ -55,4 +58,5 @@ class ScanConfig:
     allow_aaf_doctype: bool = False  # deprecated: the AAF DOCTYPE is accepted by default
     allow_empty_complete: bool = False
     current_school_year: str | None = None
+    scope: str | None = None
     reference_date: date | None = None

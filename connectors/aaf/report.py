@@ -43,6 +43,9 @@ class FileReport(BaseModel):
     digest: str | None = None
     category: Category | None = None
     scope: str | None = None
+    scope_source: str | None = Field(
+        default=None, description="where the scope came from: name, records or option"
+    )
     complete: bool = False
     extract_date: date | None = None
     part: int = 0

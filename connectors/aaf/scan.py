@@ -25,11 +25,17 @@ from connectors.aaf.links import LinkSide
 from connectors.aaf.process import Outcome, category_of, process
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.report import FileReport, ReportItem, Severity
+from connectors.aaf.scope import NO_SCOPE, SchoolsSeen, resolve_scope
 from schemas.feed import Category, Guardian, HoldReason, Pupil
 from sync.admission import HOLD_MESSAGES, school_year_of
 from sync.validation import parse_school_year
 
 log = structlog.get_logger(__name__)
+
+_BAD_COMPLETE_NAME = (
+    "the name says Complet but does not fit <prefix>_Complet_<yyyymmdd>_<Category>_<nnnn>.xml "
+    "(a valid date, a 4-digit part): a complete extract is never read as a delta"
+)
 
 _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.INE_MISSING: "ENTEleveINE",
@@ -60,6 +66,7 @@ class FileScan:
     base: Mapping[str, Record] | None = None
     links: LinkSide | None = None
     rejected_count: int = 0  # presence-only events of rejected records (complete files)
+    scope: str | None = None  # see connectors.aaf.scope
 
     @property
     def event_count(self) -> int:
@@ -69,10 +76,6 @@ class FileScan:
     @property
     def complete(self) -> bool:
         return self.name.complete
-
-    @property
-    def scope(self) -> str | None:
-        return self.name.scope
 
     @property
     def extract_date(self) -> date | None:
@@ -202,16 +205,21 @@ def scan(
     config: ScanConfig | None = None,
     base: Mapping[str, Record] | None = None,
     collect_links: bool = False,
+    require_scope: bool = True,
 ) -> FileScan:
     """Pass 1: validate the whole file and build its report; raise FileRejected to refuse it.
 
     ``base`` completes ``modifyRequest`` records (see :mod:`connectors.aaf.process`).
     ``collect_links`` keeps the file's side of the guardian links (on disk) in ``links``, for
     :func:`check_link_sides`; the caller closes it (``scan_many`` does).
+    ``require_scope=False`` lets a complete extract without a scope through, for base records
+    only (:func:`connectors.aaf.collect_records`): its events must not be published.
     """
     path = Path(path)
     config = config or ScanConfig()
     name = parse_file_name(path.name)
+    if name.claims_complete:
+        raise FileRejected(path, _BAD_COMPLETE_NAME)
     context = make_context(name, config)
     try:
         size = path.stat().st_size
@@ -230,6 +238,7 @@ def scan(
     collector = _Collector(report, config.max_report_items)
     sorter = KeySorter()
     hasher = EventsHasher()
+    schools = SchoolsSeen()
     links: LinkSide | None = None
     category = name.category
     try:
@@ -238,6 +247,7 @@ def scan(
             for found, outcome in run(reader, path, name.category, context, base):
                 category = found
                 collector.outcome(outcome)
+                schools.add(outcome.record, outcome.request)
                 if outcome.key is None:
                     rejected = outcome.rejected_key
                     if name.complete and rejected is not None:
@@ -255,6 +265,9 @@ def scan(
         if name.complete and records == 0 and not config.allow_empty_complete:
             # An empty full extract would read downstream as "everyone left".
             raise FileRejected(path, "complete extract without any record")
+        scope, scope_source = resolve_scope(name, schools, config.scope)
+        if name.complete and scope is None and require_scope:
+            raise FileRejected(path, NO_SCOPE)
     except (OSError, FileRejected) as exc:
         sorter.close()
         if links is not None:
@@ -280,6 +293,7 @@ def scan(
     report.category = category
     report.records = records
     report.record_keys_digest = summary.digest
+    report.scope, report.scope_source = scope, scope_source
     log.info(
         "aaf.scan.done",
         file=path.name,
@@ -307,6 +321,7 @@ def scan(
         context=context,
         base=base,
         links=links,
+        scope=scope,
     )
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, scan_config
+from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
 from entsync.logs import configure_logging
 
 console = Console()
@@ -85,23 +85,23 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
     ) -> None:
         """Scan AAF files (nothing is published): summary, JSON report, exit 1 if one is refused."""
         from connectors.aaf import (
             FileRejected,
-            collect_records,
+            read_base,
             render_summary,
-            scan,
             scan_many,
         )
 
         _logs()
-        config = scan_config(refuse_doctype, allow_aaf_doctype, err)
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         records = None
         if base:
             try:
-                records = collect_records([scan(p, config=config) for p in base])
+                records = read_base(base, config)
             except FileRejected as exc:
                 err.print(f"[bold red]error:[/] base file refused: {exc}")
                 raise typer.Exit(2) from None

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from connectors.aaf.config import ScanConfig
-from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, scan_config
+from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
 from entsync.logs import configure_logging
 from entsync.settings import ConfigurationError, Settings, load_settings
 
@@ -108,11 +108,12 @@ def register(app: typer.Typer) -> None:
         ] = False,
         base: BaseFiles = None,
         refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Validate AAF files whole, then publish their records on the feed topic."""
-        config = scan_config(refuse_doctype, allow_aaf_doctype, err)
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
             code = do_ingest(_settings(state_dir), files, report, force, base, config)
         except ConfigurationError as exc:
@@ -147,11 +148,12 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float | None, typer.Option("--timeout")] = 900.0,
         base: BaseFiles = None,
         refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Ingest files, then work until idle."""
-        config = scan_config(refuse_doctype, allow_aaf_doctype, err)
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
             settings = _settings(state_dir)
             code = do_ingest(settings, files, report, False, base, config)

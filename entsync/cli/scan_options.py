@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -25,9 +26,24 @@ AllowDoctype = Annotated[
         hidden=True,
     ),
 ]
+Scope = Annotated[
+    str | None,
+    typer.Option(
+        "--scope",
+        help="absence scope (a UAI or an academy such as AC-DIJON) of the files whose name "
+        "and records give none; a complete extract without a scope is refused",
+    ),
+]
+_SCOPE_RE = re.compile(r"[A-Za-z0-9-]{1,64}")  # as in our file names: it goes into Kafka keys
 
 
-def scan_config(refuse_doctype: bool, allow_aaf_doctype: bool, err: Console) -> ScanConfig:
+def scan_config(
+    refuse_doctype: bool, scope: str | None, allow_aaf_doctype: bool, err: Console
+) -> ScanConfig:
     if allow_aaf_doctype:
         err.print("note: --allow-aaf-doctype is deprecated: the AAF DOCTYPE is accepted by default")
-    return ScanConfig(refuse_doctype=refuse_doctype)
+    if scope is not None and not _SCOPE_RE.fullmatch(scope):
+        raise typer.BadParameter(
+            "letters, digits and '-' only (a UAI or AC-...)", param_hint="--scope"
+        )
+    return ScanConfig(refuse_doctype=refuse_doctype, scope=scope)
