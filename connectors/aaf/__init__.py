@@ -22,7 +22,7 @@ One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``event
 
 from connectors.aaf.attrs import Record, record_to_attrs
 from connectors.aaf.batch import ScanResult, scan_many
-from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.emit import collect_records, events, events_many, read_base, snapshot_key
 from connectors.aaf.filename import FileName, format_file_name, parse_file_name
 from connectors.aaf.keyset import keys_digest
@@ -35,6 +35,7 @@ __all__ = [
     "FileRejected",
     "FileReport",
     "FileScan",
+    "FileSkipped",
     "IngestReport",
     "LinkSide",
     "Record",

@@ -22,6 +22,14 @@ class FileRejected(Exception):
         super().__init__(f"{self.path.name}: {reason}")
 
 
+class FileSkipped(FileRejected):
+    """A file of a category entsync does not sync (``MefEducNat``...): not read, not published.
+
+    ``scan_many`` reports it as skipped and goes on with the other files. It is a FileRejected so
+    that a caller that does not know about skipping refuses it rather than use it.
+    """
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     """Limits (a file beyond any of them is refused) and options of a scan.

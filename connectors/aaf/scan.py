@@ -13,11 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from connectors.aaf.attrs import Record
-from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.keyset import KeySorter
@@ -80,6 +81,20 @@ class FileScan:
     @property
     def extract_date(self) -> date | None:
         return self.name.extract_date
+
+
+def name_report(name: FileName, **outcome: Any) -> FileReport:
+    """A file's report as its name describes it (``outcome``: refused, skipped...)."""
+    return FileReport(
+        name=name.name,
+        category=name.category,
+        category_name=name.category_name,
+        scope=name.scope,
+        complete=name.complete,
+        extract_date=name.extract_date,
+        part=name.part,
+        **outcome,
+    )
 
 
 def make_context(name: FileName, config: ScanConfig) -> BuildContext:
@@ -218,6 +233,8 @@ def scan(
     path = Path(path)
     config = config or ScanConfig()
     name = parse_file_name(path.name)
+    if name.unsynced:
+        raise FileSkipped(path, f"{name.unsynced}: category not synced (file skipped)")
     if name.claims_complete:
         raise FileRejected(path, _BAD_COMPLETE_NAME)
     context = make_context(name, config)
@@ -227,14 +244,7 @@ def scan(
         raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
     if size > config.max_file_bytes:
         raise FileRejected(path, f"file larger than {config.max_file_bytes} bytes")
-    report = FileReport(
-        name=path.name,
-        category=name.category,
-        scope=name.scope,
-        complete=name.complete,
-        extract_date=name.extract_date,
-        part=name.part,
-    )
+    report = name_report(name)
     collector = _Collector(report, config.max_report_items)
     sorter = KeySorter()
     hasher = EventsHasher()
@@ -291,6 +301,7 @@ def scan(
                 )
     report.digest = digest
     report.category = category
+    report.category_name = report.category_name or category.value
     report.records = records
     report.record_keys_digest = summary.digest
     report.scope, report.scope_source = scope, scope_source
