@@ -23,7 +23,7 @@ from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.links import LinkSide
-from connectors.aaf.process import Outcome, category_of, process
+from connectors.aaf.process import Outcome, category_of, process, refuse_2d
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.report import FileReport, ReportItem, Severity
 from connectors.aaf.scope import NO_SCOPE, SchoolsSeen, resolve_scope
@@ -149,12 +149,14 @@ def run(
     context: BuildContext,
     base: Mapping[str, Record] | None,
 ) -> Iterator[tuple[Category, Outcome]]:
-    """Process every request in file order; the first one fixes the category of unnamed files."""
+    """Process every request in file order; the first one fixes the category of unnamed files.
+    Any request with 2D attribute names refuses the file (never half read)."""
     seen: tuple[str, str] | None = None  # (category value, attribute name) already checked
     for request in reader:
         if category is None or (request.category, request.category_attr) != seen:
             category = category_of(request, category, path)
             seen = (request.category, request.category_attr)
+        refuse_2d(request, category, path)
         yield category, process(request, category, context, base)
 
 

@@ -57,3 +57,56 @@ def test_a_skipped_file_is_never_used_unknowingly(tmp_path: Path) -> None:
         scan(mef, config=CONFIG)
     with pytest.raises(FileRejected, match="not synced"):
         read_base([mef], CONFIG)
+
+
+def _pupil_2d(jointure: str) -> dict[str, list[str]]:
+    """A 2D Eleve record: classes, guardian links and contacts under their 2D names."""
+    return {
+        "ENTPersonJointure": [jointure],
+        "ENTEleveINE": ["1234567890A"],
+        "ENTPersonNom": ["MARTIN"],
+        "ENTPersonPrenom": ["Léa"],
+        "personalTitle": ["Mme"],
+        "ENTPersonDateNaissance": ["12/03/2010"],
+        "ENTPersonStructRattach": ["0210001A"],
+        "ENTEleveClasses": ["0210001A$6A"],
+        "ENTElevePersRelEleve": ["20000001$10$1$1$0$0"],
+        "mail": ["lea@example.org"],
+    }
+
+
+def test_2d_eleve_file_refused_by_name(tmp_path: Path) -> None:
+    pupils = [(Category.PUPILS, "1", pupil("1")), (Category.PUPILS, "2", _pupil_2d("2"))]
+    path = real_file(tmp_path, "ENT2DVA-ENT16_Complet_20240916_Eleve_0000.xml", pupils)
+    with pytest.raises(FileRejected, match="2D Eleve file: not supported") as caught:
+        scan(path, config=ScanConfig(reference_date=date(2025, 10, 1), scope="AC-DIJON"))
+    for attribute in ("ENTEleveClasses", "ENTElevePersRelEleve", "mail", "personalTitle"):
+        assert attribute in caught.value.reason
+    assert "lea@" not in str(caught.value) and "MARTIN" not in str(caught.value)
+
+
+def test_2d_guardians_refused_2d_staff_read(tmp_path: Path) -> None:
+    guardian_2d = {
+        "ENTPersonJointure": ["20000001"],
+        "ENTPersonNom": ["MARTIN"],
+        "ENTPersonPrenom": ["Noël"],
+        "telephoneNumber": ["0102030405"],
+        "mobile": ["0602030405"],
+    }
+    name = "ENT2DVA-ENT16_Delta_20240916_PersRelEleve_0000.xml"
+    path = real_file(tmp_path, name, [(Category.GUARDIANS, "20000001", guardian_2d)])
+    with pytest.raises(FileRejected, match="2D PersRelEleve file") as caught:
+        scan(path, config=CONFIG)
+    assert "mobile, telephoneNumber" in caught.value.reason
+    staff_2d = {
+        "ENTPersonJointure": ["30000001"],
+        "ENTPersonNom": ["FABRE"],
+        "ENTPersonPrenom": ["Hélène"],
+        "ENTPersonStructRattach": ["0210001A"],
+        "ENTPersonFonctions": ["0210001A$ENS$ENSEIGNEMENT$L0201$LETTRES CLASSIQUES"],
+    }
+    name = "ENT2DVA-ENT16_Complet_20240916_PersEducNat_0000.xml"
+    staff_scan = scan(
+        real_file(tmp_path, name, [(Category.STAFF, "30000001", staff_2d)]), config=CONFIG
+    )
+    assert staff_scan.report.published == 1 and staff_scan.scope == "0210001A"
