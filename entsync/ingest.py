@@ -24,10 +24,9 @@ from connectors.aaf import (
     FileScan,
     IngestReport,
     ScanConfig,
-    collect_records,
     events_many,
     parse_file_name,
-    scan,
+    read_base,
     scan_many,
 )
 from connectors.aaf.attrs import Record
@@ -118,7 +117,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
                 file_digest=file_scan.digest,
                 file_name=file_scan.path.name,
                 category=str(file_scan.category),
-                scope=file_scan.name.scope,
+                scope=file_scan.scope,
                 complete=file_scan.complete,
                 events_published=outcome.published,
                 at=datetime.now(UTC),
@@ -133,10 +132,12 @@ def _base_records(
 ) -> dict[str, Record] | None:
     """Records completing the modifyRequests of delta files: the ``--base`` files, then the
     complete files of the same call. None when no delta file is ingested."""
-    if all(parse_file_name(p.name).complete for p in paths):
+    names = [parse_file_name(p.name) for p in paths]
+    if all(n.complete for n in names):
         return None
-    complete = [p for p in paths if parse_file_name(p.name).complete]
-    return collect_records([scan(p, config=config) for p in [*base_paths, *complete]])
+    # Files of categories entsync does not sync are skipped by the scan, not read as a base.
+    complete = [p for p, n in zip(paths, names, strict=True) if n.complete and n.category]
+    return read_base([*base_paths, *complete], config)
 
 
 def ingest(
@@ -145,9 +146,9 @@ def ingest(
     *,
     force: bool = False,
     base_paths: list[Path] | None = None,
-    allow_aaf_doctype: bool = False,
+    config: ScanConfig | None = None,
 ) -> IngestOutcome:
-    config = ScanConfig(allow_aaf_doctype=allow_aaf_doctype)
+    config = config or ScanConfig()
     try:
         base = _base_records(paths, base_paths or [], config)
     except FileRejected as exc:

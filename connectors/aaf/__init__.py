@@ -16,14 +16,14 @@ One file: ``file_scan = scan(path)`` (raises :class:`FileRejected`) then ``event
   they are reported as rejected (``modify_unknown_record``), never published half-filled.
 - Pass 2 may still raise :class:`FileRejected` (file changed since pass 1): treat a snapshot
   without its ``SnapshotCompleted`` as abandoned and do not record the file as ingested.
-- Real extracts often carry ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``: refused by
-  default, accepted with ``ScanConfig(allow_aaf_doctype=True)`` (the DTD is never loaded).
+- Real extracts carry ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``: accepted by
+  default (the DTD is never loaded), refused with ``ScanConfig(refuse_doctype=True)``.
 """
 
 from connectors.aaf.attrs import Record, record_to_attrs
 from connectors.aaf.batch import ScanResult, scan_many
-from connectors.aaf.config import FileRejected, ScanConfig
-from connectors.aaf.emit import collect_records, events, events_many, snapshot_key
+from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
+from connectors.aaf.emit import collect_records, events, events_many, read_base, snapshot_key
 from connectors.aaf.filename import FileName, format_file_name, parse_file_name
 from connectors.aaf.keyset import keys_digest
 from connectors.aaf.links import LinkSide, check_link_sides, check_links
@@ -35,6 +35,7 @@ __all__ = [
     "FileRejected",
     "FileReport",
     "FileScan",
+    "FileSkipped",
     "IngestReport",
     "LinkSide",
     "Record",
@@ -50,6 +51,7 @@ __all__ = [
     "format_file_name",
     "keys_digest",
     "parse_file_name",
+    "read_base",
     "record_to_attrs",
     "render_summary",
     "scan",

@@ -1,8 +1,10 @@
 """Several files at once: scan them all, then check guardian links across pupils and guardians.
 
 ``scan_many`` never raises for a bad file: a refused file appears in the report with its reason
-and is left out of ``scans``. The ingest caller publishes ``events_many(result.scans)`` only when
-``result.report.ok`` (or publishes the accepted files, as its policy says).
+and is left out of ``scans``; so does a skipped file (a category entsync does not sync), with a
+notice, which does not make the report fail. The ingest caller publishes
+``events_many(result.scans)`` only when ``result.report.ok`` (or publishes the accepted files, as
+its policy says).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.aaf.attrs import Record
-from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.filename import parse_file_name
 from connectors.aaf.links import LinkSide, check_link_sides
 from connectors.aaf.report import FileReport, IngestReport
-from connectors.aaf.scan import FileScan, scan
+from connectors.aaf.scan import FileScan, name_report, scan
 
 
 @dataclass
@@ -47,19 +49,7 @@ def scan_many(
             try:
                 file_scan = scan(path, config=config, base=base, collect_links=link_check)
             except FileRejected as exc:
-                name = parse_file_name(path.name)
-                result.report.files.append(
-                    FileReport(
-                        name=path.name,
-                        category=name.category,
-                        scope=name.scope,
-                        complete=name.complete,
-                        extract_date=name.extract_date,
-                        part=name.part,
-                        refused=True,
-                        refusal=exc.reason,
-                    )
-                )
+                result.report.files.append(_unread(path, exc))
                 continue
             if file_scan.links is not None:
                 sides.append(file_scan.links)
@@ -72,3 +62,10 @@ def scan_many(
         for side in sides:
             side.close()
     return result
+
+
+def _unread(path: Path, exc: FileRejected) -> FileReport:
+    """The report of a file refused, or skipped (a category not synced: the call goes on)."""
+    if isinstance(exc, FileSkipped):
+        return name_report(parse_file_name(path.name), skipped=True, notice=exc.reason)
+    return name_report(parse_file_name(path.name), refused=True, refusal=exc.reason)

@@ -22,14 +22,23 @@ class FileRejected(Exception):
         super().__init__(f"{self.path.name}: {reason}")
 
 
+class FileSkipped(FileRejected):
+    """A file of a category entsync does not sync (``MefEducNat``...): not read, not published.
+
+    ``scan_many`` reports it as skipped and goes on with the other files. It is a FileRejected so
+    that a caller that does not know about skipping refuses it rather than use it.
+    """
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     """Limits (a file beyond any of them is refused) and options of a scan.
 
-    ``allow_aaf_doctype``: real AAF extracts often start with
-    ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``. Any DOCTYPE is refused by default;
-    with this option, exactly that declaration (no internal subset, that system id) is tolerated.
-    The DTD is never loaded either way.
+    ``refuse_doctype``: real AAF extracts start with
+    ``<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">``, which is tolerated by default (that
+    exact declaration: no internal subset, that system id; the DTD is never loaded). With this
+    option every DOCTYPE is refused. Any other DOCTYPE is refused either way.
+    ``allow_aaf_doctype`` is kept for compatibility and does nothing (deprecated).
 
     ``current_school_year`` (``YYYY-YYYY``) overrides the school year the admission rules compare
     against; by default it is the school year of the extract date in the file name (or of the
@@ -37,6 +46,9 @@ class ScanConfig:
 
     ``reference_date`` is "today" for birth-date plausibility; default: the day of the scan. It is
     kept in the scan so that pass 2 decides exactly as pass 1 did.
+
+    ``scope`` is the absence scope of files whose name and records give none (``--scope``; see
+    :mod:`connectors.aaf.scope`).
 
     ``max_report_items`` caps the findings kept per file (about 1 KB each); the counts stay exact
     and ``items_dropped`` says how many were not kept. Memory is otherwise flat in the file size.
@@ -50,7 +62,9 @@ class ScanConfig:
     max_attrs_per_record: int = 200
     max_prolog_bytes: int = 64 * 1024
     max_report_items: int = 50_000
-    allow_aaf_doctype: bool = False
+    refuse_doctype: bool = False
+    allow_aaf_doctype: bool = False  # deprecated: the AAF DOCTYPE is accepted by default
     allow_empty_complete: bool = False
     current_school_year: str | None = None
+    scope: str | None = None
     reference_date: date | None = None

@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
+from pathlib import Path
 
 import structlog
 
 from connectors.aaf.attrs import Record
-from connectors.aaf.config import FileRejected
+from connectors.aaf.config import FileRejected, ScanConfig
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.process import Outcome, content_digest
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.scan import EventsHasher, FileScan, run
+from connectors.aaf.scan import scan as scan_file
 from schemas.feed import (
     Category,
     FeedEvent,
@@ -275,3 +277,10 @@ def collect_records(scans: Iterable[FileScan]) -> dict[str, Record]:
                 else:
                     records[outcome.key] = outcome.record
     return records
+
+
+def read_base(paths: Iterable[Path], config: ScanConfig) -> dict[str, Record]:
+    """The records of full extracts completing the ``modifyRequest`` records of deltas.
+
+    Only their records matter, not their scope: they are read, never published from here."""
+    return collect_records([scan_file(p, config=config, require_scope=False) for p in paths])

@@ -32,6 +32,24 @@ from schemas.feed import Category, Pupil, payload_version, record_key
 from sync.validation import format_date, normalize_jointure
 
 _CATEGORY_ATTR = {Category.SCHOOLS: "categorieStructure"}
+# 2D (secondary) extracts name pupils' and guardians' attributes in the SDET/LDAP way where AAF1D
+# has ENTPerson...: reading one with the 1D builders would drop classes, guardian links and
+# contacts without a word. EtabEducNat and PersEducNat are the same in both and read from either.
+_2D_CONTACT = frozenset({"personalTitle", "mail", "telephoneNumber", "mobile", "homePhone"})
+ATTRS_2D: dict[Category, frozenset[str]] = {
+    Category.PUPILS: _2D_CONTACT
+    | {
+        "ENTEleveClasses",
+        "ENTElevePersRelEleve",
+        "ENTEleveMEF",
+        "ENTEleveLibelleMEF",
+        "ENTEleveNivFormation",
+        "ENTEleveFiliere",
+        "ENTEleveStatutEleve",
+        "ENTEleveMajeur",
+    },
+    Category.GUARDIANS: _2D_CONTACT,
+}
 
 
 def content_digest(content: Mapping[str, Any]) -> str:
@@ -94,6 +112,18 @@ def category_of(request: RawRequest, expected: Category | None, path: Any) -> Ca
             path, f"line {request.line}: {request.category_attr} for {category.value}"
         )
     return category
+
+
+def refuse_2d(request: RawRequest, category: Category, path: Any) -> None:
+    """Refuse a 2D Eleve or PersRelEleve file by name, saying which attributes revealed it."""
+    markers = ATTRS_2D.get(category)
+    found = markers.intersection(request.attrs) if markers else None
+    if found:
+        raise FileRejected(
+            path,
+            f"2D {category.value} file: not supported (line {request.line}: 2D attributes "
+            f"{', '.join(sorted(found))}); only AAF1D {category.value} files are read",
+        )
 
 
 def merge_modification(base: Record, modifications: Attrs, ctx: BuildContext) -> Attrs:

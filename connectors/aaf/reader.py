@@ -3,11 +3,18 @@
 Security model:
 
 - The prolog (everything before the root element) is checked on raw bytes before lxml sees the
-  file: a DOCTYPE or any other markup declaration (``<!ENTITY``, ``<!ELEMENT``...) is refused
-  outright, so entity expansion (billion laughs), external entities and external or network DTDs
-  never reach the parser. Only UTF-8 and ISO-8859-1 (and ASCII) may be declared.
+  file (:mod:`connectors.aaf.prolog`): the standard ``<!DOCTYPE ficAlimMENESR SYSTEM
+  "ficAlimMENESR.dtd">`` (an external identifier only) is tolerated unless
+  ``ScanConfig.refuse_doctype``; any other DOCTYPE (internal subset, PUBLIC or other DTD) or markup
+  declaration (``<!ENTITY``, ``<!ELEMENT``...) is refused outright, so entity expansion (billion
+  laughs), external entities and external or network DTDs never reach the parser. Only UTF-8,
+  ISO-8859-1, ISO-8859-15, windows-1252 (and ASCII) may be declared.
 - lxml itself runs with ``resolve_entities=False``, ``no_network=True``, ``load_dtd=False`` and
-  ``huge_tree=False`` as a second line of defence.
+  ``huge_tree=False`` as a second line of defence; after the first request, the document's DTD
+  node must be that external identifier and nothing else (no element or entity declaration).
+- Encoding lies: a file declaring a single-byte encoding whose non-ASCII bytes are all UTF-8
+  sequences is refused at its end (:mod:`connectors.aaf.encoding`), streaming, before pass 1
+  returns: its names would otherwise be stored as mojibake.
 - ``iterparse`` only reports request elements; each one is walked, checked against the AAF
   structure and then cleared and detached, so memory does not grow with the file.
 - Size, record count, depth, values per attribute and value length are bounded
@@ -19,7 +26,6 @@ Every structural problem raises :class:`FileRejected`: the file is refused whole
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +34,9 @@ from typing import BinaryIO, Literal
 from lxml import etree
 
 from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.encoding import Utf8LieDetector
+from connectors.aaf.prolog import ROOT_TAG, check_docinfo, check_prolog
 
-ROOT_TAG = "ficAlimMENESR"
 REQUEST_TAGS = ("addRequest", "modifyRequest", "deleteRequest")
 Operation = Literal["add", "modify", "delete"]
 _OPS: dict[str, Operation] = {
@@ -43,19 +50,6 @@ _SECTIONS: dict[Operation, tuple[str, ...]] = {
     "delete": ("operationalAttributes", "identifier"),
 }
 CATEGORY_ATTRS = ("categoriePersonne", "categorieStructure")
-_ALLOWED_ENCODINGS = frozenset(
-    {"utf-8", "utf8", "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "us-ascii"}
-)
-_XML_DECL_RE = re.compile(
-    rb"<\?xml\s+version\s*=\s*[\"']1\.[0-9]+[\"']"
-    rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'])?"
-    rb"(?:\s+standalone\s*=\s*[\"'](?:yes|no)[\"'])?\s*\?>"
-)
-_AAF_DOCTYPE_RE = re.compile(
-    rb"<!DOCTYPE\s+ficAlimMENESR\s+SYSTEM\s+[\"']ficAlimMENESR\.dtd[\"']\s*>"
-)
-_NAME_RE = re.compile(rb"[A-Za-z_][A-Za-z0-9_.:-]*")
-_BAD_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
 @dataclass(slots=True)
@@ -71,51 +65,6 @@ class RawRequest:
     attrs: dict[str, list[str]] = field(default_factory=dict)
 
 
-def check_prolog(head: bytes, at_eof: bool, config: ScanConfig, path: Path) -> None:
-    """Refuse anything but an XML declaration, comments and PIs before the root element."""
-    if head.startswith(_BAD_BOMS) or b"\x00" in head[:4]:
-        raise FileRejected(path, "unsupported encoding (only UTF-8 and ISO-8859-1 are accepted)")
-    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-    if head.startswith(b"<?xml", pos) and head[pos + 5 : pos + 6].isspace():
-        decl = _XML_DECL_RE.match(head, pos)
-        if decl is None:
-            raise FileRejected(path, "malformed XML declaration")
-        encoding = (decl.group(1) or b"utf-8").decode("ascii").lower()
-        if encoding not in _ALLOWED_ENCODINGS:
-            raise FileRejected(path, f"unsupported encoding {encoding!r}")
-        pos = decl.end()
-    while True:
-        while pos < len(head) and head[pos : pos + 1].isspace():
-            pos += 1
-        if pos >= len(head):
-            reason = "no root element (empty or not XML)" if at_eof else "prolog too long"
-            raise FileRejected(path, reason)
-        if head.startswith(b"<!--", pos):
-            end = head.find(b"-->", pos + 4)
-            if end < 0:
-                raise FileRejected(path, "unterminated comment or prolog too long")
-            pos = end + 3
-        elif head.startswith(b"<?", pos):
-            end = head.find(b"?>", pos + 2)
-            if end < 0:
-                raise FileRejected(path, "unterminated processing instruction or prolog too long")
-            pos = end + 2
-        elif head.startswith(b"<!", pos):
-            doctype = _AAF_DOCTYPE_RE.match(head, pos) if config.allow_aaf_doctype else None
-            if doctype is None:
-                what = "DOCTYPE" if head.startswith(b"<!DOCTYPE", pos) else "markup"
-                raise FileRejected(path, f"{what} declarations are not accepted (DTD/entities)")
-            pos = doctype.end()
-        elif head.startswith(b"<", pos):
-            name = _NAME_RE.match(head, pos + 1)
-            root = name.group(0).decode("ascii", "replace") if name else ""
-            if root != ROOT_TAG:
-                raise FileRejected(path, f"wrong root element <{root[:40]}>, expected <{ROOT_TAG}>")
-            return
-        else:
-            raise FileRejected(path, "not an XML document")
-
-
 class _HashingReader:
     """File-like wrapper handing bytes to lxml while hashing and counting them."""
 
@@ -125,6 +74,7 @@ class _HashingReader:
         self._path = path
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.lies = Utf8LieDetector("utf-8")  # replaced once the prolog names the encoding
 
     def read(self, n: int = -1) -> bytes:
         data = self._fh.read(n if n and n > 0 else 1 << 16)
@@ -132,6 +82,7 @@ class _HashingReader:
         if self.size > self._max:
             raise FileRejected(self._path, f"file larger than {self._max} bytes")
         self.sha256.update(data)
+        self.lies.feed(data)
         return data
 
 
@@ -162,7 +113,8 @@ class RequestReader:
     def __iter__(self) -> Iterator[RawRequest]:
         config, path = self._config, self._path
         head = self._fh.read(config.max_prolog_bytes)
-        check_prolog(head, len(head) < config.max_prolog_bytes, config, path)
+        encoding = check_prolog(head, len(head) < config.max_prolog_bytes, config, path)
+        self._reader.lies = Utf8LieDetector(encoding)
         self._fh.seek(0)
         context = etree.iterparse(
             self._reader,
@@ -181,7 +133,7 @@ class RequestReader:
         try:
             for _event, elem in context:
                 if not checked_doc:
-                    _check_docinfo(elem.getroottree().docinfo, config, path)
+                    check_docinfo(elem.getroottree().docinfo, config, path)
                     checked_doc = True
                     root = elem.getroottree().getroot()
                 parent = elem.getparent()
@@ -204,10 +156,13 @@ class RequestReader:
         if root is None or root.tag != ROOT_TAG:
             raise FileRejected(path, f"wrong root element, expected <{ROOT_TAG}>")
         if not checked_doc:
-            _check_docinfo(root.getroottree().docinfo, config, path)
+            check_docinfo(root.getroottree().docinfo, config, path)
         for child in root:
             if child.tag not in REQUEST_TAGS:
                 raise FileRejected(path, f"line {_line(child)}: unexpected <{child.tag}>")
+        # Pass 1 reaches this point before its FileScan exists: nothing of the file is published.
+        if self._reader.lies.lie():
+            raise FileRejected(path, self._reader.lies.reason())
 
     def _reject(self, elem: etree._Element, what: str) -> FileRejected:
         return FileRejected(self._path, f"line {_line(elem)}: {what}")
@@ -303,15 +258,3 @@ class RequestReader:
 def _line(elem: etree._Element) -> int | None:
     line = elem.sourceline
     return line if isinstance(line, int) else None
-
-
-def _check_docinfo(docinfo: etree.DocInfo, config: ScanConfig, path: Path) -> None:
-    """Second line of defence: whatever the prolog check let through, no DTD reached lxml."""
-    # The stubs lag behind lxml (system_url, doctype): read them defensively.
-    declared = (
-        docinfo.internalDTD is not None
-        or bool(getattr(docinfo, "system_url", None))
-        or bool(getattr(docinfo, "public_id", None))
-    )
-    if declared and not config.allow_aaf_doctype:
-        raise FileRejected(path, "DOCTYPE declarations are not accepted (DTD/entities)")

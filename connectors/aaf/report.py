@@ -37,17 +37,24 @@ class ReportItem(BaseModel):
 
 
 class FileReport(BaseModel):
-    """One file. ``refused`` files have a ``refusal`` and nothing of them is published."""
+    """One file. ``refused`` files have a ``refusal`` and nothing of them is published;
+    ``skipped`` files (a category entsync does not sync) have a ``notice`` and are not read."""
 
     name: str
     digest: str | None = None
     category: Category | None = None
     scope: str | None = None
+    scope_source: str | None = Field(
+        default=None, description="where the scope came from: name, records or option"
+    )
     complete: bool = False
     extract_date: date | None = None
     part: int = 0
     refused: bool = False
     refusal: str | None = None
+    skipped: bool = False
+    notice: str | None = None
+    category_name: str | None = Field(default=None, description="as named, synced or not")
     records: int = Field(default=0, description="requests in the file")
     published: int = Field(default=0, description="record events (upserts and deletes)")
     held: int = Field(default=0, description="published pupils and schools with held reasons")
@@ -99,6 +106,8 @@ def render_summary(
     table.add_column("status")
     for f in report.files:
         status = "[red]REFUSED[/red]" if f.refused else "[green]ok[/green]"
+        if f.skipped:
+            status = "[yellow]skipped[/yellow]"
         # The category and the full/delta kind are in the name: keep the row narrow.
         short = f.name.removeprefix("ENT_").removesuffix(".xml")
         if f.category is not None and f.category.value not in short:
@@ -116,6 +125,8 @@ def render_summary(
     for f in report.files:
         if f.refused:
             console.print(f"[red]refused[/red] {f.name}: {f.refusal}")
+        if f.skipped:
+            console.print(f"[yellow]skipped[/yellow] {f.name}: {f.notice}")
         if f.items_dropped:
             console.print(f"{f.name}: {f.items_dropped} more findings not kept (max_report_items)")
     items = report.items()

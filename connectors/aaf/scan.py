@@ -13,23 +13,30 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from connectors.aaf.attrs import Record
-from connectors.aaf.config import FileRejected, ScanConfig
+from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.links import LinkSide
-from connectors.aaf.process import Outcome, category_of, process
+from connectors.aaf.process import Outcome, category_of, process, refuse_2d
 from connectors.aaf.reader import RequestReader
 from connectors.aaf.report import FileReport, ReportItem, Severity
+from connectors.aaf.scope import NO_SCOPE, SchoolsSeen, resolve_scope
 from schemas.feed import Category, Guardian, HoldReason, Pupil, School
 from sync.admission import HOLD_MESSAGES, school_year_of
 from sync.validation import parse_school_year
 
 log = structlog.get_logger(__name__)
+
+_BAD_COMPLETE_NAME = (
+    "the name says Complet but does not fit <prefix>_Complet_<yyyymmdd>_<Category>_<nnnn>.xml "
+    "(a valid date, a 4-digit part): a complete extract is never read as a delta"
+)
 
 _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.INE_MISSING: "ENTEleveINE",
@@ -62,6 +69,7 @@ class FileScan:
     base: Mapping[str, Record] | None = None
     links: LinkSide | None = None
     rejected_count: int = 0  # presence-only events of rejected records (complete files)
+    scope: str | None = None  # see connectors.aaf.scope
 
     @property
     def event_count(self) -> int:
@@ -73,12 +81,22 @@ class FileScan:
         return self.name.complete
 
     @property
-    def scope(self) -> str | None:
-        return self.name.scope
-
-    @property
     def extract_date(self) -> date | None:
         return self.name.extract_date
+
+
+def name_report(name: FileName, **outcome: Any) -> FileReport:
+    """A file's report as its name describes it (``outcome``: refused, skipped...)."""
+    return FileReport(
+        name=name.name,
+        category=name.category,
+        category_name=name.category_name,
+        scope=name.scope,
+        complete=name.complete,
+        extract_date=name.extract_date,
+        part=name.part,
+        **outcome,
+    )
 
 
 def make_context(name: FileName, config: ScanConfig) -> BuildContext:
@@ -133,12 +151,14 @@ def run(
     context: BuildContext,
     base: Mapping[str, Record] | None,
 ) -> Iterator[tuple[Category, Outcome]]:
-    """Process every request in file order; the first one fixes the category of unnamed files."""
+    """Process every request in file order; the first one fixes the category of unnamed files.
+    Any request with 2D attribute names refuses the file (never half read)."""
     seen: tuple[str, str] | None = None  # (category value, attribute name) already checked
     for request in reader:
         if category is None or (request.category, request.category_attr) != seen:
             category = category_of(request, category, path)
             seen = (request.category, request.category_attr)
+        refuse_2d(request, category, path)
         yield category, process(request, category, context, base)
 
 
@@ -204,16 +224,23 @@ def scan(
     config: ScanConfig | None = None,
     base: Mapping[str, Record] | None = None,
     collect_links: bool = False,
+    require_scope: bool = True,
 ) -> FileScan:
     """Pass 1: validate the whole file and build its report; raise FileRejected to refuse it.
 
     ``base`` completes ``modifyRequest`` records (see :mod:`connectors.aaf.process`).
     ``collect_links`` keeps the file's side of the guardian links (on disk) in ``links``, for
     :func:`check_link_sides`; the caller closes it (``scan_many`` does).
+    ``require_scope=False`` lets a complete extract without a scope through, for base records
+    only (:func:`connectors.aaf.collect_records`): its events must not be published.
     """
     path = Path(path)
     config = config or ScanConfig()
     name = parse_file_name(path.name)
+    if name.unsynced:
+        raise FileSkipped(path, f"{name.unsynced}: category not synced (file skipped)")
+    if name.claims_complete:
+        raise FileRejected(path, _BAD_COMPLETE_NAME)
     context = make_context(name, config)
     try:
         size = path.stat().st_size
@@ -221,17 +248,11 @@ def scan(
         raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
     if size > config.max_file_bytes:
         raise FileRejected(path, f"file larger than {config.max_file_bytes} bytes")
-    report = FileReport(
-        name=path.name,
-        category=name.category,
-        scope=name.scope,
-        complete=name.complete,
-        extract_date=name.extract_date,
-        part=name.part,
-    )
+    report = name_report(name)
     collector = _Collector(report, config.max_report_items)
     sorter = KeySorter()
     hasher = EventsHasher()
+    schools = SchoolsSeen()
     links: LinkSide | None = None
     category = name.category
     try:
@@ -240,6 +261,7 @@ def scan(
             for found, outcome in run(reader, path, name.category, context, base):
                 category = found
                 collector.outcome(outcome)
+                schools.add(outcome.record, outcome.request)
                 if outcome.key is None:
                     rejected = outcome.rejected_key
                     if name.complete and rejected is not None:
@@ -257,6 +279,9 @@ def scan(
         if name.complete and records == 0 and not config.allow_empty_complete:
             # An empty full extract would read downstream as "everyone left".
             raise FileRejected(path, "complete extract without any record")
+        scope, scope_source = resolve_scope(name, schools, config.scope)
+        if name.complete and scope is None and require_scope:
+            raise FileRejected(path, NO_SCOPE)
     except (OSError, FileRejected) as exc:
         sorter.close()
         if links is not None:
@@ -280,8 +305,10 @@ def scan(
                 )
     report.digest = digest
     report.category = category
+    report.category_name = report.category_name or category.value
     report.records = records
     report.record_keys_digest = summary.digest
+    report.scope, report.scope_source = scope, scope_source
     log.info(
         "aaf.scan.done",
         file=path.name,
@@ -309,6 +336,7 @@ def scan(
         context=context,
         base=base,
         links=links,
+        scope=scope,
     )
 
 

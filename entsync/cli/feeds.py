@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
 from entsync.logs import configure_logging
 
 console = Console()
@@ -83,30 +84,24 @@ def register(app: typer.Typer) -> None:
                 "--base", help="full extract completing the modifyRequests of deltas (repeatable)"
             ),
         ] = None,
-        allow_aaf_doctype: Annotated[
-            bool,
-            typer.Option(
-                "--allow-aaf-doctype",
-                help='tolerate exactly <!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">',
-            ),
-        ] = False,
+        refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
+        allow_aaf_doctype: AllowDoctype = False,
     ) -> None:
         """Scan AAF files (nothing is published): summary, JSON report, exit 1 if one is refused."""
         from connectors.aaf import (
             FileRejected,
-            ScanConfig,
-            collect_records,
+            read_base,
             render_summary,
-            scan,
             scan_many,
         )
 
         _logs()
-        config = ScanConfig(allow_aaf_doctype=allow_aaf_doctype)
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         records = None
         if base:
             try:
-                records = collect_records([scan(p, config=config) for p in base])
+                records = read_base(base, config)
             except FileRejected as exc:
                 err.print(f"[bold red]error:[/] base file refused: {exc}")
                 raise typer.Exit(2) from None

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from connectors.aaf.config import ScanConfig
+from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
 from entsync.logs import configure_logging
 from entsync.settings import ConfigurationError, Settings, load_settings
 
@@ -26,13 +28,6 @@ BaseFiles = Annotated[
         "--base",
         help="full extract completing the modifyRequests of delta files (repeatable); the "
         "complete files given in the same command are used too",
-    ),
-]
-AllowDoctype = Annotated[
-    bool,
-    typer.Option(
-        "--allow-aaf-doctype",
-        help="accept the standard <!DOCTYPE ficAlimMENESR SYSTEM ...> (the DTD is never loaded)",
     ),
 ]
 
@@ -54,7 +49,7 @@ def do_ingest(
     report: Path | None,
     force: bool,
     base: list[Path] | None = None,
-    allow_aaf_doctype: bool = False,
+    config: ScanConfig | None = None,
 ) -> int:
     from connectors.aaf import render_summary
     from entsync.ingest import ingest
@@ -62,9 +57,7 @@ def do_ingest(
     missing = [str(f) for f in [*files, *(base or [])] if not f.is_file()]
     if missing:
         raise _fail(f"not a file: {', '.join(missing)}")
-    outcome = ingest(
-        settings, files, force=force, base_paths=base, allow_aaf_doctype=allow_aaf_doctype
-    )
+    outcome = ingest(settings, files, force=force, base_paths=base, config=config)
     if report is not None:
         report.write_text(outcome.report.to_json())
     render_summary(outcome.report, console)
@@ -117,12 +110,15 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="publish even if the ledger has the file")
         ] = False,
         base: BaseFiles = None,
+        refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Validate AAF files whole, then publish their records on the feed topic."""
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
-            code = do_ingest(_settings(state_dir), files, report, force, base, allow_aaf_doctype)
+            code = do_ingest(_settings(state_dir), files, report, force, base, config)
         except ConfigurationError as exc:
             raise _fail(str(exc)) from exc
         raise typer.Exit(code)
@@ -154,13 +150,16 @@ def register(app: typer.Typer) -> None:
         report: Annotated[Path | None, typer.Option("--report")] = None,
         timeout: Annotated[float | None, typer.Option("--timeout")] = 900.0,
         base: BaseFiles = None,
+        refuse_doctype: RefuseDoctype = False,
+        scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
         state_dir: StateDir = None,
     ) -> None:
         """Ingest files, then work until idle."""
+        config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
             settings = _settings(state_dir)
-            code = do_ingest(settings, files, report, False, base, allow_aaf_doctype)
+            code = do_ingest(settings, files, report, False, base, config)
             if code == 0:
                 code = do_worker(settings, True, timeout)
         except ConfigurationError as exc:

@@ -100,3 +100,26 @@ def test_render_summary(tmp_path: Path) -> None:
     assert "AC-TOULOUSE_Complet_20250922_Eleve_0000" in text
     assert "First 5 of" in text and "held" in text
     assert IngestReport.from_json(report.to_json()) == report
+
+
+def test_check_doctype_options(tmp_path: Path) -> None:
+    out = tmp_path / "extract"
+    _generate(out)
+    school = next(out.glob("*_EtabEducNat_*"))
+    text = school.read_text(encoding="utf-8")
+    school.write_text(
+        text.replace(
+            "<ficAlimMENESR>",
+            '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["check", str(school)]).exit_code == 0
+    # the deprecated flag is still understood, and does nothing
+    deprecated = runner.invoke(app, ["check", str(school), "--allow-aaf-doctype"])
+    assert deprecated.exit_code == 0 and "deprecated" in deprecated.output
+    refused = runner.invoke(app, ["check", str(school), "--refuse-doctype"])
+    assert refused.exit_code == 1 and "--refuse-doctype" in refused.output
+    by_setting = runner.invoke(app, ["check", str(school)], env={"ENTSYNC_AAF_REFUSE_DOCTYPE": "1"})
+    assert by_setting.exit_code == 1 and "ENTSYNC_AAF_REFUSE_DOCTYPE" in by_setting.output

@@ -32,9 +32,7 @@ def test_full_and_delta_names() -> None:
         "ENT_0310100R_Complet_20250231_Eleve_0000.xml",  # impossible date
         "ENT_0310100R_Complet_2025092_Eleve_0000.xml",
         "ENT_0310100R_Full_20250922_Eleve_0000.xml",
-        "ENT_0310100R_Complet_20250922_MefEducNat_0000.xml",
         "ENT_0310100R_Complet_20250922_Eleve.xml",
-        "ENT_03_10_Complet_20250922_Eleve_0000.xml",
         "eleves.xml",
         "ENT_0310100R_Complet_20250922_Eleve_0000.xml.bak",
     ],
@@ -43,6 +41,72 @@ def test_non_conforming_names(name: str) -> None:
     parsed = parse_file_name(name)
     assert not parsed.conforming and not parsed.complete
     assert parsed.category is None and parsed.scope is None
+    assert parsed.claims_complete == ("_Complet_" in name)
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix", "scope", "complete", "day", "category"),
+    [
+        (
+            "ENT2DVA-ENT16_Complet_20240916_Eleve_0000.xml",
+            "ENT2DVA-ENT16",
+            None,
+            True,
+            date(2024, 9, 16),
+            Category.PUPILS,
+        ),
+        (
+            "ENT_Complet_20200101_Eleve_0000.xml",
+            "ENT",
+            None,
+            True,
+            date(2020, 1, 1),
+            Category.PUPILS,
+        ),
+        (
+            "FULL_ENTTSSERVICES_Complet_20130117_PersEducNat_0000.xml",
+            "FULL_ENTTSSERVICES",
+            None,
+            True,
+            date(2013, 1, 17),
+            Category.STAFF,
+        ),
+        (
+            "ENT_0310100R_Delta_20250922_PersRelEleve_0003.xml",
+            "ENT_0310100R",
+            "0310100R",
+            False,
+            date(2025, 9, 22),
+            Category.GUARDIANS,
+        ),
+        (
+            "ENT_03_10_Complet_20250922_Eleve_0000.xml",  # not our shape: no scope from it
+            "ENT_03_10",
+            None,
+            True,
+            date(2025, 9, 22),
+            Category.PUPILS,
+        ),
+    ],
+)
+def test_real_name_shapes(
+    name: str, prefix: str, scope: str | None, complete: bool, day: date, category: Category
+) -> None:
+    parsed = parse_file_name(name)
+    assert parsed.conforming and not parsed.claims_complete
+    assert (parsed.prefix, parsed.scope, parsed.complete, parsed.extract_date) == (
+        prefix,
+        scope,
+        complete,
+        day,
+    )
+    assert parsed.category is category and parsed.unsynced is None
+
+
+def test_categories_not_synced_are_named() -> None:
+    parsed = parse_file_name("ENT2DVA-ENT16_Complet_20240916_MefEducNat_0000.xml")
+    assert parsed.conforming and parsed.complete and parsed.category is None
+    assert parsed.unsynced == parsed.category_name == "MefEducNat"
 
 
 @given(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from connectors.aaf import FileRejected, ScanConfig, emit, events, scan, scan_many
+from connectors.aaf.prolog import check_docinfo
 from connectors.aaf.xmlwrite import request_xml
 from schemas.feed import Category, FeedEvent, SnapshotCompleted
 
@@ -75,7 +77,7 @@ def put(tmp_path: Path, content: str | bytes, name: str = NAME) -> Path:
         (GOOD[: len(GOOD) // 2], "not well-formed XML"),
         (GOOD.replace("</ficAlimMENESR>", ""), "not well-formed XML"),
         (GOOD.replace("<value>MARTIN</value>", "<value>MARTIN &bogus;</value>"), "not well-formed"),
-        (GOOD.replace('encoding="UTF-8"', 'encoding="windows-1252"'), "unsupported encoding"),
+        (GOOD.replace('encoding="UTF-8"', 'encoding="Shift_JIS"'), "unsupported encoding"),
         (GOOD.replace("<value>MARTIN</value>", "<value><b>MARTIN</b></value>"), "nesting deeper"),
         (GOOD.replace("<attributes>", "<attributes><foo/>"), "unexpected <foo> in <attributes>"),
         (GOOD.replace("</ficAlimMENESR>", "<junk/></ficAlimMENESR>"), "unexpected <junk>"),
@@ -117,16 +119,86 @@ def test_utf16_is_refused(tmp_path: Path) -> None:
         scan(put(tmp_path, GOOD.replace("UTF-8", "UTF-16").encode("utf-16")))
 
 
-def test_aaf_doctype_only_when_allowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">',
+        "<!DOCTYPE ficAlimMENESR SYSTEM 'ficAlimMENESR.dtd'>",
+        '<!DOCTYPE  ficAlimMENESR\n  SYSTEM\t"ficAlimMENESR.dtd" >',
+        '<!-- versionAF -->\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">',
+    ],
+)
+def test_standard_aaf_doctype_accepted_by_default(tmp_path: Path, doctype: str) -> None:
+    content = GOOD.replace("<ficAlimMENESR>", f"{doctype}\n<ficAlimMENESR>", 1)
+    assert scan(put(tmp_path, content)).report.published == 1
+
+
+@pytest.mark.parametrize(
+    ("doctype", "why"),
+    [
+        ('<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd" []>', "internal subset"),
+        (
+            '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd" [<!ENTITY e "x">]>',
+            "internal subset",
+        ),
+        ('<!DOCTYPE ficAlimMENESR SYSTEM "other.dtd">', "only <!DOCTYPE ficAlimMENESR"),
+        ("<!DOCTYPE ficAlimMENESR SYSTEM \"ficAlimMENESR.dtd'>", "only <!DOCTYPE ficAlimMENESR"),
+        ('<!DOCTYPE ficAlim SYSTEM "ficAlimMENESR.dtd">', "only <!DOCTYPE ficAlimMENESR"),
+        (
+            '<!DOCTYPE ficAlimMENESR PUBLIC "-//MEN//AAF" "ficAlimMENESR.dtd">',
+            "only <!DOCTYPE ficAlimMENESR",
+        ),
+        (
+            '<!DOCTYPE ficAlimMENESR SYSTEM "http://example.org/ficAlimMENESR.dtd">',
+            "only <!DOCTYPE ficAlimMENESR",
+        ),
+        (
+            '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">'
+            '<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">',
+            "a second DOCTYPE",
+        ),
+    ],
+)
+def test_other_doctypes_refused_with_their_reason(tmp_path: Path, doctype: str, why: str) -> None:
+    content = GOOD.replace("<ficAlimMENESR>", f"{doctype}\n<ficAlimMENESR>", 1)
+    with pytest.raises(FileRejected, match="DOCTYPE declarations are not accepted") as caught:
+        scan(put(tmp_path, content))
+    assert why in caught.value.reason
+
+
+def test_refuse_doctype_setting_refuses_the_standard_one(tmp_path: Path) -> None:
     path = put(tmp_path, AAF_DOCTYPE)
+    # the deprecated option does nothing: it cannot override the refusal
+    config = ScanConfig(refuse_doctype=True, allow_aaf_doctype=True)
+    with pytest.raises(FileRejected, match="DOCTYPE") as caught:
+        scan(path, config=config)
+    assert "--refuse-doctype" in caught.value.reason
+    assert scan(put(tmp_path, GOOD), config=config).report.published == 1
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd" [<!ELEMENT a ANY>]><ficAlimMENESR/>',
+        b'<!DOCTYPE ficAlimMENESR PUBLIC "-//X" "ficAlimMENESR.dtd"><ficAlimMENESR/>',
+        b'<!DOCTYPE other SYSTEM "ficAlimMENESR.dtd"><ficAlimMENESR/>',
+    ],
+)
+def test_second_line_of_defence_on_the_parsed_document(document: bytes) -> None:
+    """What lxml saw is checked again, should the byte-level check ever let one through."""
+    parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
+    docinfo = etree.fromstring(document, parser).getroottree().docinfo
     with pytest.raises(FileRejected, match="DOCTYPE"):
-        scan(path)
-    allowed = ScanConfig(allow_aaf_doctype=True)
-    assert scan(path, config=allowed).report.published == 1
-    # the option tolerates that exact declaration only, never an internal subset or another DTD
-    for content in (EXTERNAL_DTD, XXE, NETWORK_DTD):
-        with pytest.raises(FileRejected):
-            scan(put(tmp_path, content), config=allowed)
+        check_docinfo(docinfo, ScanConfig(), Path("f.xml"))
+
+
+def test_second_line_of_defence_accepts_the_standard_doctype() -> None:
+    parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
+    document = AAF_DOCTYPE.split("\n", 1)[1].encode()
+    docinfo = etree.fromstring(document, parser).getroottree().docinfo
+    check_docinfo(docinfo, ScanConfig(), Path("f.xml"))
+    with pytest.raises(FileRejected, match="--refuse-doctype"):
+        check_docinfo(docinfo, ScanConfig(refuse_doctype=True), Path("f.xml"))
 
 
 def test_comments_pis_and_bom_are_fine(tmp_path: Path) -> None:

@@ -54,7 +54,17 @@ def test_shipped_class_facts() -> None:
     pupil = defs.object_class("ENTEleve")
     assert pupil is not None and pupil.kind == "STRUCTURAL" and pupil.sup == ("ENTPerson",)
     # MUST of a class includes its superiors'.
-    assert defs.required(["ENTEleve"]) == {"entpersonlogin", "entpersonjointure"}
+    assert defs.required(["ENTEleve"]) == {
+        "entpersonlogin",
+        "entpersonjointure",
+        "entelevestatuteleve",
+        "entelevemef",
+        "entelevelibellemef",
+        "entelevenivformation",
+        "entelevefiliere",
+        "enteleveclasses",
+        "entelevemajeur",
+    }
     operational = defs.object_class("entsyncOperational")
     assert operational is not None and "entsyncBlockedMessage" in operational.may
 

@@ -109,8 +109,9 @@ def test_syntax_that_cannot_hold_our_values() -> None:
 
 
 def test_wider_syntax_on_the_server_holds_our_values() -> None:
-    # Our DNs are text: a Directory String attribute holds them (SDET ENTElevePersRelEleve).
-    server = changed_attribute(server_schema(), "ENTElevePersRelEleve", syntax=DIRECTORY_STRING)
+    # Our DNs are text: a Directory String attribute holds them (a directory whose
+    # ENTEleveParents were free text).
+    server = changed_attribute(server_schema(), "ENTEleveParents", syntax=DIRECTORY_STRING)
     assert problems(server) == []
     assert can_hold(DIRECTORY_STRING, DN) and not can_hold(DN, DIRECTORY_STRING)
     assert not can_hold(IA5, DIRECTORY_STRING)
@@ -129,27 +130,26 @@ def test_case_insensitive_equality_where_we_keep_case_apart() -> None:
 
 
 def test_must_attribute_we_do_not_write() -> None:
-    # The published SDET ENTStructure requires a SIREN.
+    # A directory whose ENTStructure requires an e-mail address: entsync never writes one.
     server = server_schema()
     school = server.object_class("ENTStructure")
     assert school is not None
-    server.add_attribute(AttributeType("1.2.3.4", ("ENTStructureSIREN",), syntax=DIRECTORY_STRING))
-    server = changed_class(server, "ENTStructure", must=(*school.must, "ENTStructureSIREN"))
+    server = changed_class(server, "ENTStructure", must=(*school.must, "ENTStructureEmail"))
     found = problems(server)
     assert [p.subject for p in found] == ["ENTStructure"]
-    assert "MUST ENTStructureSIREN" in found[0].detail and "school" in found[0].detail
+    assert "MUST ENTStructureEmail" in found[0].detail and "school" in found[0].detail
 
 
 def test_attribute_the_server_class_does_not_allow() -> None:
-    # The published SDET ENTEleve has no ENTEleveCycle.
+    # A directory whose ENTEleve does not allow the INE.
     server = server_schema()
     pupil = server.object_class("ENTEleve")
     assert pupil is not None
     server = changed_class(
-        server, "ENTEleve", may=tuple(a for a in pupil.may if a != "ENTEleveCycle")
+        server, "ENTEleve", may=tuple(a for a in pupil.may if a != "ENTEleveINE")
     )
     found = problems(server)
-    assert [p.subject for p in found] == ["ENTEleveCycle"]
+    assert [p.subject for p in found] == ["ENTEleveINE"]
     assert "not allowed" in found[0].detail and "pupil" in found[0].detail
 
 
