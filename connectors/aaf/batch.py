@@ -18,6 +18,7 @@ from pathlib import Path
 from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.filename import parse_file_name
+from connectors.aaf.held_schools import waiting_items
 from connectors.aaf.links import LinkSide, check_link_sides
 from connectors.aaf.report import FileReport, IngestReport
 from connectors.aaf.scan import FileScan, name_report, scan
@@ -58,6 +59,9 @@ def scan_many(
             result.report.files.append(file_scan.report)
         max_items = (config or ScanConfig()).max_report_items
         result.report.links = check_link_sides(sides, max_items)
+        result.report.waiting = waiting_items(
+            (s.report.name, s.held_schools) for s in result.scans if s.held_schools is not None
+        )
     finally:
         for side in sides:
             side.close()

@@ -71,6 +71,9 @@ class IngestReport(BaseModel):
     links: list[ReportItem] = Field(
         default_factory=list, description="cross-file guardian link checks (pupils vs guardians)"
     )
+    waiting: list[ReportItem] = Field(
+        default_factory=list, description="held schools and the records of the call naming them"
+    )
 
     @property
     def ok(self) -> bool:
@@ -85,7 +88,7 @@ class IngestReport(BaseModel):
         return cls.model_validate_json(text)
 
     def items(self) -> list[ReportItem]:
-        return [item for f in self.files for item in f.items] + list(self.links)
+        return [item for f in self.files for item in f.items] + self.links + self.waiting
 
 
 def render_summary(

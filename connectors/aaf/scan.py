@@ -21,6 +21,7 @@ from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
+from connectors.aaf.held_schools import HeldSchools
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.links import LinkSide
 from connectors.aaf.process import Outcome, category_of, process, refuse_2d
@@ -70,6 +71,7 @@ class FileScan:
     links: LinkSide | None = None
     rejected_count: int = 0  # presence-only events of rejected records (complete files)
     scope: str | None = None  # see connectors.aaf.scope
+    held_schools: HeldSchools | None = None  # see connectors.aaf.held_schools
 
     @property
     def event_count(self) -> int:
@@ -253,6 +255,7 @@ def scan(
     sorter = KeySorter()
     hasher = EventsHasher()
     schools = SchoolsSeen()
+    held_schools = HeldSchools()
     links: LinkSide | None = None
     category = name.category
     try:
@@ -262,6 +265,8 @@ def scan(
                 category = found
                 collector.outcome(outcome)
                 schools.add(outcome.record, outcome.request)
+                if outcome.key is not None:
+                    held_schools.add(outcome.record)
                 if outcome.key is None:
                     rejected = outcome.rejected_key
                     if name.complete and rejected is not None:
@@ -337,6 +342,7 @@ def scan(
         base=base,
         links=links,
         scope=scope,
+        held_schools=held_schools,
     )
 
 
