@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from connectors.aaf.report import ReportItem, Severity
+from connectors.aaf.scope import record_schools
 from schemas.feed import HoldReason, Pupil, School, Staff
 from sync.admission import HOLD_MESSAGES
 
@@ -33,11 +34,9 @@ class HeldSchools:
             else:
                 self.held.pop(record.jointure, None)  # a later valid record in the same file
         elif isinstance(record, Pupil):
-            schools = {record.school_jointure, *(c.school_jointure for c in record.classes)}
-            self.pupils.update(s for s in schools if s)
+            self.pupils.update(record_schools(record))
         elif isinstance(record, Staff):
-            schools = {record.attachment_school_jointure, *record.school_jointures}
-            self.staff.update(s for s in schools if s)
+            self.staff.update(record_schools(record))
 
 
 def waiting_items(files: Iterable[tuple[str, HeldSchools]]) -> list[ReportItem]:

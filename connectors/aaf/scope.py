@@ -23,7 +23,7 @@ from __future__ import annotations
 from connectors.aaf.attrs import Record
 from connectors.aaf.filename import FileName
 from connectors.aaf.reader import RawRequest
-from schemas.feed import Guardian, Pupil, School, Staff
+from schemas.feed import Pupil, School, Staff
 from sync.validation import normalize_jointure
 
 # Schools a request names when no record could be built from it (rejected records still count
@@ -52,19 +52,25 @@ class SchoolsSeen:
         return next(iter(self._schools))
 
 
-def _schools_of(record: Record | None, request: RawRequest) -> set[str]:
+def record_schools(record: Record) -> set[str]:
+    """The school jointures a record names: a pupil's school and classes, a member of staff's
+    attachment and schools of exercise, a school itself; none for a guardian."""
     if isinstance(record, Pupil):
         found = {record.school_jointure, *(c.school_jointure for c in record.classes)}
     elif isinstance(record, Staff):
         found = {record.attachment_school_jointure, *record.school_jointures}
     elif isinstance(record, School):
         found = {record.jointure}
-    elif isinstance(record, Guardian):
-        return set()
     else:
-        raw = [v.split("$", 1)[0] for a in _RAW_SCHOOL_ATTRS for v in request.attrs.get(a, [])]
-        found = {normalize_jointure(v) for v in raw}
+        return set()
     return {school for school in found if school}
+
+
+def _schools_of(record: Record | None, request: RawRequest) -> set[str]:
+    if record is not None:
+        return record_schools(record)
+    raw = [v.split("$", 1)[0] for a in _RAW_SCHOOL_ATTRS for v in request.attrs.get(a, [])]
+    return {school for v in raw if (school := normalize_jointure(v))}
 
 
 def resolve_scope(
