@@ -52,9 +52,10 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
             return state.applied if state.group.profile == "gar" else None
         return entries.group_entry(state.entity_id, state.group, members, base_dn=ctx.base_dn)
     if isinstance(record, School):
-        if record.held_reasons:
-            # Held for a value SDET makes mandatory (its SIREN): never a new entry, and an entry
-            # written before keeps its last content rather than being deleted by a bad record.
+        if record.held_reasons or record.siren is None:
+            # Held for a value SDET makes mandatory (its SIREN; a record read before entsync
+            # read SIRENs has none either): never a new entry, and an entry written before keeps
+            # its last content rather than being deleted by a bad record.
             return state.applied
         return entries.school_entry(state.entity_id, record, sources=ctx.sources)
     login = person_login(state, record)

@@ -16,7 +16,8 @@ Per kind:
 - guardians are written once they have a record, a login and have had at least one child link
   (a guardian of held pupils only gets no account); losing every child drops
   ``ENTAuxPersRelEleve`` but keeps the entry;
-- staff are written with a record and a login; schools with a record;
+- staff are written with a record and a login; schools with a record (not while held for a
+  value SDET requires);
 - groups exist while they have at least one member (a class exists only while a pupil is in it),
   except the school's ``Resp-Affect-GAR`` group, which is never deleted;
 - a person whose records are all removed is kept, ``entsyncAccountState=disappeared``, links kept;
@@ -28,7 +29,10 @@ Per kind:
   without a login;
 - admin commands (teacher–class attachment, GAR managers) are decided by the entity that is their
   authority (:mod:`sync.commands`); each yields one ``AdminCommandDecided`` in
-  ``Decision.outcomes``.
+  ``Decision.outcomes``;
+- an entry remembered in the form written before the published SDET schema is first brought to
+  today's form (:mod:`sync.legacy`), so an upgrade neither rewrites unchanged entries nor removes
+  names the schema no longer has.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from schemas.entities import (
 )
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AdmittedPupil, EntityState, LinkPayload, SourceRecord
-from sync import commands, ids, logins
+from sync import commands, ids, legacy, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
@@ -358,6 +362,7 @@ def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Contex
 
 def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
     """Bring the entity's login request, outgoing links and entry in line with its state."""
+    state = legacy.upgrade_state(state, ctx.sources)  # an entry remembered in the earlier form
     seen = view(state)
     update: dict[str, object] = {}
     if state.kind in ids.PERSON_KINDS:
