@@ -83,9 +83,13 @@ def cause(offset: int, rule: str = "feed.test", at: datetime | None = None) -> C
 
 
 def school(
-    jointure: str, uai: str = "0750001A", name: str = "Ecole", commune: str | None = None
+    jointure: str,
+    uai: str = "0750001A",
+    name: str = "Ecole",
+    commune: str | None = None,
+    siren: str | None = "213105554",
 ) -> SchoolUpserted:
-    record = School(jointure=jointure, uai=uai, name=name, commune=commune)
+    record = School(jointure=jointure, uai=uai, name=name, commune=commune, siren=siren)
     return SchoolUpserted(
         key=record_key("school", jointure),
         version=payload_version(record),
