@@ -37,39 +37,56 @@ RENAMED: Final = {
     "ENTAuxEnsEtablissements": "entsyncSchool",
     "ENTElevePersRelEleve": "ENTEleveParents",
 }
-_RENAMED_LOWER: Final = {old.lower(): new for old, new in RENAMED.items()}
 JOINTURES: Final = ("ENTPersonJointure", "ENTStructureJointure")
+# Every name the rules read, for entries whose names come in another case (an LDIF export).
+_READ: Final = {
+    n.lower(): n
+    for n in (
+        *RENAMED,
+        *RENAMED.values(),
+        *JOINTURES,
+        "objectClass",
+        "entsyncId",
+        "entsyncKind",
+        "entsyncAccountState",
+        "ENTPersonStructRattach",
+        "ENTStructureSIREN",
+        "ENTEleveStatutEleve",
+        "ENTEleveMEF",
+        "ENTEleveLibelleMEF",
+        "ENTEleveNivFormation",
+        "ENTEleveFiliere",
+        "ENTEleveMajeur",
+        "ENTEleveClasses",
+    )
+}
 
 
-def _name(entry: Entry, wanted: str) -> str | None:
-    """The attribute name of ``entry`` that is ``wanted`` (LDAP names ignore case)."""
-    if wanted in entry:
-        return wanted
-    lower = wanted.lower()
-    return next((name for name in entry if name.lower() == lower), None)
+def canonical_names(entry: Entry) -> Entry:
+    """``entry`` with the names the rules read spelled as entsync writes them (LDAP names
+    ignore case; entsync's own entries are already spelled so, and go through untouched)."""
+    return {_READ.get(name.lower(), name): values for name, values in entry.items()}
 
 
-def _values(entry: Entry, wanted: str) -> tuple[str, ...]:
-    name = _name(entry, wanted)
-    return entry[name] if name is not None else ()
-
-
-def _is_pupil(entry: Entry) -> bool:
-    return "enteleve" in {c.lower() for c in _values(entry, "objectClass")}
+def _first(entry: Entry, name: str, default: str = "") -> str:
+    values = entry.get(name)
+    return values[0] if values else default
 
 
 def is_legacy(entry: Entry) -> bool:
-    """Whether ``entry`` is in the earlier form (cheap: checked on every settled entity)."""
-    if any(name.lower() in _RENAMED_LOWER for name in entry):
+    """Whether ``entry`` (names as entsync spells them) is in the earlier form. Cheap: it is
+    checked for every entity the core settles."""
+    if any(name in entry for name in RENAMED):
         return True
     for name in JOINTURES:
-        if any("$" not in value for value in _values(entry, name)):
+        values = entry.get(name)
+        if values and any("$" not in value for value in values):
             return True
-    return _is_pupil(entry) and not _values(entry, "ENTEleveMEF")
+    return "ENTEleveMEF" not in entry and "ENTEleve" in entry.get("objectClass", ())
 
 
 def _source(entry: Entry, sources: JointureSources) -> str:
-    kind = (_values(entry, "entsyncKind") or ("",))[0].lower()
+    kind = _first(entry, "entsyncKind").lower()
     if kind == "staff":
         return sources.staff
     if kind == "manual":
@@ -87,19 +104,18 @@ def upgrade(
         return entry
     upgraded: dict[str, tuple[str, ...]] = {}
     for name, values in entry.items():
-        new = _RENAMED_LOWER.get(name.lower(), name)
+        new = RENAMED.get(name, name)
         upgraded[new] = tuple(sorted({*upgraded.get(new, ()), *values}))
     source = _source(entry, sources)
     for name in JOINTURES:
-        present = _name(upgraded, name)
-        if present is not None:
-            upgraded[present] = tuple(
-                sorted(v if "$" in v else entries.jointure(source, v) for v in upgraded[present])
+        if name in upgraded:
+            upgraded[name] = tuple(
+                sorted(v if "$" in v else entries.jointure(source, v) for v in upgraded[name])
             )
-    if _is_pupil(upgraded):
+    if "ENTEleve" in upgraded.get("objectClass", ()):
         _complete_pupil(upgraded)
     if sirens and _needs_siren(upgraded):
-        keys = [entries.source_key(v) for v in _values(upgraded, "ENTStructureJointure")]
+        keys = [entries.source_key(v) for v in upgraded.get("ENTStructureJointure", ())]
         siren = next((sirens[k] for k in keys if k in sirens), None)
         if siren is not None:
             upgraded["ENTStructureSIREN"] = (siren,)
@@ -107,12 +123,11 @@ def upgrade(
 
 
 def _needs_siren(entry: Entry) -> bool:
-    classes = {c.lower() for c in _values(entry, "objectClass")}
-    return "entstructure" in classes and not _values(entry, "ENTStructureSIREN")
+    return "ENTStructure" in entry.get("objectClass", ()) and "ENTStructureSIREN" not in entry
 
 
 def _complete_pupil(entry: dict[str, tuple[str, ...]]) -> None:
-    level = (_values(entry, "ENTEleveNivFormation") or (entries.UNKNOWN_LEVEL,))[0]
+    level = _first(entry, "ENTEleveNivFormation", entries.UNKNOWN_LEVEL)
     mandatory = {
         "ENTEleveStatutEleve": entries.PUPIL_STATUS,
         "ENTEleveMEF": level,
@@ -122,11 +137,10 @@ def _complete_pupil(entry: dict[str, tuple[str, ...]]) -> None:
         "ENTEleveMajeur": "N",
     }
     for name, value in mandatory.items():
-        if not _values(entry, name):
-            entry[name] = (value,)
-    if not _values(entry, "ENTEleveClasses"):
-        predeleted = _values(entry, "entsyncAccountState") == ("predeleted",)
-        school = "" if predeleted else (_values(entry, "ENTPersonStructRattach") or ("",))[0]
+        entry.setdefault(name, (value,))
+    if "ENTEleveClasses" not in entry:
+        predeleted = entry.get("entsyncAccountState") == ("predeleted",)
+        school = "" if predeleted else _first(entry, "ENTPersonStructRattach")
         entry["ENTEleveClasses"] = (f"{school}${entries.NO_CLASS}",)
 
 
@@ -154,10 +168,14 @@ def migrate(
     out: list[tuple[str, Entry]] = []
     upgraded = 0
     missing: list[str] = []
-    for dn, entry in found:
-        new = upgrade(entry, sources, sirens) if _values(entry, "entsyncId") else entry
-        upgraded += new is not entry
-        if _needs_siren(new) and _values(new, "entsyncId"):
-            missing.extend(entries.source_key(j) for j in _values(new, "ENTStructureJointure"))
+    for dn, found_entry in found:
+        entry = canonical_names(found_entry)
+        new = upgrade(entry, sources, sirens) if "entsyncId" in entry else entry
+        if new is entry:
+            new = found_entry  # copied as it was
+        else:
+            upgraded += 1
+        if "entsyncId" in entry and _needs_siren(canonical_names(new)):
+            missing.extend(entries.source_key(j) for j in entry.get("ENTStructureJointure", ()))
         out.append((dn, new))
     return Migration(out, upgraded, tuple(sorted(missing)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -79,3 +79,51 @@ def check_command(state_dir: StateDir = None) -> None:
     """List what in the directory's schema would refuse entsync's writes (missing or
     incompatible classes and attribute types). Exit 0: fits; 1: it does not; 2, 3: as init."""
     raise typer.Exit(_run(state_dir, init=False))
+
+
+@directory_app.command("migrate-ldif")
+def migrate_ldif_command(
+    source: Annotated[Path, typer.Argument(help="LDIF export of the old directory (slapcat)")],
+    target: Annotated[Path, typer.Argument(help="where to write the migrated LDIF")],
+    schools: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--schools",
+            help="EtabEducNat extract(s) giving the schools' SIRENs (old entries have none)",
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Bring the LDIF of a directory written by entsync before the published SDET schema to
+    today's form (README "Upgrading a directory written by an earlier entsync"). Entries entsync
+    does not manage are copied as they are. Exit 0: written; 1: a school has no SIREN (nothing
+    written); 2: configuration or unreadable input."""
+    from connectors.aaf.config import FileRejected, ScanConfig
+    from connectors.aaf.emit import read_base
+    from connectors.ldap.ldif import LdifEntry, LdifError, format_ldif, read_ldif
+    from schemas.feed import School
+    from sync.legacy import migrate
+
+    settings = common.settings_or_exit(state_dir)
+    try:
+        records = read_base(schools or [], ScanConfig())
+        with source.open(encoding="utf-8") as fh:
+            found = [(e.dn, e.attributes) for e in read_ldif(fh)]
+    except (OSError, LdifError, FileRejected) as exc:
+        raise fail(str(exc), common.EXIT_CONFIG) from exc
+    sirens = {r.jointure: r.siren for r in records.values() if isinstance(r, School) and r.siren}
+    result = migrate(found, settings.jointure_sources(), sirens)
+    if result.schools_without_siren:
+        listed = ", ".join(result.schools_without_siren)
+        raise fail(
+            f"no SIREN for the schools {listed}: the SDET schema requires one; pass their "
+            "EtabEducNat extract with --schools (nothing written)",
+            EXIT_REFUSED,
+        )
+    with target.open("w", encoding="utf-8") as out:
+        out.writelines(format_ldif(LdifEntry(dn, entry) for dn, entry in result.entries))
+    console.print(
+        f"{len(result.entries)} entries written to {target}, {result.upgraded} brought to the "
+        "published SDET form",
+        markup=False,
+    )

@@ -151,3 +151,14 @@ def test_a_school_record_without_siren_gets_no_entry_even_unheld() -> None:
     directory = run_to_quiescence(feed, ctx=Context()).world.directory
     assert not [dn for dn in directory if dn.lower().endswith("ou=structures,dc=ent,dc=example")]
     assert any("ENTEleve" in e["objectClass"] for e in directory.values())
+
+
+def test_names_in_another_case_are_read_as_ldap_does() -> None:
+    old = {
+        "objectclass": ("top", "groupOfNames", "ENTClasse", "entsyncOperational"),
+        "entsyncid": ("gr-x",),
+        "entgroupenom": ("CP A",),
+        "member": ("uid=a,dc=x",),
+    }
+    (entry,) = (e for _, e in legacy.migrate([("cn=g,dc=x", old)], SOURCES, {}).entries)
+    assert entry["entsyncGroupName"] == ("CP A",) and "entgroupenom" not in entry
