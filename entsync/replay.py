@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from connectors.ldap import LdapParams, count_entries, ensure_base_dit, search_entries
+from connectors.stream.app import context_of
 from connectors.stream.lifecycle import guard_from, policy_from
 from connectors.stream.replay import (
     ReplayRefused,
@@ -24,7 +25,6 @@ from connectors.stream.replay import (
     run_replay,
 )
 from connectors.stream.worker import WorkerResult
-from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from sync.pipeline import Directory
@@ -85,12 +85,7 @@ def read_directory(settings: Settings) -> Directory:
 
 
 def context(settings: Settings) -> Context:
-    return Context(
-        base_dn=settings.ldap_base_dn,
-        namespace=settings.id_namespace,
-        digest_key=audit_digest_key(settings),
-        sources=settings.jointure_sources(),
-    )
+    return context_of(settings)
 
 
 def dry_run(

@@ -51,6 +51,13 @@ class SourceState(_Frozen):
     extract_date: date | None = Field(
         default=None, description="extract date of the newest file that fed this key"
     )
+    restored_uais: tuple[str, ...] | None = Field(
+        default=None,
+        description=(
+            "rebuilt from the directory (sync.rebuild), the file that fed it unknown: the UAIs "
+            "of the schools its entry names; None once a file feeds it again"
+        ),
+    )
 
 
 class SourceRecord(_Frozen):

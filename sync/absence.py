@@ -21,6 +21,7 @@ Missing or incomplete snapshots never cause anything: only a ``SnapshotCompleted
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from sync.effective import utc
 RULE_ABSENT = "lifecycle.absent-from-snapshot"
 RULE_ABSENT_APPROVED = "lifecycle.absent-from-snapshot.approved"
 
+UAI = re.compile(r"[0-9]{7}[A-Z]")  # a school's scope; any other scope is academy-wide
 PERSON_CATEGORIES = frozenset({Category.PUPILS, Category.GUARDIANS, Category.STAFF})
 FAMILY_CATEGORIES = frozenset({Category.PUPILS, Category.GUARDIANS})
 
@@ -77,19 +79,24 @@ def seen(state: SourceState, source: SourceRef, at: datetime) -> SourceState:
         "at": at,
         "extract_date": source.extract_date or state.extract_date,
     }
+    if state.restored_uais is not None:
+        update["restored_uais"] = None  # a file fed it: its scope is known again
     if all(getattr(state, name) == value for name, value in update.items()):
         return state
     return state.model_copy(update=update)
 
 
 def in_scope(state: SourceState, snap: SnapshotRef) -> bool:
-    return (
-        state.version is not None
-        and snap.category in PERSON_CATEGORIES
-        and state.category == snap.category
-        and state.scope is not None
-        and state.scope == snap.scope
-    )
+    """Whether the key belongs to the snapshot's scope: fed last by a file of that scope and
+    category; or rebuilt from the directory (the file that fed it unknown) and in a school the
+    scope names, by its UAI or academy-wide (a scope that is not a UAI)."""
+    if state.version is None or snap.category not in PERSON_CATEGORIES:
+        return False
+    if state.category != snap.category:
+        return False
+    if state.scope is None and state.restored_uais is not None:
+        return snap.scope in state.restored_uais or not UAI.fullmatch(snap.scope)
+    return state.scope is not None and state.scope == snap.scope
 
 
 def is_absent(state: SourceState, snap: SnapshotRef) -> bool:

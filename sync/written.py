@@ -10,6 +10,7 @@ and never leave this module.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -145,8 +146,9 @@ def _bridged(entry: entries.Entry) -> entries.Entry:
     return {**entry, **bridge.present(owned)}
 
 
-def sample_entries() -> Iterator[tuple[str, entries.Entry]]:
-    """(label, entry) for every kind and state of entry entsync writes."""
+def sample_entries(*, bridge_owned: bool = True) -> Iterator[tuple[str, entries.Entry]]:
+    """(label, entry) for every kind and state of entry entsync writes; ``bridge_owned``: with
+    what the parent bridge writes on guardians (the reconciler's own entries without it)."""
     block = BlockSpec(
         block_id="b", school_jointure="S", profile="pupils", start=_WHEN, end=_WHEN, message="x"
     )
@@ -154,7 +156,7 @@ def sample_entries() -> Iterator[tuple[str, entries.Entry]]:
         yield label, entry
         yield f"{label}, pre-deleted", entries.predeleted(entry, _WHEN)
         yield f"{label}, blocked", entries.blocked(entry, block)
-        if label == "guardian":
+        if label == "guardian" and bridge_owned:
             yield "guardian, parent bridge", _bridged(entry)
     school = filled(School(jointure="S", uai="0000000A", name="x"))
     yield "school", entries.school_entry("s", school)
@@ -172,3 +174,18 @@ def written_names(shapes: Iterable[EntryShape]) -> tuple[frozenset[str], frozens
     classes = frozenset(c for s in shapes for c in s.classes)
     attributes = frozenset(a for s in shapes for a in s.attributes)
     return classes, attributes
+
+
+@functools.cache
+def reconciler_names() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per entity kind (``entsyncKind``), the (object classes, attribute types) the reconciler
+    writes itself: what its ``applied`` entries may hold (an entry read back from the directory
+    is cut to them; what the bridge or other tools write on it is theirs)."""
+    by_kind: dict[str, list[EntryShape]] = {}
+    for label, entry in sample_entries(bridge_owned=False):
+        by_kind.setdefault(entry["entsyncKind"][0], []).append(shape(label, entry))
+    return {
+        kind: (classes, attributes | {"objectClass"})
+        for kind, shapes in by_kind.items()
+        for classes, attributes in [written_names(shapes)]
+    }

@@ -34,6 +34,7 @@ from connectors.stream.gc_freeze import freeze_long_lived_objects
 from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
+from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
 from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -53,6 +54,16 @@ def _faust_datadir(settings: Settings) -> Path:
     path = settings.state_dir / "faust"
     path.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder in it
     return path
+
+
+def context_of(settings: Settings) -> Context:
+    """The deployment constants the core decides with."""
+    return Context(
+        base_dn=settings.ldap_base_dn,
+        namespace=settings.id_namespace,
+        digest_key=audit_digest_key(settings),
+        sources=settings.jointure_sources(),
+    )
 
 
 def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
@@ -88,12 +99,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         producer_max_batch_size=262144,
     )
     progress = Progress()
-    ctx = Context(
-        base_dn=settings.ldap_base_dn,
-        namespace=settings.id_namespace,
-        digest_key=audit_digest_key(settings),
-        sources=settings.jointure_sources(),
-    )
+    ctx = context_of(settings)
 
     # Live names, or a replay's private copies (settings.replay_id): see README "Replay".
     feed_name, entities_name = settings.topic_name(FEED), settings.topic_name(ENTITIES)
@@ -119,10 +125,14 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     # partition); use_partitioner would make faust's own writes, if any, follow the key too,
     # not the partition of whichever event of a batch happens to be current.
     sources = app.Table(
-        "sources", key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
+        SOURCES_TABLE, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
     )
     entities = app.Table(
-        "entities", key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
+        ENTITIES_TABLE,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        use_partitioner=True,
     )
 
     router = FeedRouter(

@@ -22,9 +22,10 @@ from connectors.ldap.connection import LdapParams
 from connectors.ldap.errors import BaseEntryError, DirectoryError, PreflightError
 from connectors.ldap.preflight import prepare_directory
 from connectors.ldap.writer import DirectoryWriter
-from connectors.stream.app import build_app
+from connectors.stream.app import build_app, context_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.progress import Progress
+from connectors.stream.restore import restore_lost_state
 from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -165,6 +166,11 @@ def run_worker(
     if refused is not None:
         return WorkerResult(refused[0], False, Progress(), time.monotonic() - started, refused[1])
     asyncio.run(_prepare_topics(settings, bootstrap))
+    try:
+        # Tables lost with the broker come back from the directory before anything is decided.
+        asyncio.run(restore_lost_state(settings, bootstrap, context_of(settings)))
+    except DirectoryError as exc:
+        return WorkerResult(1, False, Progress(), time.monotonic() - started, f"directory: {exc}")
     writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer)
     outcome: dict[str, Any] = {"idle": False, "error": None}
