@@ -313,6 +313,25 @@ def apply_teacher_school(
     )
 
 
+def block_spec(
+    school_jointure: str, profile: GroupProfile, start: datetime, end: datetime, message: str
+) -> BlockSpec:
+    """A block, its id the digest of what it is."""
+    digest = hashlib.sha256(
+        "\x1f".join(
+            (school_jointure, profile, start.isoformat(), end.isoformat(), message)
+        ).encode()
+    ).hexdigest()[:16]
+    return BlockSpec(
+        block_id=f"bl-{digest}",
+        school_jointure=school_jointure,
+        profile=profile,
+        start=start,
+        end=end,
+        message=message,
+    )
+
+
 def block_request(
     namespace: str,
     *,
@@ -327,19 +346,7 @@ def block_request(
     """A block (or its cancellation) for the school's accounts of ``profile``."""
     if end <= start:
         raise CommandError("the block must end after it starts")
-    digest = hashlib.sha256(
-        "\x1f".join(
-            (school_jointure, profile, start.isoformat(), end.isoformat(), message)
-        ).encode()
-    ).hexdigest()[:16]
-    spec = BlockSpec(
-        block_id=f"bl-{digest}",
-        school_jointure=school_jointure,
-        profile=profile,
-        start=start,
-        end=end,
-        message=message,
-    )
+    spec = block_spec(school_jointure, profile, start, end, message)
     group = GroupSpec(school_jointure=school_jointure, profile=profile)
     return BlockRequested(
         entity_id=ids.group_id(namespace, group),
@@ -349,17 +356,24 @@ def block_request(
     )
 
 
+def _same_block(a: BlockSpec, b: BlockSpec) -> bool:
+    return (a.profile, a.start, a.end, a.message) == (b.profile, b.start, b.end, b.message)
+
+
 def apply_block(state: EntityState, inp: BlockRequested) -> Applied:
     """Add or cancel a block: the school's profile group is the authority."""
     blocks = state.blocks
     block = inp.block
     command: AdminCommandName = "block" if inp.present else "unblock"
-    if inp.present == (block.block_id in blocks):
+    # The same window and message, whatever the time zone it was written in (a block rebuilt
+    # from the directory was read in UTC: sync.rebuild).
+    same = {k for k, b in blocks.items() if k == block.block_id or _same_block(b, block)}
+    if inp.present == bool(same):
         return Applied(state, decided_event(inp, command, "unchanged"))
     if inp.present:
         updated = dict(sorted({**blocks, block.block_id: block}.items()))
     else:
-        updated = {k: b for k, b in blocks.items() if k != block.block_id}
+        updated = {k: b for k, b in blocks.items() if k not in same}
     return Applied(
         state.model_copy(update={"blocks": updated}), decided_event(inp, command, "accepted")
     )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Final
 
-from schemas.entities import GroupSpec, ManualAccount
+from schemas.entities import BlockSpec, GroupSpec, ManualAccount
 from schemas.feed import ClassAssignment, Guardian, Pupil, School, Staff, record_key
 from schemas.state import AccountState, EntityState, LinkPayload
 from sync import commands, dit, entries, ids
@@ -465,3 +465,35 @@ def group_spec(entry: Entry, names: Names) -> GroupSpec | None:
         class_code=code,
         class_label=(_first(entry, "entsyncGroupName") or code) if code else None,
     )
+
+
+BLOCKABLE: Final = ("pupils", "guardians", "teachers", "staff")
+
+
+def _shown_block(entry: Entry | None) -> tuple[datetime, datetime, str] | None:
+    if entry is None:
+        return None
+    start = _time(_first(entry, "entsyncBlockedFrom"))
+    end = _time(_first(entry, "entsyncBlockedUntil"))
+    message = _first(entry, "entsyncBlockedMessage")
+    return (start, end, message) if start and end and message is not None else None
+
+
+def blocks(directory: Mapping[str, Entry], names: Names) -> dict[str, dict[str, BlockSpec]]:
+    """School profile group id -> the bulk block its members show. A block covers every member
+    of its group, so a group has one when all its members show it (one shown by some members
+    only is another group's: a guardian is in each of its children's schools' groups)."""
+    people = {entity_id_of(e): e for e in directory.values() if kind_of(e) in ids.PERSON_KINDS}
+    found: dict[str, dict[str, BlockSpec]] = {}
+    for entry in directory.values():
+        group = entity_id_of(entry)
+        spec = group_spec(entry, names) if kind_of(entry) == "group" else None
+        if group is None or spec is None or spec.class_code or spec.profile not in BLOCKABLE:
+            continue
+        shown = {_shown_block(people.get(leaf_value(dn, "uid"))) for dn in _all(entry, "member")}
+        if len(shown) != 1 or (window := shown.pop()) is None:
+            continue
+        start, end, message = window
+        block = commands.block_spec(spec.school_jointure, spec.profile, start, end, message)
+        found[group] = {block.block_id: block}
+    return found

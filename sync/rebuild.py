@@ -15,7 +15,8 @@ reallocate logins, empty groups while the feed refills them and never notice who
 - a disappeared or pre-deleted person gets its removal at ``entsyncDisappearedAt`` (and its
   pre-deletion date) after its record, as the feed and the sweeper gave them;
 - class-teacher attachments come from the teachers' ``ENTAuxEnsClasses``, GAR managers from the
-  ``Resp-Affect-GAR`` groups' members;
+  ``Resp-Affect-GAR`` groups' members, bulk blocks from the blocked members of school groups
+  (the earliest block of each: an entry shows no other);
 - then every entity's ``applied`` is the entry as the directory holds it (None: no entry): the
   next decision diffs against what is there, not against what the rebuild inferred;
 - login allocators hold every login of the directory, entsync's and anyone else's (manual
@@ -30,7 +31,8 @@ reallocate logins, empty groups while the feed refills them and never notice who
 
 Not in the directory, so not rebuilt (README "Lost stream state"): records of persons and schools
 that have no entry (held pupils, held schools, guardians of held pupils), deleted accounts'
-tombstones, teachers' detached schools of exercise, the school-year calendar and held snapshots.
+tombstones, teachers' detached schools of exercise, a block hidden behind an earlier one, the
+school-year calendar and held snapshots.
 An entry that cannot be read back is left alone and listed in :attr:`Rebuilt.skipped` (its
 login stays taken); its entity is healed when its record comes back.
 """
@@ -170,7 +172,7 @@ def _reason(exc: Exception) -> str:
 
 def _seed(people: Iterable[_Person], entries: Mapping[str, Entry], names: readback.Names) -> World:
     """States the inputs do not carry: guardians' past children, manual accounts, admin-command
-    facts (class teachers, GAR managers)."""
+    facts (class teachers, GAR managers, bulk blocks)."""
     world = World()
     for person in people:
         if person.kind == "guardian":
@@ -187,6 +189,9 @@ def _seed(people: Iterable[_Person], entries: Mapping[str, Entry], names: readba
         world.entities[group_id] = new_state(group_id).model_copy(
             update={"class_teachers": dict.fromkeys(sorted(teachers), EPOCH)}
         )
+    for group_id, blocks in readback.blocks(entries, names).items():
+        state = world.entities.get(group_id) or new_state(group_id)
+        world.entities[group_id] = state.model_copy(update={"blocks": blocks})
     for group_id, (spec, managers) in readback.gar_groups(entries.values(), names).items():
         teachers_group = ids.group_id(
             names.namespace, commands.school_teachers_spec(spec.school_jointure)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.entities import ManualAccount
+from schemas.entities import EntityInput, ManualAccount
 from schemas.feed import Category, FeedEvent
 from sync import commands, dit, ids, readback
 from sync.pipeline import Directory, World, run_to_quiescence, sweep_world
@@ -213,9 +214,27 @@ def test_property_lost_state_converges(
     assert actual_ops == expected_ops
 
 
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def block(*, cancel: bool) -> EntityInput:
+    """A bulk block of school S1's guardians, its window given in Paris time as the CLI does."""
+    start = (T0 + timedelta(days=1)).astimezone(PARIS)
+    return commands.block_request(
+        NS,
+        school_jointure="S1",
+        profile="guardians",
+        start=start,
+        end=start + timedelta(days=300),
+        message="Maintenance",
+        cancel=cancel,
+        at=T0 + timedelta(days=2),
+    )
+
+
 def rich_reference() -> World:
     """Before the loss: leavers pre-deleted by the sweeper, one just disappeared, a teacher
-    attached to a class, a GAR manager, a foster family."""
+    attached to a class, a GAR manager, a foster family, a bulk block."""
     world = reference()
     teacher = ids.staff_id(NS, "T1")
     inputs = [
@@ -232,6 +251,7 @@ def rich_reference() -> World:
             at=T0,
         ),
     ]
+    inputs.append(block(cancel=False))
     result = run_to_quiescence((), ctx=CTX, world=world, inputs=inputs)
     assert all(o.outcome == "accepted" for o in result.outcomes)
     two = [f for f in FAMILIES if f[0] not in ("P3", "P6")]
@@ -243,6 +263,7 @@ def rich_reference() -> World:
         e["entsyncAccountState"][0] for e in world.directory.values() if "entsyncAccountState" in e
     }
     assert states == {"active", "disappeared", "predeleted"}
+    assert any("entsyncBlockedFrom" in e for e in world.directory.values())
     return world
 
 
@@ -253,10 +274,12 @@ def test_lifecycle_and_admin_facts_survive_a_loss() -> None:
     _, ops = run(lost, extract(three, PARENTS, "4"), 30_000)
     assert ops == 0
     run(kept, extract(three, PARENTS, "4"), 30_000)
-    # P3 comes back, P4 leaves, then the sweeper's next passes.
+    # P3 comes back, P4 leaves, the block is cancelled, then the sweeper's next passes.
     later = [f for f in FAMILIES if f[0] not in ("P2", "P4", "P6")]
     for world in (kept, lost):
         run(world, extract(later, PARENTS, "5"), 40_000)
+        outcome = run_to_quiescence((), ctx=CTX, world=world, inputs=[block(cancel=True)])
+        assert [o.outcome for o in outcome.outcomes] == ["accepted"]
         for days in (200, 400):
             now = T0 + timedelta(days=days)
             sweep_world(world, now, cause=cause(50_000 + days, "lifecycle.sweep"), ctx=CTX)
