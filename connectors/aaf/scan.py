@@ -42,6 +42,7 @@ _BAD_COMPLETE_NAME = (
 _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.INE_MISSING: "ENTEleveINE",
     HoldReason.INE_INVALID: "ENTEleveINE",
+    HoldReason.INE_CONFLICT: "ENTEleveINE",
     HoldReason.NOT_ADMITTED_DEFINITIVELY: "ENTEleveAdmissionDefinitive",
     HoldReason.NO_CLASS: "ENTPersonClasses",
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "ENTEleveDateSortieStructRattach",
