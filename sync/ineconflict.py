@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 
 from schemas.admin import AdminCommandDecided
 from schemas.audit import RecordsHeld
 from schemas.entities import Cause, IneResolutionRequested
-from schemas.feed import Pupil
+from schemas.feed import Pupil, record_key
 from schemas.state import AdmittedPupil, EntityState, SourceRecord
 from sync import sameperson
-from sync.commands import decided_event
+from sync.commands import RULE_RESOLVE_INE, CommandError, command_cause, decided_event
 from sync.effective import utc
 
 
@@ -93,6 +94,20 @@ def without_held(state: EntityState, key: str) -> EntityState:
 
 
 # ----------------------------------------------------------------------------- admin command
+
+
+def resolution_request(
+    *, pupil_id: str, holder_jointure: str | None, same_person: bool, at: datetime
+) -> IneResolutionRequested:
+    """``entsync admin resolve-ine``: exactly one of a holder record and ``same_person``."""
+    if (holder_jointure is None) == (not same_person):
+        raise CommandError("name the record the INE belongs to, or say they are the same person")
+    return IneResolutionRequested(
+        entity_id=pupil_id,
+        cause=command_cause(RULE_RESOLVE_INE, at),
+        holder=None if holder_jointure is None else record_key("pupil", holder_jointure),
+        same_person=same_person,
+    )
 
 
 def resolve(
