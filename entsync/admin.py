@@ -25,7 +25,7 @@ from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import EntityInput, EntityMessage, ManualAccount
 from schemas.topics import ENTITIES
-from sync import commands, dit, entries, ids
+from sync import commands, dit, entries, ids, ineconflict
 
 log = get_logger(__name__)
 
@@ -376,6 +376,35 @@ def prepare_block(
         f"{end.isoformat()} (block {command.block.block_id})",
         tuple(notes),
     )
+
+
+def prepare_resolve_ine(
+    settings: Settings,
+    *,
+    pupil_ref: str | None,
+    ine: str | None,
+    holder: str | None,
+    same_person: bool,
+    now: datetime,
+) -> Prepared:
+    """An INE conflict settled by the operator; addressed to the pupil entity of the INE.
+
+    No directory read: the records in conflict are held, so they may have no entry at all. The
+    pupil entity has the last word (an unknown holder record is refused there)."""
+    if (pupil_ref is None) == (ine is None):
+        raise AdminRefused("name the pupil by --pupil (el-... entity id) or by --ine")
+    if ine is not None:
+        pupil_id = ids.entity_id(settings.id_namespace, "pupil", f"ine:{ine.strip().upper()}")
+    else:
+        pupil_id = (pupil_ref or "").strip()
+        if not pupil_id.startswith(f"{ids.PREFIXES['pupil']}-"):
+            raise AdminRefused(f"{pupil_id!r} is not a pupil entity id (el-...)")
+    jointure = entries.source_key(holder.strip()) if holder is not None else None
+    command = ineconflict.resolution_request(
+        pupil_id=pupil_id, holder_jointure=jointure, same_person=same_person, at=now
+    )
+    what = "the records are one person" if same_person else f"the INE is record {jointure}'s"
+    return Prepared(command, f"resolve the INE conflict of pupil {pupil_id}: {what}")
 
 
 async def _publish(settings: Settings, inputs: Sequence[EntityInput]) -> None:

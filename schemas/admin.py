@@ -6,8 +6,8 @@ follow, each audited on ``entsync.audit.v1`` with the command's rule as cause), 
 was already so: nothing to do) or *refused* (nothing changes; ``reason`` says why). This event
 records that decision, so a refusal, which changes no entry, is still traced.
 
-No clear-text personal data: teachers are named by opaque entity id; schools by jointure and
-classes by code (not personal).
+No clear-text personal data: teachers and pupils are named by opaque entity id, records by
+source key (jointure); schools by jointure and classes by code (not personal).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ AdminCommandName = Literal[
     "unblock",
     "create-manual",
     "delete-manual",
+    "resolve-ine",
 ]
 AdminOutcome = Literal["accepted", "unchanged", "refused"]
 RefusalReason = Literal[
@@ -38,6 +39,7 @@ RefusalReason = Literal[
     "teacher-not-in-school",
     "last-gar-manager",
     "attachment-school",
+    "holder-unknown",
 ]
 
 
@@ -55,6 +57,9 @@ class AdminCommandDecided(BaseModel):
     entity_id: str = Field(description="the deciding entity (a class, a group, a teacher)")
     teacher_id: str | None = Field(default=None, description="teacher commands")
     block_id: str | None = Field(default=None, description="block commands")
+    holder: str | None = Field(
+        default=None, description="resolve-ine: the source key named as the INE's holder"
+    )
     school_jointure: str
     class_code: str | None = None
     cause: Cause

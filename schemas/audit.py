@@ -50,3 +50,25 @@ class DirectoryChanged(BaseModel):
         default=(),
         description="earlier causes whose changes to this entry were written with this one",
     )
+
+
+class RecordsHeld(BaseModel):
+    """An entity's records held (or no longer held) for a reason between records, not in one
+    record: an INE carried by records that are not the same person (``ine_conflict``,
+    :mod:`sync.sameperson`). Published on ``entsync.audit.v1`` beside the directory changes,
+    each time the held keys or the conflict's state change. No values: record ids only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = AUDIT_SCHEMA_VERSION
+    type: Literal["records.held"] = "records.held"
+    event_id: str = Field(description="deterministic: same cause and outcome give the same id")
+    entity_id: str
+    entity_kind: EntityKind
+    reason: Literal["ine_conflict"] = "ine_conflict"
+    rule: str = Field(description="the rule that found it: names_and_birth_date_differ")
+    held: tuple[str, ...] = Field(description="source keys 'pupil:<jointure>' held after the input")
+    unresolved: bool = Field(
+        description="True: the conflict waits for an operator (the entry is kept as last written)"
+    )
+    cause: Cause

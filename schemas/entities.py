@@ -241,12 +241,28 @@ class TeacherSchoolRequested(_InputBase):
     present: bool = Field(description="False: detach; True: undo a detachment")
 
 
+class IneResolutionRequested(_InputBase):
+    """Admin command (``entsync admin resolve-ine``): settle an INE conflict (records carrying
+    one INE that are not the same person, see ``sync.sameperson``).
+
+    Addressed to the pupil entity of that INE, which holds the records. ``holder`` names the
+    source key (``pupil:<jointure>``) of the record the INE belongs to: records that are not the
+    same person as it stay held until their INE changes in the source. ``same_person``: the
+    records are one person after all; every held record is taken. Exactly one of the two.
+    """
+
+    type: Literal["admin.ine-resolution"] = "admin.ine-resolution"
+    holder: str | None = Field(default=None, description="source key 'pupil:<jointure>'")
+    same_person: bool = False
+
+
 AdminCommand = (
     TeacherClassRequested
     | GarManagerRequested
     | TeacherSchoolRequested
     | BlockRequested
     | ManualAccountRequested
+    | IneResolutionRequested
 )
 
 LIFECYCLE_ENTITY = "lifecycle"
@@ -285,6 +301,7 @@ EntityInput = Annotated[
     | TeacherSchoolRequested
     | BlockRequested
     | ManualAccountRequested
+    | IneResolutionRequested
     | SweepRequested
     | SwitchoverRequested,
     Field(discriminator="type"),

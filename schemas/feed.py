@@ -54,8 +54,10 @@ class SourceRef(_Frozen):
 
 
 class HoldReason(StrEnum):
-    """Why a record is not (yet) brought into the ENT: a pupil by the admission rules (seed 003),
-    a school lacking a value the SDET schema makes mandatory."""
+    """Why a record is not (yet) brought into the ENT: a pupil by the admission rules (seed 003)
+    or because its INE is carried by another person (``ine_conflict``: held by the core and
+    reported by the scan, never set on a published record), a school lacking a value the SDET
+    schema makes mandatory."""
 
     INE_MISSING = "ine_missing"
     INE_INVALID = "ine_invalid"
@@ -63,6 +65,7 @@ class HoldReason(StrEnum):
     NO_CLASS = "no_class"
     NOT_CURRENT_SCHOOL_YEAR = "not_current_school_year"
     NO_PARENTAL_AUTHORITY = "no_parental_authority"
+    INE_CONFLICT = "ine_conflict"
     SIREN_MISSING = "siren_missing"
     SIREN_INVALID = "siren_invalid"
 

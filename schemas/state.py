@@ -91,6 +91,14 @@ class AdmittedPupil(_Frozen):
     pupil: Pupil
 
 
+class PupilIdentity(_Frozen):
+    """Who a pupil record describes, as the INE-conflict rule compares records
+    (:mod:`sync.sameperson`): folded name words and birth date."""
+
+    names: str = Field(description="first and last name words, folded and sorted")
+    birth_date: date | None = None
+
+
 class LinkPayload(_Frozen):
     """What a linking entity says about a link (``child`` or ``group``) and when it said it."""
 
@@ -111,6 +119,31 @@ class EntityState(_Frozen):
     )
     admitted: AdmittedPupil | None = Field(
         default=None, description="pupils: the latest admitted record, drives a held pupil's entry"
+    )
+    ine_persons: tuple[PupilIdentity, ...] = Field(
+        default=(),
+        description=(
+            "pupils: who the INE belongs to (sync.sameperson), set by the first record, following "
+            "that person's own corrections, set by 'admin resolve-ine'; empty before any record. "
+            "Several only after an operator said records with other identities are one person"
+        ),
+    )
+    ine_held: dict[str, SourceRecord] = Field(
+        default_factory=dict,
+        description=(
+            "pupils: records held for ine_conflict, by source key (not the INE's person); never "
+            "in 'records', so they drive no entry and make no link. A key leaves when its "
+            "record becomes the INE's person, is removed (its INE changed in the source) or by "
+            "'admin resolve-ine'"
+        ),
+    )
+    ine_conflict_at: datetime | None = Field(
+        default=None,
+        description=(
+            "pupils: an unresolved INE conflict since this cause time: the entry keeps its last "
+            "content and login, links are kept (withdrawn when there is no entry), no login is "
+            "asked. Cleared by 'admin resolve-ine' or once no record is held"
+        ),
     )
     links: dict[str, dict[str, LinkPayload]] = Field(
         default_factory=dict, description="incoming links: relation → member id → payload"

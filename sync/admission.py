@@ -92,6 +92,10 @@ HOLD_MESSAGES: dict[HoldReason, str] = {
     HoldReason.NO_CLASS: "pupil held: not assigned to a class",
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "pupil held: not enrolled for the current school year",
     HoldReason.NO_PARENTAL_AUTHORITY: "pupil held: no guardian with parental authority",
+    HoldReason.INE_CONFLICT: (
+        "pupil held: another record carries its INE, names and birth date differ "
+        "(entsync admin resolve-ine)"
+    ),
     HoldReason.SIREN_MISSING: "school held: no SIREN (mandatory in the SDET schema)",
     HoldReason.SIREN_INVALID: "school held: SIREN is not 9 digits (or a 14-digit SIRET)",
 }

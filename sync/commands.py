@@ -43,6 +43,11 @@ Bulk blocks (``admin.block`` / ``admin.unblock``)
     each account shows the current or next block (``entsyncBlocked*``). The sweeper lifts a block
     once its end has passed (see :mod:`sync.lifecycle`).
 
+INE conflicts (``admin.resolve-ine``)
+    Addressed to the pupil entity of the INE (it holds the records in conflict): the operator
+    names the record the INE belongs to, or says the records are one person; see
+    :mod:`sync.ineconflict` for the rules.
+
 Every command yields one :class:`~schemas.admin.AdminCommandDecided` (accepted, unchanged or
 refused). A command applied twice changes nothing the second time (``unchanged``).
 """
@@ -62,6 +67,7 @@ from schemas.entities import (
     GarManagerRequested,
     GroupProfile,
     GroupSpec,
+    IneResolutionRequested,
     LinkSet,
     ManualAccount,
     ManualAccountRequested,
@@ -84,6 +90,7 @@ RULE_CREATE_MANUAL = "admin.create-manual"
 RULE_DELETE_MANUAL = "admin.delete-manual"
 RULE_BLOCK = "admin.block"
 RULE_UNBLOCK = "admin.unblock"
+RULE_RESOLVE_INE = "admin.resolve-ine"
 
 CLASS_REF_SEPARATOR = "/"
 
@@ -180,10 +187,13 @@ def decided_event(
     class_code = inp.class_code if isinstance(inp, TeacherClassRequested) else None
     teacher_id = getattr(inp, "teacher_id", None)
     block_id = inp.block.block_id if isinstance(inp, BlockRequested) else None
+    holder = inp.holder if isinstance(inp, IneResolutionRequested) else None
     if isinstance(inp, BlockRequested):
         school = inp.block.school_jointure
     elif isinstance(inp, ManualAccountRequested):
         school = inp.account.school_jointure if inp.account else ""
+    elif isinstance(inp, IneResolutionRequested):
+        school = ""  # an INE is not a school's: the pupil entity decides
     else:
         school = inp.school_jointure
     parts = [
@@ -193,7 +203,7 @@ def decided_event(
         cause.at.isoformat(),
         cause.rule,
         inp.entity_id,
-        teacher_id or block_id or "",
+        teacher_id or block_id or holder or "",
         command,
         outcome,
     ]
@@ -205,6 +215,7 @@ def decided_event(
         entity_id=inp.entity_id,
         teacher_id=teacher_id,
         block_id=block_id,
+        holder=holder,
         school_jointure=school,
         class_code=class_code,
         cause=cause,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.admin import AdminCommandDecided
-from schemas.audit import DirectoryChanged
+from schemas.audit import DirectoryChanged, RecordsHeld
 from schemas.entities import Cause, EntityInput
 from schemas.feed import FeedEvent, SnapshotCompleted, SnapshotStarted
 from schemas.lifecycle import (
@@ -76,6 +76,7 @@ class RunResult:
     audits: tuple[DirectoryChanged, ...]
     deliveries: int
     outcomes: tuple[AdminCommandDecided, ...] = ()
+    notices: tuple[RecordsHeld, ...] = ()
 
     @property
     def directory(self) -> Directory:
@@ -222,6 +223,7 @@ def run_to_quiescence(
     ops: list[DirectoryOp] = []
     audits: list[DirectoryChanged] = []
     outcomes: list[AdminCommandDecided] = []
+    notices: list[RecordsHeld] = []
     deliveries = 0
     while (message := mailbox.take(chooser)) is not None:
         deliveries += 1
@@ -253,9 +255,10 @@ def run_to_quiescence(
         ops.extend(decision.ops)
         audits.extend(decision.audits)
         outcomes.extend(decision.outcomes)
+        notices.extend(decision.notices)
         for emitted in decision.emits:
             mailbox.put((message.entity_id, emitted.entity_id), emitted)
-    return RunResult(state, tuple(ops), tuple(audits), deliveries, tuple(outcomes))
+    return RunResult(state, tuple(ops), tuple(audits), deliveries, tuple(outcomes), tuple(notices))
 
 
 def _run_decisions(

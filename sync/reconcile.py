@@ -37,16 +37,17 @@ Per kind:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from schemas.admin import AdminCommandDecided
-from schemas.audit import DirectoryChanged
+from schemas.audit import DirectoryChanged, RecordsHeld
 from schemas.entities import (
     BlockRequested,
     Cause,
     EntityInput,
     GarManagerRequested,
     GroupSpec,
+    IneResolutionRequested,
     LinkBatch,
     LinkSet,
     LoginAssigned,
@@ -60,8 +61,8 @@ from schemas.entities import (
     TeacherSchoolRequested,
 )
 from schemas.feed import Guardian, Pupil, School, Staff
-from schemas.state import AdmittedPupil, EntityState, LinkPayload, SourceRecord
-from sync import commands, ids, legacy, logins
+from schemas.state import EntityState, LinkPayload, SourceRecord
+from sync import commands, ids, ineconflict, legacy, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
@@ -81,6 +82,7 @@ class Decision:
 
     ``audits`` has exactly one event per op. ``outcomes`` has one event per admin command
     decided (for ``entsync.admin-decisions.v1``), whether or not it changes the directory.
+    ``notices``: records held or released for an INE conflict (audit topic, no op).
     """
 
     state: EntityState
@@ -88,6 +90,7 @@ class Decision:
     emits: tuple[EntityInput, ...] = ()
     audits: tuple[DirectoryChanged, ...] = ()
     outcomes: tuple[AdminCommandDecided, ...] = ()
+    notices: tuple[RecordsHeld, ...] = ()
 
 
 def _chained(cause: Cause, rule: str) -> Cause:
@@ -109,6 +112,12 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
     current = state if state is not None else new_state(inp.entity_id)
     if current.entity_id != inp.entity_id:
         raise ContractError("input addressed to another entity")
+    decision = _decide(current, inp, ctx)
+    held = ineconflict.notice(state, decision.state, inp.cause)
+    return decision if held is None else replace(decision, notices=(held,))
+
+
+def _decide(current: EntityState, inp: EntityInput, ctx: Context) -> Decision:
     match inp:
         case LoginRequested():
             return _allocate(current, inp, ctx)
@@ -122,6 +131,8 @@ def decide(state: EntityState | None, inp: EntityInput, ctx: Context) -> Decisio
             return _block(current, inp, ctx)
         case ManualAccountRequested():
             return _manual(current, inp, ctx)
+        case IneResolutionRequested():
+            return _resolve_ine(current, inp, ctx)
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
@@ -144,14 +155,19 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
         return state  # stale (a replay of an older message from this source key)
     if state.deleted_at is not None and utc(inp.cause.at) <= utc(state.deleted_at):
         return state  # tombstone: an event from before the deletion cannot resurrect the account
+    held = state.ine_held.get(inp.source_key)
+    if held is not None and utc(inp.cause.at) < utc(held.at):
+        return state  # stale, for the record held at this key
     if inp.version is None:
+        state = ineconflict.without_held(state, inp.source_key)
         if old is not None and not old.present:
             return state
         removed = (old or SourceRecord(version=None, at=inp.cause.at)).model_copy(
             update={"version": None, "at": inp.cause.at}
         )
         return state.model_copy(update={"records": {**state.records, inp.source_key: removed}})
-    if old is not None and old.version == inp.version:
+    last = held or old
+    if last is not None and last.version == inp.version:
         return state
     carried = {
         "school": inp.school,
@@ -169,16 +185,9 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
         guardian=inp.guardian,
         staff=inp.staff,
     )
-    update: dict[str, object] = {"records": {**state.records, inp.source_key: new}}
-    if inp.pupil is not None and not inp.pupil.held_reasons:
-        candidate = AdmittedPupil(source_key=inp.source_key, at=inp.cause.at, pupil=inp.pupil)
-        held = state.admitted
-        if held is None or (utc(candidate.at), candidate.source_key) >= (
-            utc(held.at),
-            held.source_key,
-        ):
-            update["admitted"] = candidate
-    return state.model_copy(update=update)
+    if inp.pupil is not None:
+        return ineconflict.with_pupil_record(state, inp.source_key, new)
+    return state.model_copy(update={"records": {**state.records, inp.source_key: new}})
 
 
 _LINK_TARGET_KINDS: dict[str, frozenset[str]] = {
@@ -348,6 +357,13 @@ def _manual(state: EntityState, inp: ManualAccountRequested, ctx: Context) -> De
     return _settled(state, applied, inp.cause, ctx)
 
 
+def _resolve_ine(state: EntityState, inp: IneResolutionRequested, ctx: Context) -> Decision:
+    if state.kind != "pupil":
+        raise ContractError("INE resolution sent to another entity than a pupil")
+    after, decided = ineconflict.resolve(state, inp)
+    return _settled(state, commands.Applied(after, decided), inp.cause, ctx)
+
+
 def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Context) -> Decision:
     if state.kind != "staff" or inp.teacher_id != state.entity_id:
         raise ContractError("teacher-school command sent to another entity than the teacher")
@@ -363,6 +379,8 @@ def _teacher_school(state: EntityState, inp: TeacherSchoolRequested, ctx: Contex
 def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
     """Bring the entity's login request, outgoing links and entry in line with its state."""
     state = legacy.upgrade_state(state, ctx.sources)  # an entry remembered in the earlier form
+    if ineconflict.frozen(state):
+        return _frozen(state, cause)
     seen = view(state)
     update: dict[str, object] = {}
     if state.kind in ids.PERSON_KINDS:
@@ -412,6 +430,16 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
             )
         update["applied"] = desired
     return Decision(state.model_copy(update=update), ops, tuple(emits), audits)
+
+
+def _frozen(state: EntityState, cause: Cause) -> Decision:
+    """An unresolved INE conflict (:mod:`sync.ineconflict`): the entry and its login stay as last
+    written, and so do its links; an entity with no entry withdraws the links it made (a held
+    pupil gets no account, nor do guardians through it)."""
+    if state.applied is not None or not state.outgoing:
+        return Decision(state)
+    outgoing, withdrawn = link_emits(state.entity_id, state.outgoing, {}, cause)
+    return Decision(state.model_copy(update={"outgoing": outgoing}), emits=withdrawn)
 
 
 def _needs_login(state: EntityState, record: Record | None) -> bool:

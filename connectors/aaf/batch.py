@@ -1,4 +1,5 @@
-"""Several files at once: scan them all, then check guardian links across pupils and guardians.
+"""Several files at once: scan them all, then check guardian links across pupils and guardians,
+and INEs carried by records that are not the same person (:mod:`connectors.aaf.ine_check`).
 
 ``scan_many`` never raises for a bad file: a refused file appears in the report with its reason
 and is left out of ``scans``; so does a skipped file (a category entsync does not sync), with a
@@ -19,6 +20,7 @@ from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.filename import parse_file_name
 from connectors.aaf.held_schools import waiting_items
+from connectors.aaf.ine_check import IneSide, check_ine_sides
 from connectors.aaf.links import LinkSide, check_link_sides
 from connectors.aaf.report import FileReport, IngestReport
 from connectors.aaf.scan import FileScan, name_report, scan
@@ -44,6 +46,7 @@ def scan_many(
     """
     result = ScanResult()
     sides: list[LinkSide] = []
+    ines: list[IneSide] = []
     try:
         for raw in paths:
             path = Path(raw)
@@ -55,16 +58,22 @@ def scan_many(
             if file_scan.links is not None:
                 sides.append(file_scan.links)
                 file_scan = dataclasses.replace(file_scan, links=None)
+            if file_scan.ines is not None:
+                ines.append(file_scan.ines)
+                file_scan = dataclasses.replace(file_scan, ines=None)
             result.scans.append(file_scan)
             result.report.files.append(file_scan.report)
         max_items = (config or ScanConfig()).max_report_items
         result.report.links = check_link_sides(sides, max_items)
+        result.report.conflicts = check_ine_sides(ines, max_items)
         result.report.waiting = waiting_items(
             (s.report.name, s.held_schools) for s in result.scans if s.held_schools is not None
         )
     finally:
         for side in sides:
             side.close()
+        for ine_side in ines:
+            ine_side.close()
     return result
 
 

@@ -74,6 +74,10 @@ class IngestReport(BaseModel):
     waiting: list[ReportItem] = Field(
         default_factory=list, description="held schools and the records of the call naming them"
     )
+    conflicts: list[ReportItem] = Field(
+        default_factory=list,
+        description="records of the call sharing an INE while not the same person (ine_conflict)",
+    )
 
     @property
     def ok(self) -> bool:
@@ -88,7 +92,8 @@ class IngestReport(BaseModel):
         return cls.model_validate_json(text)
 
     def items(self) -> list[ReportItem]:
-        return [item for f in self.files for item in f.items] + self.links + self.waiting
+        files = [item for f in self.files for item in f.items]
+        return files + self.links + self.waiting + self.conflicts
 
 
 def render_summary(

@@ -22,6 +22,7 @@ from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.held_schools import HeldSchools
+from connectors.aaf.ine_check import IneSide
 from connectors.aaf.keyset import KeySorter
 from connectors.aaf.links import LinkSide
 from connectors.aaf.process import Outcome, category_of, process, refuse_2d
@@ -42,6 +43,7 @@ _BAD_COMPLETE_NAME = (
 _HOLD_FIELDS: dict[HoldReason, str] = {
     HoldReason.INE_MISSING: "ENTEleveINE",
     HoldReason.INE_INVALID: "ENTEleveINE",
+    HoldReason.INE_CONFLICT: "ENTEleveINE",
     HoldReason.NOT_ADMITTED_DEFINITIVELY: "ENTEleveAdmissionDefinitive",
     HoldReason.NO_CLASS: "ENTPersonClasses",
     HoldReason.NOT_CURRENT_SCHOOL_YEAR: "ENTEleveDateSortieStructRattach",
@@ -72,6 +74,7 @@ class FileScan:
     rejected_count: int = 0  # presence-only events of rejected records (complete files)
     scope: str | None = None  # see connectors.aaf.scope
     held_schools: HeldSchools | None = None  # see connectors.aaf.held_schools
+    ines: IneSide | None = None  # see connectors.aaf.ine_check
 
     @property
     def event_count(self) -> int:
@@ -232,7 +235,8 @@ def scan(
 
     ``base`` completes ``modifyRequest`` records (see :mod:`connectors.aaf.process`).
     ``collect_links`` keeps the file's side of the guardian links (on disk) in ``links``, for
-    :func:`check_link_sides`; the caller closes it (``scan_many`` does).
+    :func:`check_link_sides`, and its pupils' INEs in ``ines``, for :func:`check_ine_sides`; the
+    caller closes them (``scan_many`` does).
     ``require_scope=False`` lets a complete extract without a scope through, for base records
     only (:func:`connectors.aaf.collect_records`): its events must not be published.
     """
@@ -257,6 +261,7 @@ def scan(
     schools = SchoolsSeen()
     held_schools = HeldSchools()
     links: LinkSide | None = None
+    ines: IneSide | None = None
     category = name.category
     try:
         with path.open("rb") as fh:
@@ -278,6 +283,10 @@ def scan(
                     if links is None:
                         links = LinkSide(path.name, pupils=category is Category.PUPILS)
                     _add_links(links, outcome.record)
+                if collect_links and isinstance(outcome.record, Pupil):
+                    if ines is None:
+                        ines = IneSide(path.name)
+                    ines.add(outcome.record, outcome.request.line)
             digest, records = reader.digest, reader.count
         if category is None:
             raise FileRejected(path, "no record and no category in the file name")
@@ -291,6 +300,8 @@ def scan(
         sorter.close()
         if links is not None:
             links.close()
+        if ines is not None:
+            ines.close()
         if isinstance(exc, OSError):
             raise FileRejected(path, f"cannot read file ({exc.strerror})") from None
         log.warning("aaf.scan.refused", file=path.name, reason=exc.reason)
@@ -341,6 +352,7 @@ def scan(
         context=context,
         base=base,
         links=links,
+        ines=ines,
         scope=scope,
         held_schools=held_schools,
     )

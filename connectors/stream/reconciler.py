@@ -51,6 +51,7 @@ class Prepared:
     audits: list[Any] = field(default_factory=list)
     emits: list[EntityInput] = field(default_factory=list)
     outcomes: list[Any] = field(default_factory=list)  # admin command decisions
+    notices: list[Any] = field(default_factory=list)  # records held for an INE conflict
     written: list[Any] = field(default_factory=list)  # audit events of the writes done
 
 
@@ -96,6 +97,7 @@ class Reconciler:
             p.audits.extend(decision.audits)
             p.emits.extend(decision.emits)
             p.outcomes.extend(decision.outcomes)
+            p.notices.extend(decision.notices)
 
         for event in batch:
             key = event.key
@@ -148,11 +150,12 @@ class Reconciler:
         return as_decided
 
     async def complete(self, p: Prepared) -> None:
-        """After :meth:`write`: send the audit events of what was written and the admin
-        decisions, then write the batch's states."""
+        """After :meth:`write`: send the audit events of what was written (and of the records
+        held for an INE conflict) and the admin decisions, then write the batch's states."""
         progress, new_states = self.progress, p.new_states
+        audited = [*p.written, *p.notices]
         futures = await send(
-            self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in p.written)
+            self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in audited)
         )
         futures += await send(
             self.decisions_topic, ((o.entity_id, o.model_dump_json()) for o in p.outcomes)

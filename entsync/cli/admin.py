@@ -1,4 +1,4 @@
-"""CLI commands: ``entsync admin attach-teacher | gar-manager``."""
+"""CLI commands: ``entsync admin attach-teacher | gar-manager | ... | resolve-ine``."""
 
 from __future__ import annotations
 
@@ -171,6 +171,41 @@ def detach_teacher(
         state_dir,
         lambda settings, directory, now: prepare_teacher_school(
             settings, directory, school_ref=school, teacher_ref=teacher, undo=undo, now=now
+        ),
+    )
+
+
+RESOLVE_INE_HELP = (
+    "Settle an INE conflict (report and audit rule ine_conflict): records carrying one INE whose "
+    "names and birth dates both differ are held, and the INE's entry stays as last written, "
+    "until the operator says whose the INE is (--ine-holder: that record's person takes the "
+    "INE's entry, login included; the other records stay held until their INE changes in the "
+    "source) or that they are one person (--same-person). Name the pupil by --ine or by its "
+    "entity id (--pupil el-..., from the audit event)."
+)
+
+
+@admin_app.command("resolve-ine", help=RESOLVE_INE_HELP)
+def resolve_ine(
+    holder: Annotated[
+        str | None,
+        typer.Option("--ine-holder", help="jointure of the record the INE belongs to"),
+    ] = None,
+    same_person: Annotated[
+        bool, typer.Option("--same-person", help="the records are one person")
+    ] = False,
+    pupil: Annotated[
+        str | None, typer.Option("--pupil", help="the pupil entity id (el-...)")
+    ] = None,
+    ine: Annotated[str | None, typer.Option("--ine", help="the INE in conflict")] = None,
+    state_dir: StateDir = None,
+) -> None:
+    from entsync.admin import prepare_resolve_ine
+
+    _run(
+        state_dir,
+        lambda settings, directory, now: prepare_resolve_ine(
+            settings, pupil_ref=pupil, ine=ine, holder=holder, same_person=same_person, now=now
         ),
     )
 
