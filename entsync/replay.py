@@ -35,7 +35,7 @@ from connectors.stream.worker import WorkerResult
 from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
-from sync.history import HistoryGaps, set_aside, unexplained
+from sync.history import REPLAY, HistoryGaps, set_aside, unexplained
 from sync.pipeline import Directory
 from sync.reconcile import Context
 from sync.replay import (
@@ -60,7 +60,7 @@ class HistoryIncomplete(ReplayRefused):
     """The topics' history does not explain the directory (``gaps`` says which entries)."""
 
     def __init__(self, gaps: HistoryGaps) -> None:
-        super().__init__(gaps.describe())
+        super().__init__(gaps.describe(REPLAY))
         self.gaps = gaps
 
 

@@ -26,6 +26,7 @@ Pure: the directory and the written DNs are given; DNs are compared case-folded,
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from sync.replay import EntryChange
 OPERATIONAL = ("entsyncid", "entsynckind")
 SAMPLE = 5
 """How many entity ids a description names."""
+DRY_RUN = "nothing is predicted for them, no deletion"
+REPLAY = "a replay would not rebuild them (--accept-incomplete-history: replay anyway)"
 
 
 @dataclass(frozen=True, order=True)
@@ -65,9 +68,12 @@ class HistoryGaps:
         return dict(sorted(Counter(e.kind for e in self.entries).items()))
 
     def sample(self, n: int = SAMPLE) -> tuple[str, ...]:
-        return tuple(e.entity_id for e in self.entries[:n])
+        """Up to ``n`` entity ids, taken in turn from each kind (kinds in name order)."""
+        lanes = [[e.entity_id for e in self.entries if e.kind == k] for k in self.by_kind()]
+        turns = itertools.chain.from_iterable(itertools.zip_longest(*lanes))
+        return tuple(itertools.islice((x for x in turns if x is not None), n))
 
-    def describe(self) -> str:
+    def describe(self, consequence: str = DRY_RUN) -> str:
         """The operator's message: how many, per kind, a few ids (pseudonymous, no values)."""
         n = len(self.entries)
         kinds = ", ".join(f"{kind} {count}" for kind, count in self.by_kind().items())
@@ -77,7 +83,7 @@ class HistoryGaps:
             f"{'entry' if n == 1 else 'entries'} of the directory ({kinds}; e.g. "
             f"{', '.join(self.sample())}{more}): the inputs that wrote them are not in the topics "
             "(topics lost, e.g. the local broker restarted, or truncated; or the directory was "
-            "written by another history), so nothing is predicted for them, no deletion"
+            f"written by another history); {consequence}"
         )
 
     def to_json(self) -> dict[str, object]:

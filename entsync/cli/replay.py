@@ -219,7 +219,8 @@ def register(app: typer.Typer) -> None:
             f"(group {outcome.app_id}; topics {', '.join(outcome.topics)})"
         )
         if not outcome.gaps.complete:
-            err.print(f"warning (--accept-incomplete-history): {outcome.gaps.describe()}")
+            left_out = outcome.gaps.describe("not rebuilt")
+            err.print(f"warning (--accept-incomplete-history): {left_out}")
         if outcome.worker.error:
             raise fail(f"replay worker: {outcome.worker.error}", EXIT_WORKER)
         if outcome.copied != outcome.inputs:

@@ -79,11 +79,14 @@ def test_rule_4_the_description_counts_per_kind_and_names_ids_never_values() -> 
     assert not gaps.complete and gaps.by_kind() == {"guardian": 1, "pupil": 7}
     text = gaps.describe()
     assert "8 managed entries" in text and "guardian 1, pupil 7" in text
-    assert "el-0, el-1, el-2, el-3, el-4, ..." in text and "Secret" not in text
+    # A few ids, each kind in turn: the guardian is named although pupils are more.
+    assert "e.g. re-a, el-0, el-1, el-2, el-3, ...): " in text and "Secret" not in text
+    assert text.endswith("nothing is predicted for them, no deletion")
+    assert gaps.describe("not rebuilt").endswith("; not rebuilt")
     assert gaps.to_json() == {
         "total": 8,
         "kinds": {"guardian": 1, "pupil": 7},
-        "ids": ["el-0", "el-1", "el-2", "el-3", "el-4"],
+        "ids": ["re-a", "el-0", "el-1", "el-2", "el-3"],
     }
     one = unexplained({f"uid=el-0,{PEOPLE}": managed("el-0")}, set()).describe()
     assert "1 managed entry " in one and "..." not in one
@@ -131,6 +134,7 @@ def test_every_managed_entry_is_either_explained_or_a_gap(
     for dn, attrs in directory.items():
         assert (dn.lower() in gaps.dns) == (is_managed(attrs) and dn.lower() not in written)
     assert sum(gaps.by_kind().values()) == len(gaps.entries)
+    assert len(set(gaps.sample())) == min(5, len(gaps.entries))
     assert list(gaps.entries) == sorted(gaps.entries, key=lambda e: e.dn.lower())
     # More history never leaves more entries unexplained.
     wider = unexplained(directory, written | {dn.lower() for dn in more})
