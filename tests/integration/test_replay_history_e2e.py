@@ -3,7 +3,8 @@
 The sample is synced; the dry run predicts it exactly. Then the broker restarts (the local
 broker keeps topics in memory; slapd keeps its data): the dry run reports that the history does
 not explain the directory, lists no deletion and exits 6, and a real replay checked against the
-directory refuses to start (exit 6) unless told to accept the incomplete history.
+directory refuses to start (exit 6) unless told to accept the incomplete history. Once the
+extract is published again, the history explains the directory again.
 """
 
 from __future__ import annotations
@@ -144,3 +145,10 @@ def test_a_dry_run_and_a_replay_after_the_broker_lost_its_topics(
     finally:
         clear_subtree(p.ldap, target, keep_root=False)
     assert export_ldif(p.ldap, p.base_dn) == saved
+
+    # The same extract published again (no worker run): the history explains it all again.
+    p.ok("ingest", *e2e.full_files(extract))
+    code, lines, stderr = dry_run(p)
+    *changes, summary = lines
+    assert code == 0, stderr
+    assert changes == [] and summary["unexplained"] == {"total": 0, "kinds": {}, "ids": []}
