@@ -4,8 +4,9 @@ A real replay reads the external inputs of the live topics, then feeds them stag
 worker of its own (consumer group, table changelogs and internal topics suffixed with the replay
 id) writing into an empty directory. A dry run plays the same inputs through the pure core
 (:mod:`sync.replay`) and compares the predicted directory with the configured one: nothing is
-written anywhere. Both first check that the topics' history explains the directory
-(:mod:`sync.history`): predicting from a lost history would delete what it no longer knows.
+written anywhere. A dry run first checks that the topics' history explains the directory
+(:mod:`sync.history`): predicting from a lost history would delete what it no longer knows; a
+real replay does too when told which directory it rebuilds (``check_against``).
 See README "Replay and backfill".
 """
 

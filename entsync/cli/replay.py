@@ -151,10 +151,12 @@ def register(app: typer.Typer) -> None:
         """Rebuild the directory from the topics in a consumer group of its own (into an empty
         directory), or with --dry-run report how that would differ from the directory now.
 
-        Exit codes: 0 done (a dry run: whatever the differences); 1 refused; 2 configuration;
-        3 the replay worker failed; 4 the directory refused writes; 6 the topics' history does
-        not explain the directory (entries whose inputs are gone: a dry run reports them, not
-        their deletion; a real replay with --check-against does not start).
+        Exit codes:
+        0 done (a dry run: whatever the differences); 1 refused; 2 configuration;
+        3 the replay worker failed; 4 the directory refused writes;
+        6 the topics' history does not explain the directory (inputs gone): a dry
+        run reports those entries, not their deletion; a replay with
+        --check-against does not start.
         """
         if from_beginning == (since is not None):
             raise fail("give exactly one of --from-beginning and --since ISO", EXIT_CONFIG)
