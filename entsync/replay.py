@@ -4,17 +4,26 @@ A real replay reads the external inputs of the live topics, then feeds them stag
 worker of its own (consumer group, table changelogs and internal topics suffixed with the replay
 id) writing into an empty directory. A dry run plays the same inputs through the pure core
 (:mod:`sync.replay`) and compares the predicted directory with the configured one: nothing is
-written anywhere. See README "Replay and backfill".
+written anywhere. A dry run first checks that the topics' history explains the directory
+(:mod:`sync.history`): predicting from a lost history would delete what it no longer knows; a
+real replay does too when told which directory it rebuilds (``check_against``).
+See README "Replay and backfill".
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from connectors.ldap import LdapParams, count_entries, ensure_base_dit, search_entries
+from connectors.ldap import (
+    LdapParams,
+    count_entries,
+    ensure_base_dit,
+    read_entry,
+    search_entries,
+)
 from connectors.stream.app import context_of
 from connectors.stream.lifecycle import guard_from, policy_from
 from connectors.stream.replay import (
@@ -27,9 +36,19 @@ from connectors.stream.replay import (
 from connectors.stream.worker import WorkerResult
 from entsync.logs import get_logger
 from entsync.settings import Settings
+from sync.history import REPLAY, HistoryGaps, set_aside, unexplained
 from sync.pipeline import Directory
 from sync.reconcile import Context
-from sync.replay import EntryChange, diff_directories, predict, stages, summarize, window
+from sync.replay import (
+    EntryChange,
+    ExternalInput,
+    Prediction,
+    diff_directories,
+    predict,
+    stages,
+    summarize,
+    window,
+)
 
 log = get_logger(__name__)
 
@@ -38,12 +57,21 @@ REPLAY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MANAGED_BRANCHES = ("people", "structures", "groups")
 
 
+class HistoryIncomplete(ReplayRefused):
+    """The topics' history does not explain the directory (``gaps`` says which entries)."""
+
+    def __init__(self, gaps: HistoryGaps) -> None:
+        super().__init__(gaps.describe(REPLAY))
+        self.gaps = gaps
+
+
 @dataclass
 class DryRunReport:
     changes: list[EntryChange]
     counts: dict[str, dict[str, int]]
     inputs: int
     stages: int
+    gaps: HistoryGaps = field(default_factory=HistoryGaps)
 
 
 @dataclass
@@ -55,6 +83,8 @@ class ReplayOutcome:
     worker: WorkerResult
     copied: int = 0
     topics: tuple[str, ...] = field(default=())
+    gaps: HistoryGaps = field(default_factory=HistoryGaps)
+    """Entries of --check-against the history does not explain (accepted: not rebuilt)."""
 
 
 def check_window(since: datetime | None, until: datetime | None, scope: str | None) -> None:
@@ -72,20 +102,53 @@ def utc(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def read_directory(settings: Settings) -> Directory:
-    """The managed entries of the configured directory (people, structures, groups)."""
+def read_directory(settings: Settings, base_dn: str | None = None) -> Directory:
+    """The entries of the managed branches (people, structures, groups) of the configured
+    directory, or of the one at ``base_dn`` on the same server."""
     params = LdapParams.from_settings(settings)
+    base = base_dn or settings.ldap_base_dn
     return {
         entry.dn: dict(entry.attributes)
         for branch in MANAGED_BRANCHES
         for entry in search_entries(
-            params, f"ou={branch},{settings.ldap_base_dn}", "(objectClass=*)", ["*"], scope="one"
+            params, f"ou={branch},{base}", "(objectClass=*)", ["*"], scope="one"
         )
     }
 
 
-def context(settings: Settings) -> Context:
-    return context_of(settings)
+def context(settings: Settings, base_dn: str | None = None) -> Context:
+    """The core's context; ``base_dn``: another base than the configured one (a replay's)."""
+    ctx = context_of(settings)
+    return ctx if base_dn is None else replace(ctx, base_dn=base_dn)
+
+
+def _predict(
+    settings: Settings,
+    inputs: list[ExternalInput],
+    *,
+    since: datetime | None = None,
+    base_dn: str | None = None,
+) -> Prediction:
+    return predict(
+        inputs,
+        ctx=context(settings, base_dn),
+        guard=guard_from(settings),
+        policy=policy_from(settings),
+        since=since,
+    )
+
+
+def history_gaps(directory: Directory, written: set[str]) -> HistoryGaps:
+    """The entries of ``directory`` the history does not explain (logged by kind, ids only)."""
+    gaps = unexplained(directory, written)
+    if not gaps.complete:
+        log.warning(
+            "replay.history_incomplete",
+            unexplained=len(gaps.entries),
+            kinds=gaps.by_kind(),
+            sample=list(gaps.sample()),
+        )
+    return gaps
 
 
 def dry_run(
@@ -95,32 +158,34 @@ def dry_run(
     until: datetime | None = None,
     scope: str | None = None,
 ) -> DryRunReport:
-    """What a replay would change in the directory now; writes nothing."""
+    """What a replay would change in the directory now; writes nothing. Entries the history
+    does not explain are reported as such (``gaps``), never as changes."""
     since, until = utc(since), utc(until)
     check_window(since, until, scope)
     settings.require_ldap()
-    inputs = window(read_inputs(settings), until)
-    prediction = predict(
-        inputs,
-        ctx=context(settings),
-        guard=guard_from(settings),
-        policy=policy_from(settings),
-        since=since,
-    )
+    everything = read_inputs(settings)
+    inputs = window(everything, until)
+    prediction = _predict(settings, inputs, since=since)
+    # What the history explains is judged on all of it: --until only chooses what to compare.
+    whole = prediction if len(inputs) == len(everything) else _predict(settings, everything)
+    actual = read_directory(settings)
+    gaps = history_gaps(actual, whole.written)
     changes = diff_directories(
         prediction.directory,
-        read_directory(settings),
+        actual,
         base_dn=settings.ldap_base_dn,
         scope=scope,
         only=prediction.touched if since is not None else None,
     )
+    changes = set_aside(changes, gaps)
     log.info(
         "replay.dry_run",
         inputs=len(inputs),
         stages=prediction.stages,
         changes=len(changes),
+        unexplained=len(gaps.entries),
     )
-    return DryRunReport(changes, summarize(changes), len(inputs), prediction.stages)
+    return DryRunReport(changes, summarize(changes), len(inputs), prediction.stages, gaps)
 
 
 def new_replay_id(now: datetime | None = None) -> str:
@@ -134,8 +199,15 @@ def replay(
     until: datetime | None = None,
     timeout_s: float | None = None,
     on_stage: Callable[[int, int], None] | None = None,
+    check_against: str | None = None,
+    accept_incomplete_history: bool = False,
 ) -> ReplayOutcome:
-    """Rebuild the directory from the topics into the configured (empty) directory."""
+    """Rebuild the directory from the topics into the configured (empty) directory.
+
+    ``check_against``: the base DN (same server) of the directory this replay rebuilds; the
+    replay refuses to start (:class:`HistoryIncomplete`) when the topics' history does not
+    explain its managed entries, unless ``accept_incomplete_history`` (they are not rebuilt).
+    """
     until = utc(until)
     rid = replay_id or new_replay_id()
     if not REPLAY_ID.match(rid):
@@ -152,7 +224,16 @@ def replay(
         )
     private = replay_settings(settings, rid)
     check_topics(settings, private)
-    inputs = window(read_inputs(settings), until)
+    everything = read_inputs(settings)
+    gaps = HistoryGaps()
+    if check_against is not None:
+        if read_entry(params, check_against, ["1.1"]) is None:  # a typo would explain all
+            raise ReplayRefused(f"--check-against: no entry at {check_against!r}")
+        written = _predict(settings, everything, base_dn=check_against).written
+        gaps = history_gaps(read_directory(settings, check_against), written)
+        if not gaps.complete and not accept_incomplete_history:
+            raise HistoryIncomplete(gaps)
+    inputs = window(everything, until)
     plan = stages(inputs)
     log.info("replay.started", replay_id=rid, inputs=len(inputs), stages=len(plan))
     result, feeder = run_replay(private, plan, timeout_s=timeout_s, on_stage=on_stage)
@@ -164,4 +245,5 @@ def replay(
         worker=result,
         copied=feeder.copied,
         topics=private.private_topic_names(),
+        gaps=gaps,
     )

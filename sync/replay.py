@@ -209,10 +209,12 @@ def cause_of(item: ExternalInput, rule: str | None = None) -> Cause:
 
 @dataclass
 class Prediction:
-    """The directory the inputs give, and the entries changed by those at or after ``since``."""
+    """The directory the inputs give, the entries changed by those at or after ``since``, and
+    every entry any input wrote (``sync.history``: what the history explains), DNs case-folded."""
 
     world: World
     touched: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
     inputs: int = 0
     stages: int = 0
 
@@ -261,6 +263,7 @@ def predict(
     for stage in stages(inputs, cut_at=since):
         written = _run_stage(prediction.world, stage, ctx, guard, policy)
         prediction.stages += 1
+        prediction.written |= written
         if since is None or stage[0].at >= since:
             prediction.touched |= written
     return prediction

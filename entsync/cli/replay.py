@@ -1,5 +1,6 @@
 """CLI command: ``entsync replay (--from-beginning | --since ISO) [--until ISO] [--scope UAI]
-[--dry-run] [--json]``."""
+[--dry-run] [--json]``; a real replay also ``[--check-against BASE_DN]
+[--accept-incomplete-history]``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from entsync.ingest import show_progress
 from entsync.settings import ConfigurationError
 
 EXIT_WORKER = 3
+EXIT_HISTORY_INCOMPLETE = 6
+"""The topics' history does not explain the directory: a dry run reports that (and no deletion
+of those entries); a real replay with --check-against refuses to start."""
 
 
 def _instant(option: str, text: str | None) -> datetime | None:
@@ -79,7 +83,13 @@ def _print_report(report: object, as_json: bool) -> None:
     for change in report.changes:
         console.print(change.to_json(), markup=False, soft_wrap=True)
     if as_json:
-        console.print(json.dumps({"summary": report.counts, "inputs": report.inputs}), markup=False)
+        summary = {"summary": report.counts, "inputs": report.inputs}
+        console.print(json.dumps({**summary, "unexplained": report.gaps.to_json()}), markup=False)
+    elif not report.gaps.complete:
+        console.print(
+            f"{len(report.gaps.entries)} entries of the directory are not explained by the "
+            "topics' history: not compared (see the error below)"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -120,10 +130,34 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float | None, typer.Option("--timeout", help="give up after S seconds")
         ] = None,
+        check_against: Annotated[
+            str | None,
+            typer.Option(
+                "--check-against",
+                help="real replay: base DN (same server) of the directory this replay rebuilds; "
+                "refuse to start (exit 6) if the topics' history does not explain its entries",
+            ),
+        ] = None,
+        accept_incomplete: Annotated[
+            bool,
+            typer.Option(
+                "--accept-incomplete-history",
+                help="with --check-against: replay anyway; entries the history does not "
+                "explain are not rebuilt",
+            ),
+        ] = False,
         state_dir: StateDir = None,
     ) -> None:
         """Rebuild the directory from the topics in a consumer group of its own (into an empty
-        directory), or with --dry-run report how that would differ from the directory now."""
+        directory), or with --dry-run report how that would differ from the directory now.
+
+        Exit codes:
+        0 done (a dry run: whatever the differences); 1 refused; 2 configuration;
+        3 the replay worker failed; 4 the directory refused writes;
+        6 the topics' history does not explain the directory (inputs gone): a dry
+        run reports those entries, not their deletion; a replay with
+        --check-against does not start.
+        """
         if from_beginning == (since is not None):
             raise fail("give exactly one of --from-beginning and --since ISO", EXIT_CONFIG)
         if not dry_run and (since is not None or scope is not None):
@@ -132,6 +166,14 @@ def register(app: typer.Typer) -> None:
                 "directory from the beginning",
                 EXIT_CONFIG,
             )
+        if dry_run and (check_against is not None or accept_incomplete):
+            raise fail(
+                "--check-against and --accept-incomplete-history apply to a real replay: a dry "
+                "run always checks the configured directory",
+                EXIT_CONFIG,
+            )
+        if accept_incomplete and check_against is None:
+            raise fail("--accept-incomplete-history applies with --check-against", EXIT_CONFIG)
         start, end = _instant("--since", since), _instant("--until", until)
         settings = settings_or_exit(state_dir)
         from aiokafka.errors import KafkaError
@@ -143,12 +185,28 @@ def register(app: typer.Typer) -> None:
 
         try:
             if dry_run:
-                _print_report(ops.dry_run(settings, since=start, until=end, scope=scope), as_json)
+                report = ops.dry_run(settings, since=start, until=end, scope=scope)
+                _print_report(report, as_json)
+                if not report.gaps.complete:
+                    raise fail(report.gaps.describe(), EXIT_HISTORY_INCOMPLETE)
                 raise typer.Exit(0)
+            if check_against is None:
+                err.print(
+                    "note: the topics' history is not checked against a directory "
+                    "(--check-against BASE_DN of the directory this replay rebuilds)"
+                )
             with _stage_progress() as advance:
                 outcome = ops.replay(
-                    settings, replay_id=replay_id, until=end, timeout_s=timeout, on_stage=advance
+                    settings,
+                    replay_id=replay_id,
+                    until=end,
+                    timeout_s=timeout,
+                    on_stage=advance,
+                    check_against=check_against,
+                    accept_incomplete_history=accept_incomplete,
                 )
+        except ops.HistoryIncomplete as exc:
+            raise fail(f"replay refused: {exc}", EXIT_HISTORY_INCOMPLETE) from exc
         except (ReplayRefused, ReplayInputError) as exc:
             raise fail(str(exc), EXIT_REFUSED) from exc
         except ConfigurationError as exc:
@@ -162,6 +220,9 @@ def register(app: typer.Typer) -> None:
             f"{p.directory_changes} directory changes in {outcome.worker.elapsed_s:.1f} s "
             f"(group {outcome.app_id}; topics {', '.join(outcome.topics)})"
         )
+        if not outcome.gaps.complete:
+            left_out = outcome.gaps.describe("not rebuilt")
+            err.print(f"warning (--accept-incomplete-history): {left_out}")
         if outcome.worker.error:
             raise fail(f"replay worker: {outcome.worker.error}", EXIT_WORKER)
         if outcome.copied != outcome.inputs:
