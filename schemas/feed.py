@@ -55,7 +55,8 @@ class SourceRef(_Frozen):
 
 class HoldReason(StrEnum):
     """Why a record is not (yet) brought into the ENT: a pupil by the admission rules (seed 003),
-    a school lacking a value the SDET schema makes mandatory."""
+    a school lacking a value the SDET schema makes mandatory, a staff member whose academic
+    login another person has."""
 
     INE_MISSING = "ine_missing"
     INE_INVALID = "ine_invalid"
@@ -65,6 +66,10 @@ class HoldReason(StrEnum):
     NO_PARENTAL_AUTHORITY = "no_parental_authority"
     SIREN_MISSING = "siren_missing"
     SIREN_INVALID = "siren_invalid"
+    # Staff whose academic login the directory cannot take (decided by the login allocator,
+    # never carried by a feed record): see sync.claims.
+    ACADEMIC_LOGIN_SHARED = "academic_login_shared"
+    ACADEMIC_LOGIN_TAKEN = "academic_login_taken"
 
 
 class ClassAssignment(_Frozen):
