@@ -7,8 +7,8 @@ same one and one of the two writes would be refused. Rules:
 
 - a staff member with an academic login ``L`` states a ``claim`` link to the login allocator of
   :func:`sync.logins.academic_base` ``(L)``, the only allocator whose logins (``base``,
-  ``base2``...) can equal ``L``; the claim stays while the person is not deleted (a pre-deleted
-  entry keeps its login) and is withdrawn when ``L`` changes or goes;
+  ``base2``...) can equal ``L``; the claim stays while the record is present or the entry
+  exists (a pre-deleted entry keeps its login), and is withdrawn when ``L`` changes or goes;
 - the allocator never allocates a login a claim names (:func:`claimed`): a pupil or guardian
   whose generated login would be ``L`` gets the next suffixed one;
 - the allocator answers each claim with a ``grant`` link whose status is, comparing logins as the
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from schemas.entities import LoginStatus
 from schemas.feed import HoldReason, Staff
-from schemas.state import EntityState
+from schemas.state import AccountState, EntityState
 from sync import equality, ids, logins
 from sync.effective import Record
 from sync.links import Link
@@ -39,11 +39,14 @@ _HELD: dict[str, HoldReason] = {
 }
 
 
-def claim_links(state: EntityState, record: Record | None, namespace: str) -> dict[str, Link]:
-    """A staff member's claim of its academic login (none once the account is deleted)."""
+def claim_links(
+    state: EntityState, record: Record | None, account: AccountState | None, namespace: str
+) -> dict[str, Link]:
+    """A staff member's claim of its academic login, while its record is there or its entry is
+    (a pre-deleted entry keeps its login); none once deleted."""
     if not isinstance(record, Staff) or not record.academic_login:
         return {}
-    if state.account_state == "deleted" or state.deleted_at is not None:
+    if account == "deleted" or (account != "active" and state.applied is None):
         return {}
     target = ids.login_allocator_id(namespace, logins.academic_base(record.academic_login))
     link = Link("claim", target, login=record.academic_login)

@@ -87,6 +87,13 @@ _Message = tuple[FeedOrControl, Cause] | EntityInput
 _Channel = tuple[str, str]
 
 
+def _stored_dn(directory: Directory, dn: str) -> str:
+    """The DN the entry ``dn`` names is stored under (the directory ignores case in DNs)."""
+    if dn in directory:
+        return dn
+    return next((d for d in directory if equality.equal(d, dn)), dn)
+
+
 def apply_op(directory: Directory, op: DirectoryOp) -> None:
     """Carry out ``op`` on the in-memory directory, as strictly as LDAP would."""
     match op:
@@ -104,7 +111,7 @@ def apply_op(directory: Directory, op: DirectoryOp) -> None:
                 raise PipelineError("add of a login the directory already has")
             directory[op.dn] = dict(op.attributes)
         case ModifyEntry():
-            entry = directory.get(op.dn)
+            entry = directory.get(_stored_dn(directory, op.dn))
             if entry is None:
                 raise PipelineError("modify of a missing entry")
             for name, values in op.changes.items():
@@ -113,7 +120,7 @@ def apply_op(directory: Directory, op: DirectoryOp) -> None:
                 if values:
                     entry[name] = tuple(values)
         case DeleteEntry():
-            if directory.pop(op.dn, None) is None:
+            if directory.pop(_stored_dn(directory, op.dn), None) is None:
                 raise PipelineError("delete of a missing entry")
 
 

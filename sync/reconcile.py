@@ -422,7 +422,7 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
         if seen.account_state in ("predeleted", "deleted")
         else desired_links(state, seen.record, ctx.namespace)
     )
-    links |= claims.claim_links(state, seen.record, ctx.namespace)
+    links |= claims.claim_links(state, seen.record, seen.account_state, ctx.namespace)
     if state.kind == "login":
         links |= claims.grant_links(state)
     outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
