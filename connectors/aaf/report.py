@@ -74,6 +74,10 @@ class IngestReport(BaseModel):
     waiting: list[ReportItem] = Field(
         default_factory=list, description="held schools and the records of the call naming them"
     )
+    conflicts: list[ReportItem] = Field(
+        default_factory=list,
+        description="values of the call the directory would confuse (case) and login conflicts",
+    )
 
     @property
     def ok(self) -> bool:
@@ -88,7 +92,8 @@ class IngestReport(BaseModel):
         return cls.model_validate_json(text)
 
     def items(self) -> list[ReportItem]:
-        return [item for f in self.files for item in f.items] + self.links + self.waiting
+        files = [item for f in self.files for item in f.items]
+        return files + self.links + self.waiting + self.conflicts
 
 
 def render_summary(

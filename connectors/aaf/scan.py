@@ -19,6 +19,7 @@ import structlog
 
 from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
+from connectors.aaf.conflicts import ConflictsSeen
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.held_schools import HeldSchools
@@ -72,6 +73,7 @@ class FileScan:
     rejected_count: int = 0  # presence-only events of rejected records (complete files)
     scope: str | None = None  # see connectors.aaf.scope
     held_schools: HeldSchools | None = None  # see connectors.aaf.held_schools
+    conflicts: ConflictsSeen | None = None  # see connectors.aaf.conflicts
 
     @property
     def event_count(self) -> int:
@@ -256,6 +258,7 @@ def scan(
     hasher = EventsHasher()
     schools = SchoolsSeen()
     held_schools = HeldSchools()
+    conflicts = ConflictsSeen(path.name)
     links: LinkSide | None = None
     category = name.category
     try:
@@ -267,6 +270,7 @@ def scan(
                 schools.add(outcome.record, outcome.request)
                 if outcome.key is not None:
                     held_schools.add(outcome.record)
+                    conflicts.add(outcome.record, outcome.request.line)
                 if outcome.key is None:
                     rejected = outcome.rejected_key
                     if name.complete and rejected is not None:
@@ -343,6 +347,7 @@ def scan(
         links=links,
         scope=scope,
         held_schools=held_schools,
+        conflicts=conflicts,
     )
 
 
