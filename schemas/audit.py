@@ -72,3 +72,20 @@ class RecordsHeld(BaseModel):
         description="True: the conflict waits for an operator (the entry is kept as last written)"
     )
     cause: Cause
+
+
+class IdentityHeld(BaseModel):
+    """A person held, or released, by a rule of the core that no feed record carries (an
+    academic login another person has): it changes no entry, so no ``DirectoryChanged`` traces
+    it; this event does. Names the entity by opaque id and the rule by reason, never a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = AUDIT_SCHEMA_VERSION
+    type: Literal["identity.held"] = "identity.held"
+    event_id: str = Field(description="deterministic: same cause, entity and reasons, same id")
+    entity_id: str
+    entity_kind: EntityKind
+    reason: str | None = Field(description="the hold reason now; None: released")
+    previous: str | None = Field(description="the hold reason before; None: was not held")
+    cause: Cause

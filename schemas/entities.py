@@ -45,6 +45,12 @@ class Cause(_Frozen):
 GroupProfile = Literal["pupils", "guardians", "teachers", "staff", "gar"]
 
 
+LoginStatus = Literal["granted", "shared", "taken"]
+"""An academic login claim's answer: the staff member's own, another staff member claims it too
+(held ``academic_login_shared``), or it is another person's allocated login (held
+``academic_login_taken``)."""
+
+
 class GroupSpec(_Frozen):
     """A synchronizer-managed group, described by whoever links a member to it.
 
@@ -111,15 +117,21 @@ class LinkSet(_InputBase):
     empty when no block is left); any person kind.
     relation 'class': this teacher is attached to a class; ``member_id`` is the class (its pupils
     group entity, the authority on the attachment) and ``group`` describes that pupils group.
+    relation 'claim': the staff member ``member_id`` claims its academic ``login`` at this login
+    allocator (the one of the login's base, see :mod:`sync.claims`).
+    relation 'grant': the login allocator ``member_id`` answers this staff member's claim of
+    ``login`` with ``login_status``.
     """
 
     type: Literal["link.set"] = "link.set"
-    relation: Literal["child", "member", "class", "block"]
+    relation: Literal["child", "member", "class", "block", "claim", "grant"]
     member_id: str
     present: bool
     child: ChildInfo | None = None
     group: GroupSpec | None = None
     blocks: tuple[BlockSpec, ...] = ()
+    login: str | None = Field(default=None, description="'claim' and 'grant': the academic login")
+    login_status: LoginStatus | None = Field(default=None, description="'grant' only")
 
 
 LINK_BATCH_MAX = 200

@@ -57,7 +57,7 @@ class HoldReason(StrEnum):
     """Why a record is not (yet) brought into the ENT: a pupil by the admission rules (seed 003)
     or because its INE is carried by another person (``ine_conflict``: held by the core and
     reported by the scan, never set on a published record), a school lacking a value the SDET
-    schema makes mandatory."""
+    schema makes mandatory, a staff member whose academic login another person has."""
 
     INE_MISSING = "ine_missing"
     INE_INVALID = "ine_invalid"
@@ -68,6 +68,10 @@ class HoldReason(StrEnum):
     INE_CONFLICT = "ine_conflict"
     SIREN_MISSING = "siren_missing"
     SIREN_INVALID = "siren_invalid"
+    # Staff whose academic login the directory cannot take (decided by the login allocator,
+    # never carried by a feed record): see sync.claims.
+    ACADEMIC_LOGIN_SHARED = "academic_login_shared"
+    ACADEMIC_LOGIN_TAKEN = "academic_login_taken"
 
 
 class ClassAssignment(_Frozen):

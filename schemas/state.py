@@ -19,8 +19,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.entities import BlockSpec, ChildInfo, EntityKind, GroupSpec, ManualAccount
-from schemas.feed import Category, Guardian, Pupil, School, Staff
+from schemas.entities import (
+    BlockSpec,
+    ChildInfo,
+    EntityKind,
+    GroupSpec,
+    LoginStatus,
+    ManualAccount,
+)
+from schemas.feed import Category, Guardian, HoldReason, Pupil, School, Staff
 
 STATE_SCHEMA_VERSION: Literal[1] = 1
 
@@ -106,6 +113,8 @@ class LinkPayload(_Frozen):
     child: ChildInfo | None = None
     group: GroupSpec | None = None
     blocks: tuple[BlockSpec, ...] = ()
+    login: str | None = Field(default=None, description="'claim' and 'grant' links")
+    login_status: LoginStatus | None = Field(default=None, description="'grant' links")
 
 
 class EntityState(_Frozen):
@@ -152,6 +161,13 @@ class EntityState(_Frozen):
         default=False, description="guardians: has had a child link once (keeps the account)"
     )
     login: str | None = Field(default=None, description="allocated login; never changes once set")
+    held_reason: HoldReason | None = Field(
+        default=None,
+        description=(
+            "staff: why the academic login is not theirs (academic_login_shared, "
+            "academic_login_taken); no new entry meanwhile, an entry written before is kept as is"
+        ),
+    )
     login_requested: bool = False
     allocations: dict[str, str] = Field(
         default_factory=dict, description="login allocators: person id → login"

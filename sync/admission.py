@@ -83,6 +83,9 @@ def admission_holds(facts: AdmissionFacts) -> tuple[HoldReason, ...]:
 
 
 SCHOOL_HOLD_REASONS = frozenset({HoldReason.SIREN_MISSING, HoldReason.SIREN_INVALID})
+STAFF_HOLD_REASONS = frozenset(
+    {HoldReason.ACADEMIC_LOGIN_SHARED, HoldReason.ACADEMIC_LOGIN_TAKEN}
+)  # decided by the login allocation (sync.claims), never carried by a record
 """The reasons that hold a school; every other reason holds a pupil."""
 
 HOLD_MESSAGES: dict[HoldReason, str] = {
@@ -98,4 +101,8 @@ HOLD_MESSAGES: dict[HoldReason, str] = {
     ),
     HoldReason.SIREN_MISSING: "school held: no SIREN (mandatory in the SDET schema)",
     HoldReason.SIREN_INVALID: "school held: SIREN is not 9 digits (or a 14-digit SIRET)",
+    HoldReason.ACADEMIC_LOGIN_SHARED: "staff held: another staff record has the same academic "
+    "login (the directory compares logins ignoring case)",
+    HoldReason.ACADEMIC_LOGIN_TAKEN: "staff held: the academic login is already the login of "
+    "another account (logins never change once given)",
 }

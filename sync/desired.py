@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from schemas.entities import ManualAccount
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, EntityState
-from sync import dit, entries, ids
+from sync import claims, dit, entries, ids
 from sync.effective import Record, View, utc
 from sync.links import teacher_classes
 
@@ -33,9 +33,10 @@ class ContractError(ValueError):
 
 
 def person_login(state: EntityState, record: Record | None) -> str | None:
-    """Staff use their academic login when the feed gives one; everyone else their allocated one."""
+    """Staff use their academic login when the feed gives one, once the login allocation granted
+    it (:mod:`sync.claims`); everyone else their allocated one."""
     if isinstance(record, Staff) and record.academic_login:
-        return record.academic_login
+        return claims.academic_grant(state, record)[0]
     return state.login
 
 
@@ -60,8 +61,12 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
         return entries.school_entry(state.entity_id, record, sources=ctx.sources)
     login = person_login(state, record)
     account = seen.account_state
-    if login is None or account is None or account == "deleted":
+    if account is None or account == "deleted":
         return None
+    if login is None:
+        # Staff waiting for their academic login, or held for it: an entry written before stays
+        # as it is (the login in it is theirs; sync.claims).
+        return state.applied if isinstance(record, Staff) else None
     entry = _person_entry(state, seen, login, account, ctx)
     if entry is not None and account == "predeleted" and state.predeleted_at is not None:
         return entries.predeleted(entry, state.predeleted_at)

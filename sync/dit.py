@@ -9,8 +9,11 @@
   ``$``, as in the SDET class values (``<school DN>$<class>``): the AAF format splits
   ``ENTPersonClasses`` on ``$``, so neither a school jointure nor a class code carries one, and
   jointures and class codes may contain ``-`` (``CE1-CE2``) without two groups sharing a name.
-  Should a component ever contain ``$`` (or ``%``), it is written ``%24`` (``%25``): names stay
-  distinct whatever the input;
+  Should a component ever contain ``$`` (or ``%``), it is written ``%24`` (``%25``), and so are
+  the characters the directory reads as them (``＄``, ``％``): names stay distinct whatever the
+  input. Names are compared as the directory compares ``cn``
+  (:mod:`sync.equality`): groups whose codes it holds equal are one entity (one id), so one
+  name; codes it holds different give names it holds different;
 - the school's GAR assignment managers group (``Resp-Affect-GAR``):
   ``cn=<school jointure>$Resp-Affect-GAR,ou=groups,<base>``. Decision: it is **not** created with
   the school (groupOfNames MUST have a member and nobody is in it yet); it is created when the
@@ -48,9 +51,17 @@ def school_dn(school_jointure: str, base_dn: str = DEFAULT_BASE_DN) -> str:
 NAME_SEPARATOR: Final = "$"
 
 
+# What the directory reads as ``%`` and ``$`` (NFKC): escaped like them, or ``A＄B`` would be a
+# separator to the directory and not to us.
+_ESCAPES: Final = str.maketrans(
+    {"%": "%25", "\ufe6a": "%25", "\uff05": "%25", "$": "%24", "\ufe69": "%24", "\uff04": "%24"}
+)
+
+
 def _name_part(text: str) -> str:
-    """A name component that cannot contain the separator (``%`` first, so it stays injective)."""
-    return text.replace("%", "%25").replace(NAME_SEPARATOR, "%24")
+    """A name component that cannot contain the separator (``%`` escaped too, so it stays
+    injective up to the directory's equality)."""
+    return text.translate(_ESCAPES)
 
 
 def group_name(spec: GroupSpec) -> str:

@@ -9,8 +9,12 @@ Natural keys:
 - pupil (élève): ``ine:<INE>`` when the record carries an INE, else ``jointure:<jointure>``. Keying
   on the INE gives identity continuity across schools, sources and 1D → 2D;
 - guardian (responsable légal), staff (personnel), school (école): the source jointure;
-- group: ``<school jointure>|<profile>|<class code or empty>``;
-- login allocator: the login base (``firstname.lastname``);
+- school: the jointure's :func:`sync.equality.key` (its DN's RDN: ``0310100R`` and ``0310100r``
+  are one school to the directory, so they are one entity);
+- group: ``<school jointure>|<profile>|<class code or empty>``, school and code by
+  :func:`sync.equality.key` (``C02`` and ``c02`` are one ``cn``, so one group);
+- login allocator: the login base (``firstname.lastname``); a staff member's academic login is
+  reserved at the allocator of its base (:func:`sync.logins.academic_base`);
 - manual account: a random token drawn once by ``entsync admin create-manual``.
 """
 
@@ -23,6 +27,7 @@ from typing import Final
 
 from schemas.entities import EntityKind, GroupSpec
 from schemas.feed import Pupil
+from sync import equality
 
 PREFIXES: Final[dict[EntityKind, str]] = {
     "pupil": "el",
@@ -74,15 +79,16 @@ def staff_id(namespace: str, jointure: str) -> str:
 
 
 def school_id(namespace: str, jointure: str) -> str:
-    return entity_id(namespace, "school", jointure)
+    """Keyed on the jointure as the directory compares it: it is the school entry's RDN."""
+    return entity_id(namespace, "school", equality.key(jointure))
 
 
 @functools.lru_cache(maxsize=1 << 14)  # pure; specs are frozen (hashable)
 def group_id(namespace: str, spec: GroupSpec) -> str:
-    """Groups are keyed by school, profile and class code (the class label is not identity)."""
-    return entity_id(
-        namespace, "group", f"{spec.school_jointure}|{spec.profile}|{spec.class_code or ''}"
-    )
+    """Groups are keyed by school, profile and class code (the class label is not identity),
+    the school and the code as the directory compares them (they make the group's ``cn``)."""
+    school, code = equality.key(spec.school_jointure), equality.key(spec.class_code or "")
+    return entity_id(namespace, "group", f"{school}|{spec.profile}|{code}")
 
 
 def login_allocator_id(namespace: str, base: str) -> str:

@@ -40,6 +40,7 @@ from schemas.entities import (
     GroupSpec,
     LinkBatch,
     LinkSet,
+    LoginStatus,
     ManualAccount,
 )
 from schemas.feed import Guardian, Pupil, Staff
@@ -48,12 +49,14 @@ from sync import ids
 from sync.effective import Record
 from sync.entries import staff_schools
 
-Relation = Literal["child", "member", "class", "block"]
+Relation = Literal["child", "member", "class", "block", "claim", "grant"]
 
 RULE_CHILD = "link.pupil-guardian"
 RULE_MEMBER = "link.group-member"
 RULE_CLASS = "link.class-teacher"
 RULE_BLOCK = "link.block"
+RULE_CLAIM = "link.login-claim"
+RULE_GRANT = "link.login-grant"
 ADMIN_RULE_PREFIX = "admin."
 KEPT_RULE_PREFIXES = (ADMIN_RULE_PREFIX, "lifecycle.")
 _RULES: dict[str, str] = {
@@ -61,6 +64,8 @@ _RULES: dict[str, str] = {
     "member": RULE_MEMBER,
     "class": RULE_CLASS,
     "block": RULE_BLOCK,
+    "claim": RULE_CLAIM,
+    "grant": RULE_GRANT,
 }
 
 
@@ -71,25 +76,34 @@ class Link:
     child: ChildInfo | None = None
     group: GroupSpec | None = None
     blocks: tuple[BlockSpec, ...] = ()
+    login: str | None = None
+    login_status: LoginStatus | None = None
 
     @property
     def key(self) -> str:
         return f"{self.relation}|{self.target_id}"
 
     def digest(self) -> str:
-        return _payload_digest(self.child, self.group, self.blocks)
+        return _payload_digest(self.child, self.group, self.blocks, self.login, self.login_status)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # pure; every settle digests the same payloads again
 def _payload_digest(
-    child: ChildInfo | None, group: GroupSpec | None, blocks: tuple[BlockSpec, ...]
+    child: ChildInfo | None,
+    group: GroupSpec | None,
+    blocks: tuple[BlockSpec, ...],
+    login: str | None = None,
+    login_status: str | None = None,
 ) -> str:
     payload: dict[str, object] = {
         "child": child.model_dump(mode="json") if child else None,
         "group": group.model_dump(mode="json") if group else None,
     }
+    # Only when set: the digests of the other links (remembered in 'outgoing') stay the same.
     if blocks:
         payload["blocks"] = [b.model_dump(mode="json") for b in blocks]
+    if login is not None:
+        payload["login"] = [login, login_status]
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -217,47 +231,32 @@ def link_emits(
         link = desired.get(key)
         if link is None:
             relation, _, target = key.partition("|")
-            emits.append(_link_set(entity_id, relation, target, False, None, None, (), cause))
+            emits.append(_link_set(entity_id, relation, target, False, Link("member", ""), cause))
             continue
         digest = link.digest()
         new_outgoing[key] = digest
         if outgoing.get(key) != digest:
-            emits.append(
-                _link_set(
-                    entity_id,
-                    link.relation,
-                    link.target_id,
-                    True,
-                    link.child,
-                    link.group,
-                    link.blocks,
-                    cause,
-                )
-            )
+            emits.append(_link_set(entity_id, link.relation, link.target_id, True, link, cause))
     return new_outgoing, tuple(emits)
 
 
 def _link_set(
-    member_id: str,
-    relation: str,
-    target_id: str,
-    present: bool,
-    child: ChildInfo | None,
-    group: GroupSpec | None,
-    blocks: tuple[BlockSpec, ...],
-    cause: Cause,
+    member_id: str, relation: str, target_id: str, present: bool, link: Link, cause: Cause
 ) -> LinkSet:
+    """The message for ``link`` (its payload; an absent link carries none)."""
     rule = cause.rule if cause.rule.startswith(KEPT_RULE_PREFIXES) else _RULES[relation]
-    kind: Relation = relation if relation in ("child", "class", "block") else "member"  # type: ignore[assignment]
+    kind: Relation = relation if relation in _RULES else "member"  # type: ignore[assignment]
     return LinkSet(
         entity_id=target_id,
         cause=cause.model_copy(update={"rule": rule}),
         relation=kind,
         member_id=member_id,
         present=present,
-        child=child,
-        group=group,
-        blocks=blocks,
+        child=link.child,
+        group=link.group,
+        blocks=link.blocks,
+        login=link.login,
+        login_status=link.login_status,
     )
 
 

@@ -15,7 +15,11 @@ Rule for the base, ``firstname.lastname``:
 Allocation: the first person to ask for a base gets the base itself; the next ones get the base
 followed by the smallest free number starting at **2** ("the second jean.dupont" is
 ``jean.dupont2``). A person who already holds a login gets the same one again, forever: logins are
-never freed or reused.
+never freed or reused. A login is free when neither an allocation nor a staff member's academic
+login reserved at the allocator (:mod:`sync.claims`) equals it as the directory compares logins
+(:mod:`sync.equality`: ``Jean.Dupont`` takes ``jean.dupont``). An academic login is reserved at
+the allocator of :func:`academic_base`: the login, prepared, without its trailing digits, the
+only base whose logins can equal it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
+
+from sync import equality
 
 MAX_BASE_LENGTH: Final = 30
 FIRST_SUFFIX: Final = 2
@@ -56,15 +62,24 @@ def login_base(first_name: str, last_name: str, fallback_seed: str) -> str:
     return base or _fallback_base(fallback_seed)
 
 
-def allocate(allocations: Mapping[str, str], person_id: str, base: str) -> str:
-    """The login of ``person_id`` among ``allocations`` (person id → login) for ``base``.
+def academic_base(academic_login: str) -> str:
+    """The base of the allocator where an academic login is reserved (see the module docstring)."""
+    return equality.prepare(academic_login).rstrip("0123456789")
+
+
+def allocate(
+    allocations: Mapping[str, str], person_id: str, base: str, reserved: Iterable[str] = ()
+) -> str:
+    """The login of ``person_id`` among ``allocations`` (person id → login) for ``base``, never
+    one of the ``reserved`` academic logins.
 
     Pure: the caller records the result. Returns the person's existing login when they have one.
     """
     existing = allocations.get(person_id)
     if existing is not None:
         return existing
-    taken = set(allocations.values())
+    # Generated logins are already in prepared form; the others are compared prepared.
+    taken = {equality.prepare(v) for v in (*allocations.values(), *reserved)}
     if base not in taken:
         return base
     suffix = FIRST_SUFFIX

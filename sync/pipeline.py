@@ -42,7 +42,7 @@ from schemas.lifecycle import (
     YearCommand,
 )
 from schemas.state import EntityState, SourceState
-from sync import absence, lifecycle
+from sync import absence, equality, lifecycle
 from sync.ops import AddEntry, DeleteEntry, DirectoryOp, ModifyEntry
 from sync.reconcile import Context, Decision, decide
 from sync.routing import route
@@ -88,15 +88,31 @@ _Message = tuple[FeedOrControl, Cause] | EntityInput
 _Channel = tuple[str, str]
 
 
+def _stored_dn(directory: Directory, dn: str) -> str:
+    """The DN the entry ``dn`` names is stored under (the directory ignores case in DNs)."""
+    if dn in directory:
+        return dn
+    return next((d for d in directory if equality.equal(d, dn)), dn)
+
+
 def apply_op(directory: Directory, op: DirectoryOp) -> None:
     """Carry out ``op`` on the in-memory directory, as strictly as LDAP would."""
     match op:
         case AddEntry():
-            if op.dn in directory:
+            # As the directory compares: DNs and logins by caseIgnoreMatch (sync.equality),
+            # logins unique in the tree (the unique overlay).
+            if any(equality.equal(dn, op.dn) for dn in directory):
                 raise PipelineError("add of an existing entry")
+            logins = {equality.prepare(v) for v in op.attributes.get("ENTPersonLogin", ())}
+            if logins and any(
+                equality.prepare(v) in logins
+                for entry in directory.values()
+                for v in entry.get("ENTPersonLogin", ())
+            ):
+                raise PipelineError("add of a login the directory already has")
             directory[op.dn] = dict(op.attributes)
         case ModifyEntry():
-            entry = directory.get(op.dn)
+            entry = directory.get(_stored_dn(directory, op.dn))
             if entry is None:
                 raise PipelineError("modify of a missing entry")
             for name, values in op.changes.items():
@@ -105,7 +121,7 @@ def apply_op(directory: Directory, op: DirectoryOp) -> None:
                 if values:
                     entry[name] = tuple(values)
         case DeleteEntry():
-            if directory.pop(op.dn, None) is None:
+            if directory.pop(_stored_dn(directory, op.dn), None) is None:
                 raise PipelineError("delete of a missing entry")
 
 

@@ -37,10 +37,11 @@ Per kind:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from schemas.admin import AdminCommandDecided
-from schemas.audit import DirectoryChanged, RecordsHeld
+from schemas.audit import DirectoryChanged, IdentityHeld, RecordsHeld
 from schemas.entities import (
     BlockRequested,
     Cause,
@@ -62,7 +63,7 @@ from schemas.entities import (
 )
 from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import EntityState, LinkPayload, SourceRecord
-from sync import commands, ids, ineconflict, legacy, logins
+from sync import claims, commands, ids, ineconflict, legacy, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
@@ -91,6 +92,7 @@ class Decision:
     audits: tuple[DirectoryChanged, ...] = ()
     outcomes: tuple[AdminCommandDecided, ...] = ()
     notices: tuple[RecordsHeld, ...] = ()
+    holds: tuple[IdentityHeld, ...] = ()
 
 
 def _chained(cause: Cause, rule: str) -> Cause:
@@ -195,6 +197,8 @@ _LINK_TARGET_KINDS: dict[str, frozenset[str]] = {
     "member": frozenset({"group"}),
     "class": frozenset({"staff"}),
     "block": frozenset(ids.PERSON_KINDS),
+    "claim": frozenset({"login"}),
+    "grant": frozenset({"staff"}),
 }
 
 
@@ -217,15 +221,22 @@ def _with_link(state: EntityState, inp: LinkSet, ctx: Context) -> EntityState:
         )
     ):
         raise ContractError("class link does not describe the sending class")
+    if inp.relation == "claim" and inp.present and not _claims_here(inp, state, ctx):
+        raise ContractError("login claim sent to the wrong allocator")
+    if inp.relation == "grant" and not _kind_is(inp.member_id, "login"):
+        raise ContractError("login grant from another entity than an allocator")
     current = state.links.get(inp.relation, {})
     if inp.present:
-        payload = LinkPayload(at=inp.cause.at, child=inp.child, group=inp.group, blocks=inp.blocks)
+        payload = LinkPayload(
+            at=inp.cause.at,
+            child=inp.child,
+            group=inp.group,
+            blocks=inp.blocks,
+            login=inp.login,
+            login_status=inp.login_status,
+        )
         old = current.get(inp.member_id)
-        if old is not None and (old.child, old.group, old.blocks) == (
-            payload.child,
-            payload.group,
-            payload.blocks,
-        ):
+        if old is not None and old.model_copy(update={"at": payload.at}) == payload:
             return state
         members = {**current, inp.member_id: payload}
     else:
@@ -271,13 +282,33 @@ def _link_batch(state: EntityState, inp: LinkBatch, ctx: Context) -> Decision:
         a.model_copy(update={"merged_causes": (*causes[:-1], *a.merged_causes)})
         for a in decision.audits
     )
-    return Decision(decision.state, decision.ops, decision.emits, audits, decision.outcomes)
+    return replace(decision, audits=audits)
+
+
+def _claims_here(inp: LinkSet, state: EntityState, ctx: Context) -> bool:
+    if inp.login is None or not _kind_is(inp.member_id, "staff"):
+        return False
+    base = logins.academic_base(inp.login)
+    return ids.login_allocator_id(ctx.namespace, base) == state.entity_id
 
 
 def _group_spec(members: dict[str, LinkPayload]) -> GroupSpec | None:
-    """The description given by the latest link (ties by member id): labels follow renames."""
+    """The description given by the latest link (ties by member id): labels follow renames.
+
+    Members may spell the school or the class code in ways the directory holds equal (``C02``,
+    ``c02``: one group, see :mod:`sync.ids`): the smallest spelling names the group, whatever
+    order the links came in."""
     described = [(utc(p.at), m, p.group) for m, p in members.items() if p.group is not None]
-    return max(described, key=lambda d: (d[0], d[1]))[2] if described else None
+    if not described:
+        return None
+    latest = max(described, key=lambda d: (d[0], d[1]))[2]
+    codes = [g.class_code for _, _, g in described if g.class_code]
+    return latest.model_copy(
+        update={
+            "school_jointure": min(g.school_jointure for _, _, g in described),
+            "class_code": min(codes) if codes else latest.class_code,
+        }
+    )
 
 
 def _with_login(state: EntityState, inp: LoginAssigned) -> EntityState:
@@ -291,7 +322,7 @@ def _with_login(state: EntityState, inp: LoginAssigned) -> EntityState:
 def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision:
     if state.kind != "login" or ids.login_allocator_id(ctx.namespace, inp.base) != state.entity_id:
         raise ContractError("login request sent to the wrong allocator")
-    login = logins.allocate(state.allocations, inp.person_id, inp.base)
+    login = logins.allocate(state.allocations, inp.person_id, inp.base, claims.claimed(state))
     answer = LoginAssigned(
         entity_id=inp.person_id,
         cause=_chained(inp.cause, RULE_LOGIN_ASSIGN),
@@ -305,11 +336,15 @@ def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision
     return Decision(state.model_copy(update={"allocations": allocations}), emits=(answer,))
 
 
-def _is_staff(entity_id: str) -> bool:
+def _kind_is(entity_id: str, kind: str) -> bool:
     try:
-        return ids.kind_of(entity_id) == "staff"
+        return ids.kind_of(entity_id) == kind
     except ValueError:
         return False
+
+
+def _is_staff(entity_id: str) -> bool:
+    return _kind_is(entity_id, "staff")
 
 
 def _settled(state: EntityState, applied: commands.Applied, cause: Cause, ctx: Context) -> Decision:
@@ -317,9 +352,7 @@ def _settled(state: EntityState, applied: commands.Applied, cause: Cause, ctx: C
     if not applied.accepted:
         return Decision(state, outcomes=(applied.decided,))
     decision = settle(applied.state, cause, ctx)
-    return Decision(
-        decision.state, decision.ops, decision.emits, decision.audits, (applied.decided,)
-    )
+    return replace(decision, outcomes=(applied.decided,))
 
 
 def _teacher_class(state: EntityState, inp: TeacherClassRequested, ctx: Context) -> Decision:
@@ -405,6 +438,9 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
         if seen.account_state in ("predeleted", "deleted")
         else desired_links(state, seen.record, ctx.namespace)
     )
+    links |= claims.claim_links(state, seen.record, seen.account_state, ctx.namespace)
+    if state.kind == "login":
+        links |= claims.grant_links(state)
     outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
     emits.extend(link_messages)
     update["outgoing"] = outgoing
@@ -429,7 +465,26 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
                 ),
             )
         update["applied"] = desired
-    return Decision(state.model_copy(update=update), ops, tuple(emits), audits)
+    holds: tuple[IdentityHeld, ...] = ()
+    if state.kind == "staff":
+        held = claims.academic_grant(state, seen.record)[1]
+        update["held_reason"] = held
+        if held != state.held_reason:
+            holds = (held_event(state, held, cause),)
+    return Decision(state.model_copy(update=update), ops, tuple(emits), audits, holds=holds)
+
+
+def held_event(state: EntityState, reason: str | None, cause: Cause) -> IdentityHeld:
+    parts = [state.entity_id, reason or "", state.held_reason or "", cause.topic]
+    parts += [str(cause.partition), str(cause.offset), cause.rule, cause.at.isoformat()]
+    return IdentityHeld(
+        event_id=hashlib.sha256("\x1f".join(parts).encode()).hexdigest(),
+        entity_id=state.entity_id,
+        entity_kind=state.kind,
+        reason=reason,
+        previous=state.held_reason,
+        cause=cause,
+    )
 
 
 def _frozen(state: EntityState, cause: Cause) -> Decision:

@@ -1,5 +1,6 @@
 """Several files at once: scan them all, then check guardian links across pupils and guardians,
-and INEs carried by records that are not the same person (:mod:`connectors.aaf.ine_check`).
+and INEs carried by records that are not the same person (:mod:`connectors.aaf.ine_check`)
+and the values the directory would confuse (:mod:`connectors.aaf.conflicts`).
 
 ``scan_many`` never raises for a bad file: a refused file appears in the report with its reason
 and is left out of ``scans``; so does a skipped file (a category entsync does not sync), with a
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
+from connectors.aaf.conflicts import conflict_items
 from connectors.aaf.filename import parse_file_name
 from connectors.aaf.held_schools import waiting_items
 from connectors.aaf.ine_check import IneSide, check_ine_sides
@@ -65,9 +67,11 @@ def scan_many(
             result.report.files.append(file_scan.report)
         max_items = (config or ScanConfig()).max_report_items
         result.report.links = check_link_sides(sides, max_items)
-        result.report.conflicts = check_ine_sides(ines, max_items)
         result.report.waiting = waiting_items(
             (s.report.name, s.held_schools) for s in result.scans if s.held_schools is not None
+        )
+        result.report.conflicts = check_ine_sides(ines, max_items) + conflict_items(
+            s.conflicts for s in result.scans if s.conflicts is not None
         )
     finally:
         for side in sides:

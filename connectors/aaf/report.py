@@ -76,7 +76,10 @@ class IngestReport(BaseModel):
     )
     conflicts: list[ReportItem] = Field(
         default_factory=list,
-        description="records of the call sharing an INE while not the same person (ine_conflict)",
+        description=(
+            "records of the call sharing an INE while not the same person (ine_conflict), "
+            "values the directory would confuse (case) and login conflicts"
+        ),
     )
 
     @property

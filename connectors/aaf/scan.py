@@ -19,6 +19,7 @@ import structlog
 
 from connectors.aaf.attrs import Record
 from connectors.aaf.config import FileRejected, FileSkipped, ScanConfig
+from connectors.aaf.conflicts import ConflictsSeen
 from connectors.aaf.fields import BuildContext
 from connectors.aaf.filename import FileName, parse_file_name
 from connectors.aaf.held_schools import HeldSchools
@@ -75,6 +76,7 @@ class FileScan:
     scope: str | None = None  # see connectors.aaf.scope
     held_schools: HeldSchools | None = None  # see connectors.aaf.held_schools
     ines: IneSide | None = None  # see connectors.aaf.ine_check
+    conflicts: ConflictsSeen | None = None  # see connectors.aaf.conflicts
 
     @property
     def event_count(self) -> int:
@@ -260,6 +262,7 @@ def scan(
     hasher = EventsHasher()
     schools = SchoolsSeen()
     held_schools = HeldSchools()
+    conflicts = ConflictsSeen(path.name)
     links: LinkSide | None = None
     ines: IneSide | None = None
     category = name.category
@@ -272,6 +275,7 @@ def scan(
                 schools.add(outcome.record, outcome.request)
                 if outcome.key is not None:
                     held_schools.add(outcome.record)
+                    conflicts.add(outcome.record, outcome.request.line)
                 if outcome.key is None:
                     rejected = outcome.rejected_key
                     if name.complete and rejected is not None:
@@ -355,6 +359,7 @@ def scan(
         ines=ines,
         scope=scope,
         held_schools=held_schools,
+        conflicts=conflicts,
     )
 
 

@@ -98,6 +98,17 @@ class Reconciler:
             p.emits.extend(decision.emits)
             p.outcomes.extend(decision.outcomes)
             p.notices.extend(decision.notices)
+            for held in decision.holds:
+                # No entry changes, so no DirectoryChanged: the hold is traced here (ids only).
+                log.warning(
+                    "identity.held",
+                    event_id=held.event_id,
+                    entity_id=held.entity_id,
+                    entity_kind=held.entity_kind,
+                    reason=held.reason,
+                    previous=held.previous,
+                    rule=held.cause.rule,
+                )
 
         for event in batch:
             key = event.key

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from schemas.audit import AttributeChange, DirectoryChanged
 from schemas.entities import Cause, GroupSpec
-from sync import dit
+from sync import dit, equality
 from sync.auditindex import index_message, join_schools, school_of_dn, utc_text
 
 AT = datetime(2026, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=2)))
@@ -60,7 +60,8 @@ jointures = st.text(min_size=1, max_size=12).filter(lambda s: s.strip() == s)
 @given(jointures, st.sampled_from(["pupils", "guardians", "gar"]))
 def test_the_school_of_any_group_dn_round_trips(jointure: str, profile: str) -> None:
     spec = GroupSpec(school_jointure=jointure, profile=profile)  # type: ignore[arg-type]
-    assert school_of_dn(dit.group_dn(spec)) == jointure
+    # A group name spells ``＄`` as the directory reads it (``$``): equal as the directory says.
+    assert equality.equal(school_of_dn(dit.group_dn(spec)) or "", jointure)
     assert school_of_dn(dit.school_dn(jointure)) == jointure
 
 

@@ -12,7 +12,7 @@ from connectors.aaf import parse_file_name
 from connectors.aaf.gen_people import uai
 from connectors.aaf.generator import GeneratedRecord, GeneratorConfig, generate
 from schemas.feed import Category, Guardian, HoldReason, Pupil, School, Staff
-from sync.admission import SCHOOL_HOLD_REASONS
+from sync.admission import SCHOOL_HOLD_REASONS, STAFF_HOLD_REASONS
 from sync.validation import normalize_ine, normalize_uai
 
 CONFIG = GeneratorConfig(schools=6, pupils_per_school=60, seed=3)
@@ -103,7 +103,9 @@ def test_classes_and_admission_rules(extract: tuple[Path, list[GeneratedRecord]]
     assert any("TPS-PS" in label for label in labels) and any("CP" in label for label in labels)
     reasons = Counter(r for p in pupils for r in p.held_reasons)
     # ine_conflict is decided between records (sync.ineconflict), never set on one
-    expected = set(HoldReason) - SCHOOL_HOLD_REASONS - {HoldReason.INE_CONFLICT}
+    expected = (
+        set(HoldReason) - SCHOOL_HOLD_REASONS - STAFF_HOLD_REASONS - {HoldReason.INE_CONFLICT}
+    )
     assert set(reasons) == expected  # some pupils fail each rule
     assert sum(reasons.values()) < len(pupils) / 5  # but most are admitted
     rejected = [

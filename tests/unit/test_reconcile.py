@@ -300,16 +300,23 @@ def test_guardian_losing_its_only_child_before_login_still_gets_an_entry() -> No
 # ---------------------------------------------------------------- staff, schools, groups
 
 
-def test_staff_with_academic_login_is_written_at_once() -> None:
+def test_staff_with_academic_login_claims_it_and_is_written_once_granted() -> None:
     inp = record_set(staff("T1", first="Paul", academic_login="ppetit", schools=["S2"]), 1)
     decision = step(None, inp)
-    (op,) = decision.ops
-    assert isinstance(op, AddEntry) and op.attributes["ENTPersonLogin"] == ("ppetit",)
+    assert decision.ops == ()  # the login allocation answers first (sync.claims)
     assert not any(isinstance(e, LoginRequested) for e in decision.emits)
-    groups = {e.entity_id for e in decision.emits}
+    (claim,) = [e for e in decision.emits if isinstance(e, LinkSet) and e.relation == "claim"]
+    assert claim.entity_id == ids.login_allocator_id(NS, "ppetit") and claim.login == "ppetit"
+    groups = {e.entity_id for e in decision.emits if e is not claim}
     assert groups == {
         ids.group_id(NS, GroupSpec(school_jointure=s, profile="teachers")) for s in ("S1", "S2")
     }
+    allocator = step(None, claim)
+    (grant,) = allocator.emits
+    assert isinstance(grant, LinkSet) and grant.login_status == "granted"
+    written = step(decision.state, grant)
+    (op,) = written.ops
+    assert isinstance(op, AddEntry) and op.attributes["ENTPersonLogin"] == ("ppetit",)
 
 
 def test_staff_without_academic_login_gets_one_allocated() -> None:
