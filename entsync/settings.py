@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         "interpreter lock); 0: in threads of the worker. Default: 2 on a machine with at least "
         "two cores, else 0. Each process costs about 40 MB",
     )
+    ldap_retry_total_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="how long a directory write is retried while the directory is unreachable "
+        "or busy; past it the worker stops with exit code 6 (its unacknowledged inputs are "
+        "read again at the next start)",
+    )
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
     kafka_fetch_max_wait_ms: int = Field(

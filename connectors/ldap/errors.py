@@ -49,6 +49,11 @@ class DirectoryUnavailableError(DirectoryError):
     """The directory could not be reached or stayed busy for the whole retry budget."""
 
 
+class WriterStoppedError(DirectoryError):
+    """The writer was aborted (the worker is stopping): some ops were not done. Not the
+    directory's fault; they are done again when their inputs are read again."""
+
+
 class DirectoryAuthError(DirectoryError):
     """The bind was refused: wrong DN or password."""
 

@@ -8,6 +8,10 @@ DNs (e.g. a parent created in the same batch as its children must come in an ear
 call). The per-DN order holds within one ``apply`` call; concurrent calls touching the same DN
 are not ordered.
 
+``abort`` makes retries stop at their next pause and ``apply`` raise at once (a worker told to
+stop); writer processes also exit with the process that started them
+(:mod:`connectors.ldap.lifeline`).
+
 Healing makes every op safe to replay (after a crash, a retry, a redelivered message):
 Add on an existing entry replaces the attributes that differ; Modify on a missing entry adds
 the op's ``desired`` entry; Delete on a missing entry succeeds.
@@ -43,7 +47,13 @@ from connectors.ldap.connection import (
     result_of,
 )
 from connectors.ldap.directory import ALREADY_EXISTS, NO_SUCH_OBJECT, dn_sort_key
-from connectors.ldap.errors import DirectoryError, DirectoryUnavailableError, DirectoryWriteError
+from connectors.ldap.errors import (
+    DirectoryError,
+    DirectoryUnavailableError,
+    DirectoryWriteError,
+    WriterStoppedError,
+)
+from connectors.ldap.lifeline import EitherStop, StopFlag
 from connectors.ldap.writer_processes import LogSetup
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
 
@@ -176,15 +186,28 @@ class DirectoryWriter:
         self._pool = _ConnectionPool(params)
         self._processes = processes
         self._executor: Executor
+        self._abort: StopFlag
         if processes:
+            # not fork: the caller runs threads (faust's consumer, this pool's feeder)
+            context = multiprocessing.get_context("spawn")
+            self._abort = context.Event()
+            # The processes' lifeline: they exit when this end closes (see lifeline).
+            self._lifeline_end, self._lifeline = context.Pipe(duplex=False)
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,
-                # not fork: the caller runs threads (faust's consumer, this pool's feeder)
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=in_process.start_writer,
-                initargs=(params, self._retry, log_setup, -(-max_in_flight // processes)),
+                initargs=(
+                    params,
+                    self._retry,
+                    log_setup,
+                    -(-max_in_flight // processes),
+                    self._lifeline_end,
+                    self._abort,
+                ),
             )
         else:
+            self._abort = threading.Event()
             self._executor = ThreadPoolExecutor(
                 max_workers=max_in_flight, thread_name_prefix="entsync-ldap"
             )
@@ -198,7 +221,7 @@ class DirectoryWriter:
         return cls(
             LdapParams.from_settings(settings),
             max_in_flight=settings.ldap_max_in_flight,
-            retry=retry,
+            retry=retry or RetryPolicy(total=settings.ldap_retry_total_s),
             processes=settings.writer_processes(),
             log_setup=(settings.log_format, settings.log_level),
         )
@@ -231,6 +254,8 @@ class DirectoryWriter:
             raise RuntimeError("DirectoryWriter is closed")
         if not ops:
             return []
+        if self._abort.is_set():
+            raise WriterStoppedError(f"{len(ops)} directory writes not started: writer stopping")
         self.start()
         chains: dict[tuple[tuple[str, str], ...], Chain] = {}
         for index, op in enumerate(ops):
@@ -246,6 +271,12 @@ class DirectoryWriter:
                 errors.append((index, outcome))
             else:
                 results[index] = outcome
+        if len(outcomes) < len(ops) and self._abort.is_set():
+            # Not "refused": the ops not done must be done again, not skipped.
+            raise WriterStoppedError(
+                f"{len(ops) - len(outcomes)} of {len(ops)} directory writes abandoned: "
+                "writer stopping"
+            )
         if errors:
             errors.sort(key=lambda item: item[0])
             first = errors[0][1]
@@ -257,7 +288,7 @@ class DirectoryWriter:
     async def _apply_in_threads(self, chains: list[Chain]) -> list[_Outcome]:
         pending = deque(chains)
         outcomes: list[_Outcome] = []
-        stop = threading.Event()
+        stop = EitherStop(self._abort)
         loop = asyncio.get_running_loop()
 
         async def worker() -> None:
@@ -307,12 +338,22 @@ class DirectoryWriter:
                     outcomes.append((index, OpResult(op, action, attributes, detail, retries)))
         return outcomes
 
+    def abort(self) -> None:
+        """Stop retrying (now, in every thread and process) and start no more op: ``apply``
+        calls in progress raise :class:`WriterStoppedError` once their current attempts end,
+        later ones at once. Then ``close``. Safe from any thread."""
+        self._abort.set()
+
     def close(self) -> None:
-        """Wait for running ops, then close the connections. Idempotent."""
+        """Wait for running ops, then close the connections (and end the processes).
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
         self._executor.shutdown(wait=True)
+        if self._processes:
+            self._lifeline.close()
+            self._lifeline_end.close()
         self._pool.close()
 
     async def __aenter__(self) -> Self:
@@ -329,7 +370,7 @@ class DirectoryWriter:
     # -- worker threads -------------------------------------------------------------------
 
     def _run_chain(
-        self, chain: list[tuple[int, DirectoryOp]], stop: threading.Event
+        self, chain: list[tuple[int, DirectoryOp]], stop: StopFlag
     ) -> list[tuple[int, OpResult | DirectoryError]]:
         outcomes: list[tuple[int, OpResult | DirectoryError]] = []
         for index, op in chain:
@@ -339,12 +380,14 @@ class DirectoryWriter:
                 outcomes.append((index, self._run_op(op, stop)))
             except DirectoryError as exc:
                 outcomes.append((index, exc))
+                if isinstance(exc, DirectoryUnavailableError):
+                    stop.set()  # the call's other ops would each wait out the budget again
                 break  # later ops on this DN assumed this one succeeded
             except _Cancelled:
                 break
         return outcomes
 
-    def _run_op(self, op: DirectoryOp, stop: threading.Event) -> OpResult:
+    def _run_op(self, op: DirectoryOp, stop: StopFlag) -> OpResult:
         policy = self._retry
         deadline = time.monotonic() + policy.total
         delay = policy.initial_delay

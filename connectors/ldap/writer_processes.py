@@ -4,20 +4,22 @@ Each process holds a ``DirectoryWriter`` of its own, with threads (its share of 
 connections), and runs whole shares of an ``apply`` call: one message per process and call,
 results back without their ops. The processes are spawned (not forked: the worker runs threads)
 with the program's main module out of sight, so that they import this module and the writer,
-not the whole CLI.
+not the whole CLI. Each process exits as soon as its parent does, and stops retrying when
+the parent aborts (see :mod:`connectors.ldap.lifeline`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import types
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Literal
 
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.errors import DirectoryError
+from connectors.ldap.lifeline import EitherStop, StopFlag, watch_parent
 
 if TYPE_CHECKING:
     from connectors.ldap.writer import Action, Chain, DirectoryWriter, RetryPolicy
@@ -26,6 +28,7 @@ LogSetup = tuple[Literal["json", "console", "auto"], str]  # (format, level) of 
 CompactResult = tuple["Action", tuple[str, ...], str, int]  # an OpResult without its op
 
 _writer: DirectoryWriter | None = None  # in a writer process: its own, with threads
+_abort: StopFlag | None = None  # in a writer process: set when the parent aborts its writes
 
 
 @contextlib.contextmanager
@@ -50,10 +53,17 @@ def main_imported() -> bool:
 
 
 def start_writer(
-    params: LdapParams, retry: RetryPolicy, log_setup: LogSetup | None, threads: int
+    params: LdapParams,
+    retry: RetryPolicy,
+    log_setup: LogSetup | None,
+    threads: int,
+    lifeline: Connection,
+    abort: StopFlag,
 ) -> None:
-    """The process initializer: logging, then the process's own writer."""
-    global _writer
+    """The process initializer: die with the parent, logging, then the process's own writer."""
+    global _writer, _abort
+    watch_parent(lifeline)  # first: a parent already gone is seen at once
+    _abort = abort
     from connectors.ldap.writer import DirectoryWriter
 
     if log_setup is not None:
@@ -70,8 +80,8 @@ def ready() -> bool:
 def run_share(chains: list[Chain]) -> list[tuple[int, CompactResult | DirectoryError]]:
     """Run the chains on this process's threads, as many at a time as it has."""
     writer = _writer
-    assert writer is not None, "not a writer process"
-    stop = threading.Event()
+    assert writer is not None and _abort is not None, "not a writer process"
+    stop = EitherStop(_abort)  # set by the parent's abort, or here by an unreachable directory
     compact: list[tuple[int, CompactResult | DirectoryError]] = []
     for future in [writer._executor.submit(writer._run_chain, chain, stop) for chain in chains]:
         for index, outcome in future.result():

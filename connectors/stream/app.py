@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import faust
 
+from connectors.ldap.errors import DirectoryError, WriterStoppedError
 from connectors.stream import lifecycle as shell
 from connectors.stream.faust_fixes import (
     StallGuard,
@@ -35,6 +36,7 @@ from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
+from connectors.stream.stopping import AbandonedInputs
 from entsync.audit_key import audit_digest_key
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -48,6 +50,7 @@ PARIS = ZoneInfo("Europe/Paris")
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 STALL_CHECK_INTERVAL_S = 1.0
+ABANDON_CHECK_INTERVAL_S = 0.2
 
 
 def _faust_datadir(settings: Settings) -> Path:
@@ -169,9 +172,18 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
                 progress.in_flight -= 1
 
     crashing: set[asyncio.Future[None]] = set()
+    abandoned = AbandonedInputs(app, entities_name)
+    app.timer(ABANDON_CHECK_INTERVAL_S)(abandoned.tick)
 
     def crash(exc: BaseException) -> None:
-        crashing.add(asyncio.ensure_future(app.crash(exc)))
+        # A batch failed: no later one completes. Its inputs are read again at the next start.
+        first = not abandoned.failed
+        abandoned.fail()
+        writer.abort()  # the batches still writing stop retrying: the worker stops now
+        if isinstance(exc, WriterStoppedError):
+            return  # stopping on request (see connectors.stream.stopping): not a crash
+        if first:
+            crashing.add(asyncio.ensure_future(app.crash(exc)))
 
     @app.agent(entities_topic, name="reconcile")
     async def reconcile(stream: Any) -> None:
@@ -180,6 +192,11 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         try:
             async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 await pipeline.submit(batch)
+        except DirectoryError:
+            # A batch's writes failed: the pipeline reported it (crash above), the worker is
+            # stopping. Raised, it would make faust start this agent again, and its stop wait
+            # for a new actor that never ends.
+            return
         finally:
             await pipeline.cancel()
 

@@ -6,6 +6,12 @@ of consumed events is acknowledged), this held for ``stable_checks`` checks in a
 commit of those offsets was accepted by the broker. The cheap checks use the consumer's fetch high
 watermarks; the last one confirms with the true ends (``connectors.stream.offsets``), since fetch
 high watermarks go stale as soon as our own agents produce.
+
+Exit codes: 0 done (idle, or stopped on request); 1 other failures; 4 directory writes refused
+(``REFUSED_WRITES_EXIT``); 5 the directory's schema refused at start (``PREFLIGHT_EXIT``); 6 the
+directory did not answer for the whole retry budget (``DIRECTORY_DOWN_EXIT``); 7 a stop signal
+and no clean stop within 8 s, or a second signal (``FORCED_STOP_EXIT``). SIGTERM and SIGINT stop
+a worker in every state (see :mod:`connectors.stream.stopping`).
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ from typing import Any
 import faust
 
 from connectors.ldap.connection import LdapParams
-from connectors.ldap.errors import BaseEntryError, DirectoryError, PreflightError
+from connectors.ldap.errors import (
+    BaseEntryError,
+    DirectoryError,
+    DirectoryUnavailableError,
+    PreflightError,
+)
 from connectors.ldap.preflight import prepare_directory
 from connectors.ldap.writer import DirectoryWriter
 from connectors.stream.app import build_app, context_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.progress import Progress
 from connectors.stream.restore import restore_lost_state
+from connectors.stream.stopping import stop_promptly
 from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -36,6 +48,7 @@ log = get_logger(__name__)
 IDLE_CHECK_INTERVAL_S = 0.5
 REFUSED_WRITES_EXIT = 4
 PREFLIGHT_EXIT = 5
+DIRECTORY_DOWN_EXIT = 6
 
 
 @dataclass
@@ -177,6 +190,7 @@ def run_worker(
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages
     worker = faust_worker(app, loglevel)
+    disarm = stop_promptly(worker, writer.abort)
 
     if until_idle:
         detector = IdleDetector(
@@ -225,7 +239,17 @@ def run_worker(
         exit_code = 1
     finally:
         writer.close()
-    if crash := getattr(app, "_crash_reason", None):
+        disarm()
+    crash = getattr(app, "_crash_reason", None)
+    if isinstance(crash, DirectoryUnavailableError):
+        # The DN and the last error are in the 'ldap.retry' log events; not repeated here.
+        outcome["error"] = (
+            f"the directory at {settings.resolved().ldap_url} did not answer for the whole "
+            f"retry budget ({settings.ldap_retry_total_s:g} s, ENTSYNC_LDAP_RETRY_TOTAL_S): "
+            "worker stopped; the writes not acknowledged are made again at the next start"
+        )
+        exit_code = DIRECTORY_DOWN_EXIT
+    elif crash is not None:
         outcome["error"] = outcome["error"] or f"worker crashed: {type(crash).__name__}: {crash}"
     if progress.refused_writes and not outcome["error"]:
         outcome["error"] = (

@@ -26,7 +26,7 @@ from entsync.ingest import show_progress
 from entsync.settings import ConfigurationError
 
 EXIT_WORKER = 3
-EXIT_HISTORY_INCOMPLETE = 6
+EXIT_HISTORY_INCOMPLETE = 8  # distinct from the worker's codes (4 to 7): a replay runs a worker
 """The topics' history does not explain the directory: a dry run reports that (and no deletion
 of those entries); a real replay with --check-against refuses to start."""
 
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--check-against",
                 help="real replay: base DN (same server) of the directory this replay rebuilds; "
-                "refuse to start (exit 6) if the topics' history does not explain its entries",
+                "refuse to start (exit 8) if the topics' history does not explain its entries",
             ),
         ] = None,
         accept_incomplete: Annotated[

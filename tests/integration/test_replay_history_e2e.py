@@ -3,7 +3,7 @@
 The sample is synced; the dry run predicts it exactly. Then the broker restarts (the local
 broker keeps topics in memory; slapd keeps its data): the dry run reports that the history does
 not explain the directory, lists no deletion and exits 6, and a real replay checked against the
-directory refuses to start (exit 6) unless told to accept the incomplete history. Once the
+directory refuses to start (exit 8) unless told to accept the incomplete history. Once the
 extract is published again, the history explains the directory again.
 """
 

@@ -1,0 +1,52 @@
+"""Suite-wide: no test leaves a process behind (see :mod:`tests.leftovers`).
+
+The check runs once, in the process that runs the session (the xdist controller with ``-n``,
+after every worker has finished), over the processes of this session only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.leftovers import SESSION_ENV, kill, wait_for_leftovers
+
+LEFTOVER_GRACE_S = 10.0
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_xdist_worker(config):
+        # Before xdist starts its workers: they and every process they start inherit it.
+        os.environ[SESSION_ENV] = uuid.uuid4().hex
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    marker = os.environ.get(SESSION_ENV)
+    if _is_xdist_worker(config) or not marker:
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    root: Path | None = factory.getbasetemp() if factory is not None else None  # workers' too
+    left = wait_for_leftovers(marker, root, {os.getpid(), os.getppid()}, LEFTOVER_GRACE_S)
+    if not left:
+        return
+    kill(left)  # not left running for the next session; the failure says which they were
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {p.pid} ({p.kind}): {p.cmdline[:200]}" for p in left]
+    message = "processes started by this test session were still running at its end:"
+    if reporter is not None:
+        reporter.write_sep("=", "leftover processes", red=True)
+        reporter.write_line(message)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print(message, *lines, sep="\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
