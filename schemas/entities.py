@@ -105,8 +105,11 @@ class ChildInfo(_Frozen):
 class LinkSet(_InputBase):
     """A link from ``member_id`` to this entity appears (present) or disappears.
 
-    relation 'child': a pupil under this guardian's legal responsibility.
-    relation 'member': a person in this group (``group`` describes the group).
+    relation 'child': a pupil under this guardian's legal responsibility (the pupil has an entry).
+    relation 'parent': the guardian ``member_id`` of this pupil has an entry (the answer to
+    'child': the pupil names only such guardians in ``ENTEleveParents``).
+    relation 'member': a person in this group (``group`` describes the group); a person sends it
+    only while it has an entry.
     relation 'block': the school's profile group ``member_id`` blocks this person (``blocks``,
     empty when no block is left); any person kind.
     relation 'class': this teacher is attached to a class; ``member_id`` is the class (its pupils
@@ -114,7 +117,7 @@ class LinkSet(_InputBase):
     """
 
     type: Literal["link.set"] = "link.set"
-    relation: Literal["child", "member", "class", "block"]
+    relation: Literal["child", "parent", "member", "class", "block"]
     member_id: str
     present: bool
     child: ChildInfo | None = None

@@ -84,6 +84,7 @@ def _person_entry(
                 login=login,
                 account_state=account,
                 disappeared_at=gone_at,
+                parents=state.links.get("parent", {}),
                 base_dn=ctx.base_dn,
                 namespace=ctx.namespace,
                 sources=ctx.sources,

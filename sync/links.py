@@ -4,10 +4,18 @@ An entity states its links to other entities with ``LinkSet`` inputs; it remembe
 stated (``EntityState.outgoing``: ``'<relation>|<target id>'`` → payload digest) and only emits
 the differences, so an unchanged record emits nothing.
 
+No dangling reference: a link puts the sender's DN in the target's entry (a group's ``member``,
+a guardian's ``ENTAuxPersRelEleveEleve``, a pupil's ``ENTEleveParents``), so a person links to
+nobody while it has no entry (:func:`sync.reconcile.settle`: no login yet, a guardian without
+a child, deleted; a pre-deleted person keeps its entry but is out of every perimeter). Its links
+appear when its entry is decided and are withdrawn when it goes.
+
 - pupil (when it has an admitted driver record): ``child`` to each guardian of the record (id from
   the guardian jointure) with the school and classes; ``member`` of its school's pupils group and
   of each class's pupils group;
 - guardian (with a record): ``member`` of the guardians group of each child's school and class;
+  ``parent`` back to each child (the ``child`` links it received): the pupil names in
+  ``ENTEleveParents`` only the guardians of its record that sent one, i.e. that have an entry;
 - staff (with a record): ``member`` of the teachers group (or staff group for non-teachers) of its
   attachment school and of each school of exercise; teachers also ``member`` of the teachers
   group of each class they are attached to (the ``class`` links they received);
@@ -48,9 +56,10 @@ from sync import ids
 from sync.effective import Record
 from sync.entries import staff_schools
 
-Relation = Literal["child", "member", "class", "block"]
+Relation = Literal["child", "parent", "member", "class", "block"]
 
 RULE_CHILD = "link.pupil-guardian"
+RULE_PARENT = "link.guardian-pupil"
 RULE_MEMBER = "link.group-member"
 RULE_CLASS = "link.class-teacher"
 RULE_BLOCK = "link.block"
@@ -58,6 +67,7 @@ ADMIN_RULE_PREFIX = "admin."
 KEPT_RULE_PREFIXES = (ADMIN_RULE_PREFIX, "lifecycle.")
 _RULES: dict[str, str] = {
     "child": RULE_CHILD,
+    "parent": RULE_PARENT,
     "member": RULE_MEMBER,
     "class": RULE_CLASS,
     "block": RULE_BLOCK,
@@ -122,7 +132,8 @@ def pupil_links(pupil: Pupil, namespace: str) -> list[Link]:
 def guardian_links(state: EntityState, namespace: str) -> list[Link]:
     links: list[Link] = []
     # Sorted by child id so that, when two children disagree on a class label, the choice is stable.
-    for _, payload in sorted(state.links.get("child", {}).items()):
+    for child_id, payload in sorted(state.links.get("child", {}).items()):
+        links.append(Link("parent", child_id))
         child = payload.child or ChildInfo()
         if child.school_jointure:
             links.append(
@@ -248,7 +259,7 @@ def _link_set(
     cause: Cause,
 ) -> LinkSet:
     rule = cause.rule if cause.rule.startswith(KEPT_RULE_PREFIXES) else _RULES[relation]
-    kind: Relation = relation if relation in ("child", "class", "block") else "member"  # type: ignore[assignment]
+    kind: Relation = relation if relation in _RULES else "member"  # type: ignore[assignment]
     return LinkSet(
         entity_id=target_id,
         cause=cause.model_copy(update={"rule": rule}),

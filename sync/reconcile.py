@@ -14,8 +14,11 @@ Per kind:
   (and follow it if the academy changes it);
 - pupils are written once admitted (see :mod:`sync.effective` for held pupils);
 - guardians are written once they have a record, a login and have had at least one child link
-  (a guardian of held pupils only gets no account); losing every child drops
-  ``ENTAuxPersRelEleve`` but keeps the entry;
+  (a guardian of held pupils only, or of pupils without an entry yet, gets no account); losing
+  every child drops ``ENTAuxPersRelEleve`` but keeps the entry;
+- no dangling reference: a person sends links (which put its DN in other entries) only while it
+  has an entry (:mod:`sync.links`), and a pupil names in ``ENTEleveParents`` only the guardians
+  that answered its ``child`` link with ``parent`` (they have an entry);
 - staff are written with a record and a login; schools with a record (not while held for a
   value SDET requires);
 - groups exist while they have at least one member (a class exists only while a pupil is in it),
@@ -183,6 +186,7 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
 
 _LINK_TARGET_KINDS: dict[str, frozenset[str]] = {
     "child": frozenset({"guardian"}),
+    "parent": frozenset({"pupil"}),
     "member": frozenset({"group"}),
     "class": frozenset({"staff"}),
     "block": frozenset(ids.PERSON_KINDS),
@@ -382,15 +386,17 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
             )
         )
         update["login_requested"] = True
-    links = (
-        {}
-        if seen.account_state in ("predeleted", "deleted")
-        else desired_links(state, seen.record, ctx.namespace)
+    desired = desired_entry(state, seen, ctx)
+    # A link writes this entity's DN into the target's entry: none while there is no entry
+    # (no login yet, a guardian without a child, deleted), nor once pre-deleted (out of every
+    # perimeter). Groups link to persons that linked to them (they exist).
+    linkless = seen.account_state in ("predeleted", "deleted") or (
+        state.kind in ids.PERSON_KINDS and desired is None
     )
+    links = {} if linkless else desired_links(state, seen.record, ctx.namespace)
     outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
     emits.extend(link_messages)
     update["outgoing"] = outgoing
-    desired = desired_entry(state, seen, ctx)
     ops: tuple[DirectoryOp, ...] = ()
     audits: tuple[DirectoryChanged, ...] = ()
     if desired is not None or state.applied is not None:
