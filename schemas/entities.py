@@ -100,6 +100,13 @@ class ChildInfo(_Frozen):
         default=(), description="(school_jointure, class_code, class_label) of the child"
     )
     admitted: bool = True
+    former: bool = Field(
+        default=False,
+        description=(
+            "a guardian the pupil's records named before, not now: it keeps the account it got "
+            "(a guardian once linked keeps it), but names no child and joins no group for it"
+        ),
+    )
 
 
 class LinkSet(_InputBase):

@@ -14,7 +14,7 @@ from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, EntityState
 from sync import dit, entries, ids
 from sync.effective import Record, View, utc
-from sync.links import teacher_classes
+from sync.links import children, teacher_classes
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _person_entry(
                 state.entity_id,
                 record,
                 login=login,
-                children=state.links.get("child", {}),
+                children=children(state),
                 account_state=account,
                 disappeared_at=gone_at,
                 base_dn=ctx.base_dn,

@@ -68,7 +68,13 @@ from sync import commands, ids, legacy, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
-from sync.links import KEPT_RULE_PREFIXES, desired_links, is_class_group, link_emits
+from sync.links import (
+    KEPT_RULE_PREFIXES,
+    desired_links,
+    is_class_group,
+    link_emits,
+    named_guardians,
+)
 from sync.ops import DirectoryOp
 from sync.schools import entry_schools
 
@@ -393,6 +399,11 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
     linkless = seen.account_state in ("predeleted", "deleted") or (
         state.kind in ids.PERSON_KINDS and desired is None
     )
+    if state.kind == "pupil" and seen.account_state not in ("predeleted", "deleted"):
+        # Whether or not its entry exists yet: see named_guardians.
+        named = named_guardians(state, seen.record, ctx.namespace)
+        if named != state.named_guardians:
+            state = state.model_copy(update={"named_guardians": named})
     links = {} if linkless else desired_links(state, seen.record, ctx.namespace)
     outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
     emits.extend(link_messages)

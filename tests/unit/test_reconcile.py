@@ -95,6 +95,25 @@ def test_admitted_pupil_asks_for_a_login_and_links_nobody_before_its_entry() -> 
     assert decision.state.outgoing == {}
 
 
+def test_a_guardian_named_before_the_entry_hears_of_it_as_former() -> None:
+    """Links wait for the entry; a guardian an earlier record named still gets its child link
+    (``former``: it keeps the account it gets, with no child and no group), so that whether it
+    has an account does not depend on when the pupil's login came."""
+    first = step(None, record_set(pupil("P1", **ALICE), 1))
+    second = step(first.state, record_set(pupil("P1", **{**ALICE, "guardians": ["G2"]}), 2))
+    pid = first.state.entity_id
+    g1, g2 = ids.guardian_id(NS, "G1"), ids.guardian_id(NS, "G2")
+    assert second.state.named_guardians == tuple(sorted((g1, g2)))
+    decision = step(second.state, assigned(pid, "alice.martin"))
+    children = {
+        e.entity_id: e.child
+        for e in decision.emits
+        if isinstance(e, LinkSet) and e.relation == "child"
+    }
+    assert children[g1] == ChildInfo(former=True)
+    assert children[g2] is not None and not children[g2].former
+
+
 def test_login_assignment_writes_the_entry_once() -> None:
     inp = record_set(pupil("P1", **ALICE), 1)
     first = step(None, inp)
