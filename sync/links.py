@@ -245,6 +245,21 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     return {link.key: link for link in links}
 
 
+def refused_write(
+    before: EntityState | None, decided: EntityState, cause: Cause
+) -> tuple[EntityState, tuple[LinkSet, ...]]:
+    """The entity once the directory refused ``decided``'s write for good (the shell's news):
+    its entry stays as ``before`` had it. A person the directory refused to add has no entry,
+    so the links it sent with the add would name none: they are withdrawn, and sent again with
+    its next try (at its next input)."""
+    applied = before.applied if before is not None else None
+    state = decided.model_copy(update={"applied": applied})
+    if applied is not None or state.kind not in ids.PERSON_KINDS:
+        return state, ()
+    outgoing, emits = link_emits(state.entity_id, state.outgoing, {}, cause)
+    return state.model_copy(update={"outgoing": outgoing}), emits
+
+
 def link_emits(
     entity_id: str, outgoing: dict[str, str], desired: dict[str, Link], cause: Cause
 ) -> tuple[dict[str, str], tuple[LinkSet, ...]]:

@@ -13,6 +13,7 @@ from schemas.feed import FeedEvent, HoldReason
 from schemas.ldap_schema import shipped_schema
 from sync import dit, ids, written
 from sync.lifecycle import Policy
+from sync.links import refused_write
 from sync.ops import AddEntry, DirectoryOp, ModifyEntry
 from sync.pipeline import Directory, World, apply_op, run_to_quiescence, sweep_world
 from sync.reconcile import Context
@@ -206,3 +207,22 @@ def test_no_reference_ever_names_a_missing_entry(
         swept = sweep_world(world, when, policy=policy, cause=cause(900 + days, at=when), ctx=CTX)
         assert _introduced(before, swept.ops) == []
         assert dangling(world.directory) == []
+
+
+def test_a_refused_add_withdraws_the_links_sent_with_it() -> None:
+    """The directory refused a person's entry (the shell's news): the links that went out with
+    the add are withdrawn, and sent again with the next try."""
+    world = World()
+    _run([school("S1"), pupil("P1", first="Lea", ine=INE, guardians=["G1"])], world)
+    pid = ids.entity_id(NS, "pupil", f"ine:{INE}")
+    decided = world.entities[pid]
+    assert decided.applied is not None and decided.outgoing
+    state, withdrawn = refused_write(None, decided, cause(70))
+    assert state.applied is None and state.outgoing == {}
+    assert {(w.entity_id, w.present) for w in withdrawn} == {
+        (ids.entity_id(NS, "guardian", "G1"), False),
+        *((g, False) for g in (k.partition("|")[2] for k in decided.outgoing if "member" in k)),
+    }
+    # A refused modify leaves the entry, and its links, as they were.
+    same, none = refused_write(decided, decided, cause(71))
+    assert same == decided and none == ()
