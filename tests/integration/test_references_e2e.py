@@ -97,3 +97,11 @@ def test_no_dn_names_an_entry_that_does_not_exist(pipeline: Pipeline) -> None:
     groups = search_entries(p.ldap, f"ou=groups,{p.base_dn}", "(objectClass=groupOfNames)", ["*"])
     assert not [g.dn for g in groups if g.get("entsyncGroupProfile") == ("teachers",)]
     assert dangling_references(p.ldap, p.base_dn) == []
+
+    # The academy corrects the login: the teacher's entry, then the group naming it.
+    _publish(p, teacher.model_copy(update={"academic_login": "pmartin"}))
+    p.ok("worker", "--until-idle", "--timeout", "120")
+    groups = search_entries(p.ldap, f"ou=groups,{p.base_dn}", "(objectClass=groupOfNames)", ["*"])
+    (teachers,) = [g for g in groups if g.get("entsyncGroupProfile") == ("teachers",)]
+    assert [m.lower() for m in teachers.get("member")] == [_dn(p, "AAF$T1")]
+    assert dangling_references(p.ldap, p.base_dn) == []
