@@ -106,13 +106,23 @@ class ChildInfo(_Frozen):
         default=(), description="(school_jointure, class_code, class_label) of the child"
     )
     admitted: bool = True
+    former: bool = Field(
+        default=False,
+        description=(
+            "a guardian the pupil's records named before, not now: it keeps the account it got "
+            "(a guardian once linked keeps it), but names no child and joins no group for it"
+        ),
+    )
 
 
 class LinkSet(_InputBase):
     """A link from ``member_id`` to this entity appears (present) or disappears.
 
-    relation 'child': a pupil under this guardian's legal responsibility.
-    relation 'member': a person in this group (``group`` describes the group).
+    relation 'child': a pupil under this guardian's legal responsibility (the pupil has an entry).
+    relation 'parent': the guardian ``member_id`` of this pupil has an entry (the answer to
+    'child': the pupil names only such guardians in ``ENTEleveParents``).
+    relation 'member': a person in this group (``group`` describes the group); a person sends it
+    only while it has an entry.
     relation 'block': the school's profile group ``member_id`` blocks this person (``blocks``,
     empty when no block is left); any person kind.
     relation 'class': this teacher is attached to a class; ``member_id`` is the class (its pupils
@@ -124,7 +134,7 @@ class LinkSet(_InputBase):
     """
 
     type: Literal["link.set"] = "link.set"
-    relation: Literal["child", "member", "class", "block", "claim", "grant"]
+    relation: Literal["child", "parent", "member", "class", "block", "claim", "grant"]
     member_id: str
     present: bool
     child: ChildInfo | None = None

@@ -157,6 +157,13 @@ class EntityState(_Frozen):
     links: dict[str, dict[str, LinkPayload]] = Field(
         default_factory=dict, description="incoming links: relation → member id → payload"
     )
+    named_guardians: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "pupils: guardian ids its driver record has ever named (sorted), so that a guardian "
+            "named only before the pupil's entry existed still gets its 'child' link, as 'former'"
+        ),
+    )
     had_child: bool = Field(
         default=False, description="guardians: has had a child link once (keeps the account)"
     )

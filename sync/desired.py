@@ -14,7 +14,7 @@ from schemas.feed import Guardian, Pupil, School, Staff
 from schemas.state import AccountState, EntityState
 from sync import claims, dit, entries, ids
 from sync.effective import Record, View, utc
-from sync.links import teacher_classes
+from sync.links import children, teacher_classes
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def _person_entry(
                 login=login,
                 account_state=account,
                 disappeared_at=gone_at,
+                parents=state.links.get("parent", {}),
                 base_dn=ctx.base_dn,
                 namespace=ctx.namespace,
                 sources=ctx.sources,
@@ -98,7 +99,7 @@ def _person_entry(
                 state.entity_id,
                 record,
                 login=login,
-                children=state.links.get("child", {}),
+                children=children(state),
                 account_state=account,
                 disappeared_at=gone_at,
                 base_dn=ctx.base_dn,

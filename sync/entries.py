@@ -17,7 +17,8 @@ Pupils (``ENTEleve``): SDET's mandatory values for a primary pupil, documented i
 code (AAF1D carries no MEF), ``ENTEleveLibelleMEF`` its label; ``ENTEleveFiliere``
 ``PREMIER DEGRE``; ``ENTEleveMajeur`` ``O`` when 18 or older on 1 September of the record's school
 year, else ``N``; ``ENTEleveClasses`` the classes, or :data:`NO_CLASS` parts when there is none
-(classes retired at a switchover, a pre-deleted account). Guardians are ``ENTEleveParents`` DNs.
+(classes retired at a switchover, a pre-deleted account). Guardians are ``ENTEleveParents`` DNs,
+only of guardians that have an entry.
 
 Group classes: class-scoped groups (pupils, guardians or teachers of one class) are
 ``ENTClasse``, with the class label as ``entsyncGroupName``; school-wide groups are ``ENTGroupe``
@@ -29,7 +30,7 @@ Errors never carry attribute values (personal data).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final
@@ -215,11 +216,13 @@ def pupil_entry(
     login: str,
     account_state: AccountState,
     disappeared_at: datetime | None = None,
+    parents: Collection[str],
     base_dn: str,
     namespace: str,
     sources: JointureSources = JointureSources(),
 ) -> Entry:
-    """An élève: ``ENTEleve``; guardians named by the record's guardian jointures."""
+    """An élève: ``ENTEleve``; ``ENTEleveParents`` names the record's guardians that are among
+    ``parents`` (entity ids of the guardians known to have an entry: no dangling DN)."""
     attrs = _person(
         entity_id,
         "pupil",
@@ -251,7 +254,9 @@ def pupil_entry(
         "ENTEleveMajeur": "O" if of_age(pupil.birth_date, pupil.school_year) else "N",
         "entsyncCycle": pupil.cycle,
         "ENTEleveParents": [
-            dit.people_dn(ids.guardian_id(namespace, j), base_dn) for j in pupil.guardian_jointures
+            dit.people_dn(g, base_dn)
+            for g in (ids.guardian_id(namespace, j) for j in pupil.guardian_jointures)
+            if g in parents
         ],
         "ENTPersonAutresPrenoms": pupil.other_first_names,
         "ENTPersonNomPatro": pupil.birth_name,

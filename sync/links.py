@@ -4,10 +4,19 @@ An entity states its links to other entities with ``LinkSet`` inputs; it remembe
 stated (``EntityState.outgoing``: ``'<relation>|<target id>'`` → payload digest) and only emits
 the differences, so an unchanged record emits nothing.
 
+No dangling reference: a link puts the sender's DN in the target's entry (a group's ``member``,
+a guardian's ``ENTAuxPersRelEleveEleve``, a pupil's ``ENTEleveParents``), so a person links to
+nobody while it has no entry (:func:`sync.reconcile.settle`: no login yet, a guardian without
+a child, deleted; a pre-deleted person keeps its entry but is out of every perimeter). Its links
+appear when its entry is decided and are withdrawn when it goes.
+
 - pupil (when it has an admitted driver record): ``child`` to each guardian of the record (id from
-  the guardian jointure) with the school and classes; ``member`` of its school's pupils group and
-  of each class's pupils group;
+  the guardian jointure) with the school and classes, and a ``former`` one to each guardian an
+  earlier driver record named (:func:`named_guardians`); ``member`` of its school's pupils group
+  and of each class's pupils group;
 - guardian (with a record): ``member`` of the guardians group of each child's school and class;
+  ``parent`` back to each child (the ``child`` links it received): the pupil names in
+  ``ENTEleveParents`` only the guardians of its record that sent one, i.e. that have an entry;
 - staff (with a record): ``member`` of the teachers group (or staff group for non-teachers) of its
   attachment school and of each school of exercise; teachers also ``member`` of the teachers
   group of each class they are attached to (the ``class`` links they received);
@@ -49,9 +58,10 @@ from sync import ids
 from sync.effective import Record
 from sync.entries import staff_schools
 
-Relation = Literal["child", "member", "class", "block", "claim", "grant"]
+Relation = Literal["child", "parent", "member", "class", "block", "claim", "grant"]
 
 RULE_CHILD = "link.pupil-guardian"
+RULE_PARENT = "link.guardian-pupil"
 RULE_MEMBER = "link.group-member"
 RULE_CLASS = "link.class-teacher"
 RULE_BLOCK = "link.block"
@@ -61,6 +71,7 @@ ADMIN_RULE_PREFIX = "admin."
 KEPT_RULE_PREFIXES = (ADMIN_RULE_PREFIX, "lifecycle.")
 _RULES: dict[str, str] = {
     "child": RULE_CHILD,
+    "parent": RULE_PARENT,
     "member": RULE_MEMBER,
     "class": RULE_CLASS,
     "block": RULE_BLOCK,
@@ -112,12 +123,15 @@ def _member(spec: GroupSpec, namespace: str) -> Link:
     return Link("member", ids.group_id(namespace, spec), group=spec)
 
 
-def pupil_links(pupil: Pupil, namespace: str) -> list[Link]:
+def pupil_links(pupil: Pupil, namespace: str, named: Sequence[str] = ()) -> list[Link]:
+    """``named``: the guardians earlier records named (:func:`named_guardians`); those the record
+    does not name any more get a ``former`` child link."""
     classes = tuple((c.school_jointure, c.code, c.label) for c in pupil.classes)
     info = ChildInfo(school_jointure=pupil.school_jointure, classes=classes, admitted=True)
-    links = [
-        Link("child", ids.guardian_id(namespace, j), child=info) for j in pupil.guardian_jointures
-    ]
+    current = [ids.guardian_id(namespace, j) for j in pupil.guardian_jointures]
+    links = [Link("child", g, child=info) for g in current]
+    former = ChildInfo(former=True)
+    links.extend(Link("child", g, child=former) for g in named if g not in current)
     if pupil.school_jointure:
         links.append(
             _member(GroupSpec(school_jointure=pupil.school_jointure, profile="pupils"), namespace)
@@ -133,11 +147,35 @@ def pupil_links(pupil: Pupil, namespace: str) -> list[Link]:
     return links
 
 
+def named_guardians(state: EntityState, record: Record | None, namespace: str) -> tuple[str, ...]:
+    """A pupil's guardians ever named by its driver record (``record``: the driver now).
+
+    Links wait for the pupil's entry (its login), so a guardian named only by a record superseded
+    before then would never hear of the child, and whether it got an account would depend on
+    when the login came. Remembering every guardian named makes it depend on the records only.
+    """
+    if not isinstance(record, Pupil):
+        return state.named_guardians
+    named = {
+        *state.named_guardians,
+        *(ids.guardian_id(namespace, j) for j in record.guardian_jointures),
+    }
+    return tuple(sorted(named))
+
+
+def children(state: EntityState) -> list[str]:
+    """A guardian's children now (``former`` child links excluded)."""
+    return [c for c, p in state.links.get("child", {}).items() if not (p.child and p.child.former)]
+
+
 def guardian_links(state: EntityState, namespace: str) -> list[Link]:
     links: list[Link] = []
     # Sorted by child id so that, when two children disagree on a class label, the choice is stable.
-    for _, payload in sorted(state.links.get("child", {}).items()):
+    for child_id, payload in sorted(state.links.get("child", {}).items()):
         child = payload.child or ChildInfo()
+        if child.former:
+            continue
+        links.append(Link("parent", child_id))
         if child.school_jointure:
             links.append(
                 _member(
@@ -207,7 +245,7 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     """The links ``state``'s entity should have, by key (later duplicates win)."""
     links: list[Link] = []
     if isinstance(record, Pupil):
-        links = pupil_links(record, namespace)
+        links = pupil_links(record, namespace, state.named_guardians)
     elif isinstance(record, Guardian):
         links = guardian_links(state, namespace)
     elif isinstance(record, Staff):
@@ -219,6 +257,21 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     elif state.kind == "group":
         links = class_links(state) + block_links(state)
     return {link.key: link for link in links}
+
+
+def refused_write(
+    before: EntityState | None, decided: EntityState, cause: Cause
+) -> tuple[EntityState, tuple[LinkSet, ...]]:
+    """The entity once the directory refused ``decided``'s write for good (the shell's news):
+    its entry stays as ``before`` had it. A person the directory refused to add has no entry,
+    so the links it sent with the add would name none: they are withdrawn, and sent again with
+    its next try (at its next input)."""
+    applied = before.applied if before is not None else None
+    state = decided.model_copy(update={"applied": applied})
+    if applied is not None or state.kind not in ids.PERSON_KINDS:
+        return state, ()
+    outgoing, emits = link_emits(state.entity_id, state.outgoing, {}, cause)
+    return state.model_copy(update={"outgoing": outgoing}), emits
 
 
 def link_emits(

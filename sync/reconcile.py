@@ -14,8 +14,11 @@ Per kind:
   (and follow it if the academy changes it);
 - pupils are written once admitted (see :mod:`sync.effective` for held pupils);
 - guardians are written once they have a record, a login and have had at least one child link
-  (a guardian of held pupils only gets no account); losing every child drops
-  ``ENTAuxPersRelEleve`` but keeps the entry;
+  (a guardian of held pupils only, or of pupils without an entry yet, gets no account); losing
+  every child drops ``ENTAuxPersRelEleve`` but keeps the entry;
+- no dangling reference: a person sends links (which put its DN in other entries) only while it
+  has an entry (:mod:`sync.links`), and a pupil names in ``ENTEleveParents`` only the guardians
+  that answered its ``child`` link with ``parent`` (they have an entry);
 - staff are written with a record and a login; schools with a record (not while held for a
   value SDET requires);
 - groups exist while they have at least one member (a class exists only while a pupil is in it),
@@ -67,7 +70,13 @@ from sync import claims, commands, ids, ineconflict, legacy, logins
 from sync.desired import Context, ContractError, desired_entry, entity_dn
 from sync.diff import audit, diff
 from sync.effective import Record, latest_present, utc, view
-from sync.links import KEPT_RULE_PREFIXES, desired_links, is_class_group, link_emits
+from sync.links import (
+    KEPT_RULE_PREFIXES,
+    desired_links,
+    is_class_group,
+    link_emits,
+    named_guardians,
+)
 from sync.ops import DirectoryOp
 from sync.schools import entry_schools
 
@@ -194,6 +203,7 @@ def _with_record(state: EntityState, inp: RecordSet) -> EntityState:
 
 _LINK_TARGET_KINDS: dict[str, frozenset[str]] = {
     "child": frozenset({"guardian"}),
+    "parent": frozenset({"pupil"}),
     "member": frozenset({"group"}),
     "class": frozenset({"staff"}),
     "block": frozenset(ids.PERSON_KINDS),
@@ -433,18 +443,26 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
             )
         )
         update["login_requested"] = True
-    links = (
-        {}
-        if seen.account_state in ("predeleted", "deleted")
-        else desired_links(state, seen.record, ctx.namespace)
+    desired = desired_entry(state, seen, ctx)
+    # A link writes this entity's DN into the target's entry: none while there is no entry
+    # (no login yet, a guardian without a child, deleted), nor once pre-deleted (out of every
+    # perimeter). Groups link to persons that linked to them (they exist).
+    linkless = seen.account_state in ("predeleted", "deleted") or (
+        state.kind in ids.PERSON_KINDS and desired is None
     )
+    if state.kind == "pupil" and seen.account_state not in ("predeleted", "deleted"):
+        # Whether or not its entry exists yet: see named_guardians.
+        named = named_guardians(state, seen.record, ctx.namespace)
+        if named != state.named_guardians:
+            state = state.model_copy(update={"named_guardians": named})
+    links = {} if linkless else desired_links(state, seen.record, ctx.namespace)
+    # Claims go out before the entry exists: a staff member's entry waits for its grant.
     links |= claims.claim_links(state, seen.record, seen.account_state, ctx.namespace)
     if state.kind == "login":
         links |= claims.grant_links(state)
     outgoing, link_messages = link_emits(state.entity_id, state.outgoing, links, cause)
     emits.extend(link_messages)
     update["outgoing"] = outgoing
-    desired = desired_entry(state, seen, ctx)
     ops: tuple[DirectoryOp, ...] = ()
     audits: tuple[DirectoryChanged, ...] = ()
     if desired is not None or state.applied is not None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from schemas.entities import BlockSpec, GroupSpec, ManualAccount
 from schemas.feed import ClassAssignment, Guardian, Pupil, School, Staff
-from sync import bridge, dit, entries
+from sync import bridge, dit, entries, ids
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,6 +75,11 @@ def _classes(school: str) -> tuple[ClassAssignment, ...]:
     return tuple(ClassAssignment(school_jointure=school, code=c, label=c) for c in ("A", "B"))
 
 
+def _guardian_ids(pupil: Pupil) -> frozenset[str]:
+    """Every guardian of ``pupil`` as having an entry (so that ENTEleveParents shows)."""
+    return frozenset(ids.guardian_id(NAMESPACE, j) for j in pupil.guardian_jointures)
+
+
 def _people() -> Iterator[tuple[str, entries.Entry]]:
     """Every person entry kind, active and disappeared."""
     school = "S"
@@ -95,7 +100,12 @@ def _people() -> Iterator[tuple[str, entries.Entry]]:
             "disappeared_at": _WHEN,
             "base_dn": BASE_DN,
         }
-        yield "pupil", entries.pupil_entry("p", pupil, namespace=NAMESPACE, **common)
+        yield (
+            "pupil",
+            entries.pupil_entry(
+                "p", pupil, parents=_guardian_ids(pupil), namespace=NAMESPACE, **common
+            ),
+        )
         yield "guardian", entries.guardian_entry("g", guardian, children=("p", "q"), **common)
         yield "guardian without child", entries.guardian_entry("h", guardian, children=(), **common)
         for teacher in (True, False):

@@ -2,12 +2,14 @@
 
 Per batch, in this order, so that a crash anywhere is repaired by re-processing the batch:
 decide (pure, :func:`sync.reconcile.decide`) -> the entity inputs it emits delivered -> directory
-writes acknowledged -> audit events and admin decisions delivered -> the entities' states
+writes acknowledged -> audit events and admin decisions delivered (and the links of a person whose
+entry the directory refused to add withdrawn: they would name no entry) -> the entities' states
 written. Re-processing is harmless: decisions are idempotent, so are the inputs sent again (the
 core converges whatever the order and however often an input comes), the writer heals writes
 already done, audit ids are deterministic. The emitted inputs do not wait for the directory:
 what they carry (links, login requests and answers) does not depend on whether a write is
-accepted, and the next entities get on with their part meanwhile.
+accepted, but for the links of a refused add, which are withdrawn afterwards; the next entities
+get on with their part meanwhile.
 
 The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits`,
 :meth:`Reconciler.write` (the directory) and :meth:`Reconciler.complete` (audit events,
@@ -33,6 +35,7 @@ from schemas.state import EntityState
 from sync import lifecycle
 from sync.coalesce import coalesce
 from sync.lifecycle import Policy
+from sync.links import refused_write
 from sync.reconcile import Context, Decision, decide
 
 log = get_logger(__name__)
@@ -50,6 +53,7 @@ class Prepared:
     ops: list[Any] = field(default_factory=list)
     audits: list[Any] = field(default_factory=list)
     emits: list[EntityInput] = field(default_factory=list)
+    withdrawn: list[EntityInput] = field(default_factory=list)  # links of refused adds
     outcomes: list[Any] = field(default_factory=list)  # admin command decisions
     notices: list[Any] = field(default_factory=list)  # records held for an INE conflict
     written: list[Any] = field(default_factory=list)  # audit events of the writes done
@@ -143,9 +147,9 @@ class Reconciler:
         for audit, result in zip(p.audits, results, strict=True):
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
-                previous = p.before.get(key)
-                applied = None if previous is None else previous.applied
-                new_states[key] = new_states[key].model_copy(update={"applied": applied})
+                state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
+                new_states[key] = state
+                p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
                 p.changed.add(key)
                 as_decided = False
                 continue
@@ -164,6 +168,7 @@ class Reconciler:
         """After :meth:`write`: send the audit events of what was written (and of the records
         held for an INE conflict) and the admin decisions, then write the batch's states."""
         progress, new_states = self.progress, p.new_states
+        await send_inputs(self.entities_topic, p.withdrawn)
         audited = [*p.written, *p.notices]
         futures = await send(
             self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in audited)

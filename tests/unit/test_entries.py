@@ -41,6 +41,7 @@ def _pupil_entry(pupil: Pupil, state: str = "active") -> entries.Entry:
         login="lea.martin",
         account_state=state,  # type: ignore[arg-type]
         disappeared_at=datetime(2026, 9, 2, 8, 30, tzinfo=UTC),
+        parents=(ids.guardian_id(NS, "G1"), ids.guardian_id(NS, "G2")),
         base_dn=BASE,
         namespace=NS,
     )
@@ -145,6 +146,7 @@ def test_jointures_name_their_source() -> None:
         _pupil(),
         login="l",
         account_state="active",
+        parents=(),
         base_dn=BASE,
         namespace=NS,
         sources=sources,

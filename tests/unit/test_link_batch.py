@@ -128,9 +128,10 @@ def test_a_guardian_settles_its_children_once() -> None:
     decision = decide(state, LinkBatch(entity_id=gid, cause=cause(12), links=tuple(children)), CTX)
     assert decision.state == expected_state
     assert written({}, decision) == written({}, expected)
-    # Its group links: the net ones, each group once.
+    # Its group links: the net ones, each group once; and 'parent' back to each child.
     targets = [e.entity_id for e in decision.emits]
-    assert len(targets) == len(set(targets)) == 4  # the school's and three classes' guardians
+    assert len(targets) == len(set(targets)) == 4 + 3  # the school's and three classes' groups
+    assert {e.entity_id for e in decision.emits if e.relation == "parent"} == set(MEMBERS[:3])
 
 
 def test_a_batch_of_links_to_another_entity_is_refused() -> None:

@@ -82,16 +82,52 @@ def written_pupil() -> tuple[EntityState, RecordSet]:
 # ---------------------------------------------------------------- pupils and logins
 
 
-def test_admitted_pupil_asks_for_a_login_and_links_before_writing() -> None:
+def test_admitted_pupil_asks_for_a_login_and_links_nobody_before_its_entry() -> None:
     inp = record_set(pupil("P1", **ALICE), 1)
     decision = step(None, inp)
     assert decision.ops == ()
-    request, *links = decision.emits
+    (request,) = decision.emits  # no link: its DN would name no entry
     assert isinstance(request, LoginRequested)
     assert request.entity_id == ids.login_allocator_id(NS, "alice.martin")
     assert (request.person_id, request.base) == (inp.entity_id, "alice.martin")
     assert request.cause.offset == 1 and request.cause.rule == "login.request"
     assert decision.state.login_requested and decision.state.login is None
+    assert decision.state.outgoing == {}
+
+
+def test_a_guardian_named_before_the_entry_hears_of_it_as_former() -> None:
+    """Links wait for the entry; a guardian an earlier record named still gets its child link
+    (``former``: it keeps the account it gets, with no child and no group), so that whether it
+    has an account does not depend on when the pupil's login came."""
+    first = step(None, record_set(pupil("P1", **ALICE), 1))
+    second = step(first.state, record_set(pupil("P1", **{**ALICE, "guardians": ["G2"]}), 2))
+    pid = first.state.entity_id
+    g1, g2 = ids.guardian_id(NS, "G1"), ids.guardian_id(NS, "G2")
+    assert second.state.named_guardians == tuple(sorted((g1, g2)))
+    decision = step(second.state, assigned(pid, "alice.martin"))
+    children = {
+        e.entity_id: e.child
+        for e in decision.emits
+        if isinstance(e, LinkSet) and e.relation == "child"
+    }
+    assert children[g1] == ChildInfo(former=True)
+    assert children[g2] is not None and not children[g2].former
+
+
+def test_login_assignment_writes_the_entry_once() -> None:
+    inp = record_set(pupil("P1", **ALICE), 1)
+    first = step(None, inp)
+    decision = step(first.state, assigned(inp.entity_id, "alice.martin"))
+    (op,) = decision.ops
+    assert isinstance(op, AddEntry) and op.dn == dit.people_dn(inp.entity_id, BASE)
+    assert op.attributes["ENTPersonLogin"] == ("alice.martin",)
+    # Its guardians are named once they answer (they have an entry): none yet.
+    assert "ENTEleveParents" not in op.attributes
+    (event,) = decision.audits
+    assert event.action == "add" and event.entity_kind == "pupil"
+    assert decision.state.applied == dict(op.attributes)
+    # The entry is decided: the links go out with it, and only now.
+    links = decision.emits
     assert all(isinstance(link, LinkSet) and link.present for link in links)
     targets = {link.entity_id for link in links}
     assert targets == {
@@ -103,19 +139,8 @@ def test_admitted_pupil_asks_for_a_login_and_links_before_writing() -> None:
         link for link in links if isinstance(link, LinkSet) and link.relation == "child"
     )
     assert child_link.child == ChildInfo(school_jointure="S1", classes=(("S1", "CP-A", "CP A"),))
-
-
-def test_login_assignment_writes_the_entry_once() -> None:
-    inp = record_set(pupil("P1", **ALICE), 1)
-    first = step(None, inp)
-    decision = step(first.state, assigned(inp.entity_id, "alice.martin"))
-    (op,) = decision.ops
-    assert isinstance(op, AddEntry) and op.dn == dit.people_dn(inp.entity_id, BASE)
-    assert op.attributes["ENTPersonLogin"] == ("alice.martin",)
-    assert decision.emits == ()
-    (event,) = decision.audits
-    assert event.action == "add" and event.entity_kind == "pupil"
-    assert decision.state.applied == dict(op.attributes)
+    again = step(decision.state, assigned(inp.entity_id, "alice.martin"))
+    assert again.ops == () and again.emits == ()
 
 
 def test_login_never_changes() -> None:
@@ -250,8 +275,12 @@ def test_guardian_with_child_before_record_waits_for_the_record() -> None:
     decision = step(None, child_link(gid, "el-aaaaaaaaaaaaaaaa", 1))
     assert decision.ops == () and decision.emits == ()
     decision = step(decision.state, record_set(guardian("G1", first="Anne"), 2))
+    # A login first; no link before the entry.
+    assert [type(e) for e in decision.emits] == [LoginRequested]
+    decision = step(decision.state, assigned(gid, "anne.x"))
+    assert [type(o) for o in decision.ops] == [AddEntry]
     kinds = [type(e) for e in decision.emits]
-    assert kinds.count(LoginRequested) == 1 and kinds.count(LinkSet) == 2
+    assert kinds.count(LinkSet) == 3  # two groups, and 'parent' back to the child
 
 
 def test_guardian_is_written_with_children_and_groups() -> None:
@@ -260,6 +289,7 @@ def test_guardian_is_written_with_children_and_groups() -> None:
     assert "ENTAuxPersRelEleve" in state.applied["objectClass"]
     assert state.applied["ENTAuxPersRelEleveEleve"] == (dit.people_dn("el-aaaaaaaaaaaaaaaa", BASE),)
     assert set(state.outgoing) == {
+        "parent|el-aaaaaaaaaaaaaaaa",
         f"member|{ids.group_id(NS, GroupSpec(school_jointure='S1', profile='guardians'))}",
         "member|"
         + ids.group_id(NS, GroupSpec(school_jointure="S1", profile="guardians", class_code="CP-A")),
@@ -271,7 +301,9 @@ def test_second_child_adds_a_dn() -> None:
     decision = step(state, child_link(gid, "el-bbbbbbbbbbbbbbbb", 5))
     (op,) = decision.ops
     assert isinstance(op, ModifyEntry) and set(op.changes) == {"ENTAuxPersRelEleveEleve"}
-    assert decision.emits == ()  # same groups
+    (back,) = decision.emits  # same groups; the new child learns its guardian has an entry
+    assert isinstance(back, LinkSet) and back.relation == "parent" and back.present
+    assert (back.entity_id, back.member_id) == ("el-bbbbbbbbbbbbbbbb", gid)
 
 
 def test_guardian_losing_every_child_keeps_the_entry_without_the_class() -> None:
@@ -307,24 +339,27 @@ def test_staff_with_academic_login_claims_it_and_is_written_once_granted() -> No
     assert not any(isinstance(e, LoginRequested) for e in decision.emits)
     (claim,) = [e for e in decision.emits if isinstance(e, LinkSet) and e.relation == "claim"]
     assert claim.entity_id == ids.login_allocator_id(NS, "ppetit") and claim.login == "ppetit"
-    groups = {e.entity_id for e in decision.emits if e is not claim}
-    assert groups == {
-        ids.group_id(NS, GroupSpec(school_jointure=s, profile="teachers")) for s in ("S1", "S2")
-    }
+    assert [e for e in decision.emits if e is not claim] == []  # no group before an entry
     allocator = step(None, claim)
     (grant,) = allocator.emits
     assert isinstance(grant, LinkSet) and grant.login_status == "granted"
     written = step(decision.state, grant)
     (op,) = written.ops
     assert isinstance(op, AddEntry) and op.attributes["ENTPersonLogin"] == ("ppetit",)
+    groups = {e.entity_id for e in written.emits}
+    assert groups == {
+        ids.group_id(NS, GroupSpec(school_jointure=s, profile="teachers")) for s in ("S1", "S2")
+    }
 
 
 def test_staff_without_academic_login_gets_one_allocated() -> None:
     inp = record_set(staff("T1", first="Paul", teacher=False), 1)
     decision = step(None, inp)
     assert decision.ops == ()
-    (request, link) = decision.emits
+    (request,) = decision.emits
     assert isinstance(request, LoginRequested) and request.base == "paul.bernard"
+    decision = step(decision.state, assigned(inp.entity_id, "paul.bernard"))
+    (link,) = decision.emits  # its group, once it has an entry
     assert isinstance(link, LinkSet) and link.group is not None
     assert link.group.profile == "staff"
 
