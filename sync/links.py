@@ -38,7 +38,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from schemas.entities import (
     LINK_BATCH_MAX,
@@ -259,6 +259,10 @@ def desired_links(state: EntityState, record: Record | None, namespace: str) -> 
     return {link.key: link for link in links}
 
 
+NO_DN_RELATIONS: Final = frozenset({"claim", "grant"})
+"""Links that write no DN into their target's entry (login claims and their answers)."""
+
+
 def refused_write(
     before: EntityState | None, decided: EntityState, cause: Cause
 ) -> tuple[EntityState, tuple[LinkSet, ...]]:
@@ -270,8 +274,12 @@ def refused_write(
     state = decided.model_copy(update={"applied": applied})
     if applied is not None or state.kind not in ids.PERSON_KINDS:
         return state, ()
-    outgoing, emits = link_emits(state.entity_id, state.outgoing, {}, cause)
-    return state.model_copy(update={"outgoing": outgoing}), emits
+    # A login claim names no DN: it stays (withdrawn, it would come back with a new grant, then
+    # a new refused add, for ever).
+    kept = {k: d for k, d in state.outgoing.items() if k.partition("|")[0] in NO_DN_RELATIONS}
+    naming = {k: d for k, d in state.outgoing.items() if k not in kept}
+    outgoing, emits = link_emits(state.entity_id, naming, {}, cause)
+    return state.model_copy(update={"outgoing": {**kept, **outgoing}}), emits
 
 
 def link_emits(

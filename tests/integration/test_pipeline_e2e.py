@@ -350,6 +350,9 @@ def test_a_change_found_already_written_is_still_audited(
         if dn.lower().endswith(f",ou=structures,{pipeline.base_dn}".lower())
     }
     assert schools
+    # The worker has state already (a crash after its first batches): its changelogs are not
+    # empty, so the entries it finds are not taken as a lost state to rebuild (sync.rebuild).
+    pipeline.ok("run", str(extract["PersEducNat"]))
     conn = connect(pipeline.ldap)
     try:
         for dn, attributes in schools.items():
@@ -433,6 +436,23 @@ def _publish(pipeline: Pipeline, *records: School | Pupil | Guardian | Staff) ->
     asyncio.run(run())
 
 
+def add_foreign_login(ldap: LdapParams, base_dn: str, login: str) -> None:
+    """An entry another tool made, holding ``login`` (the directory's logins are unique)."""
+    conn = connect(ldap)
+    try:
+        attributes = {
+            "objectClass": ["ENTPerson"],
+            "cn": ["Other tool"],
+            "sn": ["Tool"],
+            "ENTPersonLogin": [login],
+            "ENTPersonJointure": ["OTHER$1"],
+        }
+        dn = f"uid=other-tool,ou=manual-groups,{base_dn}"  # cleared with every branch
+        assert conn.add(dn, attributes=attributes), conn.result
+    finally:
+        close_quietly(conn)
+
+
 def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipeline) -> None:
     school = School(jointure="0310999A", uai="0310999A", name="École du test", siren="213105554")
     pupil = Pupil(
@@ -452,12 +472,14 @@ def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipelin
     people = f"ou=people,{pipeline.base_dn}"
     assert count_entries(pipeline.ldap, people, "(ENTPersonLogin=zoe.lefevre)") == 1
 
-    # An academic login equal to the pupil's: the unique overlay refuses the teacher's entry.
+    # Another tool took the teacher's academic login after the worker started: the unique
+    # overlay refuses the teacher's entry (a login entsync allocates never collides).
+    add_foreign_login(pipeline.ldap, pipeline.base_dn, "paul.martin")
     teacher = Staff(
         jointure="S1",
         last_name="Martin",
         first_name="Paul",
-        academic_login="zoe.lefevre",
+        academic_login="paul.martin",
         attachment_school_jointure=school.jointure,
         school_jointures=(school.jointure,),
         is_teacher=True,
@@ -468,7 +490,7 @@ def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipelin
     assert "directory writes refused" in " ".join(done.stderr.split())
     assert "directory.write_refused" in done.stderr and "Martin" not in done.stderr
     assert count_entries(pipeline.ldap, people, "(ENTPersonJointure=AAF$S1)") == 0
-    assert count_entries(pipeline.ldap, people, "(ENTPersonLogin=zoe.lefevre)") == 1
+    assert count_entries(pipeline.ldap, pipeline.base_dn, "(ENTPersonLogin=paul.martin)") == 1
 
     # The academy corrects the login: the next change of that teacher goes through.
     _publish(pipeline, teacher.model_copy(update={"academic_login": "pmartin"}))

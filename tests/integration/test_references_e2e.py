@@ -13,7 +13,7 @@ from connectors.ldap import search_entries
 from schemas.feed import ClassAssignment, Guardian, Pupil, School, Staff
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.directory_walk import dangling_references
-from tests.integration.test_pipeline_e2e import Pipeline, _publish
+from tests.integration.test_pipeline_e2e import Pipeline, _publish, add_foreign_login
 
 fresh_broker, pipeline = e2e.fresh_broker, e2e.pipeline
 
@@ -77,15 +77,14 @@ def test_no_dn_names_an_entry_that_does_not_exist(pipeline: Pipeline) -> None:
     assert [v.lower() for v in g9[1]["ENTAuxPersRelEleveEleve"]] == [_dn(p, "ONDE$P1")]
     assert dangling_references(p.ldap, p.base_dn) == []
 
-    # A teacher whose academic login is the pupil's: the directory refuses the teacher's entry,
-    # and no group names the teacher (the links sent with the add are withdrawn).
-    pupil_login = _person(p, "ONDE$P1")
-    assert pupil_login is not None
+    # A teacher whose academic login another tool took: the directory refuses the teacher's
+    # entry, and no group names the teacher (the links sent with the add are withdrawn).
+    add_foreign_login(p.ldap, p.base_dn, "paul.martin")
     teacher = Staff(
         jointure="T1",
         last_name="Martin",
         first_name="Paul",
-        academic_login=pupil_login[1]["ENTPersonLogin"][0],
+        academic_login="paul.martin",
         attachment_school_jointure=SCHOOL.jointure,
         school_jointures=(SCHOOL.jointure,),
         is_teacher=True,

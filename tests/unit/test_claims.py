@@ -15,9 +15,20 @@ from hypothesis import strategies as st
 from schemas.entities import GroupSpec
 from schemas.feed import FeedEvent, HoldReason
 from sync import dit, ids
+from sync.links import refused_write
 from sync.pipeline import Directory, RunResult, World, run_to_quiescence
 from sync.reconcile import Context
-from tests.unit.core_factories import BASE, NS, deleted, guardian, pupil, school, staff, with_causes
+from tests.unit.core_factories import (
+    BASE,
+    NS,
+    cause,
+    deleted,
+    guardian,
+    pupil,
+    school,
+    staff,
+    with_causes,
+)
 
 CTX = Context(base_dn=BASE, namespace=NS)
 PUPIL = ids.pupil_id(NS, pupil("P1", first="Jean", last="Dupont", ine="1234567890A").pupil)
@@ -135,3 +146,16 @@ def test_class_codes_the_directory_confuses_make_one_class_named_the_same_in_any
     assert len(members) == 2
     guardians = [dn for dn in result.directory if "$guardians" in dn and "C02" in dn.upper()]
     assert len(guardians) == 1 and len(result.directory[guardians[0]]["member"]) == 2
+
+
+def test_a_refused_add_withdraws_the_groups_but_keeps_the_claim() -> None:
+    """A claim names no DN: withdrawn with the groups, it would bring a new grant, a new add
+    refused, and so on for ever (the directory took the login behind the core's back)."""
+    world = World()
+    run([school("S1"), staff("T1", first="Jo", academic_login="jo.bernard")], world)
+    decided = world.entities[T1]
+    assert any(k.startswith("claim|") for k in decided.outgoing)
+    state, withdrawn = refused_write(None, decided, cause(99))
+    assert {w.relation for w in withdrawn} == {"member"} and not any(w.present for w in withdrawn)
+    assert [k for k in state.outgoing] == [k for k in decided.outgoing if k.startswith("claim|")]
+    assert state.applied is None
