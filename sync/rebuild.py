@@ -20,8 +20,9 @@ reallocate logins, empty groups while the feed refills them and never notice who
 - then every entity's ``applied`` is the entry as the directory holds it (None: no entry): the
   next decision diffs against what is there, not against what the rebuild inferred;
 - login allocators hold every login of the directory, entsync's and anyone else's (manual
-  accounts, other tools), under the base the login was made from: a login the directory has is
-  never handed out again;
+  accounts, other tools), at the allocator a claim of that login goes to
+  (:func:`sync.logins.academic_base`): a login the directory has is never handed out again, and
+  a staff member's own login is granted back to it;
 - every feed key gets its routing state back: present (removed for a disappeared person), version
   :data:`RESTORED_VERSION` so that the next record from the feed is routed whatever it holds, and,
   as the file that fed it is unknown, the UAIs of the schools its entry names
@@ -39,7 +40,6 @@ login stays taken); its entity is healed when its record comes back.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,7 +51,7 @@ from pydantic import ValidationError
 from schemas.entities import Cause, EntityInput, LoginAssigned, RecordSet
 from schemas.feed import Category, Guardian, Pupil, School, Staff
 from schemas.state import EntityState, SourceState
-from sync import commands, ids, readback
+from sync import commands, ids, logins, readback
 from sync.desired import Context
 from sync.entries import Entry
 from sync.legacy import canonical_names
@@ -61,7 +61,6 @@ from sync.reconcile import new_state, settle
 RESTORED_VERSION: Final = "restored"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 RULE_REBUILD: Final = "rebuild.from-directory"
-_TRAILING_DIGITS: Final = re.compile(r"[0-9]+$")
 
 _CATEGORY: Final[dict[str, Category]] = {
     "school": Category.SCHOOLS,
@@ -85,12 +84,6 @@ class Rebuilt:
         for state in self.entities.values():
             counts[state.kind] += 1
         return dict(sorted(counts.items()))
-
-
-def login_base_of(login: str) -> str:
-    """The base a login was allocated from: the login without its numeric suffix (bases never
-    end in a digit, see :mod:`sync.logins`)."""
-    return _TRAILING_DIGITS.sub("", login) or login
 
 
 def _cause(at: datetime) -> Cause:
@@ -232,7 +225,7 @@ def _allocators(entries: Mapping[str, Entry], namespace: str) -> dict[str, Entit
         if login is None:
             continue
         holder = readback.entity_id_of(entry) or readback.foreign_holder(dn)
-        by_base[login_base_of(login)][holder] = login
+        by_base[logins.academic_base(login)][holder] = login
     allocators: dict[str, EntityState] = {}
     for base, allocations in by_base.items():
         allocator = ids.login_allocator_id(namespace, base)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +20,7 @@ from schemas.entities import EntityInput, ManualAccount
 from schemas.feed import Category, FeedEvent
 from sync import commands, dit, ids, readback
 from sync.pipeline import Directory, World, run_to_quiescence, sweep_world
-from sync.rebuild import RESTORED_VERSION, login_base_of, rebuild
+from sync.rebuild import RESTORED_VERSION, rebuild
 from sync.reconcile import Context
 from tests.unit.core_factories import (
     BASE,
@@ -175,14 +174,6 @@ def test_what_other_tools_write_on_an_entry_is_not_ours() -> None:
     directory[dn] = {**directory[dn], "userPassword": ("{SSHA}x",), "description": ("x",)}
     entity_id = directory[dn]["entsyncId"][0]
     assert rebuild(directory, CTX).entities[entity_id].applied == world.directory[dn]
-
-
-@pytest.mark.parametrize(
-    ("login", "base"),
-    [("jean.dupont", "jean.dupont"), ("jean.dupont12", "jean.dupont"), ("007", "007")],
-)
-def test_login_base(login: str, base: str) -> None:
-    assert login_base_of(login) == base
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
