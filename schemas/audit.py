@@ -6,9 +6,9 @@ attribute values only by keyed digest (see :func:`sync.diff.values_digest`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from schemas.entities import Cause, EntityKind
 
@@ -89,3 +89,11 @@ class IdentityHeld(BaseModel):
     reason: str | None = Field(description="the hold reason now; None: released")
     previous: str | None = Field(description="the hold reason before; None: was not held")
     cause: Cause
+
+
+AuditEvent = Annotated[DirectoryChanged | RecordsHeld | IdentityHeld, Field(discriminator="type")]
+
+
+class AuditMessage(RootModel[AuditEvent]):
+    """Wire form of one message on ``entsync.audit.v1``: a directory change, or a hold decided
+    without one (its consumers keep types they do not know, raw)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas.admin import AdminCommandDecided
-from schemas.audit import DirectoryChanged
+from schemas.audit import AuditMessage
 from schemas.bridge import BridgeEventMessage, EduConnectGuardianChanged, SessionsRevoked
 from schemas.entities import EntityMessage
 from schemas.ledger import FileIngested
@@ -50,9 +50,10 @@ ENTITIES = TopicSpec(
 )
 AUDIT = TopicSpec(
     "entsync.audit.v1",
-    DirectoryChanged,
+    AuditMessage,
     "entity id (opaque)",
-    "one event per directory change, naming its cause",
+    "one event per directory change, naming its cause; and each hold decided without one "
+    "(records held for an INE conflict, persons held by a login rule)",
 )
 ADMIN_DECISIONS = TopicSpec(
     "entsync.admin-decisions.v1",

@@ -55,7 +55,8 @@ class Prepared:
     emits: list[EntityInput] = field(default_factory=list)
     withdrawn: list[EntityInput] = field(default_factory=list)  # links of refused adds
     outcomes: list[Any] = field(default_factory=list)  # admin command decisions
-    notices: list[Any] = field(default_factory=list)  # records held for an INE conflict
+    # records held for an INE conflict, persons held by a login rule: audited without an op
+    notices: list[Any] = field(default_factory=list)
     written: list[Any] = field(default_factory=list)  # audit events of the writes done
 
 
@@ -102,8 +103,10 @@ class Reconciler:
             p.emits.extend(decision.emits)
             p.outcomes.extend(decision.outcomes)
             p.notices.extend(decision.notices)
+            p.notices.extend(decision.holds)
             for held in decision.holds:
-                # No entry changes, so no DirectoryChanged: the hold is traced here (ids only).
+                # No entry changes, so no DirectoryChanged: the audit topic has the hold (and
+                # the log, for an operator watching the worker; ids only).
                 log.warning(
                     "identity.held",
                     event_id=held.event_id,

@@ -19,7 +19,7 @@ from connectors.stream.reader import read_topic
 from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged
 from schemas.entities import GroupSpec
-from schemas.topics import ADMIN_DECISIONS, AUDIT
+from schemas.topics import ADMIN_DECISIONS
 from sync import dit
 from sync.entries import class_value, source_key
 from tests.integration import test_pipeline_e2e as e2e
@@ -67,11 +67,7 @@ def _refused(p: Pipeline, *args: str) -> str:
 
 
 def _audits(p: Pipeline) -> list[DirectoryChanged]:
-    return [
-        DirectoryChanged.model_validate_json(m.value)
-        for m in asyncio.run(read_topic(p.bootstrap, AUDIT.name))
-        if m.value is not None
-    ]
+    return e2e.directory_changes(p.bootstrap)
 
 
 def _work(p: Pipeline) -> list[DirectoryChanged]:

@@ -9,6 +9,7 @@ worker exits 4 on any refused write) and no class group mixes pupils silently.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,11 @@ import pytest
 from connectors.aaf import IngestReport
 from connectors.aaf.conflicts import CLASS_RULE, GENERATED_RULE, SHARED_RULE
 from connectors.ldap import search_entries
+from connectors.stream.reader import read_topic
+from schemas.audit import AuditMessage, IdentityHeld
 from schemas.feed import Category
+from schemas.topics import AUDIT
+from sync import ids
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import Pipeline
 from tests.unit.aaf_files import guardian, pupil, real_file, staff
@@ -125,3 +130,14 @@ def test_conflicts_reported_then_decided_by_rule(pipeline: Pipeline, tmp_path: P
     names = sorted(g.get("cn")[0] for g in groups)
     assert names == [f"{SCHOOL}$C02$guardians", f"{SCHOOL}$C02$pupils"]  # one class, one name
     assert all(len(g.get("member")) == 2 for g in groups)
+
+    # The holds changed no entry: the audit topic names them (ids and reason, no value).
+    held = [
+        event
+        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
+        if m.value is not None
+        and isinstance(event := AuditMessage.model_validate_json(m.value).root, IdentityHeld)
+    ]
+    shared = {ids.staff_id("entsync", j) for j in ("93000002", "93000003")}
+    assert shared <= {h.entity_id for h in held if h.reason == SHARED_RULE}
+    assert not any("hfabre" in m for m in (h.model_dump_json() for h in held))

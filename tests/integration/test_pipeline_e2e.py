@@ -31,7 +31,7 @@ from connectors.services.process import free_port, stop_pid
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
-from schemas.audit import DirectoryChanged
+from schemas.audit import AuditMessage, DirectoryChanged
 from schemas.entities import Cause
 from schemas.feed import (
     Category,
@@ -218,11 +218,7 @@ def test_run_builds_the_directory_the_pure_core_predicts(
     assert guardians and all(e["ENTPersonProfils"] == ("National_2",) for e in guardians)
 
     # Exactly one audit event per directory change, none carrying clear-text values.
-    audits = [
-        DirectoryChanged.model_validate_json(m.value)
-        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
-        if m.value is not None
-    ]
+    audits = directory_changes(pipeline.bootstrap)
     assert len(audits) == changes
     assert len({a.event_id for a in audits}) == len(audits)
     audit_text = "".join(a.model_dump_json() for a in audits)
@@ -364,12 +360,18 @@ def test_a_change_found_already_written_is_still_audited(
     assert_audit_trail_covers(directory_of(pipeline), audits_of(pipeline))
 
 
-def audits_of(pipeline: Pipeline) -> list[DirectoryChanged]:
-    return [
-        DirectoryChanged.model_validate_json(m.value)
-        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
+def directory_changes(bootstrap: str) -> list[DirectoryChanged]:
+    """The audit topic's directory changes (holds decided without a change left out)."""
+    events = (
+        AuditMessage.model_validate_json(m.value).root
+        for m in asyncio.run(read_topic(bootstrap, AUDIT.name))
         if m.value is not None
-    ]
+    )
+    return [e for e in events if isinstance(e, DirectoryChanged)]
+
+
+def audits_of(pipeline: Pipeline) -> list[DirectoryChanged]:
+    return directory_changes(pipeline.bootstrap)
 
 
 def assert_audit_trail_covers(
