@@ -167,12 +167,27 @@ class LoginRequested(_InputBase):
     type: Literal["login.requested"] = "login.requested"
     person_id: str
     base: str
+    refused: str | None = Field(
+        default=None,
+        description=(
+            "the login the allocator gave this person, which the directory refused: another "
+            "entry holds it (a manual account, another tool); never handed out again"
+        ),
+    )
 
 
 class LoginAssigned(_InputBase):
     """The allocator's answer, sent back to the person."""
 
     type: Literal["login.assigned"] = "login.assigned"
+    login: str
+
+
+class LoginRefused(_InputBase):
+    """The shell's news to a person: the directory refused to add its entry because another
+    entry already holds its login. A person that has no entry asks its allocator for another."""
+
+    type: Literal["login.refused"] = "login.refused"
     login: str
 
 
@@ -318,6 +333,7 @@ EntityInput = Annotated[
     | LinkBatch
     | LoginRequested
     | LoginAssigned
+    | LoginRefused
     | TeacherClassRequested
     | GarManagerRequested
     | TeacherSchoolRequested

@@ -176,6 +176,13 @@ class EntityState(_Frozen):
         ),
     )
     login_requested: bool = False
+    refused_login: str | None = Field(
+        default=None,
+        description=(
+            "persons: the login the directory refused (another entry holds it), named in the "
+            "next request so that the allocator never hands it out again"
+        ),
+    )
     allocations: dict[str, str] = Field(
         default_factory=dict, description="login allocators: person id → login"
     )

@@ -30,6 +30,9 @@ Per kind:
 - login allocators answer every request, a repeated one with the same login, and a person with no
   login asks again at each input until it has one: a lost request or answer cannot leave a person
   without a login;
+- a person whose add the directory refused because another entry holds its login (made by hand
+  or by another tool) is told so (``LoginRefused``, by the shell); while it has no entry it asks
+  again naming that login, which its allocator then holds for the directory and never hands out;
 - admin commands (teacher–class attachment, GAR managers) are decided by the entity that is their
   authority (:mod:`sync.commands`); each yields one ``AdminCommandDecided`` in
   ``Decision.outcomes``;
@@ -52,6 +55,7 @@ from schemas.entities import (
     LinkBatch,
     LinkSet,
     LoginAssigned,
+    LoginRefused,
     LoginRequested,
     ManualAccountRequested,
     RecordSet,
@@ -61,7 +65,7 @@ from schemas.entities import (
     TeacherSchoolRequested,
 )
 from schemas.state import EntityState, LinkPayload, SourceRecord
-from sync import claims, commands, ids, ineconflict, logins
+from sync import claims, commands, equality, ids, ineconflict, logins
 from sync.desired import Context, ContractError
 from sync.effective import latest_present, utc
 from sync.links import (
@@ -114,6 +118,8 @@ def _decide(current: EntityState, inp: EntityInput, ctx: Context) -> Decision:
             return _link_batch(current, inp, ctx)
         case LoginAssigned():
             updated = _with_login(current, inp)
+        case LoginRefused():
+            updated = _with_login_refused(current, inp)
     return settle(updated, inp.cause, ctx)
 
 
@@ -286,15 +292,35 @@ def _group_spec(members: dict[str, LinkPayload]) -> GroupSpec | None:
 def _with_login(state: EntityState, inp: LoginAssigned) -> EntityState:
     if state.kind not in ids.PERSON_KINDS:
         raise ContractError("only persons get logins")
-    if state.login is not None:
-        return state  # a login never changes
-    return state.model_copy(update={"login": inp.login})
+    if state.login is not None or inp.login == state.refused_login:
+        return state  # a login never changes (an answer to an earlier request is stale)
+    return state.model_copy(update={"login": inp.login, "refused_login": None})
+
+
+def _with_login_refused(state: EntityState, inp: LoginRefused) -> EntityState:
+    """The directory holds this person's login on another entry: while the person has no entry
+    (nobody ever saw the login as theirs), it asks for another one, naming the refused one."""
+    if state.kind not in ids.PERSON_KINDS:
+        raise ContractError("only persons get logins")
+    if state.applied is not None or state.login is None:
+        return state
+    if not equality.equal(state.login, inp.login):
+        return state
+    return state.model_copy(
+        update={"login": None, "login_requested": False, "refused_login": state.login}
+    )
 
 
 def _allocate(state: EntityState, inp: LoginRequested, ctx: Context) -> Decision:
     if state.kind != "login" or ids.login_allocator_id(ctx.namespace, inp.base) != state.entity_id:
         raise ContractError("login request sent to the wrong allocator")
-    login = logins.allocate(state.allocations, inp.person_id, inp.base, claims.claimed(state))
+    allocations = state.allocations
+    if inp.refused is not None and allocations.get(inp.person_id) == inp.refused:
+        # The directory has that login on another entry: held by it, never handed out again.
+        allocations = {k: v for k, v in allocations.items() if k != inp.person_id}
+        allocations[f"directory:{inp.refused}"] = inp.refused
+        state = state.model_copy(update={"allocations": allocations})
+    login = logins.allocate(allocations, inp.person_id, inp.base, claims.claimed(state))
     answer = LoginAssigned(
         entity_id=inp.person_id,
         cause=chained(inp.cause, RULE_LOGIN_ASSIGN),

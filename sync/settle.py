@@ -73,6 +73,7 @@ def settle(state: EntityState, cause: Cause, ctx: Context) -> Decision:
                 cause=chained(cause, RULE_LOGIN_REQUEST),
                 person_id=state.entity_id,
                 base=base,
+                refused=state.refused_login,
             )
         )
         update["login_requested"] = True

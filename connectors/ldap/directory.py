@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from ldap3 import BASE, LEVEL, SUBTREE, Connection
+from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from connectors.ldap.connection import LdapParams, connection, result_of
@@ -190,6 +191,13 @@ def read_entry(
 ) -> DirectoryEntry | None:
     entries = search_entries(params, dn, attributes=attributes, scope="base")
     return entries[0] if entries else None
+
+
+def holders(params: LdapParams, base_dn: str, attribute: str, value: str) -> list[str]:
+    """DNs of the entries under ``base_dn`` whose ``attribute`` equals ``value`` (as the
+    directory compares it)."""
+    search_filter = f"({attribute}={escape_filter_chars(value)})"
+    return [e.dn for e in search_entries(params, base_dn, search_filter, ["1.1"])]
 
 
 def count_entries(

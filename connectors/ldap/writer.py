@@ -214,6 +214,11 @@ class DirectoryWriter:
         self._closed = False
         self._started = False
 
+    @property
+    def params(self) -> LdapParams:
+        """Where it writes (for the shell's reads after a refused write)."""
+        return self._params
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, retry: RetryPolicy | None = None

@@ -16,4 +16,5 @@ class Progress:
     directory_changes: int = 0
     noop_writes: int = 0
     refused_writes: int = 0
+    logins_reallocated: int = 0  # of the refused writes: an add whose login another entry had
     by_action: dict[str, int] = field(default_factory=dict)

@@ -19,10 +19,12 @@ while the previous one is written, and written while the one before is completed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
 from connectors.stream import lifecycle as shell
@@ -30,15 +32,23 @@ from connectors.stream.changelog import write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
 from entsync.logs import get_logger
-from schemas.entities import EntityInput, EntityMessage, SweepRequested, SwitchoverRequested
+from schemas.entities import (
+    EntityInput,
+    EntityMessage,
+    LoginRefused,
+    SweepRequested,
+    SwitchoverRequested,
+)
 from schemas.state import EntityState
-from sync import lifecycle
+from sync import ids, lifecycle
 from sync.coalesce import coalesce
 from sync.lifecycle import Policy
 from sync.links import refused_write
+from sync.ops import AddEntry
 from sync.reconcile import Context, Decision, decide
 
 log = get_logger(__name__)
+LOGIN_ATTRIBUTE = "ENTPersonLogin"
 
 
 @dataclass
@@ -147,12 +157,13 @@ class Reconciler:
         results = await self._apply(p.ops)
         written = p.written
         as_decided = True
-        for audit, result in zip(p.audits, results, strict=True):
+        for op, audit, result in zip(p.ops, p.audits, results, strict=True):
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
                 state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
                 new_states[key] = state
                 p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
+                p.withdrawn.extend(await self._login_taken(op, audit))
                 p.changed.add(key)
                 as_decided = False
                 continue
@@ -193,6 +204,21 @@ class Reconciler:
             offsets=sorted((e.message.partition, e.message.offset) for e in p.batch),
             writes=len(p.ops),
         )
+
+    async def _login_taken(self, op: Any, audit: Any) -> list[EntityInput]:
+        """A person's add refused while another entry holds its login (a manual account, another
+        tool): the person is told, and asks for another login (:mod:`sync.reconcile`)."""
+        login = op.attributes.get(LOGIN_ATTRIBUTE, ()) if isinstance(op, AddEntry) else ()
+        if len(login) != 1 or audit.entity_kind not in ids.PERSON_KINDS:
+            return []
+        found = await asyncio.to_thread(
+            holders, self.writer.params, self.ctx.base_dn, LOGIN_ATTRIBUTE, login[0]
+        )
+        if not [dn for dn in found if dn.lower() != op.dn.lower()]:
+            return []
+        self.progress.logins_reallocated += 1
+        log.warning("login.taken_in_directory", entity_id=audit.entity_id, dn=op.dn)
+        return [LoginRefused(entity_id=audit.entity_id, cause=audit.cause, login=login[0])]
 
     async def _apply(self, ops: list[Any]) -> list[Any]:
         """Results per op; None for an op the directory refused for good (or skipped after one).

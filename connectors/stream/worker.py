@@ -251,9 +251,12 @@ def run_worker(
         exit_code = DIRECTORY_DOWN_EXIT
     elif crash is not None:
         outcome["error"] = outcome["error"] or f"worker crashed: {type(crash).__name__}: {crash}"
-    if progress.refused_writes and not outcome["error"]:
+    # A person's add refused for a login another entry holds is not left refused: the person
+    # gets another login (see 'login.taken_in_directory').
+    left_refused = progress.refused_writes - progress.logins_reallocated
+    if left_refused > 0 and not outcome["error"]:
         outcome["error"] = (
-            f"{progress.refused_writes} directory writes refused (see the "
+            f"{left_refused} directory writes refused (see the "
             "'directory.write_refused' log events); those entries are retried at their next change"
         )
         exit_code = exit_code or REFUSED_WRITES_EXIT

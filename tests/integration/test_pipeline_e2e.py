@@ -503,3 +503,32 @@ def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipelin
         )
         == 1
     )
+
+
+def test_a_login_another_tool_holds_is_never_handed_out(pipeline: Pipeline) -> None:
+    """The directory has zoe.lefevre on an entry entsync does not manage, made after the worker
+    had its state: the pupil's add is refused once, then she gets zoe.lefevre2; no write is left
+    refused (exit 0)."""
+    school = School(jointure="0310998A", uai="0310998A", name="École", siren="213105554")
+    _publish(pipeline, school)
+    pipeline.ok("worker", "--until-idle", "--timeout", "120")  # the worker has state now
+    add_foreign_login(pipeline.ldap, pipeline.base_dn, "zoe.lefevre")
+    pupil = Pupil(
+        jointure="P1",
+        ine="1234567890A",
+        last_name="Lefèvre",
+        first_name="Zoé",
+        school_jointure=school.jointure,
+        classes=(ClassAssignment(school_jointure=school.jointure, code="CP", label="CP"),),
+        guardian_jointures=("G1",),
+    )
+    guardian = Guardian(
+        jointure="G1", last_name="Lefèvre", first_name="Anne", pupil_jointures=("P1",)
+    )
+    _publish(pipeline, pupil, guardian)
+    done = pipeline.cli("worker", "--until-idle", "--timeout", "120")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "login.taken_in_directory" in done.stderr and "zoe" not in done.stderr.lower()
+    people = f"ou=people,{pipeline.base_dn}"
+    found = search_entries(pipeline.ldap, people, "(ENTPersonJointure=ONDE$P1)", ["*"])
+    assert [e.get("ENTPersonLogin") for e in found] == [("zoe.lefevre2",)]
