@@ -21,7 +21,8 @@ TIMEOUT_S = 5.0
 Sample = tuple[str, dict[str, str], float]
 
 
-def _get(url: str) -> tuple[int, str]:
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error status is an answer, not an exception."""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             return int(response.status), response.read().decode()
@@ -42,14 +43,14 @@ def endpoint(url: str) -> tuple[dict[str, Any], list[Sample]]:
     base = url.rstrip("/")
     info: dict[str, Any] = {"url": base, "reachable": False, "ready": False}
     try:
-        status, body = _get(f"{base}/readyz")
+        status, body = http_get(f"{base}/readyz")
         info["reachable"] = True
         info["ready"] = status == 200
         try:
             info["checks"] = json.loads(body).get("checks", {})
         except (ValueError, AttributeError):
             info["checks"] = {}
-        _, text = _get(f"{base}/metrics")
+        _, text = http_get(f"{base}/metrics")
     except OSError as exc:  # URLError included: not running, wrong port
         info["error"] = str(getattr(exc, "reason", exc))
         return info, []

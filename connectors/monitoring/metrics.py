@@ -119,8 +119,8 @@ BRIDGE_SIGN_INS = Counter(
 )
 BRIDGE_ATTACHMENTS = Counter(
     "entsync_bridge_attachments",
-    "attachment decisions by outcome (attached, blocked, unchanged, unblocked) and by whom "
-    "(parent, school)",
+    "parents' answers on the attachment page by outcome (attached, blocked, unchanged); by: "
+    "parent (the school's commands run in processes of their own: see the bridge events topic)",
     ["outcome", "by"],
 )
 BRIDGE_SYNC_LAST_SUCCESS = Gauge(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,20 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.services.process import free_port, stop_pid
+from entsync.status import http_get as get
 from tests.integration import test_pipeline_e2e as e2e
-from tests.integration.test_pipeline_e2e import Pipeline, fresh_broker, pipeline  # noqa: F401
+from tests.integration.test_pipeline_e2e import Pipeline
 
 pytestmark = pytest.mark.integration
 
+fresh_broker, pipeline = e2e.fresh_broker, e2e.pipeline  # fixtures shared with the pipeline tests
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def scrape(port: int) -> Samples:
@@ -56,7 +49,7 @@ def wait_for(check: object, timeout: float, what: str) -> None:
 
 
 def test_a_worker_under_load_shows_its_counters_move(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     tmp_path: Path,
 ) -> None:
     files = generate(tmp_path / "x", GeneratorConfig(schools=3, pupils_per_school=40, seed=3))
@@ -125,7 +118,7 @@ def test_a_worker_under_load_shows_its_counters_move(
         log.close()
 
 
-def test_a_taken_metrics_port_stops_the_worker_at_once(pipeline: Pipeline) -> None:  # noqa: F811
+def test_a_taken_metrics_port_stops_the_worker_at_once(pipeline: Pipeline) -> None:
     import socket
 
     with socket.socket() as taken:
