@@ -116,6 +116,30 @@ def test_a_worker_under_load_shows_its_counters_move(
         stop_pid(worker.pid, timeout=20)
         worker.wait(timeout=10)
         log.close()
+    assert pipeline.cli("status", "--worker", f"http://127.0.0.1:{port}").returncode == 1
+
+    # A restarted worker counts its recovered tables and reads the last snapshots back.
+    restarted = subprocess.Popen(
+        [e2e.ENTSYNC, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: _answers(port, "/readyz"), 90, "ready again")
+
+        def recounted() -> bool:
+            again = scrape(port)
+            return total(again, "entsync_snapshot_last_success_timestamp_seconds") > 0 and (
+                total(again, "entsync_accounts") > 0
+            )
+
+        wait_for(recounted, 60, "accounts recounted and snapshot times read back")
+        again = scrape(port)
+        for name in ("entsync_accounts", "entsync_snapshot_last_success_timestamp_seconds"):
+            before = {k: v for k, v in samples.items() if k[0] == name}
+            assert {k: v for k, v in again.items() if k[0] == name} == before
+        assert total(again, "entsync_directory_writes_total") == 0  # counters start again
+    finally:
+        stop_pid(restarted.pid, timeout=20)
+        restarted.wait(timeout=10)
 
 
 def test_a_taken_metrics_port_stops_the_worker_at_once(pipeline: Pipeline) -> None:
