@@ -23,6 +23,7 @@ SERVICES_FILE = "services.json"
 
 
 DEFAULT_WRITER_PROCESSES = 2  # with at least two cores (see writer_processes)
+DEFAULT_METRICS_PORT = 9464  # the chart's 'metrics' port
 
 
 class Settings(BaseSettings):
@@ -177,6 +178,24 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="set by 'entsync replay': the run's private topics carry this suffix",
     )
+
+    # metrics and health (/metrics, /healthz, /readyz): see README "Monitoring"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of /metrics, /healthz and /readyz of the worker and the audit "
+        "consumer; unset: 9464 when they run continuously, none for batch runs (--until-idle, "
+        "run, demo, replay); 0: none (the bridge serves them on its own port)",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="address the metrics port binds")
+
+    def metrics_port_for(self, continuous: bool) -> int | None:
+        """The metrics port of a worker or audit consumer (None: serve none)."""
+        port = self.metrics_port
+        if port is None:
+            return DEFAULT_METRICS_PORT if continuous else None
+        return port or None
 
     def writer_processes(self) -> int:
         """``ldap_writer_processes``, or its default for this machine."""

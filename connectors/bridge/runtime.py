@@ -14,11 +14,13 @@ import structlog
 import uvicorn
 
 from connectors.bridge.events import EventSink
+from connectors.bridge.health import bridge_checks, with_health
 from connectors.bridge.oidc import ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
 from connectors.bridge.store import BridgeStore
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.monitoring.metrics import set_build_info
 from entsync.audit_key import audit_digest_key
 from entsync.settings import ConfigurationError, Settings
 from schemas.bridge import Provider
@@ -143,7 +145,9 @@ async def serve(settings: Settings) -> None:
     async with open_service(settings) as service, httpx.AsyncClient(timeout=15.0) as http:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
         app = build_app(service, providers, web)
-        server = uvicorn.Server(server_config(settings, app))
+        set_build_info("bridge")
+        checks = bridge_checks(service.store, {str(name): rp for name, rp in providers.items()})
+        server = uvicorn.Server(server_config(settings, with_health(app, checks)))
         loop_task = (
             asyncio.create_task(nightly(service, settings.bridge_sync_hour))
             if settings.bridge_sync_enabled

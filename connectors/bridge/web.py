@@ -31,6 +31,7 @@ from starlette.templating import Jinja2Templates
 
 from connectors.bridge.oidc import OidcError, RelyingParty
 from connectors.bridge.service import BridgeService
+from connectors.monitoring.metrics import BRIDGE_SIGN_INS, reason_label
 from schemas.bridge import AccountOrigin, Provider
 from sync import bridge as rules
 
@@ -162,6 +163,8 @@ def build_app(
 
     def refused(request: Request, provider: str, reason: str) -> Response:
         log.warning("bridge.callback_refused", provider=provider, reason=reason)
+        if provider in by_name:  # not a made-up provider name in the URL
+            BRIDGE_SIGN_INS.labels(provider, "refused", reason_label(reason)).inc()
         return _message(
             request,
             "La connexion n'a pas abouti",

@@ -87,6 +87,7 @@ class OpResult:
     attributes: tuple[str, ...] = ()
     detail: str = ""
     retries: int = 0
+    seconds: float = 0.0  # the op's time, retries included (its latency for the metrics)
 
     @property
     def dn(self) -> str:
@@ -344,9 +345,10 @@ class DirectoryWriter:
                 if isinstance(outcome, DirectoryError):
                     outcomes.append((index, outcome))
                 else:
-                    action, attributes, detail, retries = outcome
+                    action, attributes, detail, retries, seconds = outcome
                     op = by_index[index]
-                    outcomes.append((index, OpResult(op, action, attributes, detail, retries)))
+                    result = OpResult(op, action, attributes, detail, retries, seconds)
+                    outcomes.append((index, result))
         return outcomes
 
     def abort(self) -> None:
@@ -400,7 +402,8 @@ class DirectoryWriter:
 
     def _run_op(self, op: DirectoryOp, stop: StopFlag) -> OpResult:
         policy = self._retry
-        deadline = time.monotonic() + policy.total
+        started = time.monotonic()
+        deadline = started + policy.total
         delay = policy.initial_delay
         retries = 0
         uncertain = False  # an earlier attempt may have been applied before the link broke
@@ -444,7 +447,7 @@ class DirectoryWriter:
                     close_quietly(conn)
                 raise
             self._pool.release(conn)
-            return replace(result, retries=retries) if retries else result
+            return replace(result, retries=retries, seconds=time.monotonic() - started)
 
     def _apply_once(self, conn: Connection, op: DirectoryOp, uncertain: bool) -> OpResult:
         if isinstance(op, AddEntry):

@@ -32,6 +32,7 @@ from connectors.stream.faust_fixes import (
 )
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
@@ -50,6 +51,7 @@ PARIS = ZoneInfo("Europe/Paris")
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 STALL_CHECK_INTERVAL_S = 1.0
+LAG_INTERVAL_S = 5.0
 ABANDON_CHECK_INTERVAL_S = 0.2
 
 
@@ -138,6 +140,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         use_partitioner=True,
     )
 
+    tally = Tally()
     router = FeedRouter(
         sources=sources,
         feed_topic=feed_topic,
@@ -147,6 +150,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         namespace=settings.id_namespace,
         guard=guard,
         progress=progress,
+        tally=tally,
     )
     reconciler = Reconciler(
         entities=entities,
@@ -159,6 +163,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         policy=policy,
         progress=progress,
         generation=lambda: int(app.consumer_generation_id),
+        tally=tally,
     )
 
     @app.agent(feed_topic, name="route_feed")
@@ -166,8 +171,10 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             freeze_long_lived_objects()  # if the recovery signal below did not come first
             progress.in_flight += 1
+            timer = BatchTimer("route_feed", len(batch))
             try:
                 await router.route_batch(batch)
+                timer.done()
             finally:
                 progress.in_flight -= 1
 
@@ -216,6 +223,16 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Start-up is over (see connectors.stream.gc_freeze): before the first batch, not in it.
         freeze_long_lived_objects()
+        tally.recount(entities.data, sources.data)  # the partitions this worker now holds
+
+    async def seed_metrics() -> None:
+        await seed_snapshot_times(bootstrap, settings.topic_name(LIFECYCLE))
+
+    async def consumer_lag() -> None:
+        update_lag(app, (feed_name, entities_name))
+
+    app.task(seed_metrics)
+    app.timer(LAG_INTERVAL_S)(consumer_lag)
 
     stall_guard = StallGuard(app, progress, {feed_name, entities_name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
