@@ -134,10 +134,19 @@ def test_sqlite_bridge_runs_the_j1_sync_itself_on_its_volume() -> None:
     assert find(docs, "CronJob") == []
 
 
-def test_postgresql_stores_scale_the_bridge_and_move_the_j1_sync_to_a_cronjob() -> None:
+def test_postgresql_bridge_replicas_run_the_j1_sync_themselves_unless_a_cronjob_does() -> None:
+    values = with_values(value_set("postgresql"), **{"bridge.educonnectSync.cronJob": False})
+    docs = render(values)
+    # each replica wakes up for the night's run; the first to claim it in the store makes it
+    assert config_data(docs)["ENTSYNC_BRIDGE_SYNC_ENABLED"] == "true"
+    assert find(docs, "CronJob", "entsync-educonnect-sync") == []
+
+
+def test_postgresql_stores_scale_the_bridge_and_may_move_the_j1_sync_to_a_cronjob() -> None:
     docs = render(value_set("postgresql"))
     config = config_data(docs)
     assert config["ENTSYNC_BRIDGE_SYNC_ENABLED"] == "false"
+    # ENTSYNC_BRIDGE_STORE and ENTSYNC_BRIDGE_STORE_URL together are refused at start
     assert "ENTSYNC_BRIDGE_STORE" not in config
     assert one(docs, "Deployment", "entsync-bridge")["spec"]["replicas"] == 3
     assert find(docs, "PersistentVolumeClaim") == []
@@ -231,6 +240,7 @@ def test_prometheus_rule_alerts_on_holds_refusals_stale_snapshots_and_lag() -> N
         "EntsyncDirectoryWritesRefused",
         "EntsyncNoCompleteSnapshot",
         "EntsyncConsumerLag",
+        "EntsyncEduconnectSyncStale",
         "EntsyncTargetDown",
     }
     for alert in rules.values():
@@ -238,10 +248,27 @@ def test_prometheus_rule_alerts_on_holds_refusals_stale_snapshots_and_lag() -> N
         assert f'namespace="{NAMESPACE}"' in alert["expr"]
         assert alert["labels"]["severity"]
         assert alert["annotations"]["summary"]
-    assert "entsync_holds_pending" in rules["EntsyncHeldSnapshotPending"]["expr"]
-    assert 'outcome="refused"' in rules["EntsyncDirectoryWritesRefused"]["expr"]
-    assert "> 172800" in rules["EntsyncNoCompleteSnapshot"]["expr"]
-    assert "entsync_consumer_lag" in rules["EntsyncConsumerLag"]["expr"]
+    # the metric names of connectors/monitoring/metrics.py (counters with prometheus_client's
+    # _total suffix)
+    expressions = {name: alert["expr"] for name, alert in rules.items()}
+    assert (
+        'entsync_holds_pending{namespace="ent", kind="snapshot"}'
+        in expressions["EntsyncHeldSnapshotPending"]
+    )
+    assert (
+        'entsync_directory_writes_total{namespace="ent", outcome="refused"}'
+        in expressions["EntsyncDirectoryWritesRefused"]
+    )
+    assert (
+        "entsync_snapshot_last_success_timestamp_seconds"
+        in expressions["EntsyncNoCompleteSnapshot"]
+    )
+    assert "> 172800" in expressions["EntsyncNoCompleteSnapshot"]
+    assert "entsync_consumer_lag_messages" in expressions["EntsyncConsumerLag"]
+    assert (
+        "entsync_bridge_sync_last_success_timestamp_seconds"
+        in expressions["EntsyncEduconnectSyncStale"]
+    )
     # Prometheus' own template markers reach the rule unrendered by Helm
     assert "{{ $labels.topic }}" in rules["EntsyncConsumerLag"]["annotations"]["description"]
 

@@ -36,9 +36,13 @@ SETTINGS_ADDED_ELSEWHERE = {
     "ENTSYNC_KAFKA_SSL_CA_FILE",
     "ENTSYNC_KAFKA_SSL_CERT_FILE",
     "ENTSYNC_KAFKA_SSL_KEY_FILE",
+    "ENTSYNC_KAFKA_SSL_CHECK_HOSTNAME",
     "ENTSYNC_KAFKA_REPLICATION_FACTOR",
+    "ENTSYNC_KAFKA_MIN_INSYNC_REPLICAS",
+    "ENTSYNC_KAFKA_RETENTION_MS",
     "ENTSYNC_LDAP_TLS_CA_FILE",
     "ENTSYNC_LDAP_STARTTLS",
+    "ENTSYNC_LDAP_ALLOW_CLEARTEXT_BIND",
     "ENTSYNC_METRICS_PORT",
     "ENTSYNC_BRIDGE_STORE_URL",
 }
@@ -198,6 +202,10 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "networkPolicy.metricsFrom",
     ),
     "unknown value": ({"worker.replica": 2}, "'replica' not allowed"),
+    "J+1 CronJob on the bridge's SQLite file": (
+        {"bridge.educonnectSync.cronJob": True},
+        "/bridge/store/type",
+    ),
     "sweep hour out of range": ({"worker.lifecycleSweepHour": 24}, "/worker/lifecycleSweepHour"),
 }
 
