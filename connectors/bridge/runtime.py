@@ -14,7 +14,7 @@ import structlog
 import uvicorn
 
 from connectors.bridge.events import EventSink
-from connectors.bridge.oidc import ProviderConfig, RelyingParty
+from connectors.bridge.oidc import OidcError, ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
 from connectors.bridge.store import BridgeStore
 from connectors.bridge.web import WebConfig, build_app
@@ -95,6 +95,24 @@ async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
         store.close()
 
 
+async def check_clients(providers: dict[Provider, RelyingParty]) -> None:
+    """Refuse to start with a client id or secret a provider refuses (rather than failing every
+    parent's sign-in); a provider unreachable now is only logged: it may come back."""
+    for name, rp in providers.items():
+        try:
+            accepted = await rp.check_client()
+        except OidcError as exc:
+            log.warning("bridge.client_check_skipped", provider=name, reason=exc.reason)
+            continue
+        if not accepted:
+            upper = name.upper()
+            raise ConfigurationError(
+                f"{name} refuses the bridge's client credentials: check "
+                f"ENTSYNC_BRIDGE_{upper}_CLIENT_ID and ENTSYNC_BRIDGE_{upper}_CLIENT_SECRET"
+            )
+        log.info("bridge.client_accepted", provider=name)
+
+
 def server_config(settings: Settings, app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -140,8 +158,10 @@ async def serve(settings: Settings) -> None:
         attempt_limit=settings.bridge_attempt_limit,
         window_seconds=settings.bridge_rate_window_seconds,
     )
-    async with open_service(settings) as service, httpx.AsyncClient(timeout=15.0) as http:
+    async with httpx.AsyncClient(timeout=15.0) as http, contextlib.AsyncExitStack() as stack:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
+        await check_clients(providers)
+        service = await stack.enter_async_context(open_service(settings))
         app = build_app(service, providers, web)
         server = uvicorn.Server(server_config(settings, app))
         loop_task = (

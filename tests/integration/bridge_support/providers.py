@@ -76,8 +76,9 @@ def node_available() -> bool:
 
 @contextlib.contextmanager
 def franceconnect(
-    tmp: Path, *, client_id: str, client_secret: str, bridge_url: str
+    tmp: Path, *, client_id: str, client_secret: str, bridge_url: str, code_ttl: int = 60
 ) -> Iterator[FranceConnect]:
+    """The Node provider; ``code_ttl``: seconds an authorization code may be redeemed in."""
     port = free_port()
     accounts = tmp / "fc-accounts.json"
     accounts.write_text("{}")
@@ -89,6 +90,7 @@ def franceconnect(
         "FC_REDIRECT_URI": f"{bridge_url}/retour/franceconnect",
         "FC_LOGOUT_REDIRECT_URI": f"{bridge_url}/",
         "FC_ACCOUNTS": str(accounts),
+        "FC_CODE_TTL": str(code_ttl),
     }
     log = (tmp / "fc.log").open("wb")
     proc = subprocess.Popen(

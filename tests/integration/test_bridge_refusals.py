@@ -1,0 +1,192 @@
+"""The bridge facing a provider that refuses the code exchange, and a client it does not accept.
+
+The provider is Node's certified ``oidc-provider`` configured like FranceConnect v2
+(``bridge_support/provider.mjs``): unlike ``oidc-provider-mock`` it really refuses a code
+already redeemed, an expired code, and a wrong client secret (a code injected into another
+login fails PKCE there: ``test_bridge_oidc.py``). Each refusal must give the parent the refusal
+page (HTTP 400, never 500) and the log ``bridge.callback_refused`` with its reason; a wrong
+secret must also stop ``entsync bridge serve`` at start, with a message naming the setting and
+not the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from connectors.bridge.oidc import ProviderConfig, RelyingParty
+from connectors.ldap.connection import LdapParams
+from tests.integration import test_bridge_oidc as oidc_tests
+from tests.integration.bridge_support.harness import (
+    BRIDGE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Bridge,
+    provider_config,
+    query,
+    running_bridge,
+)
+from tests.integration.bridge_support.providers import FranceConnect, franceconnect
+from tests.integration.bridge_support.world import World
+from tests.integration.conftest import LocalServices
+from tests.integration.test_bridge_oidc import JEAN, bridge_attrs, refusal_reasons
+
+# The seeded directory and the module's Node provider, as in the bridge's OIDC tests.
+world = oidc_tests.world
+fc = oidc_tests.fc
+
+pytestmark = pytest.mark.integration
+
+WRONG_SECRET = "not-the-secret-the-provider-knows"
+ENTSYNC = str(Path(sys.executable).parent / "entsync")
+
+
+def _bridge(
+    services: LocalServices, tmp: Path, config: ProviderConfig
+) -> contextlib.AbstractAsyncContextManager[Bridge]:
+    return running_bridge(
+        ldap=services.ldap_params,
+        base_dn=services.base_dn,
+        bootstrap=services.kafka_bootstrap,
+        store_file=tmp / "bridge.sqlite3",
+        providers={"franceconnect": config},
+    )
+
+
+@pytest.fixture
+async def bridge(
+    local_services: LocalServices, world: World, fc: FranceConnect, tmp_path: Path
+) -> AsyncIterator[Bridge]:
+    config = provider_config("franceconnect", fc.issuer)
+    async with _bridge(local_services, tmp_path, config) as running:
+        yield running
+
+
+def _session(client: httpx.AsyncClient) -> dict[str, object]:
+    """The bridge's session cookie read as a browser could (it is signed, not encrypted)."""
+    value = client.cookies["entsync_bridge"]
+    body = value.split(".", 1)[0]
+    return dict(json.loads(base64.b64decode(body + "=" * (-len(body) % 4))))
+
+
+def _refused(response: httpx.Response) -> bool:
+    return response.status_code == 400 and "pas abouti" in response.text
+
+
+async def test_a_code_redeemed_before_the_bridge_is_refused_by_the_provider(
+    bridge: Bridge, fc: FranceConnect, world: World, ldap_params: LdapParams
+) -> None:
+    """Someone who got the code (and the verifier) redeems it first; the provider refuses the
+    bridge's exchange of it (``invalid_grant``), which the bridge has never seen: its own
+    single-use check cannot catch it."""
+    fc.set_user("fc-jean", JEAN)
+    callback = await bridge.authorize(await bridge.start("franceconnect"), "fc-jean")
+    verifier = _session(bridge.client)["pending"]["verifier"]  # type: ignore[index]
+    meta = await bridge.http.get(f"{fc.issuer}/.well-known/openid-configuration")
+    first = await bridge.http.post(
+        meta.json()["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": query(callback)["code"],
+            "redirect_uri": f"{BRIDGE_URL}/retour/franceconnect",
+            "code_verifier": verifier,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
+    assert first.status_code == 200, first.text
+    with capture_logs() as logs:
+        response = await bridge.callback(callback)
+    assert _refused(response), response.status_code
+    assert refusal_reasons(logs) == ["code-refused"]
+    assert "entsyncBridgeId" not in bridge_attrs(ldap_params, world.dn("re-fc"))
+
+
+@pytest.fixture
+def quick_fc(tmp_path: Path) -> Iterator[FranceConnect]:
+    """A second Node provider whose codes may be redeemed for one second only."""
+    with franceconnect(
+        tmp_path,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        bridge_url=BRIDGE_URL,
+        code_ttl=1,
+    ) as provider:
+        yield provider
+
+
+async def test_an_expired_code_is_refused_by_the_provider(
+    local_services: LocalServices, world: World, quick_fc: FranceConnect, tmp_path: Path
+) -> None:
+    quick_fc.set_user("fc-jean", JEAN)
+    config = provider_config("franceconnect", quick_fc.issuer)
+    async with _bridge(local_services, tmp_path, config) as bridge:
+        callback = await bridge.authorize(await bridge.start("franceconnect"), "fc-jean")
+        time.sleep(2.5)  # the browser was slow: the code expired at the provider
+        with capture_logs() as logs:
+            response = await bridge.callback(callback)
+        assert _refused(response), response.status_code
+        assert refusal_reasons(logs) == ["code-refused"]
+        # A new login, in time, goes through.
+        response = await bridge.sign_in("franceconnect", "fc-jean")
+        assert response.headers.get("location") == "/rattachement", response.text
+
+
+async def test_a_wrong_client_secret_is_found_by_the_check_and_refused_at_callback(
+    local_services: LocalServices, world: World, fc: FranceConnect, tmp_path: Path
+) -> None:
+    right = provider_config("franceconnect", fc.issuer)
+    wrong = replace(right, client_secret=WRONG_SECRET)
+    async with httpx.AsyncClient() as http:
+        assert await RelyingParty(right, http).check_client() is True
+        checked = RelyingParty(wrong, http)
+        assert await checked.check_client() is False and checked.client_refused
+    fc.set_user("fc-jean", JEAN)
+    async with _bridge(local_services, tmp_path, wrong) as bridge:
+        with capture_logs() as logs:
+            response = await bridge.sign_in("franceconnect", "fc-jean")
+        assert _refused(response), response.status_code
+        assert refusal_reasons(logs) == ["client-refused"]
+        assert [e["provider"] for e in logs if e["event"] == "bridge.client_refused_by_provider"]
+        assert WRONG_SECRET not in json.dumps(logs, default=str)
+
+
+def test_serve_does_not_start_with_a_secret_the_provider_refuses(
+    local_services: LocalServices, fc: FranceConnect, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "ENTSYNC_STATE_DIR": str(local_services.state_dir),
+        "ENTSYNC_BRIDGE_STORE": str(tmp_path / "bridge.sqlite3"),
+        "ENTSYNC_BRIDGE_SECRET": "refusal-secret-0123456789-0123456789-abc",
+        "ENTSYNC_BRIDGE_PORT": "0",
+        "ENTSYNC_BRIDGE_PUBLIC_URL": BRIDGE_URL,
+        "ENTSYNC_BRIDGE_SYNC_ENABLED": "false",
+        "ENTSYNC_BRIDGE_FRANCECONNECT_ISSUER": fc.issuer,
+        "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_ID": CLIENT_ID,
+        "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_SECRET": WRONG_SECRET,
+    }
+    done = subprocess.run(
+        [ENTSYNC, "bridge", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_SECRET" in out, out
+    assert WRONG_SECRET not in out
