@@ -16,9 +16,10 @@ import uvicorn
 from connectors.bridge.events import EventSink
 from connectors.bridge.oidc import OidcError, ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
-from connectors.bridge.store import BridgeStore
+from connectors.bridge.store import DEFAULT_FILE, BridgeStore, open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.sqldb import StoreUrlError, redact
 from entsync.audit_key import audit_digest_key
 from entsync.settings import ConfigurationError, Settings
 from schemas.bridge import Provider
@@ -71,7 +72,22 @@ def provider_configs(settings: Settings) -> dict[Provider, ProviderConfig]:
 
 
 def store_path(settings: Settings) -> BridgeStore:
-    return BridgeStore(settings.bridge_store or settings.state_dir / "bridge.sqlite3")
+    """The bridge's store: ENTSYNC_BRIDGE_STORE_URL, or the SQLite file ENTSYNC_BRIDGE_STORE."""
+    url = settings.bridge_store_url.get_secret_value() if settings.bridge_store_url else None
+    if url and settings.bridge_store:
+        raise ConfigurationError(
+            "set ENTSYNC_BRIDGE_STORE_URL or ENTSYNC_BRIDGE_STORE (an SQLite file), not both"
+        )
+    default = settings.bridge_store or settings.state_dir / DEFAULT_FILE
+    try:
+        return open_bridge_store(url, default)
+    except StoreUrlError as exc:
+        raise ConfigurationError(f"ENTSYNC_BRIDGE_STORE_URL: {exc}") from exc
+    except Exception as exc:  # the driver's own errors: unreachable server, bad credentials
+        where = redact(url) if url else str(default)
+        raise ConfigurationError(
+            f"cannot open the bridge store {where}: {type(exc).__name__}"
+        ) from exc
 
 
 @contextlib.asynccontextmanager
