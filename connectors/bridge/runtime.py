@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -142,13 +142,25 @@ def server_config(settings: Settings, app: Any) -> uvicorn.Config:
     )
 
 
+def claim_run(store: BridgeStore, due: datetime) -> bool:
+    """Whether this process makes the J+1 run due at ``due``: replicas on one store all wake
+    up for it, the first to claim it runs it (a single-use mark, like a used response)."""
+    mark = hashlib.sha256(f"educonnect-run\x1f{due.astimezone(UTC).isoformat()}".encode())
+    return store.use_once(mark.hexdigest(), due)
+
+
 async def nightly(service: BridgeService, hour: int) -> None:
-    """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever."""
+    """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever (one replica of many)."""
     while True:
         now = datetime.now(UTC)
         due = next_run(now, hour)
         log.info("educonnect.sync_scheduled", at=due.isoformat())
         await asyncio.sleep(max(0.0, (due - now).total_seconds()))
+        # Used responses are refused by age before they are looked up: a day is plenty.
+        service.store.purge_used(due - timedelta(days=1))
+        if not claim_run(service.store, due):
+            log.info("educonnect.sync_claimed_elsewhere", at=due.isoformat())
+            continue
         try:
             await service.sync_now()
         except Exception as exc:  # one failed night must not stop the service

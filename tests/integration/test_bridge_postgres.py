@@ -25,6 +25,7 @@ from tests.unit.test_bridge_store import (  # noqa: F401  (the same contract, ru
     opener,
     test_a_run_saved_by_another_process_is_seen,
     test_a_session_ends_at_logout_or_expiry_wherever_it_was_opened,
+    test_one_replica_of_many_claims_each_nightly_run,
     test_rate_windows_count_the_attempts_of_every_connection,
     test_responses_are_used_once_and_the_first_answer_wins_across_connections,
     test_the_sign_in_index_follows_the_last_run_and_bridges_are_read_by_id,

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.bridge.health import readiness, ready
 from connectors.bridge.oidc import ProviderConfig, RelyingParty
 from connectors.ldap.connection import LdapParams
 from tests.integration import test_bridge_oidc as oidc_tests
@@ -161,6 +162,9 @@ async def test_a_wrong_client_secret_is_found_by_the_check_and_refused_at_callba
         assert refusal_reasons(logs) == ["client-refused"]
         assert [e["provider"] for e in logs if e["event"] == "bridge.client_refused_by_provider"]
         assert WRONG_SECRET not in json.dumps(logs, default=str)
+        # The readiness check says so from now on (the service is not ready).
+        facts = await readiness(bridge.service.store, bridge.providers)
+        assert facts == {"store": "ok", "franceconnect": "client-refused"} and not ready(facts)
 
 
 def test_serve_does_not_start_with_a_secret_the_provider_refuses(

@@ -152,6 +152,25 @@ def test_rate_windows_count_the_attempts_of_every_connection(opener: Opener) -> 
     assert window is not None and window.started == now + 61 and window.count == 1
 
 
+def test_one_replica_of_many_claims_each_nightly_run(opener: Opener) -> None:
+    from connectors.bridge.runtime import claim_run
+
+    store, replica = opener(), opener()
+    assert claim_run(store, T0) is True
+    assert claim_run(replica, T0) is False
+    assert claim_run(replica, T0 + timedelta(days=1)) is True
+
+
+async def test_readiness_names_a_store_that_does_not_answer(opener: Opener) -> None:
+    from connectors.bridge.health import readiness, ready
+
+    store = opener()
+    assert await readiness(store, {}) == {"store": "ok"}
+    store.close()
+    facts = await readiness(store, {})
+    assert facts["store"] != "ok" and not ready(facts)
+
+
 async def _client_seen(app: Any, peer: str) -> str:
     """What the app takes for the client's address, for one request from ``peer``."""
     sent: list[bytes] = []

@@ -48,6 +48,7 @@ class Bridge:
     client: httpx.AsyncClient
     sink: EventSink
     http: httpx.AsyncClient
+    providers: dict[Provider, RelyingParty]
     authorize_urls: list[str] = field(default_factory=list)
 
     def browser(self) -> httpx.AsyncClient:
@@ -130,6 +131,6 @@ async def running_bridge(
             app = build_app(service, rps, web)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BRIDGE_URL) as client:
-                yield Bridge(service=service, client=client, sink=sink, http=http)
+                yield Bridge(service=service, client=client, sink=sink, http=http, providers=rps)
     finally:
         store.close()
