@@ -190,7 +190,7 @@ def test_serve_does_not_start_with_a_secret_the_provider_refuses(
         timeout=60,
         check=False,
     )
-    assert done.returncode != 0
+    assert done.returncode == 2  # EXIT_CONFIG
     out = done.stdout + done.stderr
     assert "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_SECRET" in out, out
     assert WRONG_SECRET not in out
