@@ -6,7 +6,8 @@ already redeemed, an expired code, and a wrong client secret (a code injected in
 login fails PKCE there: ``test_bridge_oidc.py``). Each refusal must give the parent the refusal
 page (HTTP 400, never 500) and the log ``bridge.callback_refused`` with its reason; a wrong
 secret must also stop ``entsync bridge serve`` at start, with a message naming the setting and
-not the secret.
+not the secret. The expired code is also shown to a parent in headless Chromium, through
+``entsync bridge serve`` run as in production.
 """
 
 from __future__ import annotations
@@ -194,3 +195,72 @@ def test_serve_does_not_start_with_a_secret_the_provider_refuses(
     out = done.stdout + done.stderr
     assert "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_SECRET" in out, out
     assert WRONG_SECRET not in out
+
+
+def test_a_parent_whose_code_expired_sees_the_refusal_page_in_chromium(
+    local_services: LocalServices, tmp_path: Path
+) -> None:
+    """``entsync bridge serve`` as in production, headless Chromium as the parent's browser;
+    the way back to the bridge takes three seconds, past the code's one-second life."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.bridge_support.providers import SlowLink, free_port
+    from tests.integration.test_bridge_e2e import CHROMIUM, FLAGS, bridge_server
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail("chromium is needed: ./dev setup installs it")
+    port = free_port()
+    link = SlowLink(port, delay=3)
+    public = f"http://127.0.0.1:{link.port}"
+    with (
+        franceconnect(
+            tmp_path,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            bridge_url=public,
+            code_ttl=1,
+        ) as provider,
+        link,
+    ):
+        provider.set_user("fc-jean", JEAN)
+        env = {
+            **os.environ,
+            "ENTSYNC_STATE_DIR": str(local_services.state_dir),
+            "ENTSYNC_BRIDGE_STORE": str(tmp_path / "bridge.sqlite3"),
+            "ENTSYNC_BRIDGE_SECRET": "refusal-secret-0123456789-0123456789-abc",
+            "ENTSYNC_BRIDGE_PORT": str(port),
+            "ENTSYNC_BRIDGE_PUBLIC_URL": public,
+            "ENTSYNC_BRIDGE_COOKIE_SECURE": "false",  # plain http on localhost, tests only
+            "ENTSYNC_BRIDGE_SYNC_ENABLED": "false",
+            "ENTSYNC_BRIDGE_FRANCECONNECT_ISSUER": provider.issuer,
+            "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_ID": CLIENT_ID,
+            "ENTSYNC_BRIDGE_FRANCECONNECT_CLIENT_SECRET": CLIENT_SECRET,
+            "ENTSYNC_LOG_FORMAT": "json",
+        }
+
+        with bridge_server(env, tmp_path) as url:
+            playwright = sync_playwright().start()
+            try:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=FLAGS, headless=True
+                )
+                try:
+                    page = browser.new_page(java_script_enabled=False)
+                    page.goto(url + "/")
+                    page.get_by_role("link", name="S'identifier avec FranceConnect").click()
+                    page.fill("input[name=login]", "fc-jean")
+                    page.get_by_role("button", name="Se connecter").click()
+                    page.wait_for_url(f"{url}/retour/**")
+                    assert "La connexion n'a pas abouti" in page.inner_text("main")
+                finally:
+                    browser.close()
+            finally:
+                playwright.stop()
+        served = (tmp_path / "serve.log").read_text()
+    refusals = [
+        json.loads(line)
+        for line in served.splitlines()
+        if line.startswith("{") and "bridge.callback_refused" in line
+    ]
+    assert [r["reason"] for r in refusals] == ["code-refused"], served[-3000:]
+    assert "Traceback" not in served and "fc-jean" not in served
