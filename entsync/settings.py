@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     bridge_store: Path | None = Field(
         default=None, description="default <state_dir>/bridge.sqlite3"
     )
+    bridge_store_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db (a store shared by several bridge "
+        "replicas), or sqlite:///path; unset: the SQLite file of ENTSYNC_BRIDGE_STORE",
+    )
     bridge_educonnect_issuer: str | None = None
     bridge_educonnect_client_id: str | None = None
     bridge_educonnect_client_secret: SecretStr | None = None

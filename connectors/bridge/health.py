@@ -3,12 +3,12 @@
 They are answered before the bridge's pages (no session, no security headers: no cookie is
 read or set). Ready: the store answers, and every configured provider's discovery document was
 read (once read it is kept: a provider outage later does not take the bridge out of its
-Service; its pages then say the sign-in service is unavailable).
+Service; its pages then say the sign-in service is unavailable), and no provider has refused
+the bridge's client credentials.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from starlette.applications import Starlette
@@ -24,23 +24,57 @@ from connectors.monitoring.server import Check, metrics_response, run_checks
 PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
-def bridge_checks(store: BridgeStore, providers: Mapping[str, RelyingParty]) -> dict[str, Check]:
-    async def store_answers() -> str | None:
-        store.session_bridge("readyz", time.time())  # one indexed read
-        return None
+OK = "ok"
 
-    def discovery(rp: RelyingParty) -> Check:
+
+async def _store_fact(store: BridgeStore) -> str:
+    try:
+        store.ping()
+    except Exception as exc:  # the driver's own errors: whatever they are, not ready
+        return type(exc).__name__
+    return OK
+
+
+async def _provider_fact(rp: RelyingParty) -> str:
+    """A provider refused the bridge's client credentials (a wrong secret found at a parent's
+    callback, after a start-up check that could not reach it), or its discovery failed."""
+    if rp.client_refused:
+        return "client-refused"
+    try:
+        await rp.metadata()
+    except OidcError as exc:
+        return exc.reason
+    return OK
+
+
+async def readiness(store: BridgeStore, providers: Mapping[str, RelyingParty]) -> dict[str, str]:
+    """``ok`` or a short reason (no secret, no URL) for ``store`` and each provider."""
+    facts = {"store": await _store_fact(store)}
+    for name, rp in sorted(providers.items()):
+        facts[name] = await _provider_fact(rp)
+    return facts
+
+
+def ready(facts: Mapping[str, str]) -> bool:
+    return all(value == OK for value in facts.values())
+
+
+def bridge_checks(store: BridgeStore, providers: Mapping[str, RelyingParty]) -> dict[str, Check]:
+    """The same facts as :func:`readiness`, as ``/readyz`` checks (None: ok)."""
+
+    async def store_answers() -> str | None:
+        fact = await _store_fact(store)
+        return None if fact == OK else fact
+
+    def provider(rp: RelyingParty) -> Check:
         async def check() -> str | None:
-            try:
-                await rp.metadata()
-            except OidcError as exc:
-                return exc.reason
-            return None
+            fact = await _provider_fact(rp)
+            return None if fact == OK else fact
 
         return check
 
     checks: dict[str, Check] = {"store": store_answers}
-    checks.update({f"provider:{name}": discovery(rp) for name, rp in sorted(providers.items())})
+    checks.update({f"provider:{name}": provider(rp) for name, rp in sorted(providers.items())})
     return checks
 
 
