@@ -26,7 +26,7 @@ from connectors.ldap.errors import DirectoryAuthError, DirectoryTlsError, Direct
 # / "connect error" codes some libraries report (81, 91).
 TRANSIENT_RESULT_CODES = frozenset({51, 52, 81, 91})
 # "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ... (_ssl.c:1006)"
-_OPENSSL_REASON = re.compile(r"\[SSL: \w+\] ([^()']+?)\s*\(_ssl")
+_OPENSSL_REASON = re.compile(r"\[SSL: \w+\] (.+?)\s*\(_ssl")
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,26 @@ class LdapParams:
         return self.start_tls or urlsplit(self.url).scheme.lower() == "ldaps"
 
 
+class _CheckedTls(Tls):  # type: ignore[misc]  # ldap3 has no type hints
+    """ldap3's ``Tls`` whose handshake checks the certificate and the host name itself
+    (Python's default context: OpenSSL's check, IP addresses included). ldap3 turns the
+    context's check off for one of its own after the handshake, which on Python 3.12+ falls
+    back to a copy of an old ``match_hostname`` that accepts no IP address."""
+
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        context = ssl.create_default_context(cafile=self.ca_certs_file)  # CERT_REQUIRED, names
+        connection.socket = context.wrap_socket(
+            connection.socket, do_handshake_on_connect=do_handshake, server_hostname=self.sni
+        )
+
+
 def tls_of(params: LdapParams) -> Tls | None:
-    """The TLS configuration: the certificate required, and its names checked by ldap3 after
-    the handshake against the URL's host (None: no TLS)."""
+    """The TLS configuration (None: no TLS): the certificate required, signed by a CA of
+    ``tls_ca_file`` (else of the system's store), naming the URL's host."""
     if not params.uses_tls:
         return None
     host = urlsplit(params.url).hostname
-    return Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=params.tls_ca_file, sni=host)
+    return _CheckedTls(validate=ssl.CERT_REQUIRED, ca_certs_file=params.tls_ca_file, sni=host)
 
 
 class TransientLdapError(Exception):
@@ -73,15 +86,14 @@ def tls_failure(exc: BaseException) -> str | None:
     """
     if not isinstance(exc, ldap_exc.LDAPSocketOpenError | ldap_exc.LDAPStartTLSError):
         return None
-    if isinstance(exc, ldap_exc.LDAPCertificateError):
-        # Its own text quotes the whole certificate: the names are enough.
-        return "the server's certificate does not name this host"
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         return None  # closed during the handshake: a server going down, retried
     if isinstance(exc, ssl.SSLError | ldap_exc.LDAPStartTLSError):
         # ldap3 nests the reason in tuples of strings: keep OpenSSL's words only.
         reason = _OPENSSL_REASON.search(str(exc))
-        return reason.group(1) if reason else f"{type(exc).__name__}: {exc}"
+        if reason is None:
+            return f"{type(exc).__name__}: {exc}"
+        return reason.group(1).replace("\\'", "'")  # quoted in a repr, once or twice
     history = exc.args[1] if len(exc.args) > 1 else None
     if isinstance(history, list):
         for item in history:
