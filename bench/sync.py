@@ -552,10 +552,11 @@ def _raw_adds(settings: Any, threads: int) -> dict[str, Any]:
     Same attributes and values (logins suffixed, as the unique overlay demands), so slapd does
     the same schema, index and uniqueness work as for the worker's adds.
     """
-    from connectors.ldap import LdapParams, clear_subtree, search_entries
+    from connectors.ldap import clear_subtree, search_entries
     from connectors.ldap.connection import close_quietly, connect
+    from entsync.ldap_clients import ldap_params
 
-    params = LdapParams.from_settings(settings)
+    params = ldap_params(settings)
     base = settings.ldap_base_dn
     entries: list[tuple[str, dict[str, list[str]]]] = []
     branches = ("structures", "people", "groups")
@@ -665,8 +666,9 @@ def _startup_phases(log: Path) -> dict[str, float | None]:
 
 
 def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
-    from connectors.ldap import LdapParams, count_entries
+    from connectors.ldap import count_entries
     from connectors.services import ServicesConfig, up
+    from entsync.ldap_clients import ldap_params
 
     print(f"services: starting slapd and the broker in {run.state_dir}", file=sys.stderr)
     run.services_up = True
@@ -687,7 +689,7 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
     publish_s = time.perf_counter() - t
     print("(b) initial load: worker ...", file=sys.stderr)
     load, load_cpu = run.child("worker")
-    params = LdapParams.from_settings(settings)
+    params = ldap_params(settings)
     entries = count_entries(params, settings.ldap_base_dn)
     print("(b) initial load: raw ldap3 adds ...", file=sys.stderr)
     raw = _raw_adds(settings, int(load["max_in_flight"]))

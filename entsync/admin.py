@@ -21,6 +21,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from connectors.ldap import DirectoryEntry, LdapParams, read_entry, search_entries
 from connectors.stream.topics import ensure_topics
+from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import EntityInput, EntityMessage, ManualAccount
@@ -436,7 +437,7 @@ def publish(settings: Settings, prepared: Prepared) -> None:
 
 
 def directory_of(settings: Settings) -> AdminDirectory:
-    return AdminDirectory(LdapParams.from_settings(settings), settings.ldap_base_dn)
+    return AdminDirectory(ldap_params(settings), settings.ldap_base_dn)
 
 
 def utc_now() -> datetime:

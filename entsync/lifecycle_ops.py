@@ -14,10 +14,10 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from connectors.ldap import search_entries
-from connectors.ldap.connection import LdapParams
 from connectors.stream.lifecycle import policy_from, sweep_requests, switchover_requests
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
+from entsync.ldap_clients import ldap_params
 from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from schemas.lifecycle import (
@@ -161,8 +161,7 @@ def purged_groups(
     Every school is announced, with no group if it has none: the announcements also record
     which switchovers were made (see :func:`current_school_year`).
     """
-    url, bind_dn, password = settings.require_ldap()
-    params = LdapParams(url=url, bind_dn=bind_dn, password=password)
+    params = ldap_params(settings)
     schools = search_entries(
         params,
         f"ou=structures,{settings.ldap_base_dn}",

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from connectors.ldap import (
-    LdapParams,
     count_entries,
     ensure_base_dit,
     read_entry,
@@ -34,6 +33,7 @@ from connectors.stream.replay import (
     run_replay,
 )
 from connectors.stream.worker import WorkerResult
+from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from sync.history import REPLAY, HistoryGaps, set_aside, unexplained
@@ -105,7 +105,7 @@ def utc(moment: datetime | None) -> datetime | None:
 def read_directory(settings: Settings, base_dn: str | None = None) -> Directory:
     """The entries of the managed branches (people, structures, groups) of the configured
     directory, or of the one at ``base_dn`` on the same server."""
-    params = LdapParams.from_settings(settings)
+    params = ldap_params(settings)
     base = base_dn or settings.ldap_base_dn
     return {
         entry.dn: dict(entry.attributes)
@@ -213,7 +213,7 @@ def replay(
     if not REPLAY_ID.match(rid):
         raise ReplayRefused(f"--replay-id may hold letters, digits, '-' and '_' only: {rid!r}")
     settings.require_ldap()
-    params = LdapParams.from_settings(settings)
+    params = ldap_params(settings)
     base = settings.ldap_base_dn
     ensure_base_dit(params, base)
     filled = [b for b in MANAGED_BRANCHES if count_entries(params, f"ou={b},{base}", scope="one")]

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
         "or busy; past it the worker stops with exit code 6 (its unacknowledged inputs are "
         "read again at the next start)",
     )
+    # LDAP security (see README "LDAP security"); checked by entsync.ldap_clients
+    ldap_tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs that may sign the directory's certificate (ldaps:// "
+        "or StartTLS); unset: the system's trust store. The certificate and host name are "
+        "always checked",
+    )
+    ldap_starttls: bool = Field(
+        default=False, description="on an ldap:// URL: StartTLS before the bind"
+    )
+    ldap_allow_cleartext_bind: bool = Field(
+        default=False,
+        description="allow a simple bind in clear text (ldap:// without StartTLS) to a host "
+        "other than this machine; refused at start-up otherwise",
+    )
     app_id: str = Field(default="entsync", description="faust app id = consumer group prefix")
     topic_partitions: int = Field(default=4, ge=1)
     kafka_fetch_max_wait_ms: int = Field(

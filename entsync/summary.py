@@ -10,6 +10,8 @@ import ldap3
 from rich.console import Console
 from rich.table import Table
 
+from connectors.ldap.connection import connection
+from entsync.ldap_clients import ldap_params
 from entsync.settings import Settings
 from sync.entries import source_key
 
@@ -31,10 +33,8 @@ def _first(entry: ldap3.Entry, attribute: str) -> str:
 
 def directory_summary(settings: Settings) -> tuple[list[SchoolSummary], dict[str, int]]:
     """Per school: members of its school-wide profile groups; plus people per profile."""
-    url, bind_dn, password = settings.require_ldap()
     base = settings.ldap_base_dn
-    conn = ldap3.Connection(ldap3.Server(url), user=bind_dn, password=password, auto_bind=True)
-    try:
+    with connection(ldap_params(settings)) as conn:
         conn.search(
             f"ou=structures,{base}",
             "(objectClass=ENTStructure)",
@@ -63,8 +63,6 @@ def directory_summary(settings: Settings) -> tuple[list[SchoolSummary], dict[str
         for e in conn.entries:
             for profile in e.entry_attributes_as_dict.get("ENTPersonProfils") or ["?"]:
                 by_profile[str(profile)] += 1
-    finally:
-        conn.unbind()
     summaries = [
         SchoolSummary(jointure=j, uai=u, name=n, accounts=dict(counts.get(dn, {})))
         for dn, (j, u, n) in sorted(schools.items(), key=lambda kv: kv[1][1])
@@ -89,8 +87,11 @@ def ldapsearch_command(settings: Settings, password_file: str | None = None) -> 
     """The command a person can paste to browse the directory (password from a file, not argv)."""
     url, bind_dn, _ = settings.require_ldap()
     auth = f"-y {shlex.quote(password_file)}" if password_file else "-W"
+    ca = settings.ldap_tls_ca_file
     return (
-        f"ldapsearch -x -H {url} -D {shlex.quote(bind_dn)} {auth} "
+        (f"LDAPTLS_CACERT={shlex.quote(str(ca))} " if ca else "")
+        + f"ldapsearch -x{' -ZZ' if settings.ldap_starttls else ''} -H {url} "
+        f"-D {shlex.quote(bind_dn)} {auth} "
         f"-b ou=people,{settings.ldap_base_dn} '(objectClass=ENTEleve)' "
         "cn ENTPersonLogin ENTEleveINE ENTEleveClasses ENTElevePersRelEleve"
     )

@@ -19,10 +19,10 @@ from connectors.bridge.oidc import OidcError, ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
 from connectors.bridge.store import DEFAULT_FILE, BridgeStore, open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
-from connectors.ldap.connection import LdapParams
 from connectors.monitoring.metrics import set_build_info
 from connectors.sqldb import StoreUrlError, redact
 from entsync.audit_key import audit_digest_key
+from entsync.ldap_clients import ldap_params
 from entsync.settings import ConfigurationError, Settings
 from schemas.bridge import Provider
 from sync.educonnect import next_run
@@ -101,7 +101,7 @@ async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
         async with EventSink(settings.require_kafka(), settings.topic_partitions) as sink:
             yield BridgeService(
                 store=store,
-                ldap=LdapParams.from_settings(settings),
+                ldap=ldap_params(settings),
                 base_dn=settings.ldap_base_dn,
                 sink=sink,
                 digest_key=hashlib.sha256(f"subject-digest\x1f{secret}".encode()).digest(),

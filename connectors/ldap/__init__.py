@@ -14,6 +14,7 @@ from connectors.ldap.directory import (
 from connectors.ldap.errors import (
     DirectoryAuthError,
     DirectoryError,
+    DirectoryTlsError,
     DirectoryUnavailableError,
     DirectoryWriteError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "DirectoryAuthError",
     "DirectoryEntry",
     "DirectoryError",
+    "DirectoryTlsError",
     "DirectoryUnavailableError",
     "DirectoryWriteError",
     "DirectoryWriter",

@@ -58,6 +58,11 @@ class DirectoryAuthError(DirectoryError):
     """The bind was refused: wrong DN or password."""
 
 
+class DirectoryTlsError(DirectoryAuthError):
+    """TLS with the server failed: its certificate is not trusted or does not name the host,
+    or StartTLS was refused. Not retried: it does not heal by itself."""
+
+
 class BaseEntryError(DirectoryError):
     """The base DN is missing and entsync may not create it (not the server's suffix, no
     parent): the server holds another tree, or the base DN is wrong."""

@@ -30,7 +30,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
@@ -62,9 +62,6 @@ from connectors.ldap.errors import (
 from connectors.ldap.lifeline import EitherStop, StopFlag
 from connectors.ldap.writer_processes import LogSetup
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
-
-if TYPE_CHECKING:
-    from entsync.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -225,18 +222,6 @@ class DirectoryWriter:
     def params(self) -> LdapParams:
         """Where it writes (for the shell's reads after a refused write)."""
         return self._params
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, retry: RetryPolicy | None = None
-    ) -> DirectoryWriter:
-        return cls(
-            LdapParams.from_settings(settings),
-            max_in_flight=settings.ldap_max_in_flight,
-            retry=retry or RetryPolicy(total=settings.ldap_retry_total_s),
-            processes=settings.writer_processes(),
-            log_setup=(settings.log_format, settings.log_level),
-        )
 
     def start(self) -> None:
         """Start the writer processes now (each binds on its first op), not at the first

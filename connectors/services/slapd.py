@@ -159,6 +159,15 @@ class SlapdLayout:
         return self.data_dir / "entsync-base-dn"
 
 
+@dataclass(frozen=True)
+class SlapdTls:
+    """The server's certificate and key (PEM), and the CA file it presents them with."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 def ensure_password(layout: SlapdLayout) -> str:
     """The admin password, generated on first use and kept (0600) in the state directory."""
     path = layout.password_file
@@ -186,10 +195,11 @@ def render_config(
     password: str,
     sync_writes: bool = False,
     own_schema_dir: Path | None = None,
+    tls: SlapdTls | None = None,
 ) -> str:
     """The slapd.conf text for a database at ``base_dn`` in ``layout``. ``own_schema_dir``:
     where sdet.schema and entsync.schema are (default: the shipped ones; tests point it at
-    altered copies)."""
+    altered copies). ``tls``: serve ldaps:// and StartTLS with that certificate."""
     system = _system_schema_dir()
     own = own_schema_dir or schema_dir()
     modules = _module_dir()
@@ -200,6 +210,12 @@ def render_config(
         f"pidfile {_q(layout.pid_file)}",
         f"argsfile {_q(layout.args_file)}",
     ]
+    if tls is not None:
+        lines += [
+            f"TLSCACertificateFile {_q(tls.ca_file)}",
+            f"TLSCertificateFile {_q(tls.cert_file)}",
+            f"TLSCertificateKeyFile {_q(tls.key_file)}",
+        ]
     unique = _has_module(modules, "unique")
     constraint = _has_module(modules, "constraint")
     if modules is not None:
@@ -239,6 +255,7 @@ def prepare(
     base_dn: str,
     sync_writes: bool = False,
     own_schema_dir: Path | None = None,
+    tls: SlapdTls | None = None,
 ) -> str:
     """Create the database directory and slapd.conf; return the admin password."""
     layout.state_dir.mkdir(parents=True, exist_ok=True)
@@ -260,6 +277,7 @@ def prepare(
         password=password,
         sync_writes=sync_writes,
         own_schema_dir=own_schema_dir,
+        tls=tls,
     )
     _write_private(layout.config, config)
     return password
@@ -270,12 +288,16 @@ def ldap_url(port: int) -> str:
     return f"ldap://127.0.0.1:{port}"
 
 
-def start(binary: str, layout: SlapdLayout, port: int) -> int:
-    """Launch slapd in the foreground of its own session.
+def start(binary: str, layout: SlapdLayout, port: int, *, ldaps_port: int | None = None) -> int:
+    """Launch slapd in the foreground of its own session; ``ldaps_port``: also serve ldaps://
+    there (the configuration must have ``tls``).
 
     ``-d none`` keeps it from forking (``-d 0`` does fork) and logs only start/stop and errors.
     """
-    argv = [binary, "-f", str(layout.config), "-h", ldap_url(port) + "/", "-d", "none"]
+    urls = ldap_url(port) + "/"
+    if ldaps_port is not None:
+        urls += f" ldaps://127.0.0.1:{ldaps_port}/"
+    argv = [binary, "-f", str(layout.config), "-h", urls, "-d", "none"]
     return spawn_detached(argv, log_path=layout.log, cwd=layout.state_dir)
 
 

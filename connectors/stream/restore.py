@@ -22,6 +22,7 @@ from connectors.ldap.connection import LdapParams
 from connectors.ldap.directory import search_entries
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
+from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from sync.desired import Context
@@ -128,7 +129,7 @@ async def restore_lost_state(settings: Settings, bootstrap: str, ctx: Context) -
     empty = [t for t, topic in topics.items() if await changelog_is_empty(bootstrap, topic)]
     if not empty:
         return None
-    params = LdapParams.from_settings(settings)
+    params = ldap_params(settings)
     directory = await asyncio.to_thread(read_directory, params, settings.ldap_base_dn)
     if not directory:
         return None

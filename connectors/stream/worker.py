@@ -25,7 +25,6 @@ from typing import Any
 
 import faust
 
-from connectors.ldap.connection import LdapParams
 from connectors.ldap.errors import (
     BaseEntryError,
     DirectoryError,
@@ -33,7 +32,6 @@ from connectors.ldap.errors import (
     PreflightError,
 )
 from connectors.ldap.preflight import prepare_directory
-from connectors.ldap.writer import DirectoryWriter
 from connectors.monitoring.metrics import set_build_info
 from connectors.monitoring.server import HealthServer, PortInUseError, bind
 from connectors.stream.app import build_app, context_of
@@ -43,6 +41,7 @@ from connectors.stream.progress import Progress
 from connectors.stream.restore import restore_lost_state
 from connectors.stream.stopping import stop_promptly
 from connectors.stream.topics import ensure_topics, require_partitions
+from entsync.ldap_clients import directory_writer, ldap_params
 from entsync.logs import get_logger
 from entsync.settings import ConfigurationError, Settings
 from schemas.topics import ENTITIES, FEED
@@ -155,7 +154,7 @@ def _directory_refused(settings: Settings) -> tuple[int, str] | None:
     would be refused one by one), and the base entries are created when absent. (exit code,
     message) if the worker must not start."""
     try:
-        prepare_directory(LdapParams.from_settings(settings), settings.ldap_base_dn)
+        prepare_directory(ldap_params(settings), settings.ldap_base_dn)
     except (PreflightError, BaseEntryError) as exc:
         return PREFLIGHT_EXIT, str(exc)
     except DirectoryError as exc:
@@ -202,7 +201,7 @@ def run_worker(
     except DirectoryError as exc:
         _close(metrics_socket)
         return WorkerResult(1, False, Progress(), time.monotonic() - started, f"directory: {exc}")
-    writer = DirectoryWriter.from_settings(settings)
+    writer = directory_writer(settings)
     app, progress = build_app(settings, writer)
     outcome: dict[str, Any] = {"idle": False, "error": None}
     if settings.log_level.upper() == "DEBUG":

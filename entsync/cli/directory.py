@@ -42,13 +42,14 @@ def _check(params: LdapParams) -> int:
 
 
 def _run(state_dir: Path | None, *, init: bool) -> int:
-    from connectors.ldap import DirectoryAuthError, DirectoryUnavailableError, LdapParams
+    from connectors.ldap import DirectoryAuthError, DirectoryUnavailableError
     from connectors.ldap.directory import ensure_base_dit
     from connectors.ldap.errors import BaseEntryError, DirectoryError
+    from entsync.ldap_clients import ldap_params
 
     settings = common.settings_or_exit(state_dir)
     try:
-        params = LdapParams.from_settings(settings)
+        params = ldap_params(settings)
         if init:
             created = ensure_base_dit(params, settings.ldap_base_dn)
             for dn in created:
