@@ -33,6 +33,7 @@ from connectors.aaf.attrs import Record
 from connectors.stream.ledger import append_ledger, read_ledger
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.topics import ensure_topics
+from entsync.kafka_clients import kafka_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.ledger import FileIngested
@@ -80,9 +81,9 @@ def _progress(total: int) -> Iterator[Progress | None]:
 
 
 async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> list[FileOutcome]:
-    bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions)
-    ledger = {} if force else await read_ledger(bootstrap)
+    kafka = kafka_params(settings)
+    await ensure_topics(kafka, settings.topic_partitions)
+    ledger = {} if force else await read_ledger(kafka)
     outcomes: list[FileOutcome] = []
     fresh: list[FileScan] = []
     for file_scan in scans:
@@ -97,7 +98,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
         return outcomes
     by_digest = {o.digest: o for o in outcomes}
     expected = sum(s.event_count for s in fresh)
-    async with FeedPublisher(bootstrap) as publisher:
+    async with FeedPublisher(kafka) as publisher:
         with _progress(expected) as bar:
             # events_many keeps the parts of one complete extract in one snapshot.
             for event in events_many(fresh):
@@ -112,7 +113,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     for file_scan in fresh:
         outcome = by_digest[file_scan.digest]
         await append_ledger(
-            bootstrap,
+            kafka,
             FileIngested(
                 file_digest=file_scan.digest,
                 file_name=file_scan.path.name,

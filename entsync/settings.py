@@ -66,6 +66,40 @@ class Settings(BaseSettings):
         description="consumer group session: a stopped worker's partitions move after this; "
         "the local broker also waits half of it before a join completes",
     )
+
+    # Kafka security and topics: checked by entsync.kafka_clients; see README "Kafka security"
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required with SASL)"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the brokers' certificates are checked against; "
+        "unset: the system's CAs",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="client certificate (PEM; may hold the key too)"
+    )
+    kafka_ssl_key_file: Path | None = Field(default=None, description="its unencrypted key")
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="the broker's certificate must name the host connected to"
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="of the topics entsync (and faust) create"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, le=32, description="of the topics entsync creates; unset: broker's"
+    )
+    kafka_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="retention of the stream topics entsync creates; -1 keeps them forever "
+        "(replay and the ingest ledger read the whole history); changelogs are compacted",
+    )
     id_namespace: str = Field(
         default="entsync",
         description="namespace of opaque entity ids; fixed for the life of a directory",

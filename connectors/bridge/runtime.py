@@ -19,6 +19,7 @@ from connectors.bridge.service import BridgeService
 from connectors.bridge.store import BridgeStore
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.stream.clients import KafkaParams
 from entsync.audit_key import audit_digest_key
 from entsync.settings import ConfigurationError, Settings
 from schemas.bridge import Provider
@@ -75,12 +76,12 @@ def store_path(settings: Settings) -> BridgeStore:
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
+async def open_service(settings: Settings, kafka: KafkaParams) -> AsyncIterator[BridgeService]:
     """The bridge's service, with its store and event producer open."""
     secret = bridge_secret(settings)
     store = store_path(settings)
     try:
-        async with EventSink(settings.require_kafka(), settings.topic_partitions) as sink:
+        async with EventSink(kafka, settings.topic_partitions) as sink:
             yield BridgeService(
                 store=store,
                 ldap=LdapParams.from_settings(settings),
@@ -121,7 +122,7 @@ async def nightly(service: BridgeService, hour: int) -> None:
             log.error("educonnect.sync_failed", error=type(exc).__name__)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, kafka: KafkaParams) -> None:
     """``entsync bridge serve``: the web service and, if enabled, the nightly J+1 loop."""
     configs = provider_configs(settings)
     if not configs:
@@ -140,7 +141,7 @@ async def serve(settings: Settings) -> None:
         attempt_limit=settings.bridge_attempt_limit,
         window_seconds=settings.bridge_rate_window_seconds,
     )
-    async with open_service(settings) as service, httpx.AsyncClient(timeout=15.0) as http:
+    async with open_service(settings, kafka) as service, httpx.AsyncClient(timeout=15.0) as http:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
         app = build_app(service, providers, web)
         server = uvicorn.Server(server_config(settings, app))

@@ -16,6 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from entsync.cli.common import EXIT_CONFIG, StateDir, console, err, fail, settings_or_exit
+from entsync.kafka_clients import kafka_params
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -106,12 +107,12 @@ def consume(
 
     settings = settings_or_exit(state_dir)
     try:
-        bootstrap = settings.require_kafka()
+        kafka = kafka_params(settings)
     except ConfigurationError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     with _store(settings, db) as store, _progress() as on_progress:
         consumer = AuditConsumer(
-            store, bootstrap, retention_days=settings.audit_retention_days, on_progress=on_progress
+            store, kafka, retention_days=settings.audit_retention_days, on_progress=on_progress
         )
         result = run_consumer(consumer, until_idle, timeout)
     p = result.progress

@@ -17,6 +17,7 @@ from connectors.bridge.service import BridgeService
 from connectors.bridge.store import BridgeStore
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.stream.clients import KafkaParams
 from schemas.bridge import Provider
 
 BRIDGE_URL = "http://bridge.test"
@@ -104,7 +105,7 @@ async def running_bridge(
 ) -> AsyncIterator[Bridge]:
     store = BridgeStore(store_file)
     try:
-        async with EventSink(bootstrap) as sink, httpx.AsyncClient(timeout=15) as http:
+        async with EventSink(KafkaParams(bootstrap)) as sink, httpx.AsyncClient(timeout=15) as http:
             service = BridgeService(
                 store=store,
                 ldap=ldap,
