@@ -30,6 +30,7 @@ from connectors.aaf import (
     scan_many,
 )
 from connectors.aaf.attrs import Record
+from connectors.stream.clients import KafkaParams
 from connectors.stream.ledger import append_ledger, read_ledger
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.topics import ensure_topics
@@ -80,8 +81,9 @@ def _progress(total: int) -> Iterator[Progress | None]:
         yield bar
 
 
-async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> list[FileOutcome]:
-    kafka = kafka_params(settings)
+async def _publish(
+    settings: Settings, kafka: KafkaParams, scans: list[FileScan], force: bool
+) -> list[FileOutcome]:
     await ensure_topics(kafka, settings.topic_partitions)
     ledger = {} if force else await read_ledger(kafka)
     outcomes: list[FileOutcome] = []
@@ -150,6 +152,7 @@ def ingest(
     config: ScanConfig | None = None,
 ) -> IngestOutcome:
     config = config or ScanConfig()
+    kafka = kafka_params(settings)  # wrong Kafka settings fail before the files are read
     try:
         base = _base_records(paths, base_paths or [], config)
     except FileRejected as exc:
@@ -159,7 +162,7 @@ def ingest(
     if outcome.refused:
         return outcome
     try:
-        outcome.files = asyncio.run(_publish(settings, result.scans, force))
+        outcome.files = asyncio.run(_publish(settings, kafka, result.scans, force))
     except FileRejected as exc:
         # The file changed between the two passes: what was published is idempotent, and the
         # file is not in the ledger, so ingesting it again publishes it whole.

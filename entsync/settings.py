@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
@@ -285,10 +285,19 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, the optional ``ENTSYNC_CONFIG`` file, then local services."""
     env_file = os.environ.get("ENTSYNC_CONFIG")
     kwargs: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if env_file:
-        if not Path(env_file).is_file():
-            raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
-        settings = Settings(_env_file=env_file, **kwargs)
-    else:
-        settings = Settings(**kwargs)
+    if env_file and not Path(env_file).is_file():
+        raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
+    try:
+        settings = Settings(_env_file=env_file, **kwargs) if env_file else Settings(**kwargs)
+    except ValidationError as exc:
+        raise ConfigurationError(invalid_settings(exc)) from None
     return settings.resolved()
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """Which settings are wrong and why, naming the variables; never the values (secrets)."""
+    problems = [
+        f"ENTSYNC_{'_'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return "invalid settings: " + "; ".join(problems)
