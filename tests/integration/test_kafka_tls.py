@@ -63,8 +63,13 @@ class Terminator:
 
 
 def start_terminator(
-    directory: Path, pki: Pki, broker_port: int, port: int | None = None
+    directory: Path,
+    pki: Pki,
+    broker_port: int,
+    port: int | None = None,
+    client_ca: Path | None = None,
 ) -> Terminator:
+    """``client_ca``: clients must show a certificate it issued (mutual TLS)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     config = directory / "stunnel.conf"
@@ -73,6 +78,7 @@ def start_terminator(
         "socket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n"
         f"[kafka]\naccept = {HOST}:{port}\nconnect = {HOST}:{broker_port}\n"
         f"cert = {pki.cert_file}\nkey = {pki.key_file}\n"
+        + (f"verifyChain = yes\nCAfile = {client_ca}\n" if client_ca else "")
     )
     pid = spawn_detached([_stunnel(), str(config)], log_path=directory / "log", cwd=directory)
     terminator = Terminator(pid, port, config)
@@ -255,3 +261,32 @@ def test_a_wrong_sasl_mechanism_stops_the_worker_at_start(
     assert "ENTSYNC_KAFKA_SASL_MECHANISM" in done.stderr
     assert secret not in done.stdout + done.stderr
     assert time.monotonic() - started < 30
+
+
+async def test_a_client_certificate_is_shown_when_the_broker_asks(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    client = write_pki(tmp_path / "client", hosts=("entsync-worker",), ips=())
+    terminator = start_terminator(
+        tmp_path / "stunnel", tls_broker.pki, tls_broker.broker_port, client_ca=client.ca_file
+    )
+    try:
+        at = f"{HOST}:{terminator.port}"
+        # Without one the terminator closes the connection during the handshake.
+        anonymous = clients.producer(ssl_params(tls_broker, kafka_bootstrap=at))
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(anonymous.start(), REFUSAL_TIMEOUT_S)
+        await anonymous.stop()
+        # With it, the bootstrap goes through (then the advertised terminator, which asks none).
+        params = ssl_params(
+            tls_broker,
+            kafka_bootstrap=at,
+            kafka_ssl_cert_file=client.cert_file,
+            kafka_ssl_key_file=client.key_file,
+        )
+        await _handshake(terminator.port, params)
+        producer = clients.producer(params)
+        await asyncio.wait_for(producer.start(), REFUSAL_TIMEOUT_S)
+        await producer.stop()
+    finally:
+        terminator.stop()
