@@ -23,6 +23,7 @@ SERVICES_FILE = "services.json"
 
 
 DEFAULT_WRITER_PROCESSES = 2  # with at least two cores (see writer_processes)
+DEFAULT_METRICS_PORT = 9464  # the chart's 'metrics' port
 
 
 class Settings(BaseSettings):
@@ -158,6 +159,11 @@ class Settings(BaseSettings):
     bridge_store: Path | None = Field(
         default=None, description="default <state_dir>/bridge.sqlite3"
     )
+    bridge_store_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db (a store shared by several bridge "
+        "replicas), or sqlite:///path; unset: the SQLite file of ENTSYNC_BRIDGE_STORE",
+    )
     bridge_educonnect_issuer: str | None = None
     bridge_educonnect_client_id: str | None = None
     bridge_educonnect_client_secret: SecretStr | None = None
@@ -211,6 +217,24 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="set by 'entsync replay': the run's private topics carry this suffix",
     )
+
+    # metrics and health (/metrics, /healthz, /readyz): see README "Monitoring"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of /metrics, /healthz and /readyz of the worker and the audit "
+        "consumer; unset: 9464 when they run continuously, none for batch runs (--until-idle, "
+        "run, demo, replay); 0: none (the bridge serves them on its own port)",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="address the metrics port binds")
+
+    def metrics_port_for(self, continuous: bool) -> int | None:
+        """The metrics port of a worker or audit consumer (None: serve none)."""
+        port = self.metrics_port
+        if port is None:
+            return DEFAULT_METRICS_PORT if continuous else None
+        return port or None
 
     def writer_processes(self) -> int:
         """``ldap_writer_processes``, or its default for this machine."""

@@ -59,6 +59,17 @@ def _merge_changes(first: Attributes, then: Attributes) -> dict[str, tuple[str, 
     return merged
 
 
+def _merge_previous(first: ModifyEntry, then: ModifyEntry) -> dict[str, tuple[str, ...]]:
+    """What the entry had before ``first``: ``first``'s previous values, then those of the
+    attributes only ``then`` changes (the values ``first`` left them with are its previous)."""
+    merged = dict(first.previous)
+    touched = {name.lower() for name in first.changes}
+    for name, values in then.previous.items():
+        if name.lower() not in touched:
+            merged[name] = values
+    return merged
+
+
 def _merge_ops(first: DirectoryOp, then: DirectoryOp) -> DirectoryOp | tuple[()] | None:
     """The single op equivalent to ``first`` then ``then``; None: nothing; (): cannot merge."""
     match first, then:
@@ -67,7 +78,12 @@ def _merge_ops(first: DirectoryOp, then: DirectoryOp) -> DirectoryOp | tuple[()]
         case AddEntry(), DeleteEntry():
             return None
         case ModifyEntry(), ModifyEntry():
-            return ModifyEntry(first.dn, _merge_changes(first.changes, then.changes), then.desired)
+            return ModifyEntry(
+                first.dn,
+                _merge_changes(first.changes, then.changes),
+                then.desired,
+                _merge_previous(first, then),
+            )
         case ModifyEntry(), DeleteEntry():
             return then
     return ()

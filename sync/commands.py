@@ -27,8 +27,10 @@ School GAR managers (``admin.gar-manager-add`` / ``admin.gar-manager-remove``)
     removing the last manager (``last-gar-manager``): the ``Resp-Affect-GAR`` group must never be
     deleted, and a groupOfNames cannot be empty, so its last manager can only leave once another
     one is in. The teachers group sends the GAR group entity a ``member`` link per change; the GAR
-    group is created at its first member. A manager who later leaves the school stays in the
-    group until removed (the group is an admin-managed list, the feeds never change it).
+    group is created at its first member. A manager who leaves the school's teachers (moved by
+    the staff feed, pre-deleted: out of every group) leaves the GAR group too, by the same link
+    (:func:`managers_gone`): the group never names an entry that does not exist, and once its
+    last manager is gone it is removed, until an operator names a new one.
 
 Teacher detached from a school (``admin.detach-from-school`` / ``admin.reattach-to-school``)
     Addressed to the teacher (staff entity): a director detaches a teacher who left a school of
@@ -279,6 +281,24 @@ def apply_gar_manager(state: EntityState, inp: GarManagerRequested, namespace: s
         decided_event(inp, command, "accepted"),
         (link,),
     )
+
+
+def managers_gone(
+    state: EntityState, namespace: str, cause: Cause
+) -> tuple[EntityState, tuple[LinkSet, ...]]:
+    """GAR managers no longer among the school's teachers (``state`` is the school's teachers
+    group): dropped, each with a ``member`` removal to the GAR group."""
+    members = state.links.get("member", {})
+    gone = [t for t in state.gar_managers if t not in members]
+    if not gone or state.group is None:
+        return state, ()
+    gar = ids.group_id(namespace, dit.gar_group_spec(state.group.school_jointure))
+    links = tuple(
+        LinkSet(entity_id=gar, cause=cause, relation="member", member_id=t, present=False)
+        for t in gone
+    )
+    kept = {t: at for t, at in state.gar_managers.items() if t in members}
+    return state.model_copy(update={"gar_managers": kept}), links
 
 
 def teacher_school_request(

@@ -48,9 +48,9 @@ def desired_entry(state: EntityState, seen: View, ctx: Context) -> entries.Entry
         if state.group is None:
             return None
         if not members:
-            # The GAR group is never deleted (its last member cannot be removed: sync.commands);
-            # should it lose every member anyway, its entry stays as last written.
-            return state.applied if state.group.profile == "gar" else None
+            # A groupOfNames needs a member: a GAR group whose last manager left the school goes
+            # (an operator cannot remove the last one: sync.commands).
+            return None
         return entries.group_entry(state.entity_id, state.group, members, base_dn=ctx.base_dn)
     if isinstance(record, School):
         if record.held_reasons or record.siren is None:

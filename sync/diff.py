@@ -34,15 +34,23 @@ def diff(dn: str, desired: Attributes | None, applied: Attributes | None) -> Dir
     want = _by_lower_name(desired)
     have = _by_lower_name(applied)
     changes: dict[str, tuple[str, ...]] = {}
+    previous: dict[str, tuple[str, ...]] = {}
     for key, (name, values) in want.items():
         if key not in have or have[key][1] != values:
             changes[name] = tuple(sorted(values))
+            if key in have:
+                previous[name] = tuple(sorted(have[key][1]))
     for key, (name, _) in have.items():
         if key not in want:
             changes[name] = ()
     if not changes:
         return None
-    return ModifyEntry(dn=dn, changes=dict(sorted(changes.items())), desired=dict(desired))
+    return ModifyEntry(
+        dn=dn,
+        changes=dict(sorted(changes.items())),
+        desired=dict(desired),
+        previous=dict(sorted(previous.items())),
+    )
 
 
 def values_digest(values: tuple[str, ...] | None, key: bytes) -> str | None:

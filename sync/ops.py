@@ -20,15 +20,18 @@ class AddEntry:
 
 @dataclass(frozen=True)
 class ModifyEntry:
-    """Replace the listed attributes (empty tuple: delete it).
+    """Give the listed attributes these values (empty tuple: delete the attribute).
 
-    ``desired`` is the full entry the core believes in; the connector uses it to heal an entry
-    that is missing (add it) or differs from what the core last wrote.
+    ``previous`` has, for the changed attributes the entry had, the values the core last wrote:
+    a connector may send only the values added and removed (a group of 400 members gaining one
+    is not rewritten whole). ``desired`` is the full entry the core believes in; the connector
+    uses it to heal an entry that is missing (add it) or differs from what the core last wrote.
     """
 
     dn: str
     changes: Attributes
     desired: Attributes = field(default_factory=dict)
+    previous: Attributes = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

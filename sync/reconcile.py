@@ -76,6 +76,7 @@ from sync.settle import Decision, chained, settle
 __all__ = ["Context", "ContractError", "Decision", "decide", "new_state", "settle"]
 
 RULE_LOGIN_ASSIGN = "login.assign"
+RULE_GAR_LEFT = "link.gar-manager-left"
 
 
 def new_state(entity_id: str) -> EntityState:
@@ -113,7 +114,7 @@ def _decide(current: EntityState, inp: EntityInput, ctx: Context) -> Decision:
         case RecordSet():
             updated = _with_record(current, inp)
         case LinkSet():
-            updated = _with_link(current, inp, ctx)
+            return _links_decided(current, _with_link(current, inp, ctx), inp.cause, ctx)
         case LinkBatch():
             return _link_batch(current, inp, ctx)
         case LoginAssigned():
@@ -253,7 +254,7 @@ def _link_batch(state: EntityState, inp: LinkBatch, ctx: Context) -> Decision:
         if after is not updated:
             causes.append(link.cause)
         updated = after
-    decision = settle(updated, causes[-1] if causes else inp.cause, ctx)
+    decision = _links_decided(state, updated, causes[-1] if causes else inp.cause, ctx)
     if len(causes) < 2 or not decision.audits:
         return decision
     audits = tuple(
@@ -261,6 +262,16 @@ def _link_batch(state: EntityState, inp: LinkBatch, ctx: Context) -> Decision:
         for a in decision.audits
     )
     return replace(decision, audits=audits)
+
+
+def _links_decided(before: EntityState, after: EntityState, cause: Cause, ctx: Context) -> Decision:
+    """Settled after its links changed; a school's teachers group also lets go of the GAR
+    managers no longer among its members (:func:`sync.commands.managers_gone`)."""
+    if after is before or not after.gar_managers:
+        return settle(after, cause, ctx)
+    after, gone = commands.managers_gone(after, ctx.namespace, chained(cause, RULE_GAR_LEFT))
+    decision = settle(after, cause, ctx)
+    return replace(decision, emits=(*decision.emits, *gone)) if gone else decision
 
 
 def _claims_here(inp: LinkSet, state: EntityState, ctx: Context) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from aiokafka.structs import TopicPartition
 from connectors.auditstore.retention import cutoff_for, prune
 from connectors.auditstore.schema import incoming
 from connectors.auditstore.store import AuditStore
+from connectors.monitoring import metrics
+from connectors.monitoring.server import Check, HealthServer
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.offsets import true_end_offsets
@@ -82,6 +85,7 @@ class AuditConsumer:
     on_progress: ProgressCallback | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     progress: ConsumeProgress = field(default_factory=ConsumeProgress)
+    assigned: list[TopicPartition] = field(default_factory=list)  # for /readyz
 
     async def run(self, until_idle: bool, timeout_s: float | None) -> ConsumeResult:
         started = time.monotonic()
@@ -145,6 +149,10 @@ class AuditConsumer:
             batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=self.batch_max)
             for tp, messages in sorted(batch.items()):
                 self._store(tp.partition, messages)
+                end = consumer.highwater(tp)
+                if end is not None:
+                    lag = max(0, end - messages[-1].offset - 1)
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
             if batch:
                 continue
             if until_idle and await self._caught_up(consumer, assigned):
@@ -165,6 +173,7 @@ class AuditConsumer:
         wanted = [TopicPartition(self.topic, p) for p in partitions]
         if current is not None and wanted == current:
             return current
+        self.assigned = wanted
         consumer.assign(wanted)
         # Called between batches only: everything fetched so far is stored, so the store's
         # positions are the consumer's.
@@ -178,7 +187,12 @@ class AuditConsumer:
         statuses = [link.fields["status"] for link in appended.links]
         self.progress.stored += statuses.count(EVENT)
         self.progress.duplicates += statuses.count(DUPLICATE)
-        self.progress.invalid += len(statuses) - statuses.count(EVENT) - statuses.count(DUPLICATE)
+        invalid = len(statuses) - statuses.count(EVENT) - statuses.count(DUPLICATE)
+        self.progress.invalid += invalid
+        metrics.AUDIT_EVENTS.labels("stored").inc(statuses.count(EVENT))
+        metrics.AUDIT_EVENTS.labels("duplicate").inc(statuses.count(DUPLICATE))
+        metrics.AUDIT_EVENTS.labels("invalid").inc(invalid)
+        metrics.AUDIT_GAPS.inc(len(appended.gaps))
         if self.progress.remaining is not None:
             self.progress.remaining = max(0, self.progress.remaining - len(statuses))
         for gap in appended.gaps:
@@ -217,16 +231,40 @@ class AuditConsumer:
             self.on_progress(self.progress)
 
 
+def consumer_checks(consumer: AuditConsumer) -> dict[str, Check]:
+    """/readyz of the audit consumer: its store answers, and it has the topic's partitions."""
+
+    async def store_answers() -> str | None:
+        consumer.store.head(consumer.topic, 0)
+        return None
+
+    async def assigned() -> str | None:
+        return None if consumer.assigned else "no partition assigned"
+
+    return {"store": store_answers, "partitions": assigned}
+
+
 def run_consumer(
-    consumer: AuditConsumer, until_idle: bool, timeout_s: float | None
+    consumer: AuditConsumer,
+    until_idle: bool,
+    timeout_s: float | None,
+    health: socket.socket | None = None,
 ) -> ConsumeResult:
-    """Run until idle (or the timeout), or until SIGINT / SIGTERM."""
+    """Run until idle (or the timeout), or until SIGINT / SIGTERM; serve the metrics and health
+    endpoints on ``health`` meanwhile (see :mod:`connectors.monitoring.server`)."""
 
     async def main() -> ConsumeResult:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, consumer.stop.set)
-        return await consumer.run(until_idle, timeout_s)
+        server = None if health is None else HealthServer(health, consumer_checks(consumer))
+        if server is not None:
+            await server.start()
+        try:
+            return await consumer.run(until_idle, timeout_s)
+        finally:
+            if server is not None:
+                await server.stop()
 
     return asyncio.run(main())

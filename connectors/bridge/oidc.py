@@ -9,7 +9,12 @@ JWKS (fetched again once for an unknown key id), an asymmetric algorithm, issuer
 ``acr`` level when one was requested. A userinfo answered as a signed JWT (FranceConnect) is
 checked the same way and its ``sub`` must be the ID token's.
 
-Errors are :class:`OidcError` with a short machine reason, never a token or a claim value.
+Errors are :class:`OidcError` with a short machine reason, never a token or a claim value. A
+token endpoint that refuses the exchange answers an OAuth error code (RFC 6749 §5.2): a code
+that is expired, replayed, issued to another client or failing PKCE is ``invalid_grant``
+(reason ``code-refused``); a client id or secret the provider does not accept is
+``invalid_client`` (reason ``client-refused``), which :meth:`RelyingParty.check_client` also
+finds at start-up by presenting the client's credentials with a code that cannot exist.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2 import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -30,6 +35,16 @@ from schemas.bridge import Provider
 
 ALLOWED_ALGS = ("RS256", "PS256", "ES256")
 EIDAS_LEVELS = {"eidas1": 1, "eidas2": 2, "eidas3": 3}
+# The token endpoint's error codes (RFC 6749 §5.2) and the reason each is logged and counted as;
+# any other code is the provider's own: only the generic reason, never its text.
+TOKEN_ERRORS = {
+    "invalid_grant": "code-refused",
+    "invalid_client": "client-refused",
+    "unauthorized_client": "client-refused",
+    "invalid_request": "token-request-invalid",
+    "unsupported_grant_type": "token-request-invalid",
+    "invalid_scope": "token-request-invalid",
+}
 
 
 class OidcError(Exception):
@@ -38,6 +53,18 @@ class OidcError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def token_error_reason(exc: Exception) -> str:
+    """The reason of a failed code exchange: the provider's error code mapped, or its absence."""
+    if isinstance(exc, AuthlibBaseError):
+        return TOKEN_ERRORS.get(str(exc.error), "token-exchange-refused")
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500:
+        # 401 is how RFC 6749 §5.2 answers a failed client authentication
+        return "client-refused" if exc.response.status_code == 401 else "token-exchange-refused"
+    if isinstance(exc, ValueError):  # a success status without a JSON object
+        return "token-response-invalid"
+    return "token-endpoint-unavailable"
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,8 @@ class RelyingParty:
         self._http = http
         self._metadata: Metadata | None = None
         self._keys: KeySet | None = None
+        self.client_refused = False
+        """set once the provider refused this client's credentials (a readiness fact)"""
 
     async def _json(self, url: str) -> dict[str, Any]:
         try:
@@ -159,6 +188,28 @@ class RelyingParty:
             )
         return LoginRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
 
+    async def check_client(self) -> bool:
+        """Whether the token endpoint accepts this client's id and secret.
+
+        The client authenticates as for a real exchange, with a random code no login issued:
+        a provider authenticates the client before it looks at the code (RFC 6749 §5.2), so
+        ``invalid_client`` means wrong credentials and any other refusal means right ones.
+        """
+        meta = await self.metadata()
+        verifier = secrets.token_urlsafe(64) if meta.pkce else None
+        async with self._client(meta) as client:
+            try:
+                await client.fetch_token(
+                    meta.token_endpoint, code=new_secret(), code_verifier=verifier
+                )
+            except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
+                reason = token_error_reason(exc)
+                if reason in ("token-endpoint-unavailable", "token-response-invalid"):
+                    raise OidcError(reason) from exc
+                self.client_refused = reason == "client-refused"
+                return not self.client_refused
+        raise OidcError("token-endpoint-accepted-a-random-code")
+
     async def _decode(self, token: str, *, what: str) -> dict[str, Any]:
         for refresh in (False, True):
             keys = await self._keyset(refresh)
@@ -197,8 +248,11 @@ class RelyingParty:
                 token = await client.fetch_token(
                     meta.token_endpoint, code=code, code_verifier=code_verifier
                 )
-            except (OAuth2Error, httpx.HTTPError, ValueError) as exc:
-                raise OidcError("token-exchange-refused") from exc
+            except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
+                reason = token_error_reason(exc)
+                self.client_refused = reason == "client-refused"
+                raise OidcError(reason) from exc
+        self.client_refused = False
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise OidcError("no-id-token")
@@ -216,7 +270,10 @@ class RelyingParty:
             raise OidcError("id-token-no-subject")
         merged = dict(claims)
         if meta.userinfo_endpoint:
-            merged.update(await self._userinfo(meta, str(token["access_token"]), subject, moment))
+            access_token = token.get("access_token")
+            if not isinstance(access_token, str):
+                raise OidcError("no-access-token")
+            merged.update(await self._userinfo(meta, access_token, subject, moment))
         return VerifiedLogin(subject=subject, claims=merged, id_token=id_token)
 
     async def _userinfo(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,11 +14,14 @@ import structlog
 import uvicorn
 
 from connectors.bridge.events import EventSink
-from connectors.bridge.oidc import ProviderConfig, RelyingParty
+from connectors.bridge.health import bridge_checks, with_health
+from connectors.bridge.oidc import OidcError, ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
-from connectors.bridge.store import BridgeStore
+from connectors.bridge.store import DEFAULT_FILE, BridgeStore, open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.monitoring.metrics import set_build_info
+from connectors.sqldb import StoreUrlError, redact
 from connectors.stream.clients import KafkaParams
 from entsync.audit_key import audit_digest_key
 from entsync.settings import ConfigurationError, Settings
@@ -72,7 +75,22 @@ def provider_configs(settings: Settings) -> dict[Provider, ProviderConfig]:
 
 
 def store_path(settings: Settings) -> BridgeStore:
-    return BridgeStore(settings.bridge_store or settings.state_dir / "bridge.sqlite3")
+    """The bridge's store: ENTSYNC_BRIDGE_STORE_URL, or the SQLite file ENTSYNC_BRIDGE_STORE."""
+    url = settings.bridge_store_url.get_secret_value() if settings.bridge_store_url else None
+    if url and settings.bridge_store:
+        raise ConfigurationError(
+            "set ENTSYNC_BRIDGE_STORE_URL or ENTSYNC_BRIDGE_STORE (an SQLite file), not both"
+        )
+    default = settings.bridge_store or settings.state_dir / DEFAULT_FILE
+    try:
+        return open_bridge_store(url, default)
+    except StoreUrlError as exc:
+        raise ConfigurationError(f"ENTSYNC_BRIDGE_STORE_URL: {exc}") from exc
+    except Exception as exc:  # the driver's own errors: unreachable server, bad credentials
+        where = redact(url) if url else str(default)
+        raise ConfigurationError(
+            f"cannot open the bridge store {where}: {type(exc).__name__}"
+        ) from exc
 
 
 @contextlib.asynccontextmanager
@@ -96,6 +114,24 @@ async def open_service(settings: Settings, kafka: KafkaParams) -> AsyncIterator[
         store.close()
 
 
+async def check_clients(providers: dict[Provider, RelyingParty]) -> None:
+    """Refuse to start with a client id or secret a provider refuses (rather than failing every
+    parent's sign-in); a provider unreachable now is only logged: it may come back."""
+    for name, rp in providers.items():
+        try:
+            accepted = await rp.check_client()
+        except OidcError as exc:
+            log.warning("bridge.client_check_skipped", provider=name, reason=exc.reason)
+            continue
+        if not accepted:
+            upper = name.upper()
+            raise ConfigurationError(
+                f"{name} refuses the bridge's client credentials: check "
+                f"ENTSYNC_BRIDGE_{upper}_CLIENT_ID and ENTSYNC_BRIDGE_{upper}_CLIENT_SECRET"
+            )
+        log.info("bridge.client_accepted", provider=name)
+
+
 def server_config(settings: Settings, app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -109,13 +145,25 @@ def server_config(settings: Settings, app: Any) -> uvicorn.Config:
     )
 
 
+def claim_run(store: BridgeStore, due: datetime) -> bool:
+    """Whether this process makes the J+1 run due at ``due``: replicas on one store all wake
+    up for it, the first to claim it runs it (a single-use mark, like a used response)."""
+    mark = hashlib.sha256(f"educonnect-run\x1f{due.astimezone(UTC).isoformat()}".encode())
+    return store.use_once(mark.hexdigest(), due)
+
+
 async def nightly(service: BridgeService, hour: int) -> None:
-    """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever."""
+    """Run the J+1 sync every day at ``hour`` (Europe/Paris), forever (one replica of many)."""
     while True:
         now = datetime.now(UTC)
         due = next_run(now, hour)
         log.info("educonnect.sync_scheduled", at=due.isoformat())
         await asyncio.sleep(max(0.0, (due - now).total_seconds()))
+        # Used responses are refused by age before they are looked up: a day is plenty.
+        service.store.purge_used(due - timedelta(days=1))
+        if not claim_run(service.store, due):
+            log.info("educonnect.sync_claimed_elsewhere", at=due.isoformat())
+            continue
         try:
             await service.sync_now()
         except Exception as exc:  # one failed night must not stop the service
@@ -141,10 +189,14 @@ async def serve(settings: Settings, kafka: KafkaParams) -> None:
         attempt_limit=settings.bridge_attempt_limit,
         window_seconds=settings.bridge_rate_window_seconds,
     )
-    async with open_service(settings, kafka) as service, httpx.AsyncClient(timeout=15.0) as http:
+    async with httpx.AsyncClient(timeout=15.0) as http, contextlib.AsyncExitStack() as stack:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
+        await check_clients(providers)
+        service = await stack.enter_async_context(open_service(settings, kafka))
         app = build_app(service, providers, web)
-        server = uvicorn.Server(server_config(settings, app))
+        set_build_info("bridge")
+        checks = bridge_checks(service.store, {str(name): rp for name, rp in providers.items()})
+        server = uvicorn.Server(server_config(settings, with_health(app, checks)))
         loop_task = (
             asyncio.create_task(nightly(service, settings.bridge_sync_hour))
             if settings.bridge_sync_enabled

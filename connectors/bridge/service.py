@@ -21,6 +21,11 @@ from connectors.bridge.directory import read_snapshot, write_bridge_attributes
 from connectors.bridge.events import EventSink
 from connectors.bridge.store import BridgeStore
 from connectors.ldap.connection import LdapParams
+from connectors.monitoring.metrics import (
+    BRIDGE_ATTACHMENTS,
+    BRIDGE_SIGN_INS,
+    BRIDGE_SYNC_LAST_SUCCESS,
+)
 from schemas.bridge import (
     AccountOrigin,
     AttachmentBlocked,
@@ -149,6 +154,7 @@ class BridgeService:
                     self.store.join_guardians(bridge_id, joined)
                     await self._bridged(bridge_id, identity, joined, "source-keys", origin)
                 log.info("bridge.signed_in", bridge=bridge_id, provider=identity.provider)
+                BRIDGE_SIGN_INS.labels(identity.provider, "signed_in", "").inc()
                 return SignIn(bridge_id)
             case rules.Matched(guardian_ids=guardian_ids, method=method):
                 bridge_id = rules.bridge_id_for(
@@ -159,6 +165,7 @@ class BridgeService:
                 )
                 await self._bridged(bridge_id, identity, guardian_ids, method, origin)
                 log.info("bridge.first_sign_in", bridge=bridge_id, provider=identity.provider)
+                BRIDGE_SIGN_INS.labels(identity.provider, "first_sign_in", "").inc()
                 return SignIn(bridge_id, first_login=True)
             case rules.Unresolved(reason=reason, candidate_ids=candidates):
                 await self.sink.bridge(
@@ -174,6 +181,7 @@ class BridgeService:
                     ),
                 )
                 log.info("bridge.unresolved", provider=identity.provider, reason=reason)
+                BRIDGE_SIGN_INS.labels(identity.provider, "unresolved", reason).inc()
                 return SignIn(None, unresolved=reason)
         raise AssertionError("unreachable")
 
@@ -229,6 +237,7 @@ class BridgeService:
             return "unchanged"
         expected = snap.children[child_id].birth_date
         outcome = rules.decide_attempt(proposal.status, given, expected)
+        BRIDGE_ATTACHMENTS.labels(outcome, "parent").inc()
         if outcome == "unchanged":
             return outcome
         now = self.clock()
@@ -397,4 +406,5 @@ class BridgeService:
             if guardian_id in current.guardians:
                 await self.refresh_guardian(bridge_id, guardian_id, "educonnect.sync.link-lost")
         log.info("educonnect.sync_done", changes=len(events), removed=len(touched))
+        BRIDGE_SYNC_LAST_SUCCESS.set_to_current_time()
         return len(events)

@@ -1,4 +1,5 @@
-"""The bridge's own durable store: SQLite under the state directory.
+"""The bridge's own durable store: SQLite under the state directory, or PostgreSQL so that
+several replicas of the bridge share it (:mod:`connectors.sqldb`: the same SQL on both).
 
 It holds what only the bridge knows: bridged identities (provider, keyed subject digest → bridge
 id, account origin), the guardian records of each bridge, the attachment decisions, the last
@@ -6,36 +7,41 @@ J+1 snapshot, the authorization responses already used, the open signed-in sessi
 digest, so that a logout ends a copied cookie too) and rate-limit windows. No OIDC
 subject, name or birth date in clear, except in the J+1 snapshot, which is a copy of directory
 data (the birth dates the attachment page checks against).
+
+Every write is one transaction under the store's exclusive write lock (``BEGIN IMMEDIATE``, or a
+PostgreSQL advisory lock): a rate-limit window's read-count-write, a single-use response and a
+first answer are decided once across all replicas.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
+from connectors.sqldb import Backend, Row, SqliteBackend, open_backend
 from schemas.bridge import AccountOrigin, Provider, Snapshot
 from sync.bridge import Attachment, CandidateIndex, Window, hit
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bridges (
+# DOUBLE PRECISION: PostgreSQL's REAL has 24 bits, too few for epoch seconds.
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS bridges (
     bridge_id TEXT PRIMARY KEY,
     provider TEXT NOT NULL,
     subject_digest TEXT NOT NULL,
     origin TEXT,
     created_at TEXT NOT NULL,
     UNIQUE (provider, subject_digest)
-);
-CREATE TABLE IF NOT EXISTS bridge_guardians (
+)""",
+    """CREATE TABLE IF NOT EXISTS bridge_guardians (
     guardian_id TEXT PRIMARY KEY,
     bridge_id TEXT NOT NULL REFERENCES bridges (bridge_id)
-);
-CREATE TABLE IF NOT EXISTS attachments (
+)""",
+    """CREATE TABLE IF NOT EXISTS attachments (
     bridge_id TEXT NOT NULL,
     child_id TEXT NOT NULL,
     guardian_id TEXT NOT NULL,
@@ -43,42 +49,54 @@ CREATE TABLE IF NOT EXISTS attachments (
     at TEXT NOT NULL,
     by TEXT NOT NULL,
     PRIMARY KEY (bridge_id, child_id)
-);
-CREATE TABLE IF NOT EXISTS snapshots (
+)""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
     run_at TEXT PRIMARY KEY,
     body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS used_responses (
+)""",
+    """CREATE TABLE IF NOT EXISTS used_responses (
     digest TEXT PRIMARY KEY,
     at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
+)""",
+    """CREATE TABLE IF NOT EXISTS sessions (
     session_digest TEXT PRIMARY KEY,
     bridge_id TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rate_windows (
+    expires DOUBLE PRECISION NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT PRIMARY KEY,
-    started REAL NOT NULL,
+    started DOUBLE PRECISION NOT NULL,
     count INTEGER NOT NULL
-);
-"""
+)""",
+)
+# Arbitrary constant naming the bridge store's write lock (pg_advisory_xact_lock).
+_PG_WRITE_LOCK: Final = 0x62726467
+DEFAULT_FILE: Final = "bridge.sqlite3"
+
+
+def open_bridge_store(url: str | None, default_path: Path) -> BridgeStore:
+    """The store at ``url`` (``postgresql://…``, ``sqlite:///…``, a file path), or the SQLite
+    file ``default_path`` when None."""
+    backend = open_backend(
+        url, default_path, what="bridge store", lock_key=_PG_WRITE_LOCK, shared=True
+    )
+    return BridgeStore(backend)
 
 
 class BridgeStore:
-    """Thread-safe access to one SQLite file (one connection, serialized)."""
+    """Thread-safe access to one database connection (serialized)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, backend: Backend | Path) -> None:
+        """``backend``, or the SQLite file at that path."""
+        self._db = backend if isinstance(backend, Backend) else SqliteBackend(backend, shared=True)
+        self.kind = self._db.kind
         self._lock = threading.RLock()
+        with self._tx() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
         # The parsed J+1 snapshot (it is read at every sign-in and form; at academy size its
         # JSON takes seconds to parse), keyed by its run time: a new run, by this process or
-        # another (``educonnect sync-now``), has another.
+        # another (``educonnect sync-now``, another replica), has another.
         self._snapshot: tuple[str, Snapshot] | None = None
         self._index: tuple[str, CandidateIndex] | None = None
 
@@ -86,23 +104,29 @@ class BridgeStore:
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Backend]:
+        with self._lock, self._db.transaction():
+            yield self._db
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Row]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            return self._db.query(sql, tuple(params))
+
+    def _one(self, sql: str, params: Iterable[object] = ()) -> Row | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    def ping(self) -> None:
+        """Raise if the database does not answer (a readiness check)."""
+        self._query("SELECT 1")
 
     # --- bridges ---------------------------------------------------------------------------
 
     def bridge_for(self, provider: Provider, subject_digest: str) -> str | None:
-        row = self._db.execute(
+        row = self._one(
             "SELECT bridge_id FROM bridges WHERE provider = ? AND subject_digest = ?",
             (provider, subject_digest),
-        ).fetchone()
+        )
         return None if row is None else str(row[0])
 
     def create_bridge(
@@ -127,28 +151,26 @@ class BridgeStore:
     def join_guardians(self, bridge_id: str, guardian_ids: tuple[str, ...]) -> None:
         with self._tx() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO bridge_guardians VALUES (?, ?)",
+                "INSERT INTO bridge_guardians VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(g, bridge_id) for g in guardian_ids],
             )
 
     def bridge_info(self, bridge_id: str) -> tuple[Provider, AccountOrigin | None] | None:
-        row = self._db.execute(
-            "SELECT provider, origin FROM bridges WHERE bridge_id = ?", (bridge_id,)
-        ).fetchone()
+        row = self._one("SELECT provider, origin FROM bridges WHERE bridge_id = ?", (bridge_id,))
         if row is None:
             return None
         return cast(Provider, row[0]), cast("AccountOrigin | None", row[1])
 
     def guardians_of(self, bridge_id: str) -> tuple[str, ...]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT guardian_id FROM bridge_guardians WHERE bridge_id = ? ORDER BY guardian_id",
             (bridge_id,),
-        ).fetchall()
+        )
         return tuple(str(r[0]) for r in rows)
 
     def bridged(self) -> dict[str, str]:
         """guardian id → bridge id, for every bridged guardian record."""
-        rows = self._db.execute("SELECT guardian_id, bridge_id FROM bridge_guardians").fetchall()
+        rows = self._query("SELECT guardian_id, bridge_id FROM bridge_guardians")
         return {str(g): str(b) for g, b in rows}
 
     def bridged_among(self, guardian_ids: Iterable[str]) -> dict[str, str]:
@@ -157,11 +179,11 @@ class BridgeStore:
         found: dict[str, str] = {}
         for start in range(0, len(ids), 500):  # SQLite bounds the parameters of one query
             chunk = ids[start : start + 500]
-            rows = self._db.execute(
+            rows = self._query(
                 "SELECT guardian_id, bridge_id FROM bridge_guardians WHERE guardian_id IN "
                 f"({','.join('?' * len(chunk))})",
                 chunk,
-            ).fetchall()
+            )
             found.update({str(g): str(b) for g, b in rows})
         return found
 
@@ -171,50 +193,50 @@ class BridgeStore:
     # --- attachments -----------------------------------------------------------------------
 
     def attachments(self, bridge_id: str) -> dict[str, Attachment]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT child_id, guardian_id, status, at, by FROM attachments WHERE bridge_id = ?",
             (bridge_id,),
-        ).fetchall()
+        )
         return {
             str(child): Attachment(
                 child_id=str(child),
                 guardian_id=str(guardian),
                 status=cast(Literal["attached", "blocked"], status),
-                at=datetime.fromisoformat(at),
+                at=datetime.fromisoformat(str(at)),
                 by=cast(Literal["parent", "school"], by),
             )
             for child, guardian, status, at, by in rows
         }
 
+    @staticmethod
+    def _attachment_row(bridge_id: str, attachment: Attachment) -> tuple[str, ...]:
+        return (
+            bridge_id,
+            attachment.child_id,
+            attachment.guardian_id,
+            attachment.status,
+            attachment.at.isoformat(),
+            attachment.by,
+        )
+
     def record_attachment(self, bridge_id: str, attachment: Attachment) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO attachments VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    bridge_id,
-                    attachment.child_id,
-                    attachment.guardian_id,
-                    attachment.status,
-                    attachment.at.isoformat(),
-                    attachment.by,
-                ),
+                "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (bridge_id, child_id) DO UPDATE SET "
+                "guardian_id = excluded.guardian_id, status = excluded.status, "
+                "at = excluded.at, by = excluded.by",
+                self._attachment_row(bridge_id, attachment),
             )
 
     def record_if_pending(self, bridge_id: str, attachment: Attachment) -> bool:
         """Record only if no decision exists yet (two concurrent answers: the first wins)."""
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO attachments VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    bridge_id,
-                    attachment.child_id,
-                    attachment.guardian_id,
-                    attachment.status,
-                    attachment.at.isoformat(),
-                    attachment.by,
-                ),
+            added = db.execute(
+                "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                self._attachment_row(bridge_id, attachment),
             )
-            return cursor.rowcount == 1
+            return added == 1
 
     def remove_attachment(self, bridge_id: str, child_id: str) -> None:
         with self._tx() as db:
@@ -227,21 +249,17 @@ class BridgeStore:
 
     def last_snapshot(self) -> Snapshot | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT run_at FROM snapshots ORDER BY run_at DESC LIMIT 1"
-            ).fetchone()
+            row = self._one("SELECT run_at FROM snapshots ORDER BY run_at DESC LIMIT 1")
             if row is None:
                 self._snapshot = None
                 return None
             run_at = str(row[0])
             if self._snapshot is not None and self._snapshot[0] == run_at:
                 return self._snapshot[1]
-            body = self._db.execute(
-                "SELECT body FROM snapshots WHERE run_at = ?", (run_at,)
-            ).fetchone()
+            body = self._one("SELECT body FROM snapshots WHERE run_at = ?", (run_at,))
             if body is None:  # replaced meanwhile by another process: read the newest again
                 return self.last_snapshot()
-            snapshot = Snapshot.model_validate_json(body[0])
+            snapshot = Snapshot.model_validate_json(str(body[0]))
             self._snapshot = (run_at, snapshot)
             return snapshot
 
@@ -270,29 +288,27 @@ class BridgeStore:
     def use_once(self, digest: str, at: datetime) -> bool:
         """Mark an authorization response (state, code) used; False if it already was."""
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO used_responses VALUES (?, ?)", (digest, at.isoformat())
+            added = db.execute(
+                "INSERT INTO used_responses VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (digest, at.isoformat()),
             )
-            return cursor.rowcount == 1
+            return added == 1
 
     def window(self, key: str) -> Window | None:
-        row = self._db.execute(
-            "SELECT started, count FROM rate_windows WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._one("SELECT started, count FROM rate_windows WHERE key = ?", (key,))
         return None if row is None else Window(started=float(row[0]), count=int(row[1]))
 
-    def save_window(self, key: str, window: Window) -> None:
+    def hit(self, key: str, now: float, *, limit: int, seconds: float) -> bool:
+        """Count one attempt under ``key``; False once ``limit`` is reached in the window.
+
+        One transaction: two replicas counting the same key take turns."""
         with self._tx() as db:
+            allowed, window = hit(self.window(key), now, limit=limit, seconds=seconds)
             db.execute(
-                "INSERT OR REPLACE INTO rate_windows VALUES (?, ?, ?)",
+                "INSERT INTO rate_windows VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "started = excluded.started, count = excluded.count",
                 (key, window.started, window.count),
             )
-
-    def hit(self, key: str, now: float, *, limit: int, seconds: float) -> bool:
-        """Count one attempt under ``key``; False once ``limit`` is reached in the window."""
-        with self._lock:
-            allowed, window = hit(self.window(key), now, limit=limit, seconds=seconds)
-            self.save_window(key, window)
             return allowed
 
     # --- signed-in sessions ------------------------------------------------------------------
@@ -302,16 +318,17 @@ class BridgeStore:
         with self._tx() as db:
             db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
             db.execute(
-                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+                "INSERT INTO sessions VALUES (?, ?, ?) ON CONFLICT (session_digest) DO UPDATE "
+                "SET bridge_id = excluded.bridge_id, expires = excluded.expires",
                 (session_digest, bridge_id, expires),
             )
 
     def session_bridge(self, session_digest: str, now: float) -> str | None:
         """The bridge of an open, unexpired session; None after logout or expiry."""
-        row = self._db.execute(
+        row = self._one(
             "SELECT bridge_id FROM sessions WHERE session_digest = ? AND expires >= ?",
             (session_digest, now),
-        ).fetchone()
+        )
         return None if row is None else str(row[0])
 
     def close_session(self, session_digest: str) -> None:

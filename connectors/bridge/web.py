@@ -7,7 +7,8 @@ provider's logout). Sessions are signed cookies (``HttpOnly``, ``SameSite=Lax`` 
 provider's redirect carries them, ``Secure`` unless configured off for http://localhost) whose
 session is also kept in the store, so that a logout ends every copy of the cookie;
 every form carries a per-session CSRF token; logins and date answers are rate-limited per IP
-and per bridged identity. A refused callback says only that the sign-in failed.
+and per bridged identity. A refused callback (by the bridge's checks or by the provider's token
+endpoint) says only that the sign-in failed; its reason is logged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.templating import Jinja2Templates
 
 from connectors.bridge.oidc import OidcError, RelyingParty
 from connectors.bridge.service import BridgeService
+from connectors.monitoring.metrics import BRIDGE_SIGN_INS, reason_label
 from schemas.bridge import AccountOrigin, Provider
 from sync import bridge as rules
 
@@ -162,6 +164,8 @@ def build_app(
 
     def refused(request: Request, provider: str, reason: str) -> Response:
         log.warning("bridge.callback_refused", provider=provider, reason=reason)
+        if provider in by_name:  # not a made-up provider name in the URL
+            BRIDGE_SIGN_INS.labels(provider, "refused", reason_label(reason)).inc()
         return _message(
             request,
             "La connexion n'a pas abouti",
@@ -224,6 +228,9 @@ def build_app(
                 code, nonce=str(pending["nonce"]), code_verifier=pending.get("verifier")
             )
         except OidcError as exc:
+            if exc.reason == "client-refused":
+                # Not the parent's doing: the operator's client id or secret is wrong.
+                log.error("bridge.client_refused_by_provider", provider=provider)
             return refused(request, provider, exc.reason)
         name = rp.config.name
         digest = rules.subject_digest(service.digest_key, name, verified.subject)

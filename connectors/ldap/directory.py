@@ -20,6 +20,8 @@ from connectors.ldap.errors import BaseEntryError, DirectoryWriteError
 
 # Branches under the base DN. manual-groups holds groups people manage: the feed never writes it.
 BRANCHES: Final = ("structures", "people", "groups", "manual-groups")
+NO_SUCH_ATTRIBUTE: Final = 16  # a value to remove is not there
+ATTRIBUTE_OR_VALUE_EXISTS: Final = 20  # a value to add is there already
 NO_SUCH_OBJECT: Final = 32
 ALREADY_EXISTS: Final = 68
 PAGE_SIZE: Final = 500

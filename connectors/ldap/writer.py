@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import structlog
-from ldap3 import BASE, MODIFY_REPLACE, Connection
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from connectors.ldap import writer_processes as in_process
@@ -46,7 +46,13 @@ from connectors.ldap.connection import (
     connect,
     result_of,
 )
-from connectors.ldap.directory import ALREADY_EXISTS, NO_SUCH_OBJECT, dn_sort_key
+from connectors.ldap.directory import (
+    ALREADY_EXISTS,
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    dn_sort_key,
+)
 from connectors.ldap.errors import (
     DirectoryError,
     DirectoryUnavailableError,
@@ -81,6 +87,7 @@ class OpResult:
     attributes: tuple[str, ...] = ()
     detail: str = ""
     retries: int = 0
+    seconds: float = 0.0  # the op's time, retries included (its latency for the metrics)
 
     @property
     def dn(self) -> str:
@@ -338,9 +345,10 @@ class DirectoryWriter:
                 if isinstance(outcome, DirectoryError):
                     outcomes.append((index, outcome))
                 else:
-                    action, attributes, detail, retries = outcome
+                    action, attributes, detail, retries, seconds = outcome
                     op = by_index[index]
-                    outcomes.append((index, OpResult(op, action, attributes, detail, retries)))
+                    result = OpResult(op, action, attributes, detail, retries, seconds)
+                    outcomes.append((index, result))
         return outcomes
 
     def abort(self) -> None:
@@ -394,7 +402,8 @@ class DirectoryWriter:
 
     def _run_op(self, op: DirectoryOp, stop: StopFlag) -> OpResult:
         policy = self._retry
-        deadline = time.monotonic() + policy.total
+        started = time.monotonic()
+        deadline = started + policy.total
         delay = policy.initial_delay
         retries = 0
         uncertain = False  # an earlier attempt may have been applied before the link broke
@@ -438,7 +447,7 @@ class DirectoryWriter:
                     close_quietly(conn)
                 raise
             self._pool.release(conn)
-            return replace(result, retries=retries) if retries else result
+            return replace(result, retries=retries, seconds=time.monotonic() - started)
 
     def _apply_once(self, conn: Connection, op: DirectoryOp, uncertain: bool) -> OpResult:
         if isinstance(op, AddEntry):
@@ -459,10 +468,17 @@ class DirectoryWriter:
     def _modify(self, conn: Connection, op: ModifyEntry) -> OpResult:
         if not op.changes:
             return OpResult(op, Action.NOOP, (), "no changes")
-        changes = {name: [(MODIFY_REPLACE, list(values))] for name, values in op.changes.items()}
-        if _call(conn.modify, op.dn, changes):
+        if _call(conn.modify, op.dn, value_changes(op)):
             return OpResult(op, Action.MODIFIED, tuple(sorted(op.changes)))
         code, name, message = _failed(conn, "modify", op.dn)
+        if code in (ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE):
+            # A value added is there already, or one removed is gone (a retry after a lost
+            # answer, another writer): the attributes are given their whole values instead.
+            if _call(conn.modify, op.dn, _replacing(op.changes)):
+                return OpResult(
+                    op, Action.HEALED, tuple(sorted(op.changes)), "values replaced whole"
+                )
+            code, name, message = _failed(conn, "modify", op.dn)
         if code != NO_SUCH_OBJECT or not op.desired:
             raise DirectoryWriteError("modify", op.dn, code, name, message)
         outcome, names = self._put_entry(conn, op.dn, op.desired)
@@ -515,6 +531,29 @@ class DirectoryWriter:
                 raise TransientLdapError("entry vanished while healing", maybe_applied=False)
             raise DirectoryWriteError("modify", dn, code, name, message)
         return "replaced", tuple(sorted(changes))
+
+
+def _replacing(changes: Attributes) -> dict[str, list[tuple[str, list[str]]]]:
+    return {name: [(MODIFY_REPLACE, list(values))] for name, values in changes.items()}
+
+
+def value_changes(op: ModifyEntry) -> dict[str, list[tuple[str, list[str]]]]:
+    """The LDAP modification of ``op``: a multi-valued attribute the entry has changes by the
+    values added and removed (a group gaining a member is not rewritten whole), anything else
+    is replaced."""
+    previous = {name.lower(): values for name, values in op.previous.items()}
+    changes: dict[str, list[tuple[str, list[str]]]] = {}
+    for name, values in op.changes.items():
+        old = previous.get(name.lower(), ())
+        if not old or not values or (len(old) == 1 and len(values) == 1):
+            changes[name] = [(MODIFY_REPLACE, list(values))]
+            continue
+        added = sorted(set(values) - set(old))
+        removed = sorted(set(old) - set(values))
+        parts = [(MODIFY_ADD, added)] if added else []
+        parts += [(MODIFY_DELETE, removed)] if removed else []
+        changes[name] = parts or [(MODIFY_REPLACE, list(values))]
+    return changes
 
 
 def _existing_values(conn: Connection) -> dict[str, tuple[str, ...]]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from connectors.ldap.writer import Action, Chain, DirectoryWriter, RetryPolicy
 
 LogSetup = tuple[Literal["json", "console", "auto"], str]  # (format, level) of a process
-CompactResult = tuple["Action", tuple[str, ...], str, int]  # an OpResult without its op
+CompactResult = tuple["Action", tuple[str, ...], str, int, float]  # an OpResult without its op
 
 _writer: DirectoryWriter | None = None  # in a writer process: its own, with threads
 _abort: StopFlag | None = None  # in a writer process: set when the parent aborts its writes
@@ -89,6 +89,15 @@ def run_share(chains: list[Chain]) -> list[tuple[int, CompactResult | DirectoryE
                 compact.append((index, outcome))
             else:
                 compact.append(
-                    (index, (outcome.action, outcome.attributes, outcome.detail, outcome.retries))
+                    (
+                        index,
+                        (
+                            outcome.action,
+                            outcome.attributes,
+                            outcome.detail,
+                            outcome.retries,
+                            outcome.seconds,
+                        ),
+                    )
                 )
     return compact

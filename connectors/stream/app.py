@@ -34,6 +34,7 @@ from connectors.stream.faust_fixes import (
 )
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
@@ -52,6 +53,7 @@ PARIS = ZoneInfo("Europe/Paris")
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 STALL_CHECK_INTERVAL_S = 1.0
+LAG_INTERVAL_S = 5.0
 ABANDON_CHECK_INTERVAL_S = 0.2
 
 
@@ -147,6 +149,7 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         extra_topic_configs=changelog,
     )
 
+    tally = Tally()
     router = FeedRouter(
         sources=sources,
         feed_topic=feed_topic,
@@ -156,6 +159,7 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         namespace=settings.id_namespace,
         guard=guard,
         progress=progress,
+        tally=tally,
     )
     reconciler = Reconciler(
         entities=entities,
@@ -168,6 +172,7 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         policy=policy,
         progress=progress,
         generation=lambda: int(app.consumer_generation_id),
+        tally=tally,
     )
 
     @app.agent(feed_topic, name="route_feed")
@@ -175,8 +180,10 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             freeze_long_lived_objects()  # if the recovery signal below did not come first
             progress.in_flight += 1
+            timer = BatchTimer("route_feed", len(batch))
             try:
                 await router.route_batch(batch)
+                timer.done()
             finally:
                 progress.in_flight -= 1
 
@@ -225,6 +232,16 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
     def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Start-up is over (see connectors.stream.gc_freeze): before the first batch, not in it.
         freeze_long_lived_objects()
+        tally.recount(entities.data, sources.data)  # the partitions this worker now holds
+
+    async def seed_metrics() -> None:
+        await seed_snapshot_times(kafka, settings.topic_name(LIFECYCLE))
+
+    async def consumer_lag() -> None:
+        update_lag(app, (feed_name, entities_name))
+
+    app.task(seed_metrics)
+    app.timer(LAG_INTERVAL_S)(consumer_lag)
 
     stall_guard = StallGuard(app, progress, {feed_name, entities_name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)

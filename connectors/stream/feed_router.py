@@ -9,17 +9,20 @@ anywhere is repaired by re-reading the batch: routing is idempotent.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
+from connectors.stream import monitor
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
 from entsync.logs import get_logger
 from schemas.entities import EntityInput
-from schemas.feed import SnapshotCompleted, SnapshotStarted
+from schemas.feed import RecordDeleted, RecordRejected, SnapshotCompleted, SnapshotStarted
 from schemas.lifecycle import (
     FeedTopicMessage,
     HoldDecided,
@@ -32,7 +35,7 @@ from schemas.lifecycle import (
 from schemas.state import SourceState
 from sync import absence
 from sync.absence import Guard
-from sync.routing import route
+from sync.routing import Routed, route
 
 log = get_logger(__name__)
 
@@ -49,6 +52,7 @@ class FeedRouter:
     namespace: str
     guard: Guard
     progress: Progress
+    tally: monitor.Tally | None = None  # the metrics' counts of the table
 
     async def route_batch(self, batch: Sequence[Any]) -> None:
         """Route one batch: states, entity inputs, controls and decisions, then the states."""
@@ -67,6 +71,7 @@ class FeedRouter:
         decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
         memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
         controls_read = 0
+        records: Counter[tuple[str, str]] = Counter()  # (category, outcome) for the metrics
 
         def current(key: bytes, model: Any) -> Any:
             if key in new_states:
@@ -154,6 +159,7 @@ class FeedRouter:
                     routed = route(prev, message, cause, self.namespace)
                     put(key, routed.state, prev, partition)
                     outgoing.extend(routed.inputs)
+                    records[message.source.category.value, record_outcome(message, routed)] += 1
         await send_inputs(self.entities_topic, outgoing)
         futures = []
         for partition, control, stamp in controls:
@@ -173,6 +179,7 @@ class FeedRouter:
         for fut in futures:
             await fut
         for d in decided:
+            monitor.snapshot_decided(d)
             log.info(
                 "lifecycle.snapshot_decided",
                 category=d.category.value,
@@ -192,9 +199,26 @@ class FeedRouter:
         }
         for fut in await write_through(sources, writes):
             await fut
+        if self.tally is not None:
+            for key in changed:
+                self.tally.scope_changed(key, new_states[key])
+        for (category, outcome), count in records.items():
+            metrics.FEED_RECORDS.labels(category, outcome).inc(count)
         progress.feed_events += len(batch)
         progress.control_events += controls_read
         log.debug(
             "route_feed.batch",
             offsets=sorted((e.message.partition, e.message.offset) for e in batch),
         )
+
+
+def record_outcome(message: Any, routed: Routed) -> str:
+    """How a feed record was taken, for ``entsync_feed_records_total``."""
+    if isinstance(message, RecordRejected):
+        return "rejected"
+    if not routed.inputs:
+        return "unchanged"
+    if isinstance(message, RecordDeleted):
+        return "deleted"
+    payload = getattr(message, message.type.split(".")[0], None)
+    return "held" if getattr(payload, "held_reasons", ()) else "changed"

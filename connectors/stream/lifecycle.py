@@ -151,10 +151,10 @@ class ScanMemo:
 
     def _scope_and_category(self, key: bytes, raw: bytes) -> tuple[str, str | None] | None:
         """A state's scope (None: in no scope) and category, from its raw JSON if plain."""
-        scope = _string_field(raw, _SCOPE)
+        scope = string_field(raw, _SCOPE)
         if scope is None:
             return None
-        category = _string_field(raw, _CATEGORY)
+        category = string_field(raw, _CATEGORY)
         if b"\\" in scope or (category is not None and b"\\" in category):
             state = self.source_state(key, raw)  # an escape in the JSON string: parse it
             if state.scope is None:
@@ -169,7 +169,7 @@ _SCOPE = b'"scope":"'
 _CATEGORY = b'"category":"'
 
 
-def _string_field(raw: bytes, marker: bytes) -> bytes | None:
+def string_field(raw: bytes, marker: bytes) -> bytes | None:
     """The raw value of a JSON string field (None: absent or null), up to its first quote."""
     start = raw.find(marker)
     if start < 0:

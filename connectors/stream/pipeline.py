@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.stream.monitor import BatchTimer
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Prepared, Reconciler
 
@@ -80,6 +81,7 @@ class ReconcilePipeline:
         """Decide ``batch``, send its inputs, wait for the previous batch's writes, then start
         carrying this one out."""
         self._progress.in_flight += 1
+        timer = BatchTimer("reconcile", len(batch))
         try:
             await self._settle_finished()
             while len(self._batches) >= MAX_IN_PROGRESS:  # completions lag: let them catch up
@@ -106,7 +108,7 @@ class ReconcilePipeline:
         # Read by the next submit; marked retrieved here so that a failure is reported once.
         written.add_done_callback(lambda f: f.cancelled() or f.exception())
         before = previous.task if previous is not None else None
-        task = asyncio.ensure_future(self._carry_out(prepared, written, before))
+        task = asyncio.ensure_future(self._carry_out(prepared, written, before, timer))
         task.add_done_callback(self._report)
         self._batches.append(_InProgress(prepared, written, task))
 
@@ -134,7 +136,11 @@ class ReconcilePipeline:
                 await batch.task
 
     async def _carry_out(
-        self, prepared: Prepared, written: asyncio.Future[bool], before: asyncio.Future[None] | None
+        self,
+        prepared: Prepared,
+        written: asyncio.Future[bool],
+        before: asyncio.Future[None] | None,
+        timer: BatchTimer,
     ) -> None:
         try:
             try:
@@ -149,6 +155,7 @@ class ReconcilePipeline:
                 await asyncio.shield(before)  # states and acknowledgements in batch order
             await self._reconciler.complete(prepared)
             await self._release(prepared.batch)
+            timer.done()
         finally:
             self._progress.in_flight -= 1
 

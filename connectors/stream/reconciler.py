@@ -27,7 +27,9 @@ from typing import Any
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
+from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
+from connectors.stream import monitor
 from connectors.stream.changelog import write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
@@ -84,6 +86,7 @@ class Reconciler:
     policy: Policy
     progress: Progress
     generation: Callable[[], int]  # the consumer group generation, for debug logs
+    tally: monitor.Tally | None = None  # the metrics' counts of the table
 
     async def send_emits(self, p: Prepared) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
@@ -158,6 +161,7 @@ class Reconciler:
         written = p.written
         as_decided = True
         for op, audit, result in zip(p.ops, p.audits, results, strict=True):
+            count_write(op, result)
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
                 state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
@@ -195,9 +199,12 @@ class Reconciler:
         writes = {
             key: (p.where[key], new_states[key].model_dump_json().encode()) for key in p.changed
         }
+        if self.tally is not None:  # as the table changes (see connectors.stream.monitor)
+            self.tally.changed((p.before.get(key), new_states[key]) for key in p.changed)
         for fut in await write_through(self.entities, writes):
             await fut
         progress.entity_inputs += len(p.batch)
+        metrics.ENTITY_INPUTS.inc(len(p.batch))
         log.debug(
             "reconcile.batch",
             generation=self.generation(),
@@ -285,3 +292,19 @@ def log_write_refused(error: DirectoryWriteError) -> None:
         result=error.result_name,
         diagnostic=error.diagnostic,
     )
+
+
+_OP = {"AddEntry": "add", "ModifyEntry": "modify", "DeleteEntry": "delete"}
+_OUTCOME = {Action.NOOP: "already_done"}
+
+
+def count_write(op: Any, result: Any) -> None:
+    """One directory write in the metrics (``result`` None: refused)."""
+    kind = _OP.get(type(op).__name__, "other")
+    if result is None:
+        metrics.DIRECTORY_WRITES.labels(kind, "refused").inc()
+        return
+    metrics.DIRECTORY_WRITES.labels(kind, _OUTCOME.get(result.action, result.action.value)).inc()
+    metrics.WRITE_SECONDS.labels(kind).observe(result.seconds)
+    if result.retries:
+        metrics.LDAP_RETRIES.labels(kind).inc(result.retries)

@@ -17,6 +17,7 @@ a worker in every state (see :mod:`connectors.stream.stopping`).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,15 +34,18 @@ from connectors.ldap.errors import (
 )
 from connectors.ldap.preflight import prepare_directory
 from connectors.ldap.writer import DirectoryWriter
+from connectors.monitoring.metrics import set_build_info
+from connectors.monitoring.server import HealthServer, PortInUseError, bind
 from connectors.stream.app import build_app, context_of
 from connectors.stream.clients import KafkaParams
+from connectors.stream.monitor import MetricsService, worker_checks
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.progress import Progress
 from connectors.stream.restore import restore_lost_state
 from connectors.stream.stopping import stop_promptly
 from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.logs import get_logger
-from entsync.settings import Settings
+from entsync.settings import ConfigurationError, Settings
 from schemas.topics import ENTITIES, FEED
 
 log = get_logger(__name__)
@@ -135,11 +139,12 @@ async def _prepare_topics(settings: Settings, kafka: KafkaParams) -> None:
     await require_partitions(kafka, settings.topic_partitions, streams)
 
 
-def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
+def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
     """faust's worker for ``app``, quiet, without its terminal spinner: with one, faust puts the
     root logger at DEBUG, so that every debug call of aiokafka and faust builds a record the
-    handler then drops (a fifth of the CPU of an initial load), and it writes cursor codes."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    handler then drops (a fifth of the CPU of an initial load), and it writes cursor codes.
+    ``services`` run in its loop beside the app (the metrics server)."""
+    worker = faust.Worker(app, *services, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None
     return worker
 
@@ -155,6 +160,11 @@ def _directory_refused(settings: Settings) -> tuple[int, str] | None:
     except DirectoryError as exc:
         return 1, f"directory not ready: {exc}"
     return None
+
+
+def _close(sock: socket.socket | None) -> None:
+    if sock is not None:
+        sock.close()
 
 
 def run_worker(
@@ -175,21 +185,34 @@ def run_worker(
     """
     settings.require_ldap()
     started = time.monotonic()
+    port = settings.metrics_port_for(continuous=not until_idle)
+    try:  # first: a port already taken stops the worker before anything is done
+        metrics_socket = None if port is None else bind(settings.metrics_host, port)
+    except PortInUseError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    set_build_info("worker")
     refused = _directory_refused(settings)
     if refused is not None:
+        _close(metrics_socket)
         return WorkerResult(refused[0], False, Progress(), time.monotonic() - started, refused[1])
     asyncio.run(_prepare_topics(settings, kafka))
     try:
         # Tables lost with the broker come back from the directory before anything is decided.
         asyncio.run(restore_lost_state(settings, kafka, context_of(settings)))
     except DirectoryError as exc:
+        _close(metrics_socket)
         return WorkerResult(1, False, Progress(), time.monotonic() - started, f"directory: {exc}")
     writer = DirectoryWriter.from_settings(settings)
     app, progress = build_app(settings, writer, kafka)
     outcome: dict[str, Any] = {"idle": False, "error": None}
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages
-    worker = faust_worker(app, loglevel)
+    streams = (settings.topic_name(FEED), settings.topic_name(ENTITIES))
+    services = []
+    if metrics_socket is not None:
+        checks = worker_checks(app, streams)
+        services.append(MetricsService(HealthServer(metrics_socket, checks)))
+    worker = faust_worker(app, loglevel, *services)
     disarm = stop_promptly(worker, writer.abort)
 
     if until_idle:

@@ -14,6 +14,7 @@ from entsync.cli import (
     pipeline,
     replay,
     services,
+    status,
 )
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ lifecycle.register(app)
 audit.register(app)
 bridge.register(app)
 replay.register(app)
+status.register(app)
 bridge.register_admin(admin.admin_app)
 
 

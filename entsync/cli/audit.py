@@ -104,17 +104,22 @@ def consume(
 ) -> None:
     """Store the audit topic's events, each once, from the store's own positions."""
     from connectors.auditstore.consumer import AuditConsumer, run_consumer
+    from connectors.monitoring.metrics import set_build_info
+    from connectors.monitoring.server import PortInUseError, bind
 
     settings = settings_or_exit(state_dir)
+    port = settings.metrics_port_for(continuous=not until_idle)
     try:
         kafka = kafka_params(settings)
-    except ConfigurationError as exc:
+        health = None if port is None else bind(settings.metrics_host, port)
+    except (ConfigurationError, PortInUseError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
+    set_build_info("audit-consumer")
     with _store(settings, db) as store, _progress() as on_progress:
         consumer = AuditConsumer(
             store, kafka, retention_days=settings.audit_retention_days, on_progress=on_progress
         )
-        result = run_consumer(consumer, until_idle, timeout)
+        result = run_consumer(consumer, until_idle, timeout, health)
     p = result.progress
     if not result.topic_found:
         console.print("audit: the audit topic does not exist yet; nothing to store")

@@ -162,7 +162,10 @@ def register_admin(admin_app: typer.Typer) -> None:
         its guardian records and its attachments."""
         from connectors.bridge.runtime import store_path
 
-        store = store_path(settings_or_exit(state_dir))
+        try:
+            store = store_path(settings_or_exit(state_dir))
+        except ConfigurationError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
         try:
             bridge_id = store.bridge_of_guardian(guardian)
             if bridge_id is None:

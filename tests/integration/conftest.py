@@ -21,6 +21,7 @@ from connectors.ldap.directory import BRANCHES, clear_subtree, ensure_base_dit
 from connectors.services import SERVICE_NAMES, ServicesConfig, down, read_info, up
 from connectors.services.process import pid_alive
 from entsync.settings import Settings
+from tests.integration.postgres_support import postgres  # noqa: F401  (session fixture)
 
 # The shortest session Apache Kafka accepts by default: the local broker completes a join after
 # half of it, and a killed worker's partitions move after it (workers here start and stop often).

@@ -154,7 +154,7 @@ def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) 
     assert rules == {"admin.detach-teacher", "admin.gar-manager-remove"}  # no second attach
     assert (teachers_dn.lower(), "delete") in {(a.dn.lower(), a.action) for a in applied}
 
-    # The last GAR manager cannot leave: the group is never deleted.
+    # An operator cannot remove the last GAR manager.
     message = _refused(
         pipeline, "gar-manager", "--school", uai, "--teacher", by_jointure, "--remove"
     )

@@ -359,22 +359,30 @@ async def test_replayed_callback_and_wrong_state_are_refused(
     assert refusal_reasons(logs) == ["no-pending-login", "state-replayed"]
 
 
-async def test_a_code_issued_for_another_login_fails_the_nonce_check(
-    bridge: Bridge, ec: EduConnect
+@pytest.mark.parametrize(
+    ("provider", "reason"),
+    [
+        # oidc-provider-mock (no PKCE) exchanges the code: the ID token's nonce is another's
+        ("educonnect", "id-token-wrong-nonce"),
+        # the Node provider refuses the exchange: the victim's PKCE verifier is not the one
+        ("franceconnect", "code-refused"),
+    ],
+)
+async def test_a_code_issued_for_another_login_is_refused(
+    bridge: Bridge, ec: EduConnect, fc: FranceConnect, provider: str, reason: str
 ) -> None:
     ec.set_user("ec-mother", MOTHER)
-    victim_url = await bridge.start("educonnect")
+    fc.set_user("ec-mother", JEAN)
+    victim_url = await bridge.start(provider)
     attacker = bridge.browser()
-    attacker_callback = await bridge.authorize(
-        await bridge.start("educonnect", attacker), "ec-mother"
-    )
+    attacker_callback = await bridge.authorize(await bridge.start(provider, attacker), "ec-mother")
     injected = attacker_callback.replace(
         query(attacker_callback)["state"], query(victim_url)["state"]
     )
     with capture_logs() as logs:
         response = await bridge.callback(injected)
-    assert response.status_code == 400
-    assert refusal_reasons(logs) == ["id-token-wrong-nonce"]
+    assert response.status_code == 400 and "pas abouti" in response.text
+    assert refusal_reasons(logs) == [reason]
 
 
 async def test_expired_id_token_is_refused(

@@ -350,3 +350,33 @@ async def test_writer_processes_import_the_writer_not_the_program(
         instance.start()
         imported = [instance._executor.submit(main_imported).result() for _ in range(4)]
         assert imported == [False] * 4
+
+
+async def test_multi_valued_attributes_change_by_their_values(
+    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+) -> None:
+    """A profile list gaining a value: only that value is sent; a value added twice or removed
+    twice (a retry, another writer) heals by giving the attribute its whole values."""
+    dn = f"uid=m,{people}"
+    await writer.apply([AddEntry(dn, person("m", ENTPersonProfils=("National_1", "National_3")))])
+    old = ("National_1", "National_3")
+    new = ("National_1", "National_3", "National_4")
+    [modified] = await writer.apply(
+        [ModifyEntry(dn, {"ENTPersonProfils": new}, previous={"ENTPersonProfils": old})]
+    )
+    assert modified.action is Action.MODIFIED
+    assert set(values(clean_directory, dn, "ENTPersonProfils") or ()) == set(new)
+    # The same change again: National_4 is there already.
+    [again] = await writer.apply(
+        [ModifyEntry(dn, {"ENTPersonProfils": new}, previous={"ENTPersonProfils": old})]
+    )
+    assert again.action is Action.HEALED
+    assert set(values(clean_directory, dn, "ENTPersonProfils") or ()) == set(new)
+    # A removal of a value someone else removed already.
+    fewer = ("National_1",)
+    stale = ("National_1", "National_2")
+    [removed] = await writer.apply(
+        [ModifyEntry(dn, {"ENTPersonProfils": fewer}, previous={"ENTPersonProfils": stale})]
+    )
+    assert removed.action is Action.HEALED
+    assert values(clean_directory, dn, "ENTPersonProfils") == fewer

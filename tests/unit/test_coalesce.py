@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.audit import AttributeChange, DirectoryChanged
 from schemas.entities import Cause
-from sync.coalesce import coalesce
+from sync.coalesce import _merge_ops, coalesce
 from sync.ops import AddEntry, DeleteEntry, DirectoryOp, ModifyEntry
 
 Directory = dict[str, dict[str, tuple[str, ...]]]
@@ -128,3 +128,16 @@ def test_add_then_delete_writes_and_audits_nothing() -> None:
 def test_delete_then_add_stays_two_changes() -> None:
     ops: list[DirectoryOp] = [DeleteEntry(DNS[2]), AddEntry(DNS[2], {"cn": ("y",)})]
     assert [op for op, _ in coalesce([(o, _audit(i, o)) for i, o in enumerate(ops)])] == ops
+
+
+def test_merged_modifies_keep_the_values_before_the_first() -> None:
+    first = ModifyEntry("cn=g", {"member": ("a", "b", "c")}, previous={"member": ("a", "b")})
+    then = ModifyEntry(
+        "cn=g",
+        {"member": ("a", "b", "c", "d"), "cn": ("y",)},
+        previous={"member": ("a", "b", "c"), "cn": ("x",)},
+    )
+    merged = _merge_ops(first, then)
+    assert isinstance(merged, ModifyEntry)
+    assert merged.changes == {"member": ("a", "b", "c", "d"), "cn": ("y",)}
+    assert merged.previous == {"member": ("a", "b"), "cn": ("x",)}

@@ -145,3 +145,12 @@ def test_event_id_is_deterministic_and_distinguishes() -> None:
     assert a != event_id(cause(1), "el-y", "add", DN, ())
     assert a != event_id(cause(1), "el-x", "modify", DN, ())
     assert a != event_id(cause(1), "el-x", "add", DN + "x", ())
+
+
+def test_a_modify_names_the_values_it_replaces() -> None:
+    before = {"member": ("a", "b"), "cn": ("x",)}
+    after = {"member": ("a", "b", "c"), "cn": ("x",), "description": ("d",)}
+    op = diff("cn=g", after, before)
+    assert isinstance(op, ModifyEntry)
+    assert op.changes == {"description": ("d",), "member": ("a", "b", "c")}
+    assert op.previous == {"member": ("a", "b")}  # description is new: nothing before

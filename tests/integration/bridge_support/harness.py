@@ -14,7 +14,7 @@ import httpx
 from connectors.bridge.events import EventSink
 from connectors.bridge.oidc import ProviderConfig, RelyingParty
 from connectors.bridge.service import BridgeService
-from connectors.bridge.store import BridgeStore
+from connectors.bridge.store import open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
 from connectors.stream.clients import KafkaParams
@@ -49,6 +49,7 @@ class Bridge:
     client: httpx.AsyncClient
     sink: EventSink
     http: httpx.AsyncClient
+    providers: dict[Provider, RelyingParty]
     authorize_urls: list[str] = field(default_factory=list)
 
     def browser(self) -> httpx.AsyncClient:
@@ -100,10 +101,11 @@ async def running_bridge(
     ldap: LdapParams,
     base_dn: str,
     bootstrap: str,
-    store_file: Path,
+    store_file: Path | str,
     providers: dict[Provider, ProviderConfig],
 ) -> AsyncIterator[Bridge]:
-    store = BridgeStore(store_file)
+    """``store_file``: an SQLite file, or a store URL (``postgresql://…``)."""
+    store = open_bridge_store(str(store_file), Path("unused.sqlite3"))
     try:
         async with EventSink(KafkaParams(bootstrap)) as sink, httpx.AsyncClient(timeout=15) as http:
             service = BridgeService(
@@ -130,6 +132,6 @@ async def running_bridge(
             app = build_app(service, rps, web)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BRIDGE_URL) as client:
-                yield Bridge(service=service, client=client, sink=sink, http=http)
+                yield Bridge(service=service, client=client, sink=sink, http=http, providers=rps)
     finally:
         store.close()

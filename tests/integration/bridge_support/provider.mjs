@@ -10,7 +10,8 @@
 // JWT is signed with a key that is not in the provider's JWKS).
 //
 // Environment: FC_PORT, FC_CLIENT_ID, FC_CLIENT_SECRET, FC_REDIRECT_URI, FC_LOGOUT_REDIRECT_URI,
-// FC_ACCOUNTS, FC_ID_TOKEN_TTL (seconds, default 3600). Prints "listening <issuer>" when ready.
+// FC_ACCOUNTS, FC_ID_TOKEN_TTL (seconds, default 3600), FC_CODE_TTL (seconds an authorization code
+// may be redeemed in, default 60). Prints "listening <issuer>" when ready.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -66,7 +67,7 @@ const provider = new Provider(issuer, {
     rpInitiatedLogout: { enabled: true },
   },
   pkce: { required: () => true },
-  ttl: { IdToken: Number(env('FC_ID_TOKEN_TTL', '3600')) },
+  ttl: { IdToken: Number(env('FC_ID_TOKEN_TTL', '3600')), AuthorizationCode: Number(env('FC_CODE_TTL', '60')) },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (ctx, id) => {
     const claims = accounts()[id];

@@ -5,6 +5,7 @@
   like many providers; the relying party then goes without.
 - FranceConnect v2: Node's certified ``oidc-provider`` (``provider.mjs`` beside this file) in a
   child process stopped by pid: PKCE S256, ``acr_values=eidas1``, signed userinfo JWT.
+- :class:`SlowLink`: a slow network in front of the bridge (the way back from the provider).
 - :class:`TamperingProxy`: a man-in-the-middle between the relying party and a real provider's
   token endpoint that re-signs the real ID token with a key the provider never published (the
   "bad signature" case). Everything else is forwarded untouched.
@@ -19,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import threading
 import time
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from joserfc import jwt
@@ -76,8 +78,9 @@ def node_available() -> bool:
 
 @contextlib.contextmanager
 def franceconnect(
-    tmp: Path, *, client_id: str, client_secret: str, bridge_url: str
+    tmp: Path, *, client_id: str, client_secret: str, bridge_url: str, code_ttl: int = 60
 ) -> Iterator[FranceConnect]:
+    """The Node provider; ``code_ttl``: seconds an authorization code may be redeemed in."""
     port = free_port()
     accounts = tmp / "fc-accounts.json"
     accounts.write_text("{}")
@@ -89,6 +92,7 @@ def franceconnect(
         "FC_REDIRECT_URI": f"{bridge_url}/retour/franceconnect",
         "FC_LOGOUT_REDIRECT_URI": f"{bridge_url}/",
         "FC_ACCOUNTS": str(accounts),
+        "FC_CODE_TTL": str(code_ttl),
     }
     log = (tmp / "fc.log").open("wb")
     proc = subprocess.Popen(
@@ -115,7 +119,26 @@ def franceconnect(
         log.close()
 
 
-class TamperingProxy:
+class InThread:
+    """A socket server run in a thread for a ``with`` block, then shut down and closed."""
+
+    server: socketserver.BaseServer
+
+    def _run(self, server: socketserver.BaseServer) -> None:
+        self.server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+class TamperingProxy(InThread):
     """Forwards to ``upstream``; token responses get their ID token re-signed by a foreign key.
 
     Its discovery document is the upstream's, with the token endpoint pointed at the proxy;
@@ -126,18 +149,9 @@ class TamperingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.foreign_key = RSAKey.generate_key(2048, {"kid": "not-the-provider"})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TamperingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{server.server_port}"
+        self._run(server)
 
     def resign(self, id_token: str) -> str:
         payload = id_token.split(".")[1]
@@ -183,5 +197,40 @@ class TamperingProxy:
 
             def do_POST(self) -> None:
                 self._forward("POST")
+
+        return Handler
+
+
+class SlowLink(InThread):
+    """A TCP relay in front of the bridge that holds each request to ``/retour/`` for
+    ``delay`` seconds: a slow network between the parent's browser and the bridge (Chromium's
+    request routing in playwright does not see the provider's redirects)."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port, self.delay = target_port, delay
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        server.daemon_threads = True
+        self.port = int(server.server_address[1])
+        self._run(server)
+
+    def _handler(self) -> type[socketserver.BaseRequestHandler]:
+        link = self
+
+        def pump(src: socket.socket, dst: socket.socket, slow: bool) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := src.recv(65536):
+                    if slow and b" /retour/" in chunk:
+                        time.sleep(link.delay)
+                    dst.sendall(chunk)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with socket.create_connection(("127.0.0.1", link.target_port)) as upstream:
+                    back = threading.Thread(target=pump, args=(upstream, self.request, False))
+                    back.start()
+                    pump(self.request, upstream, True)
+                    back.join(30)
 
         return Handler
