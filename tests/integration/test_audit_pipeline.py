@@ -30,12 +30,12 @@ from schemas.entities import Cause
 from schemas.topics import AUDIT
 from sync import dit
 from sync.auditindex import school_of_dn
-from tests.integration import test_audit_postgres as pg
+from tests.integration import postgres_support as pg
 from tests.integration import test_pipeline_e2e as e2e
 from tests.integration.test_pipeline_e2e import ENTSYNC, Pipeline, full_files, worker_counts
 
 # Fixtures shared with the pipeline and PostgreSQL tests.
-fresh_broker, pipeline, extract, postgres = e2e.fresh_broker, e2e.pipeline, e2e.extract, pg.postgres
+fresh_broker, pipeline, extract = e2e.fresh_broker, e2e.pipeline, e2e.extract
 
 pytestmark = pytest.mark.integration
 
