@@ -44,12 +44,15 @@ def _publish(scans: list[object], bootstrap: str) -> tuple[int, float]:
     import asyncio
 
     from connectors.aaf import events
+    from connectors.stream.clients import KafkaParams
     from connectors.stream.publisher import FeedPublisher
     from connectors.stream.topics import ensure_topics
 
+    kafka = KafkaParams(bootstrap)
+
     async def run() -> tuple[int, float]:
-        await ensure_topics(bootstrap, 4)
-        async with FeedPublisher(bootstrap) as publisher:
+        await ensure_topics(kafka, 4)
+        async with FeedPublisher(kafka) as publisher:
             start = time.perf_counter()
             count = await publisher.publish_all(e for s in scans for e in events(s))  # type: ignore[arg-type]
             return count, time.perf_counter() - start

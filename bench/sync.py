@@ -263,6 +263,7 @@ def _instrument(marks: _Marks) -> None:
 def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     _quiet_logs()
     from connectors.stream.worker import run_worker
+    from entsync.kafka_clients import kafka_params
 
     settings = _settings(state_dir)
     marks = _Marks()
@@ -271,7 +272,11 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     started = time.perf_counter()
     with _profiled(profile):
         result = run_worker(
-            settings, until_idle=True, timeout_s=CHILD_TIMEOUT_S, loglevel=FAUST_LOGLEVEL
+            settings,
+            kafka_params(settings),
+            until_idle=True,
+            timeout_s=CHILD_TIMEOUT_S,
+            loglevel=FAUST_LOGLEVEL,
         )
     ended = time.perf_counter()
     p = result.progress
@@ -323,6 +328,7 @@ def _app_settings(settings: Any) -> dict[str, Any]:
     import faust
 
     from connectors.stream.app import build_app
+    from entsync.kafka_clients import kafka_params
 
     captured: dict[str, Any] = {}
     real_app = faust.App
@@ -333,7 +339,7 @@ def _app_settings(settings: Any) -> dict[str, Any]:
 
     faust.App = capture
     try:
-        build_app(settings, writer=None)
+        build_app(settings, writer=None, kafka=kafka_params(settings))
     except _Captured:
         pass
     finally:
@@ -498,32 +504,30 @@ def _extract(work_dir: Path, schools: int, pupils: int, seed: int) -> list[Any]:
     return list(events_many(scanned.scans))
 
 
-async def _publish_feed(bootstrap: str, partitions: int, feed: Sequence[Any]) -> None:
+async def _publish_feed(kafka: Any, partitions: int, feed: Sequence[Any]) -> None:
     from connectors.stream.publisher import FeedPublisher
     from connectors.stream.topics import ensure_topics
 
-    await ensure_topics(bootstrap, partitions)
-    async with FeedPublisher(bootstrap) as publisher:
+    await ensure_topics(kafka, partitions)
+    async with FeedPublisher(kafka) as publisher:
         await publisher.publish_all(feed)
 
 
-async def _publish_bare(bootstrap: str, partitions: int, feed: Sequence[Any]) -> None:
+async def _publish_bare(kafka: Any, partitions: int, feed: Sequence[Any]) -> None:
     """The feed's keys and values, byte for byte, on a topic of the same shape."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
+    from connectors.stream import clients
     from schemas.feed import FeedMessage
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = clients.admin(kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         if BARE_TOPIC not in set(await admin.list_topics()):
-            await admin.create_topics([NewTopic(BARE_TOPIC, partitions, 1)])
+            await admin.create_topics([clients.new_topic(kafka, BARE_TOPIC, partitions)])
     finally:
         await admin.close()
     # Same producer settings as connectors.stream.publisher.FeedPublisher.
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    producer = clients.producer(
+        kafka,
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,
@@ -674,7 +678,9 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
     run.services_up = True
     up(ServicesConfig(state_dir=run.state_dir))
     settings = _settings(run.state_dir)
-    bootstrap = settings.require_kafka()
+    from entsync.kafka_clients import kafka_params
+
+    kafka = kafka_params(settings)
     partitions = settings.topic_partitions
     slapd_sync = run.service_info("slapd").get("sync_writes")
 
@@ -685,7 +691,7 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
 
     # (b) initial load into the empty directory.
     t = time.perf_counter()
-    asyncio.run(_publish_feed(bootstrap, partitions, feed))
+    asyncio.run(_publish_feed(kafka, partitions, feed))
     publish_s = time.perf_counter() - t
     print("(b) initial load: worker ...", file=sys.stderr)
     load, load_cpu = run.child("worker")
@@ -695,10 +701,10 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
     raw = _raw_adds(settings, int(load["max_in_flight"]))
 
     # (a) nothing changed: the same extract again, then the bare agent on the same messages.
-    asyncio.run(_publish_feed(bootstrap, partitions, feed))
+    asyncio.run(_publish_feed(kafka, partitions, feed))
     print("(a) nothing changed: worker ...", file=sys.stderr)
     again, again_cpu = run.child("worker")
-    asyncio.run(_publish_bare(bootstrap, partitions, feed))
+    asyncio.run(_publish_bare(kafka, partitions, feed))
     print("(a) nothing changed: bare faust agent ...", file=sys.stderr)
     bare, bare_cpu = run.child("bare", "--expected", str(len(feed)))
 

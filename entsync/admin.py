@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from ldap3.utils.conv import escape_filter_chars
 
 from connectors.ldap import DirectoryEntry, LdapParams, read_entry, search_entries
+from connectors.stream import clients
 from connectors.stream.topics import ensure_topics
+from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -409,9 +410,9 @@ def prepare_resolve_ine(
 
 
 async def _publish(settings: Settings, inputs: Sequence[EntityInput]) -> None:
-    bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=30000)
+    kafka = kafka_params(settings)
+    await ensure_topics(kafka, settings.topic_partitions)
+    producer = clients.producer(kafka, acks="all", request_timeout_ms=30000)
     await producer.start()
     try:
         for inp in inputs:

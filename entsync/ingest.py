@@ -30,9 +30,11 @@ from connectors.aaf import (
     scan_many,
 )
 from connectors.aaf.attrs import Record
+from connectors.stream.clients import KafkaParams
 from connectors.stream.ledger import append_ledger, read_ledger
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.topics import ensure_topics
+from entsync.kafka_clients import kafka_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.ledger import FileIngested
@@ -79,10 +81,11 @@ def _progress(total: int) -> Iterator[Progress | None]:
         yield bar
 
 
-async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> list[FileOutcome]:
-    bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions)
-    ledger = {} if force else await read_ledger(bootstrap)
+async def _publish(
+    settings: Settings, kafka: KafkaParams, scans: list[FileScan], force: bool
+) -> list[FileOutcome]:
+    await ensure_topics(kafka, settings.topic_partitions)
+    ledger = {} if force else await read_ledger(kafka)
     outcomes: list[FileOutcome] = []
     fresh: list[FileScan] = []
     for file_scan in scans:
@@ -97,7 +100,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
         return outcomes
     by_digest = {o.digest: o for o in outcomes}
     expected = sum(s.event_count for s in fresh)
-    async with FeedPublisher(bootstrap) as publisher:
+    async with FeedPublisher(kafka) as publisher:
         with _progress(expected) as bar:
             # events_many keeps the parts of one complete extract in one snapshot.
             for event in events_many(fresh):
@@ -112,7 +115,7 @@ async def _publish(settings: Settings, scans: list[FileScan], force: bool) -> li
     for file_scan in fresh:
         outcome = by_digest[file_scan.digest]
         await append_ledger(
-            bootstrap,
+            kafka,
             FileIngested(
                 file_digest=file_scan.digest,
                 file_name=file_scan.path.name,
@@ -149,6 +152,7 @@ def ingest(
     config: ScanConfig | None = None,
 ) -> IngestOutcome:
     config = config or ScanConfig()
+    kafka = kafka_params(settings)  # wrong Kafka settings fail before the files are read
     try:
         base = _base_records(paths, base_paths or [], config)
     except FileRejected as exc:
@@ -158,7 +162,7 @@ def ingest(
     if outcome.refused:
         return outcome
     try:
-        outcome.files = asyncio.run(_publish(settings, result.scans, force))
+        outcome.files = asyncio.run(_publish(settings, kafka, result.scans, force))
     except FileRejected as exc:
         # The file changed between the two passes: what was published is idempotent, and the
         # file is not in the ledger, so ingesting it again publishes it whole.

@@ -10,13 +10,14 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from connectors.ldap import search_entries
+from connectors.stream import clients
 from connectors.stream.lifecycle import policy_from, sweep_requests, switchover_requests
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
+from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
 from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
@@ -50,9 +51,9 @@ async def _send_all(
     settings: Settings, messages: Sequence[tuple[str, str, bytes, int | None]]
 ) -> None:
     """(topic, key, value, partition or None) in order; delivery awaited."""
-    bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    kafka = kafka_params(settings)
+    await ensure_topics(kafka, settings.topic_partitions, extra=settings.private_topic_names())
+    producer = clients.producer(kafka, acks="all")
     await producer.start()
     try:
         futures = [
@@ -66,9 +67,9 @@ async def _send_all(
 
 
 async def _partitions(settings: Settings, topic: str) -> int:
-    bootstrap = settings.require_kafka()
-    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    kafka = kafka_params(settings)
+    await ensure_topics(kafka, settings.topic_partitions, extra=settings.private_topic_names())
+    producer = clients.producer(kafka)
     await producer.start()
     try:
         found = await producer.partitions_for(topic)
@@ -202,7 +203,7 @@ def purged_groups(
 
 def current_school_year(settings: Settings) -> str | None:
     """The school year of the latest switchover, from its announcements (None: never)."""
-    records = asyncio.run(read_topic(settings.require_kafka(), settings.topic_name(SCOLARITY)))
+    records = asyncio.run(read_topic(kafka_params(settings), settings.topic_name(SCOLARITY)))
     years = [
         ScolarityGroupsPurged.model_validate_json(r.value).school_year for r in records if r.value
     ]
@@ -210,7 +211,7 @@ def current_school_year(settings: Settings) -> str | None:
 
 
 def read_decisions(settings: Settings) -> list[SnapshotDecision]:
-    records = asyncio.run(read_topic(settings.require_kafka(), settings.topic_name(LIFECYCLE)))
+    records = asyncio.run(read_topic(kafka_params(settings), settings.topic_name(LIFECYCLE)))
     return [SnapshotDecision.model_validate_json(r.value) for r in records if r.value]
 
 
@@ -240,7 +241,7 @@ def read_entity_states(settings: Settings) -> list[EntityState]:
     """The reconciler's entity states as its table's changelog holds them (latest per key)."""
     topic = f"{settings.app_id}-entities-changelog"
     latest: dict[bytes, bytes | None] = {}
-    for record in asyncio.run(read_topic(settings.require_kafka(), topic)):
+    for record in asyncio.run(read_topic(kafka_params(settings), topic)):
         if record.key is not None:
             latest[record.key] = record.value
     return [EntityState.model_validate_json(v) for v in latest.values() if v]

@@ -33,6 +33,7 @@ from connectors.stream.replay import (
     run_replay,
 )
 from connectors.stream.worker import WorkerResult
+from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -162,8 +163,9 @@ def dry_run(
     does not explain are reported as such (``gaps``), never as changes."""
     since, until = utc(since), utc(until)
     check_window(since, until, scope)
+    kafka = kafka_params(settings)
     settings.require_ldap()
-    everything = read_inputs(settings)
+    everything = read_inputs(kafka)
     inputs = window(everything, until)
     prediction = _predict(settings, inputs, since=since)
     # What the history explains is judged on all of it: --until only chooses what to compare.
@@ -212,6 +214,7 @@ def replay(
     rid = replay_id or new_replay_id()
     if not REPLAY_ID.match(rid):
         raise ReplayRefused(f"--replay-id may hold letters, digits, '-' and '_' only: {rid!r}")
+    kafka = kafka_params(settings)
     settings.require_ldap()
     params = ldap_params(settings)
     base = settings.ldap_base_dn
@@ -223,8 +226,8 @@ def replay(
             "directory; point ENTSYNC_LDAP_BASE_DN at an empty base, or compare with --dry-run"
         )
     private = replay_settings(settings, rid)
-    check_topics(settings, private)
-    everything = read_inputs(settings)
+    check_topics(settings, private, kafka)
+    everything = read_inputs(kafka)
     gaps = HistoryGaps()
     if check_against is not None:
         if read_entry(params, check_against, ["1.1"]) is None:  # a typo would explain all
@@ -236,7 +239,7 @@ def replay(
     inputs = window(everything, until)
     plan = stages(inputs)
     log.info("replay.started", replay_id=rid, inputs=len(inputs), stages=len(plan))
-    result, feeder = run_replay(private, plan, timeout_s=timeout_s, on_stage=on_stage)
+    result, feeder = run_replay(private, kafka, plan, timeout_s=timeout_s, on_stage=on_stage)
     return ReplayOutcome(
         replay_id=rid,
         app_id=private.app_id,

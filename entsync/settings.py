@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
@@ -81,6 +81,40 @@ class Settings(BaseSettings):
         ge=1,
         description="consumer group session: a stopped worker's partitions move after this; "
         "the local broker also waits half of it before a join completes",
+    )
+
+    # Kafka security and topics: checked by entsync.kafka_clients; see README "Kafka security"
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required with SASL)"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the brokers' certificates are checked against; "
+        "unset: the system's CAs",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="client certificate (PEM; may hold the key too)"
+    )
+    kafka_ssl_key_file: Path | None = Field(default=None, description="its unencrypted key")
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="the broker's certificate must name the host connected to"
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="of the topics entsync (and faust) create"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, le=32, description="of the topics entsync creates; unset: broker's"
+    )
+    kafka_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="retention of the stream topics entsync creates; -1 keeps them forever "
+        "(replay and the ingest ledger read the whole history); changelogs are compacted",
     )
     id_namespace: str = Field(
         default="entsync",
@@ -290,10 +324,19 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, the optional ``ENTSYNC_CONFIG`` file, then local services."""
     env_file = os.environ.get("ENTSYNC_CONFIG")
     kwargs: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if env_file:
-        if not Path(env_file).is_file():
-            raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
-        settings = Settings(_env_file=env_file, **kwargs)
-    else:
-        settings = Settings(**kwargs)
+    if env_file and not Path(env_file).is_file():
+        raise ConfigurationError(f"ENTSYNC_CONFIG names {env_file!r}, which is not a file")
+    try:
+        settings = Settings(_env_file=env_file, **kwargs) if env_file else Settings(**kwargs)
+    except ValidationError as exc:
+        raise ConfigurationError(invalid_settings(exc)) from None
     return settings.resolved()
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """Which settings are wrong and why, naming the variables; never the values (secrets)."""
+    problems = [
+        f"ENTSYNC_{'_'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return "invalid settings: " + "; ".join(problems)

@@ -33,6 +33,8 @@ from connectors.auditstore.schema import incoming
 from connectors.auditstore.store import AuditStore
 from connectors.monitoring import metrics
 from connectors.monitoring.server import Check, HealthServer
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from connectors.stream.offsets import true_end_offsets
 from entsync.logs import get_logger
 from schemas.topics import AUDIT
@@ -76,7 +78,7 @@ def now_text() -> str:
 @dataclass
 class AuditConsumer:
     store: AuditStore
-    bootstrap: str
+    kafka: KafkaParams
     topic: str = AUDIT.name
     batch_max: int = 1000
     retention_days: int | None = None
@@ -89,8 +91,8 @@ class AuditConsumer:
         started = time.monotonic()
         deadline = None if timeout_s is None else started + timeout_s
         result = ConsumeResult(self.progress, 0.0)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = clients.consumer(
+            self.kafka,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_max,
@@ -132,7 +134,7 @@ class AuditConsumer:
             result.topic_found = False
             return
         if until_idle:
-            ends = await true_end_offsets(self.bootstrap, assigned)
+            ends = await true_end_offsets(self.kafka, assigned)
             self.progress.remaining = sum(
                 max(0, ends[tp] - self.store.head(self.topic, tp.partition).next_offset)
                 for tp in assigned
@@ -209,7 +211,7 @@ class AuditConsumer:
         self._report()
 
     async def _caught_up(self, consumer: AIOKafkaConsumer, assigned: list[TopicPartition]) -> bool:
-        ends = await true_end_offsets(self.bootstrap, assigned)
+        ends = await true_end_offsets(self.kafka, assigned)
         for tp in assigned:
             position = max(
                 await consumer.position(tp), self.store.head(self.topic, tp.partition).next_offset

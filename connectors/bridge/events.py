@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from connectors.stream.topics import ensure_topics
 from schemas.audit import DirectoryChanged
 from schemas.bridge import (
@@ -21,16 +22,14 @@ from schemas.topics import AUDIT, BRIDGE_EVENTS, EDUCONNECT_SYNC, SESSIONS, Topi
 class EventSink:
     """An ``acks=all`` producer; every ``send`` waits for the broker's acknowledgement."""
 
-    def __init__(self, bootstrap: str, partitions: int = 4) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaParams, partitions: int = 4) -> None:
+        self._kafka = kafka
         self._partitions = partitions
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", request_timeout_ms=30000
-        )
+        self._producer = clients.producer(kafka, acks="all", request_timeout_ms=30000)
         self.sent: list[tuple[str, BaseModel]] = []
 
     async def __aenter__(self) -> EventSink:
-        await ensure_topics(self._bootstrap, self._partitions)
+        await ensure_topics(self._kafka, self._partitions)
         await self._producer.start()
         return self
 

@@ -21,6 +21,7 @@ from connectors.bridge.store import DEFAULT_FILE, BridgeStore, open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
 from connectors.monitoring.metrics import set_build_info
 from connectors.sqldb import StoreUrlError, redact
+from connectors.stream.clients import KafkaParams
 from entsync.audit_key import audit_digest_key
 from entsync.ldap_clients import ldap_params
 from entsync.settings import ConfigurationError, Settings
@@ -93,12 +94,12 @@ def store_path(settings: Settings) -> BridgeStore:
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[BridgeService]:
+async def open_service(settings: Settings, kafka: KafkaParams) -> AsyncIterator[BridgeService]:
     """The bridge's service, with its store and event producer open."""
     secret = bridge_secret(settings)
     store = store_path(settings)
     try:
-        async with EventSink(settings.require_kafka(), settings.topic_partitions) as sink:
+        async with EventSink(kafka, settings.topic_partitions) as sink:
             yield BridgeService(
                 store=store,
                 ldap=ldap_params(settings),
@@ -169,7 +170,7 @@ async def nightly(service: BridgeService, hour: int) -> None:
             log.error("educonnect.sync_failed", error=type(exc).__name__)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, kafka: KafkaParams) -> None:
     """``entsync bridge serve``: the web service and, if enabled, the nightly J+1 loop."""
     configs = provider_configs(settings)
     if not configs:
@@ -191,7 +192,7 @@ async def serve(settings: Settings) -> None:
     async with httpx.AsyncClient(timeout=15.0) as http, contextlib.AsyncExitStack() as stack:
         providers = {name: RelyingParty(config, http) for name, config in configs.items()}
         await check_clients(providers)
-        service = await stack.enter_async_context(open_service(settings))
+        service = await stack.enter_async_context(open_service(settings, kafka))
         app = build_app(service, providers, web)
         set_build_info("bridge")
         checks = bridge_checks(service.store, {str(name): rp for name, rp in providers.items()})

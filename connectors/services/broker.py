@@ -61,7 +61,9 @@ def marker(port: int) -> str:
     return listener_url(port)
 
 
-def start(binary: str, layout: BrokerLayout, port: int) -> int:
+def start(binary: str, layout: BrokerLayout, port: int, advertised: str | None = None) -> int:
+    """Start the broker on ``port``; ``advertised``: the ``host:port`` clients are told to use
+    instead (a TLS terminator in front of it, say)."""
     url = listener_url(port)
     argv = [
         binary,
@@ -69,7 +71,7 @@ def start(binary: str, layout: BrokerLayout, port: int) -> int:
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        f"tcp://{advertised}" if advertised else url,
         # Explicit, so stray STORAGE_ENGINE / LISTENER_URL variables cannot redirect it.
         "--storage-engine",
         "memory://tansu/",

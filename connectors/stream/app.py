@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 import faust
 
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
+from connectors.stream import clients
 from connectors.stream import lifecycle as shell
+from connectors.stream.clients import KafkaParams
 from connectors.stream.faust_fixes import (
     StallGuard,
     commit_acknowledged_offsets_only,
@@ -71,18 +73,18 @@ def context_of(settings: Settings) -> Context:
     )
 
 
-def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
+def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faust.App, Progress]:
     """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``."""
-    bootstrap = settings.require_kafka()
     partitions = settings.topic_partitions
     guard_untracked_acks()
     commit_acknowledged_offsets_only()
     leave_group_from_first_generation()
     fetch_max_wait(settings.kafka_fetch_max_wait_ms)
-    recover_tables_to_true_end(bootstrap)
+    recover_tables_to_true_end(kafka)
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{bootstrap}",
+        # brokers, credentials and the replication of the topics faust creates (changelogs)
+        **clients.faust_options(kafka),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
@@ -91,7 +93,6 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         datadir=str(_faust_datadir(settings)),
         web_enabled=False,
         topic_partitions=partitions,
-        topic_replication_factor=1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka_session_timeout_s,
@@ -129,8 +130,15 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
     # Both tables are written through connectors.stream.changelog (the causing message's
     # partition); use_partitioner would make faust's own writes, if any, follow the key too,
     # not the partition of whichever event of a batch happens to be current.
+    # faust compacts the changelogs it creates; min.insync.replicas comes with them.
+    changelog = clients.changelog_configs(kafka)
     sources = app.Table(
-        SOURCES_TABLE, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True
+        SOURCES_TABLE,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        use_partitioner=True,
+        extra_topic_configs=changelog,
     )
     entities = app.Table(
         ENTITIES_TABLE,
@@ -138,6 +146,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         value_type=bytes,
         partitions=partitions,
         use_partitioner=True,
+        extra_topic_configs=changelog,
     )
 
     tally = Tally()
@@ -226,7 +235,7 @@ def build_app(settings: Settings, writer: Any) -> tuple[faust.App, Progress]:
         tally.recount(entities.data, sources.data)  # the partitions this worker now holds
 
     async def seed_metrics() -> None:
-        await seed_snapshot_times(bootstrap, settings.topic_name(LIFECYCLE))
+        await seed_snapshot_times(kafka, settings.topic_name(LIFECYCLE))
 
     async def consumer_lag() -> None:
         update_lag(app, (feed_name, entities_name))

@@ -15,11 +15,14 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from connectors.stream.clients import KafkaParams
 from entsync.logs import get_logger
 
 log = get_logger(__name__)
 
 _PATCHED_FLAG = "_entsync_untracked_ack_guard"
+# The brokers the recovery patch below asks: set by every build of an app, not only the first.
+_recovery_brokers: list[KafkaParams] = []
 
 
 def guard_untracked_acks() -> None:
@@ -37,7 +40,7 @@ def guard_untracked_acks() -> None:
     setattr(Consumer, _PATCHED_FLAG, True)
 
 
-def recover_tables_to_true_end(bootstrap: str) -> None:
+def recover_tables_to_true_end(kafka: KafkaParams) -> None:
     """Make table recovery read each changelog partition to its real end.
 
     faust asks for the end offsets with ListOffsets; the local broker (tansu) answers with the
@@ -51,6 +54,7 @@ def recover_tables_to_true_end(bootstrap: str) -> None:
     from connectors.stream.offsets import true_end_offsets
 
     thread_class = driver.AIOKafkaConsumerThread
+    _recovery_brokers[:] = [kafka]  # the app built last (a process runs one at a time)
     if getattr(thread_class, _PATCHED_FLAG + "_hw", False):
         return
     original = thread_class._highwaters
@@ -58,7 +62,7 @@ def recover_tables_to_true_end(bootstrap: str) -> None:
     async def _highwaters(self: Any, partitions: list[Any]) -> Any:
         if not partitions or self.consumer.in_transaction:
             return await original(self, partitions)
-        ends = await true_end_offsets(bootstrap, partitions)
+        ends = await true_end_offsets(_recovery_brokers[0], partitions)
         return {tp: ends[tp] for tp in partitions}
 
     thread_class._highwaters = _highwaters  # type: ignore[method-assign]

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
-
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
 from schemas.ledger import FileIngested
 from schemas.topics import INGEST_LEDGER
 
 
-async def read_ledger(bootstrap: str) -> dict[str, FileIngested]:
+async def read_ledger(kafka: KafkaParams) -> dict[str, FileIngested]:
     """All ledger records by file digest."""
     records: dict[str, FileIngested] = {}
-    for message in await read_topic(bootstrap, INGEST_LEDGER.name):
+    for message in await read_topic(kafka, INGEST_LEDGER.name):
         if message.value is not None:
             record = FileIngested.model_validate_json(message.value)
             records[record.file_digest] = record
     return records
 
 
-async def append_ledger(bootstrap: str, record: FileIngested) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def append_ledger(kafka: KafkaParams, record: FileIngested) -> None:
+    producer = clients.producer(kafka, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -24,6 +24,7 @@ import structlog
 
 from connectors.monitoring import metrics as m
 from connectors.monitoring.server import Check, HealthServer
+from connectors.stream.clients import KafkaParams
 from connectors.stream.lifecycle import string_field
 from connectors.stream.reader import read_topic
 from schemas.lifecycle import ScopeState, SnapshotDecision
@@ -134,10 +135,10 @@ def snapshot_decided(decision: SnapshotDecision, counted: bool = True) -> None:
             gauge.set(at)
 
 
-async def seed_snapshot_times(bootstrap: str, topic: str) -> None:
+async def seed_snapshot_times(kafka: KafkaParams, topic: str) -> None:
     """The last successful snapshot of every category and scope, from the decisions topic."""
     try:
-        records = await read_topic(bootstrap, topic)
+        records = await read_topic(kafka, topic)
     except Exception as exc:  # the gauge fills at the next decision instead
         log.warning("metrics.snapshot_times_unread", error=type(exc).__name__)
         return

@@ -11,21 +11,23 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 
 MAX_POLLS = 100
 P = TypeVar("P", bound=Hashable)
 
 
-async def true_end_offsets(bootstrap: str, partitions: Iterable[P]) -> dict[P, int]:
+async def true_end_offsets(kafka: KafkaParams, partitions: Iterable[P]) -> dict[P, int]:
     """End offsets keyed by the given partitions (faust's ``TP`` or aiokafka's, any with
     ``topic`` and ``partition``)."""
     given = list(partitions)
     if not given:
         return {}
     as_kafka = {_tp(p): p for p in given}
-    ends = await _ends(bootstrap, list(as_kafka))
+    ends = await _ends(kafka, list(as_kafka))
     return {as_kafka[tp]: end for tp, end in ends.items()}
 
 
@@ -33,8 +35,8 @@ def _tp(partition: Any) -> TopicPartition:
     return TopicPartition(partition.topic, partition.partition)
 
 
-async def _ends(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _ends(kafka: KafkaParams, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    probe = clients.consumer(kafka, enable_auto_commit=False)
     await probe.start()
     try:
         reported = await probe.end_offsets(tps)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import TracebackType
 
-from aiokafka import AIOKafkaProducer
-
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from schemas.feed import FeedEvent, FeedMessage, SnapshotCompleted
 from schemas.topics import FEED
 
@@ -14,9 +14,9 @@ from schemas.topics import FEED
 class FeedPublisher:
     """An idempotent producer: ``acks=all``, ordered per key, delivery awaited on ``flush``."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+    def __init__(self, kafka: KafkaParams) -> None:
+        self._producer = clients.producer(
+            kafka,
             acks="all",
             linger_ms=5,
             max_batch_size=256 * 1024,

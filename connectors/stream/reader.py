@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.structs import TopicPartition
+
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, poll_timeout_s: float = 1.0, deadline_s: float = 120.0
+    kafka: KafkaParams, topic: str, *, poll_timeout_s: float = 1.0, deadline_s: float = 120.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message of ``topic`` in partition order (empty if the topic does not exist).
 
     The end of each partition is the high watermark reported by fetch responses: the local
     broker's ListOffsets answers can be stale, so they are not trusted.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics, partition_counts
 from connectors.stream.worker import WorkerResult, run_worker
@@ -30,7 +30,7 @@ class ReplayRefused(RuntimeError):
     """The replay cannot run as asked (message for the operator)."""
 
 
-async def _records(bootstrap: str, spec: TopicSpec) -> list[TopicRecord]:
+async def _records(kafka: KafkaParams, spec: TopicSpec) -> list[TopicRecord]:
     return [
         TopicRecord(
             topic=m.topic,
@@ -40,16 +40,15 @@ async def _records(bootstrap: str, spec: TopicSpec) -> list[TopicRecord]:
             key=m.key,
             value=m.value,
         )
-        for m in await read_topic(bootstrap, spec.name, deadline_s=600.0)
+        for m in await read_topic(kafka, spec.name, deadline_s=600.0)
     ]
 
 
-def read_inputs(settings: Settings) -> list[ExternalInput]:
+def read_inputs(kafka: KafkaParams) -> list[ExternalInput]:
     """The external inputs of the live feed and entities topics, merged by broker time."""
-    bootstrap = settings.require_kafka()
 
     async def run() -> tuple[list[TopicRecord], list[TopicRecord]]:
-        return await _records(bootstrap, FEED), await _records(bootstrap, ENTITIES)
+        return await _records(kafka, FEED), await _records(kafka, ENTITIES)
 
     feed, entities = asyncio.run(run())
     inputs = merge([*feed_inputs(feed), *entity_commands(entities)])
@@ -68,12 +67,11 @@ def replay_settings(settings: Settings, replay_id: str) -> Settings:
     )
 
 
-def check_topics(settings: Settings, private: Settings) -> None:
+def check_topics(settings: Settings, private: Settings, kafka: KafkaParams) -> None:
     """The live topics' partitions match the configuration; the private copies are new."""
-    bootstrap = settings.require_kafka()
     live = [FEED.name, ENTITIES.name]
     mine = [private.topic_name(FEED), private.topic_name(ENTITIES)]
-    counts = asyncio.run(partition_counts(bootstrap, [*live, *mine]))
+    counts = asyncio.run(partition_counts(kafka, [*live, *mine]))
     for name in live:
         if counts[name] not in (0, settings.topic_partitions):
             raise ReplayRefused(
@@ -81,7 +79,7 @@ def check_topics(settings: Settings, private: Settings) -> None:
                 f"{settings.topic_partitions}: set it to the live topics' count"
             )
     used = [name for name in mine if counts[name]]
-    if used and any(asyncio.run(read_topic(bootstrap, name)) for name in used):
+    if used and any(asyncio.run(read_topic(kafka, name)) for name in used):
         raise ReplayRefused(
             f"replay id {private.replay_id!r} was already used (its topics hold messages): "
             "choose another --replay-id"
@@ -93,6 +91,7 @@ class StageFeeder:
     """Copies one stage per idle point of the replay worker into its private topics."""
 
     settings: Settings  # the replay's settings
+    kafka: KafkaParams
     stages: Sequence[Sequence[ExternalInput]]
     on_stage: Callable[[int, int], None] | None = None
     done: int = 0
@@ -107,9 +106,7 @@ class StageFeeder:
             "entities": self.settings.topic_name(ENTITIES),
         }
         stage = self.stages[self.done]
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.require_kafka(), acks="all", linger_ms=5
-        )
+        producer = clients.producer(self.kafka, acks="all", linger_ms=5)
         await producer.start()
         try:
             futures = [
@@ -136,17 +133,14 @@ class StageFeeder:
 
 def run_replay(
     private: Settings,
+    kafka: KafkaParams,
     stages: Sequence[Sequence[ExternalInput]],
     *,
     timeout_s: float | None,
     on_stage: Callable[[int, int], None] | None = None,
 ) -> tuple[WorkerResult, StageFeeder]:
     """Run the replay worker until every stage is copied and processed."""
-    asyncio.run(
-        ensure_topics(
-            private.require_kafka(), private.topic_partitions, extra=private.private_topic_names()
-        )
-    )
-    feeder = StageFeeder(private, stages, on_stage)
-    result = run_worker(private, until_idle=True, timeout_s=timeout_s, on_idle=feeder)
+    asyncio.run(ensure_topics(kafka, private.topic_partitions, extra=private.private_topic_names()))
+    feeder = StageFeeder(private, kafka, stages, on_stage)
+    result = run_worker(private, kafka, until_idle=True, timeout_s=timeout_s, on_idle=feeder)
     return result, feeder

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.directory import search_entries
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
 from entsync.ldap_clients import ldap_params
@@ -51,8 +51,8 @@ class Restored:
     skipped: int
 
 
-async def _topic_partitions(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _topic_partitions(kafka: KafkaParams, topic: str) -> int:
+    consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # no public accessor for fresh metadata
@@ -61,19 +61,19 @@ async def _topic_partitions(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def changelog_is_empty(bootstrap: str, topic: str) -> bool:
+async def changelog_is_empty(kafka: KafkaParams, topic: str) -> bool:
     """No record in any partition (a missing topic is empty)."""
-    partitions = await _topic_partitions(bootstrap, topic)
+    partitions = await _topic_partitions(kafka, topic)
     if partitions == 0:
         return True
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    probe = clients.consumer(kafka, enable_auto_commit=False)
     await probe.start()
     try:
         firsts = await probe.beginning_offsets(tps)
     finally:
         await probe.stop()
-    ends = await true_end_offsets(bootstrap, tps)
+    ends = await true_end_offsets(kafka, tps)
     return all(ends[tp] <= firsts[tp] for tp in tps)
 
 
@@ -88,25 +88,21 @@ def read_directory(params: LdapParams, base_dn: str) -> dict[str, Entry]:
     return directory
 
 
-async def _create(bootstrap: str, topic: str, partitions: int) -> None:
+async def _create(kafka: KafkaParams, topic: str, partitions: int) -> None:
     """The changelog topic as faust would make it (compacted), if missing."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = clients.admin(kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):
             return
-        await admin.create_topics(
-            [NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})]
-        )
+        await admin.create_topics([clients.new_topic(kafka, topic, partitions, compacted=True)])
     finally:
         await admin.close()
 
 
-async def _write(bootstrap: str, topic: str, partitions: int, states: dict[str, bytes]) -> None:
-    await _create(bootstrap, topic, partitions)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=262144
-    )
+async def _write(kafka: KafkaParams, topic: str, partitions: int, states: dict[str, bytes]) -> None:
+    await _create(kafka, topic, partitions)
+    producer = clients.producer(kafka, acks="all", linger_ms=5, max_batch_size=262144)
     await producer.start()
     try:
         futures = [
@@ -121,12 +117,14 @@ async def _write(bootstrap: str, topic: str, partitions: int, states: dict[str, 
         await producer.stop()
 
 
-async def restore_lost_state(settings: Settings, bootstrap: str, ctx: Context) -> Restored | None:
+async def restore_lost_state(
+    settings: Settings, kafka: KafkaParams, ctx: Context
+) -> Restored | None:
     """Rebuild the tables whose changelog is empty, from the directory; None: nothing to do."""
     if settings.replay_id is not None:
         return None
     topics = {t: changelog_topic(settings.app_id, t) for t in (SOURCES_TABLE, ENTITIES_TABLE)}
-    empty = [t for t, topic in topics.items() if await changelog_is_empty(bootstrap, topic)]
+    empty = [t for t, topic in topics.items() if await changelog_is_empty(kafka, topic)]
     if not empty:
         return None
     params = ldap_params(settings)
@@ -138,11 +136,11 @@ async def restore_lost_state(settings: Settings, bootstrap: str, ctx: Context) -
     partitions = settings.topic_partitions
     if SOURCES_TABLE in empty and rebuilt.sources:
         values = {k: s.model_dump_json().encode() for k, s in rebuilt.sources.items()}
-        await _write(bootstrap, topics[SOURCES_TABLE], partitions, values)
+        await _write(kafka, topics[SOURCES_TABLE], partitions, values)
         written[SOURCES_TABLE] = len(values)
     if ENTITIES_TABLE in empty and rebuilt.entities:
         values = {k: s.model_dump_json().encode() for k, s in rebuilt.entities.items()}
-        await _write(bootstrap, topics[ENTITIES_TABLE], partitions, values)
+        await _write(kafka, topics[ENTITIES_TABLE], partitions, values)
         written[ENTITIES_TABLE] = len(values)
     restored = Restored(written, rebuilt.counts(), len(rebuilt.skipped))
     # Counts and entity ids only: never a value of an entry.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
+from connectors.stream import clients
+from connectors.stream.clients import KafkaParams
 from entsync.settings import ConfigurationError
 from schemas.topics import ALL_TOPICS
 
@@ -17,11 +16,11 @@ class TopicSetupError(RuntimeError):
     pass
 
 
-async def ensure_topics(
-    bootstrap: str, partitions: int, replication: int = 1, extra: Sequence[str] = ()
-) -> None:
-    """Create every topic of ``schemas.topics`` (and ``extra`` ones) that does not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+async def ensure_topics(kafka: KafkaParams, partitions: int, extra: Sequence[str] = ()) -> None:
+    """Create every topic of ``schemas.topics`` (and ``extra`` ones) that does not exist yet,
+    with the replication, retention and ``min.insync.replicas`` of ``kafka``; existing topics are
+    left as they are."""
+    admin = clients.admin(kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -30,7 +29,7 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(name, partitions, replication) for name in missing]
+            [clients.new_topic(kafka, name, partitions) for name in missing]
         )
         for topic, code, message in getattr(response, "topic_errors", []):
             if code not in (0, _TOPIC_ALREADY_EXISTS):
@@ -39,9 +38,9 @@ async def ensure_topics(
         await admin.close()
 
 
-async def partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
+async def partition_counts(kafka: KafkaParams, names: Sequence[str]) -> dict[str, int]:
     """Each topic's partition count (0: the topic does not exist)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -50,14 +49,14 @@ async def partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, in
         await consumer.stop()
 
 
-async def require_partitions(bootstrap: str, partitions: int, names: Sequence[str]) -> None:
+async def require_partitions(kafka: KafkaParams, partitions: int, names: Sequence[str]) -> None:
     """Refuse topics whose partition count is not the configured one.
 
     The worker keeps each feed key's state, and scans a snapshot's keys, by the partition the
     key's messages arrive on, which is the key's partition under the default partitioner over
     ``ENTSYNC_TOPIC_PARTITIONS`` partitions only if the topic has that many.
     """
-    counts = await partition_counts(bootstrap, names)
+    counts = await partition_counts(kafka, names)
     wrong = [f"{name} has {n}" for name, n in counts.items() if n and n != partitions]
     if wrong:
         raise ConfigurationError(

@@ -35,6 +35,7 @@ from connectors.ldap.preflight import prepare_directory
 from connectors.monitoring.metrics import set_build_info
 from connectors.monitoring.server import HealthServer, PortInUseError, bind
 from connectors.stream.app import build_app, context_of
+from connectors.stream.clients import KafkaParams
 from connectors.stream.monitor import MetricsService, worker_checks
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.progress import Progress
@@ -72,11 +73,11 @@ class IdleDetector:
         progress: Progress,
         partitions: int,
         stable_checks: int,
-        bootstrap: str,
+        kafka: KafkaParams,
         topics: Sequence[str] = (FEED.name, ENTITIES.name),
     ) -> None:
         self.app = app
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.progress = progress
         self.expected = {(t, p) for t in topics for p in range(partitions)}
         self.stable_checks = stable_checks
@@ -118,9 +119,7 @@ class IdleDetector:
         # rebalance in between), so the final commit is made here and must be accepted.
         # The fetch high watermarks go stale as soon as our own agents produce: confirm with the
         # true ends that nothing was produced after the last fetch.
-        final = await true_end_offsets(
-            self.bootstrap, [assigned[key] for key in sorted(self.expected)]
-        )
+        final = await true_end_offsets(self.kafka, [assigned[key] for key in sorted(self.expected)])
         if any((committed.get(tp) or 0) < end for tp, end in final.items()):
             self.streak = 0
             return False
@@ -133,10 +132,10 @@ class IdleDetector:
         return False
 
 
-async def _prepare_topics(settings: Settings, bootstrap: str) -> None:
-    await ensure_topics(bootstrap, settings.topic_partitions, extra=settings.private_topic_names())
+async def _prepare_topics(settings: Settings, kafka: KafkaParams) -> None:
+    await ensure_topics(kafka, settings.topic_partitions, extra=settings.private_topic_names())
     streams = [settings.topic_name(FEED), settings.topic_name(ENTITIES)]
-    await require_partitions(bootstrap, settings.topic_partitions, streams)
+    await require_partitions(kafka, settings.topic_partitions, streams)
 
 
 def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
@@ -169,6 +168,7 @@ def _close(sock: socket.socket | None) -> None:
 
 def run_worker(
     settings: Settings,
+    kafka: KafkaParams,
     *,
     until_idle: bool,
     timeout_s: float | None = None,
@@ -177,11 +177,11 @@ def run_worker(
     on_idle: Callable[[], Awaitable[bool]] | None = None,
 ) -> WorkerResult:
     """Run until stopped (continuous) or until idle; returns the exit code and counters.
+    ``kafka``: from ``entsync.kafka_clients.kafka_params(settings)``.
 
     ``on_idle`` (with ``until_idle``) is called at each idle point; when it returns True (it
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
-    bootstrap = settings.require_kafka()
     settings.require_ldap()
     started = time.monotonic()
     port = settings.metrics_port_for(continuous=not until_idle)
@@ -194,15 +194,15 @@ def run_worker(
     if refused is not None:
         _close(metrics_socket)
         return WorkerResult(refused[0], False, Progress(), time.monotonic() - started, refused[1])
-    asyncio.run(_prepare_topics(settings, bootstrap))
+    asyncio.run(_prepare_topics(settings, kafka))
     try:
         # Tables lost with the broker come back from the directory before anything is decided.
-        asyncio.run(restore_lost_state(settings, bootstrap, context_of(settings)))
+        asyncio.run(restore_lost_state(settings, kafka, context_of(settings)))
     except DirectoryError as exc:
         _close(metrics_socket)
         return WorkerResult(1, False, Progress(), time.monotonic() - started, f"directory: {exc}")
     writer = directory_writer(settings)
-    app, progress = build_app(settings, writer)
+    app, progress = build_app(settings, writer, kafka)
     outcome: dict[str, Any] = {"idle": False, "error": None}
     if settings.log_level.upper() == "DEBUG":
         loglevel = "info"  # faust's own rebalance and recovery messages
@@ -220,7 +220,7 @@ def run_worker(
             progress,
             settings.topic_partitions,
             stable_checks,
-            bootstrap,
+            kafka,
             (settings.topic_name(FEED), settings.topic_name(ENTITIES)),
         )
 

@@ -16,6 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from entsync.cli.common import EXIT_CONFIG, StateDir, console, err, fail, settings_or_exit
+from entsync.kafka_clients import kafka_params
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -109,14 +110,14 @@ def consume(
     settings = settings_or_exit(state_dir)
     port = settings.metrics_port_for(continuous=not until_idle)
     try:
-        bootstrap = settings.require_kafka()
+        kafka = kafka_params(settings)
         health = None if port is None else bind(settings.metrics_host, port)
     except (ConfigurationError, PortInUseError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     set_build_info("audit-consumer")
     with _store(settings, db) as store, _progress() as on_progress:
         consumer = AuditConsumer(
-            store, bootstrap, retention_days=settings.audit_retention_days, on_progress=on_progress
+            store, kafka, retention_days=settings.audit_retention_days, on_progress=on_progress
         )
         result = run_consumer(consumer, until_idle, timeout, health)
     p = result.progress

@@ -50,11 +50,12 @@ def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awai
     from connectors.bridge.runtime import open_service
     from connectors.bridge.service import AdminError
     from connectors.ldap import DirectoryError
+    from entsync.kafka_clients import kafka_params
 
     settings = settings_or_exit(state_dir)
 
     async def run() -> T:
-        async with open_service(settings) as service:
+        async with open_service(settings, kafka_params(settings)) as service:
             return await action(service)
 
     try:
@@ -74,10 +75,11 @@ def serve(state_dir: StateDir = None) -> None:
     Configuration: ENTSYNC_BRIDGE_* variables (see README, "Parent bridge").
     """
     from connectors.bridge.runtime import serve as run_serve
+    from entsync.kafka_clients import kafka_params
 
     settings = settings_or_exit(state_dir)
     try:
-        asyncio.run(run_serve(settings))
+        asyncio.run(run_serve(settings, kafka_params(settings)))
     except ConfigurationError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
 

@@ -164,7 +164,7 @@ def test_attach_teachers_and_gar_managers(pipeline: Pipeline, files: list[str]) 
     # Every command the worker applied was decided on the admin-decisions topic.
     decisions = [
         AdminCommandDecided.model_validate_json(m.value)
-        for m in asyncio.run(read_topic(pipeline.bootstrap, ADMIN_DECISIONS.name))
+        for m in asyncio.run(read_topic(pipeline.kafka, ADMIN_DECISIONS.name))
         if m.value is not None
     ]
     accepted = {d.command for d in decisions if d.outcome == "accepted"}

@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from connectors.auditstore import Search, open_store
+from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
 from schemas.audit import AttributeChange, DirectoryChanged
@@ -85,7 +86,7 @@ def _stored(path: Path) -> int:
 def test_consume_is_exactly_once_across_a_kill_and_a_replay(
     fresh_broker: str, tmp_path: Path
 ) -> None:
-    asyncio.run(ensure_topics(fresh_broker, partitions=4))
+    asyncio.run(ensure_topics(KafkaParams(fresh_broker), partitions=4))
     total = 20000
     asyncio.run(_produce(fresh_broker, _events(range(total))))
     env = {
@@ -132,7 +133,7 @@ def test_consume_is_exactly_once_across_a_kill_and_a_replay(
     with open_store(str(db), tmp_path) as store:
         assert store.counts() == {"event": total + 1, "duplicate": 100, "invalid": 2}
         ends = {i.partition: i.head.next_offset for i in store.partitions()}
-    on_topic = asyncio.run(read_topic(fresh_broker, AUDIT.name))
+    on_topic = asyncio.run(read_topic(KafkaParams(fresh_broker), AUDIT.name))
     assert sum(ends.values()) == len(on_topic) == total + 103
     history = _cli(env, "history", "p-1", "--json")
     assert history.returncode == 0
@@ -236,7 +237,7 @@ def test_consume_follows_the_topic_until_told_to_stop(fresh_broker: str, tmp_pat
         while not db.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
         time.sleep(1.0)
-        asyncio.run(ensure_topics(fresh_broker, partitions=2))
+        asyncio.run(ensure_topics(KafkaParams(fresh_broker), partitions=2))
         asyncio.run(_produce(fresh_broker, _events(range(50))))
         while _stored(db) < 50 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from connectors.ldap import export_ldif
+from connectors.stream.clients import KafkaParams
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.reader import read_topic
 from schemas.topics import AUDIT, ENTITIES, FEED
@@ -71,7 +72,7 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 async def _behind(bootstrap: str, partitions: int) -> int:
     """Messages of the feed and entities topics the worker's group has not committed yet."""
     tps = [TopicPartition(t.name, p) for t in (FEED, ENTITIES) for p in range(partitions)]
-    ends = await true_end_offsets(bootstrap, tps)
+    ends = await true_end_offsets(KafkaParams(bootstrap), tps)
     # A consumer of the worker's group that never joins it: it only fetches committed offsets.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id="entsync", enable_auto_commit=False
@@ -96,7 +97,7 @@ def caught_up(p: Pipeline, process: subprocess.Popen[bytes], timeout: float = 18
 
 
 def audit_count(p: Pipeline) -> int:
-    return len(asyncio.run(read_topic(p.bootstrap, AUDIT.name)))
+    return len(asyncio.run(read_topic(p.kafka, AUDIT.name)))
 
 
 def holds(p: Pipeline) -> list[dict[str, object]]:
@@ -154,7 +155,7 @@ def test_backfill_is_idempotent_keeps_holds_and_tombstones(
     assert audit_count(p) == writes and export_ldif(p.ldap, p.base_dn) == directory
 
     # A worker killed during a backfill: the next one resumes from the committed offsets.
-    history = len(asyncio.run(read_topic(p.bootstrap, FEED.name)))
+    history = len(asyncio.run(read_topic(p.kafka, FEED.name)))
     backfill = p.ok("ingest", "--force", *full)
     published = sum(int(n) for n in re.findall(r"(\d+) events published", backfill))
     stop(worker, signal.SIGKILL)

@@ -134,7 +134,7 @@ def test_conflicts_reported_then_decided_by_rule(pipeline: Pipeline, tmp_path: P
     # The holds changed no entry: the audit topic names them (ids and reason, no value).
     held = [
         event
-        for m in asyncio.run(read_topic(pipeline.bootstrap, AUDIT.name))
+        for m in asyncio.run(read_topic(pipeline.kafka, AUDIT.name))
         if m.value is not None
         and isinstance(event := AuditMessage.model_validate_json(m.value).root, IdentityHeld)
     ]

@@ -148,7 +148,7 @@ def _conflicts(p: Pipeline, command: str, files: list[str], out: Path) -> list[t
 
 def _held_events(p: Pipeline) -> list[RecordsHeld]:
     found = []
-    for m in asyncio.run(read_topic(p.bootstrap, AUDIT.name)):
+    for m in asyncio.run(read_topic(p.kafka, AUDIT.name)):
         if m.value is not None and json.loads(m.value)["type"] == "records.held":
             found.append(RecordsHeld.model_validate_json(m.value))
     return found
@@ -204,7 +204,7 @@ def test_ine_conflicts_are_held_reported_and_resolved(pipeline: Pipeline, tmp_pa
     assert _person(p, "10000003") == alice and _person(p, "10000004") is None
     decided = [
         AdminCommandDecided.model_validate_json(m.value)
-        for m in asyncio.run(read_topic(p.bootstrap, ADMIN_DECISIONS.name))
+        for m in asyncio.run(read_topic(p.kafka, ADMIN_DECISIONS.name))
         if m.value is not None
     ]
     assert sorted((d.command, d.outcome, d.holder) for d in decided) == [

@@ -163,10 +163,10 @@ def test_freeze_then_switchover_retires_classes(
         state(e) == "active" and e["ENTEleveClasses"] == (f"{e['ENTPersonStructRattach'][0]}$",)
         for e in after.values()
     )
-    purged = asyncio.run(read_topic(p.bootstrap, "entsync.scolarity.v1"))
+    purged = asyncio.run(read_topic(p.kafka, "entsync.scolarity.v1"))
     assert sum(len(json.loads(m.value)["groups"]) for m in purged) == len(classes)
     # Done once: the same or an earlier year again would retire the new year's classes.
     for again in ("2026-2027", "2025-2026"):
         refused = p.cli("year", "switchover", again)
         assert refused.returncode == 1 and "already done" in refused.stderr, refused.stderr
-    assert len(asyncio.run(read_topic(p.bootstrap, "entsync.scolarity.v1"))) == len(purged)
+    assert len(asyncio.run(read_topic(p.kafka, "entsync.scolarity.v1"))) == len(purged)

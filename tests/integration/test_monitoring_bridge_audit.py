@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from connectors.ldap.connection import LdapParams
 from connectors.services.process import free_port, stop_pid
+from connectors.stream.clients import KafkaParams
 from connectors.stream.topics import ensure_topics
 from tests.integration import test_audit_pipeline as audit_e2e
 from tests.integration import test_bridge_oidc as oidc
@@ -149,7 +150,7 @@ def test_the_audit_consumer_serves_health_and_counts_what_it_stores(
     fresh_broker: str,
     tmp_path: Path,
 ) -> None:
-    asyncio.run(ensure_topics(fresh_broker, 2))
+    asyncio.run(ensure_topics(KafkaParams(fresh_broker), 2))
     events = [audit_e2e._event(n) for n in range(40)]
     messages = [(e.entity_id.encode(), e.model_dump_json().encode()) for e in events]
     asyncio.run(audit_e2e._produce(fresh_broker, messages))

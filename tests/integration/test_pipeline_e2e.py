@@ -28,6 +28,7 @@ from connectors.ldap import LdapParams, count_entries, export_ldif, search_entri
 from connectors.ldap.connection import close_quietly, connect
 from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
+from connectors.stream.clients import KafkaParams
 from connectors.stream.publisher import FeedPublisher
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
@@ -66,6 +67,10 @@ class Pipeline:
     bootstrap: str
     ldap: LdapParams
     base_dn: str
+
+    @property
+    def kafka(self) -> KafkaParams:
+        return KafkaParams(self.bootstrap)
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -273,7 +278,7 @@ def test_a_bad_file_refuses_the_whole_ingest(
     done = pipeline.cli("ingest", *good, str(truncated))
     assert done.returncode != 0
     assert "nothing was published" in done.stderr
-    assert asyncio.run(read_topic(pipeline.bootstrap, FEED.name)) == []
+    assert asyncio.run(read_topic(pipeline.kafka, FEED.name)) == []
 
 
 def test_worker_without_services_says_what_to_do(tmp_path: Path) -> None:
@@ -364,7 +369,7 @@ def directory_changes(bootstrap: str) -> list[DirectoryChanged]:
     """The audit topic's directory changes (holds decided without a change left out)."""
     events = (
         AuditMessage.model_validate_json(m.value).root
-        for m in asyncio.run(read_topic(bootstrap, AUDIT.name))
+        for m in asyncio.run(read_topic(KafkaParams(bootstrap), AUDIT.name))
         if m.value is not None
     )
     return [e for e in events if isinstance(e, DirectoryChanged)]
@@ -431,8 +436,8 @@ def _feed_event(index: int, record: School | Pupil | Guardian | Staff) -> FeedEv
 
 def _publish(pipeline: Pipeline, *records: School | Pupil | Guardian | Staff) -> None:
     async def run() -> None:
-        await ensure_topics(pipeline.bootstrap, 4)
-        async with FeedPublisher(pipeline.bootstrap) as publisher:
+        await ensure_topics(pipeline.kafka, 4)
+        async with FeedPublisher(pipeline.kafka) as publisher:
             await publisher.publish_all(_feed_event(i, r) for i, r in enumerate(records))
 
     asyncio.run(run())

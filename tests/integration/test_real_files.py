@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from connectors.aaf import IngestReport
+from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
 from schemas.feed import Category, PupilUpserted, SnapshotStarted, StaffUpserted
 from schemas.lifecycle import FeedTopicMessage
@@ -79,7 +80,7 @@ def test_real_drop_checked_then_ingested(local_services: object, tmp_path: Path)
         m.root
         for m in (
             FeedTopicMessage.model_validate_json(r.value)
-            for r in asyncio.run(read_topic(bootstrap, FEED.name))
+            for r in asyncio.run(read_topic(KafkaParams(bootstrap), FEED.name))
             if r.value is not None
         )
         if getattr(getattr(m.root, "source", None), "file_name", None) in (PUPILS, STAFF)

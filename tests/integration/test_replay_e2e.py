@@ -65,7 +65,7 @@ def history(p: Pipeline, extract: dict[str, Path]) -> tuple[str, datetime]:
 
 def live_counts(p: Pipeline) -> dict[str, int]:
     async def count() -> dict[str, int]:
-        return {t.name: len(await read_topic(p.bootstrap, t.name)) for t in (FEED, ENTITIES, AUDIT)}
+        return {t.name: len(await read_topic(p.kafka, t.name)) for t in (FEED, ENTITIES, AUDIT)}
 
     return asyncio.run(count())
 
@@ -135,7 +135,7 @@ def test_dry_run_and_replay_rebuild_the_continuous_directory(
     assert "replay t1:" in out and "entsync-replay-t1" in out
     assert export_ldif(p.ldap, p.base_dn) == saved
     assert live_counts(p) == live
-    private = asyncio.run(read_topic(p.bootstrap, f"{AUDIT.name}.replay-t1"))
+    private = asyncio.run(read_topic(p.kafka, f"{AUDIT.name}.replay-t1"))
     assert private, "the replay's audit events go to its own topic"
     assert dry_run(p, "--from-beginning")[0] == []
 

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from connectors.stream.worker import run_worker
+from entsync.kafka_clients import kafka_params
 from entsync.settings import ConfigurationError
 from schemas.topics import ENTITIES, FEED
 from tests.integration.conftest import LocalServices
@@ -35,7 +36,7 @@ def test_a_feed_topic_with_another_partition_count_is_refused_before_anything_ru
     feed = settings.topic_name(FEED)
     asyncio.run(_create(local_services.kafka_bootstrap, feed, 2))
     with pytest.raises(ConfigurationError) as refused:
-        run_worker(settings, until_idle=True, timeout_s=30)
+        run_worker(settings, kafka_params(settings), until_idle=True, timeout_s=30)
     message = str(refused.value)
     assert f"{feed} has 2 partitions" in message and "ENTSYNC_TOPIC_PARTITIONS is 4" in message
     assert settings.topic_name(ENTITIES) not in message  # created by the worker with 4: fine

@@ -17,6 +17,7 @@ from connectors.bridge.service import BridgeService
 from connectors.bridge.store import open_bridge_store
 from connectors.bridge.web import WebConfig, build_app
 from connectors.ldap.connection import LdapParams
+from connectors.stream.clients import KafkaParams
 from schemas.bridge import Provider
 
 BRIDGE_URL = "http://bridge.test"
@@ -106,7 +107,7 @@ async def running_bridge(
     """``store_file``: an SQLite file, or a store URL (``postgresql://…``)."""
     store = open_bridge_store(str(store_file), Path("unused.sqlite3"))
     try:
-        async with EventSink(bootstrap) as sink, httpx.AsyncClient(timeout=15) as http:
+        async with EventSink(KafkaParams(bootstrap)) as sink, httpx.AsyncClient(timeout=15) as http:
             service = BridgeService(
                 store=store,
                 ldap=ldap,
