@@ -131,6 +131,20 @@ def without_run_dependent(directory: dict[str, dict[str, tuple[str, ...]]]) -> d
     }
 
 
+def differences(got: dict[str, object], want: dict[str, object]) -> list[str]:
+    """Where two directories differ: DNs (opaque ids) and attribute names, for a failure."""
+    out = [f"only lost-state run: {dn}" for dn in sorted(got.keys() - want.keys())]
+    out += [f"only reference run: {dn}" for dn in sorted(want.keys() - got.keys())]
+    for dn in sorted(got.keys() & want.keys()):
+        a, b = got[dn], want[dn]
+        assert isinstance(a, dict) and isinstance(b, dict)
+        names = sorted(n for n in a.keys() | b.keys() if a.get(n) != b.get(n))
+        if names:
+            extra = {n: sorted(set(a.get(n, ())) ^ set(b.get(n, ()))) for n in names}
+            out.append(f"{dn}: {extra}")
+    return out
+
+
 def logins(directory: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:
     return sorted(v for e in directory.values() for v in e.get("ENTPersonLogin", ()))
 
@@ -198,5 +212,6 @@ def test_a_lost_broker_is_rebuilt_from_the_directory(
     changes, stderr = sync(again, later)
     assert changes > 0 and not rebuilt_events(stderr)  # the state is there now
     actual = directory_of(again)
-    assert without_run_dependent(actual) == without_run_dependent(expected)
+    got, want = without_run_dependent(actual), without_run_dependent(expected)
+    assert got == want, differences(got, want)
     assert logins(actual) == logins(expected)
