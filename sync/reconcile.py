@@ -121,6 +121,10 @@ def _decide(current: EntityState, inp: EntityInput, ctx: Context) -> Decision:
             updated = _with_login(current, inp)
         case LoginRefused():
             updated = _with_login_refused(current, inp)
+            if updated is current:
+                # Not a login it can give back (an academic one, an entry written): nothing to
+                # decide again (settling would try the refused add again, and again).
+                return Decision(current)
     return settle(updated, inp.cause, ctx)
 
 

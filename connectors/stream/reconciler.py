@@ -164,10 +164,11 @@ class Reconciler:
             count_write(op, result)
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
+                allocated = new_states[key].login  # an academic login is not the allocator's
                 state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
                 new_states[key] = state
                 p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
-                p.withdrawn.extend(await self._login_taken(op, audit))
+                p.withdrawn.extend(await self._login_taken(op, audit, allocated))
                 p.changed.add(key)
                 as_decided = False
                 continue
@@ -212,11 +213,14 @@ class Reconciler:
             writes=len(p.ops),
         )
 
-    async def _login_taken(self, op: Any, audit: Any) -> list[EntityInput]:
-        """A person's add refused while another entry holds its login (a manual account, another
-        tool): the person is told, and asks for another login (:mod:`sync.reconcile`)."""
+    async def _login_taken(self, op: Any, audit: Any, allocated: str | None) -> list[EntityInput]:
+        """A person's add refused while another entry holds the login its allocator gave it (a
+        manual account, another tool made it): the person is told, and asks for another one
+        (:mod:`sync.reconcile`). An academic login stays a refused write: it is the academy's."""
         login = op.attributes.get(LOGIN_ATTRIBUTE, ()) if isinstance(op, AddEntry) else ()
         if len(login) != 1 or audit.entity_kind not in ids.PERSON_KINDS:
+            return []
+        if allocated is None or login[0] != allocated:
             return []
         found = await asyncio.to_thread(
             holders, self.writer.params, self.ctx.base_dn, LOGIN_ATTRIBUTE, login[0]

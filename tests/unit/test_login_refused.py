@@ -7,7 +7,7 @@ from __future__ import annotations
 from schemas.entities import LoginAssigned, LoginRefused, LoginRequested
 from sync.ops import AddEntry
 from sync.reconcile import decide
-from tests.unit.core_factories import cause, pupil
+from tests.unit.core_factories import cause, pupil, staff
 from tests.unit.test_reconcile import CTX, assigned, record_set, step
 
 
@@ -56,3 +56,12 @@ def test_a_person_whose_entry_exists_keeps_its_login() -> None:
     assert state.applied is not None
     kept = step(state, _refused(inp.entity_id, "zoe.lefevre"))
     assert kept.state == state and kept.emits == () and kept.ops == ()
+
+
+def test_an_academic_login_held_elsewhere_decides_nothing_again() -> None:
+    """A teacher's academic login cannot be exchanged: the news changes nothing and tries no
+    add again (that would be refused again, for ever)."""
+    inp = record_set(staff("T1", first="Paul", academic_login="pmartin"), 1)
+    state = step(None, inp).state
+    decision = step(state, _refused(inp.entity_id, "pmartin"))
+    assert decision.state == state and decision.ops == () and decision.emits == ()
