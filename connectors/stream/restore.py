@@ -22,6 +22,7 @@ from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
+from connectors.stream.topics import ensure_compacted
 from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
@@ -88,20 +89,8 @@ def read_directory(params: LdapParams, base_dn: str) -> dict[str, Entry]:
     return directory
 
 
-async def _create(kafka: KafkaParams, topic: str, partitions: int) -> None:
-    """The changelog topic as faust would make it (compacted), if missing."""
-    admin = clients.admin(kafka, request_timeout_ms=15000)
-    await admin.start()
-    try:
-        if topic in set(await admin.list_topics()):
-            return
-        await admin.create_topics([clients.new_topic(kafka, topic, partitions, compacted=True)])
-    finally:
-        await admin.close()
-
-
 async def _write(kafka: KafkaParams, topic: str, partitions: int, states: dict[str, bytes]) -> None:
-    await _create(kafka, topic, partitions)
+    await ensure_compacted(kafka, [topic], partitions)
     producer = clients.producer(kafka, acks="all", linger_ms=5, max_batch_size=262144)
     await producer.start()
     try:

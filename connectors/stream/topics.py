@@ -63,3 +63,23 @@ async def require_partitions(kafka: KafkaParams, partitions: int, names: Sequenc
             f"{', '.join(wrong)} partitions and ENTSYNC_TOPIC_PARTITIONS is {partitions}: "
             "set it to the topics' partition count"
         )
+
+
+async def ensure_compacted(kafka: KafkaParams, names: Sequence[str], partitions: int) -> list[str]:
+    """Create the compacted topics of ``names`` (table changelogs) that do not exist yet, as
+    faust would; the names created."""
+    admin = clients.admin(kafka, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in dict.fromkeys(names) if name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [clients.new_topic(kafka, name, partitions, compacted=True) for name in missing]
+            )
+            for topic, code, message in getattr(response, "topic_errors", []):
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise TopicSetupError(f"cannot create topic {topic}: error {code} {message}")
+        return missing
+    finally:
+        await admin.close()

@@ -15,6 +15,7 @@ from entsync.cli import (
     replay,
     services,
     status,
+    topics,
 )
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ audit.register(app)
 bridge.register(app)
 replay.register(app)
 status.register(app)
+topics.register(app)
 bridge.register_admin(admin.admin_app)
 
 

@@ -71,6 +71,7 @@ def test_defaults_render_worker_bridge_audit_consumer_and_no_optional_extra() ->
         "Deployment/entsync-audit",
         "Deployment/entsync-bridge",
         "Deployment/entsync-worker",
+        "Job/entsync-topics",
         "NetworkPolicy/entsync",
         "NetworkPolicy/entsync-bridge",
         "PersistentVolumeClaim/entsync-audit",
@@ -82,6 +83,14 @@ def test_defaults_render_worker_bridge_audit_consumer_and_no_optional_extra() ->
         "Service/entsync-worker",
         "ServiceAccount/entsync",
     ]
+
+
+def test_the_topics_job_runs_the_command_after_install_and_upgrade() -> None:
+    job = one(render(value_set("defaults")), "Job", "entsync-topics")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"  # after the ConfigMap
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["topics", "ensure"]
 
 
 def test_bridge_off_renders_no_bridge_object() -> None:
