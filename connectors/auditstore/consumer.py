@@ -31,12 +31,12 @@ from aiokafka.structs import TopicPartition
 from connectors.auditstore.retention import cutoff_for, prune
 from connectors.auditstore.schema import incoming
 from connectors.auditstore.store import AuditStore
+from connectors.logs import get_logger
 from connectors.monitoring import metrics
 from connectors.monitoring.server import Check, HealthServer
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.offsets import true_end_offsets
-from entsync.logs import get_logger
 from schemas.topics import AUDIT
 from sync.auditchain import DUPLICATE, EVENT, Gap, OffsetRegressed
 from sync.auditindex import utc_text

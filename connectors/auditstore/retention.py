@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.auditstore.store import AuditStore
-from entsync.logs import get_logger
+from connectors.logs import get_logger
 from sync.auditchain import ChainEnd
 from sync.auditindex import utc_text
 

@@ -67,7 +67,7 @@ def start_writer(
     from connectors.ldap.writer import DirectoryWriter
 
     if log_setup is not None:
-        from entsync.logs import configure_logging
+        from connectors.logs import configure_logging
 
         configure_logging(*log_setup)
     _writer = DirectoryWriter(params, max_in_flight=threads, retry=retry)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import faust
 
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
+from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream import lifecycle as shell
 from connectors.stream.clients import KafkaParams
@@ -41,7 +42,6 @@ from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
 from connectors.stream.stopping import AbandonedInputs
 from entsync.audit_key import audit_digest_key
-from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED, LIFECYCLE

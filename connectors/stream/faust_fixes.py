@@ -15,8 +15,8 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
-from entsync.logs import get_logger
 
 log = get_logger(__name__)
 

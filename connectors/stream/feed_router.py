@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.logs import get_logger
 from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
-from entsync.logs import get_logger
 from schemas.entities import EntityInput
 from schemas.feed import RecordDeleted, RecordRejected, SnapshotCompleted, SnapshotStarted
 from schemas.lifecycle import (

@@ -27,13 +27,13 @@ from typing import Any
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action
+from connectors.logs import get_logger
 from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
-from entsync.logs import get_logger
 from schemas.entities import (
     EntityInput,
     EntityMessage,

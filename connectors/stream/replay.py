@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics, partition_counts
 from connectors.stream.worker import WorkerResult, run_worker
-from entsync.logs import get_logger
 from entsync.settings import Settings
 from schemas.topics import ENTITIES, FEED, TopicSpec
 from sync.replay import ExternalInput, TopicRecord, entity_commands, feed_inputs, merge

@@ -18,13 +18,13 @@ from aiokafka.structs import TopicPartition
 
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.directory import search_entries
+from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.topics import ensure_compacted
 from entsync.ldap_clients import ldap_params
-from entsync.logs import get_logger
 from entsync.settings import Settings
 from sync.desired import Context
 from sync.entries import Entry

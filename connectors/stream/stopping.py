@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entsync.logs import get_logger
+from connectors.logs import get_logger
 
 log = get_logger(__name__)
 

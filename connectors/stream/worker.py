@@ -32,6 +32,7 @@ from connectors.ldap.errors import (
     PreflightError,
 )
 from connectors.ldap.preflight import prepare_directory
+from connectors.logs import get_logger
 from connectors.monitoring.metrics import set_build_info
 from connectors.monitoring.server import HealthServer, PortInUseError, bind
 from connectors.stream.app import build_app, context_of
@@ -43,7 +44,6 @@ from connectors.stream.restore import restore_lost_state
 from connectors.stream.stopping import stop_promptly
 from connectors.stream.topics import ensure_topics, require_partitions
 from entsync.ldap_clients import directory_writer, ldap_params
-from entsync.logs import get_logger
 from entsync.settings import ConfigurationError, Settings
 from schemas.topics import ENTITIES, FEED
 
