@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,13 +28,24 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait()
 
 
+def _found_once_started(marker: str) -> list[Any]:
+    """What the check finds once the child has exec'ed (until then /proc shows the parent's
+    command line and environment: a loaded machine takes a while)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = find_leftovers(marker, None, set())
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def test_a_process_of_the_session_is_found_then_gone_once_killed(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
     marker = "leftover-test-marker"
     env = {"PATH": os.environ["PATH"], SESSION_ENV: marker}
     started.append(_disguised("slapd", env, tmp_path))
-    found = find_leftovers(marker, None, set())
+    found = _found_once_started(marker)
     assert [(p.pid, p.kind) for p in found] == [(started[0].pid, "slapd")]
     kill(found)
     started[0].wait(timeout=5)
@@ -49,4 +62,9 @@ def test_processes_of_other_sessions_or_kinds_are_not_counted(
     started.append(_disguised("not-a-service", {**plain, SESSION_ENV: "mine"}, other))
     assert find_leftovers("mine", tmp_path / "elsewhere", set()) == []
     # ...but a process running in the session's temporary directory is, marker or not.
-    assert [p.pid for p in find_leftovers("mine", tmp_path, set())] == [started[0].pid]
+    deadline = time.monotonic() + 10  # until the child has exec'ed (see _found_once_started)
+    while not (pids := [p.pid for p in find_leftovers("mine", tmp_path, set())]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert pids == [started[0].pid]
