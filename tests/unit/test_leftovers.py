@@ -60,11 +60,14 @@ def test_processes_of_other_sessions_or_kinds_are_not_counted(
     plain = {"PATH": os.environ["PATH"]}
     started.append(_disguised("slapd", {**plain, SESSION_ENV: "another-session"}, other))
     started.append(_disguised("not-a-service", {**plain, SESSION_ENV: "mine"}, other))
-    assert find_leftovers("mine", tmp_path / "elsewhere", set()) == []
-    # ...but a process running in the session's temporary directory is, marker or not.
-    deadline = time.monotonic() + 10  # until the child has exec'ed (see _found_once_started)
+    # A process running in the session's temporary directory is found, marker or not (once
+    # both children have exec'ed: see _found_once_started)...
+    deadline = time.monotonic() + 10
     while not (pids := [p.pid for p in find_leftovers("mine", tmp_path, set())]):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert pids == [started[0].pid]
+    time.sleep(0.2)  # the second child has exec'ed too by now, or is about to
+    # ...but another session's, or a process of another kind, is not.
+    assert find_leftovers("mine", tmp_path / "elsewhere", set()) == []
