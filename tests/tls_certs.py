@@ -1,5 +1,6 @@
-"""A throwaway certificate authority for TLS tests: a CA and server certificates it signs,
-written as PEM files (``cryptography``, which authlib already brings)."""
+"""A throwaway certificate authority for TLS tests (LDAP and Kafka): a CA and the server and
+client certificates it signs, written as PEM files (``cryptography``, which authlib already
+brings)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
+def _write_key(key: rsa.RSAPrivateKey, path: Path, password: bytes | None = None) -> None:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     )
     path.chmod(0o600)
 
@@ -83,8 +85,9 @@ class TestCA:
         self.ca_file = directory / "ca.pem"
         self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, *names: str) -> ServerCert:
-        """A server certificate for ``names`` (DNS names or IP addresses, as SANs)."""
+    def issue(self, stem: str, *names: str, password: bytes | None = None) -> ServerCert:
+        """A certificate for ``names`` (DNS names or IP addresses, as SANs), good for a server
+        and for a client; its key encrypted with ``password`` when given."""
         key = _key()
         now = datetime.datetime.now(datetime.UTC)
         sans: list[x509.GeneralName] = []
@@ -103,7 +106,12 @@ class TestCA:
             .not_valid_after(now + 30 * _DAY)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
@@ -112,5 +120,5 @@ class TestCA:
         )
         issued = ServerCert(self.directory / f"{stem}.pem", self.directory / f"{stem}.key")
         issued.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, issued.key_file)
+        _write_key(key, issued.key_file, password)
         return issued
