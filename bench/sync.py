@@ -206,8 +206,8 @@ def _instrument(marks: _Marks) -> None:
     """Observe the worker without changing it: counters' timestamps, route/decide/LDAP time.
 
     ``build_app`` looks ``Progress`` up in its module, the agents' batches ``route`` and
-    ``decide`` in theirs, and ``run_worker`` looks ``DirectoryWriter`` up in its module, when
-    they are called.
+    ``decide`` in theirs, and ``run_worker`` looks ``directory_writer`` (the factory) up in its
+    module, when they are called.
     """
     import connectors.stream.app as app_module
     import connectors.stream.feed_router as router_module
@@ -230,9 +230,11 @@ def _instrument(marks: _Marks) -> None:
                     marks.last_update = now
             object.__setattr__(self, name, value)
 
-    base_writer = worker_module.DirectoryWriter
+    from connectors.ldap.writer import DirectoryWriter
 
-    class TimedWriter(base_writer):  # type: ignore[misc, valid-type]
+    base_factory = worker_module.directory_writer
+
+    class TimedWriter(DirectoryWriter):
         async def apply(self, ops: Sequence[Any]) -> Any:
             start = time.perf_counter()
             try:
@@ -257,7 +259,13 @@ def _instrument(marks: _Marks) -> None:
     app_module.Progress = TimedProgress  # type: ignore[misc]
     router_module.route = _timed(router_module.route, marks, "route_s")
     reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
-    worker_module.DirectoryWriter = TimedWriter  # type: ignore[misc]
+
+    def timed_writer(settings: Any, **kwargs: Any) -> DirectoryWriter:
+        writer = base_factory(settings, **kwargs)
+        writer.__class__ = TimedWriter  # the same writer, its apply timed
+        return writer
+
+    worker_module.directory_writer = timed_writer
 
 
 def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
