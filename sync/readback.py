@@ -21,12 +21,14 @@ Errors never carry values.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Final
+
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 
 from schemas.entities import BlockSpec, GroupSpec, ManualAccount
 from schemas.feed import ClassAssignment, Guardian, Pupil, School, Staff, record_key
@@ -35,8 +37,6 @@ from sync import commands, dit, entries, ids
 from sync.desired import Context
 from sync.entries import Entry
 from sync.written import reconciler_names
-
-_HEX_PAIR: Final = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)")
 
 
 class UnreadableEntry(ValueError):
@@ -68,28 +68,12 @@ def _unescape(value: str) -> str:
 
 
 def rdns(dn: str) -> list[tuple[str, str]]:
-    """``dn`` as (attribute lowercased, value unescaped) pairs, leaf first."""
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in dn:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            current.append(char)
-            escaped = True
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    pairs = []
-    for part in parts:
-        name, _, value = part.partition("=")
-        pairs.append((name.strip().lower(), _unescape(value.strip())))
-    return pairs
+    """``dn`` as (attribute lowercased, value unescaped) pairs, leaf first; [] if malformed."""
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except LDAPInvalidDnError:
+        return []
+    return [(name.lower(), _unescape(value)) for name, value, _ in parts]
 
 
 def dn_key(dn: str) -> tuple[tuple[str, str], ...]:

@@ -460,8 +460,8 @@ def add_foreign_login(ldap: LdapParams, base_dn: str, login: str) -> None:
         close_quietly(conn)
 
 
-def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipeline) -> None:
-    school = School(jointure="0310999A", uai="0310999A", name="École du test", siren="213105554")
+def _zoe_and_her_mother(school: School) -> tuple[Pupil, Guardian]:
+    """A pupil (login zoe.lefevre) of ``school`` and her guardian."""
     pupil = Pupil(
         jointure="P1",
         ine="1234567890A",
@@ -474,6 +474,12 @@ def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipelin
     guardian = Guardian(
         jointure="G1", last_name="Lefèvre", first_name="Anne", pupil_jointures=("P1",)
     )
+    return pupil, guardian
+
+
+def test_a_write_the_directory_refuses_is_reported_and_retried(pipeline: Pipeline) -> None:
+    school = School(jointure="0310999A", uai="0310999A", name="École du test", siren="213105554")
+    pupil, guardian = _zoe_and_her_mother(school)
     _publish(pipeline, school, pupil, guardian)
     pipeline.ok("worker", "--until-idle", "--timeout", "120")
     people = f"ou=people,{pipeline.base_dn}"
@@ -518,18 +524,7 @@ def test_a_login_another_tool_holds_is_never_handed_out(pipeline: Pipeline) -> N
     _publish(pipeline, school)
     pipeline.ok("worker", "--until-idle", "--timeout", "120")  # the worker has state now
     add_foreign_login(pipeline.ldap, pipeline.base_dn, "zoe.lefevre")
-    pupil = Pupil(
-        jointure="P1",
-        ine="1234567890A",
-        last_name="Lefèvre",
-        first_name="Zoé",
-        school_jointure=school.jointure,
-        classes=(ClassAssignment(school_jointure=school.jointure, code="CP", label="CP"),),
-        guardian_jointures=("G1",),
-    )
-    guardian = Guardian(
-        jointure="G1", last_name="Lefèvre", first_name="Anne", pupil_jointures=("P1",)
-    )
+    pupil, guardian = _zoe_and_her_mother(school)
     _publish(pipeline, pupil, guardian)
     done = pipeline.cli("worker", "--until-idle", "--timeout", "120")
     assert done.returncode == 0, done.stdout + done.stderr
