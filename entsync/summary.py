@@ -93,5 +93,5 @@ def ldapsearch_command(settings: Settings, password_file: str | None = None) -> 
         + f"ldapsearch -x{' -ZZ' if settings.ldap_starttls else ''} -H {url} "
         f"-D {shlex.quote(bind_dn)} {auth} "
         f"-b ou=people,{settings.ldap_base_dn} '(objectClass=ENTEleve)' "
-        "cn ENTPersonLogin ENTEleveINE ENTEleveClasses ENTElevePersRelEleve"
+        "cn ENTPersonLogin ENTEleveINE ENTEleveClasses ENTEleveParents"
     )
