@@ -26,6 +26,9 @@ from tests.integration.postgres_support import postgres  # noqa: F401  (session 
 # The shortest session Apache Kafka accepts by default: the local broker completes a join after
 # half of it, and a killed worker's partitions move after it (workers here start and stop often).
 os.environ.setdefault("ENTSYNC_KAFKA_SESSION_TIMEOUT_S", "6")
+# Continuous workers and audit consumers serve /metrics on one default port: test processes run
+# side by side, so none unless a test names a port of its own.
+os.environ.setdefault("ENTSYNC_METRICS_PORT", "0")
 
 
 @dataclass

@@ -58,6 +58,7 @@ def _env(services: LocalServices, **extra: str) -> dict[str, str]:
         "ENTSYNC_KAFKA_SESSION_TIMEOUT_S": os.environ["ENTSYNC_KAFKA_SESSION_TIMEOUT_S"],
         "ENTSYNC_LOG_FORMAT": "json",
         "ENTSYNC_LDAP_WRITER_PROCESSES": "2",
+        "ENTSYNC_METRICS_PORT": "0",  # no shared default port between parallel tests
         **extra,
     }
 
