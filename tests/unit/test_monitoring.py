@@ -128,7 +128,8 @@ def test_directory_writes_are_counted_by_op_and_outcome() -> None:
     assert REGISTRY.get_sample_value("entsync_ldap_retries_total", {"op": "add"}) == retries + 2
 
 
-def test_the_metrics_port_of_continuous_and_batch_runs() -> None:
+def test_the_metrics_port_of_continuous_and_batch_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENTSYNC_METRICS_PORT", raising=False)  # the integration tests set it
     assert Settings().metrics_port_for(continuous=True) == 9464
     assert Settings().metrics_port_for(continuous=False) is None
     assert Settings(metrics_port=9500).metrics_port_for(continuous=False) == 9500
