@@ -14,7 +14,10 @@ get on with their part meanwhile.
 The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits`,
 :meth:`Reconciler.write` (the directory) and :meth:`Reconciler.complete` (audit events,
 decisions, states); :mod:`connectors.stream.pipeline` calls them so that a batch is decided
-while the previous one is written, and written while the one before is completed.
+while the previous one is written, and written while the one before is completed. While more
+input waits (:meth:`Reconciler.waiting`), the pipeline holds several decided batches back and
+has them carried out as one (:meth:`Reconciler.merge`): each entry is written once for all of
+them (:class:`sync.coalesce.Coalescer`), its audit event naming every cause.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import write_through
+from connectors.stream.lifecycle import partition_of
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
 from schemas.entities import (
@@ -43,7 +47,7 @@ from schemas.entities import (
 )
 from schemas.state import EntityState
 from sync import ids, lifecycle
-from sync.coalesce import coalesce
+from sync.coalesce import Coalescer, coalesce
 from sync.lifecycle import Policy
 from sync.links import refused_write
 from sync.ops import AddEntry
@@ -70,6 +74,8 @@ class Prepared:
     # records held for an INE conflict, persons held by a login rule: audited without an op
     notices: list[Any] = field(default_factory=list)
     written: list[Any] = field(default_factory=list)  # audit events of the writes done
+    # batches merged into this one (Reconciler.merge): their writes, merged per entry
+    merged: Coalescer | None = None
 
 
 @dataclass
@@ -87,6 +93,8 @@ class Reconciler:
     progress: Progress
     generation: Callable[[], int]  # the consumer group generation, for debug logs
     tally: monitor.Tally | None = None  # the metrics' counts of the table
+    # per partition of the entities topic: the offset after the last input decided
+    read: dict[Any, int] = field(default_factory=dict)
 
     async def send_emits(self, p: Prepared) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
@@ -151,12 +159,57 @@ class Reconciler:
         merged = coalesce(list(zip(p.ops, p.audits, strict=True)))
         p.ops = [op for op, _ in merged]
         p.audits = [audit for _, audit in merged]
+        for event in batch:
+            tp, offset = event.message.tp, event.message.offset
+            if offset >= self.read.get(tp, 0):
+                self.read[tp] = offset + 1
         return p
+
+    def merge(self, into: Prepared, later: Prepared) -> Prepared:
+        """One batch of ``into`` and ``later`` (decided after it, on its states): carried out
+        as one, each entry written once for both (its audit event naming every cause)."""
+        if into.merged is None:
+            into.merged = Coalescer(zip(into.ops, into.audits, strict=True))
+            into.ops, into.audits = [], []
+        into.merged.add(zip(later.ops, later.audits, strict=True))
+        into.batch = [*into.batch, *later.batch]
+        for key, state in later.new_states.items():
+            if key not in into.new_states:
+                into.before[key] = later.before[key]
+                into.where[key] = later.where[key]
+            into.new_states[key] = state
+        into.changed |= later.changed
+        into.emits = []  # sent already; not kept for the whole window (memory)
+        into.outcomes += later.outcomes
+        into.notices += later.notices
+        return into
+
+    def waiting(self, p: Prepared) -> int:
+        """How many entity inputs wait for this worker once ``p`` is decided: those its
+        partitions hold beyond what was read (as the last fetch saw them), and those ``p`` sends
+        to its own partitions (round trips: login answers, links)."""
+        consumer = self.entities_topic.app.consumer
+        topic = self.entities_topic.get_topic_name()
+        committed: Mapping[Any, int] = getattr(consumer, "_committed_offset", {}) or {}
+        mine = {tp.partition: tp for tp in consumer.assignment() if tp.topic == topic}
+        count = 0
+        for tp in mine.values():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                count += max(0, highwater - self.read.get(tp, committed.get(tp) or 0))
+        if len(mine) == self.partitions:  # the only worker: every input comes back to it
+            return count + len(p.emits)
+        return count + sum(
+            1 for i in p.emits if partition_of(i.entity_id.encode(), self.partitions) in mine
+        )
 
     async def write(self, p: Prepared) -> bool:
         """Write the batch's directory changes. False if the directory refused a write for good:
         the entity then keeps what the directory has, not the state ``prepare`` decided."""
         progress, new_states = self.progress, p.new_states
+        if p.merged is not None:  # several batches: their writes merged per entry
+            pairs, p.merged = p.merged.pairs(), None
+            p.ops, p.audits = [op for op, _ in pairs], [audit for _, audit in pairs]
         results = await self._apply(p.ops)
         written = p.written
         as_decided = True
