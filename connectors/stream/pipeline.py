@@ -112,6 +112,12 @@ class ReconcilePipeline:
         self._lock = asyncio.Lock()  # a batch joins, or the open window closes, one at a time
         self._idle: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Future[None]] = set()
+        # A worker's first batch is carried out alone, so that the entities table has a state
+        # stored before a whole window's entries are in the directory: a worker that finds
+        # entries and an empty table takes the table for lost and rebuilds it from the
+        # directory (connectors.stream.restore), and the audit events of a window written by
+        # a worker killed before its states were stored would never go out.
+        self._first = True
 
     async def submit(self, batch: Sequence[Any]) -> None:
         """Decide ``batch`` and send its inputs; add it to the open window, and carry that out
@@ -148,7 +154,9 @@ class ReconcilePipeline:
 
     def _hold(self, window: _Window, waiting: int, now: float) -> bool:
         limits, age = self._limits, now - window.opened
-        if waiting <= 0 or window.inputs >= limits.max_inputs or age >= limits.max_s:
+        if self._first or waiting <= 0 or window.inputs >= limits.max_inputs:
+            return False
+        if age >= limits.max_s:
             return False
         # A load comes in waves (a pupil's add, then its guardians' logins, then their
         # answers): its window stays open between them, while anything at all waits.
@@ -187,6 +195,7 @@ class ReconcilePipeline:
             self._idle = None
         if window is None:
             return
+        self._first = False
         log.debug(
             "reconcile.window",
             batches=len(window.batches),
