@@ -15,19 +15,16 @@ Scans group a table's states by partition, scope and category once per batch, on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, Cause, SweepRequested, SwitchoverRequested
 from schemas.lifecycle import SchoolYearState
 from schemas.state import EntityState, SourceState
 from schemas.topics import ENTITIES
-from sync.absence import Guard
-from sync.lifecycle import Policy
 
 _partitioner = DefaultPartitioner()
 YEAR_KEY_PREFIX = "year@"
@@ -249,37 +246,6 @@ def switchover_states(
 
     for key, raw in local_states(table, overlay, partition, partitions, needle):
         yield key, EntityState.model_validate_json(raw)
-
-
-def policy_from(settings: Settings) -> Policy:
-    """The sweeper's delays per profile from the configuration."""
-    s = settings
-    predelete = {
-        "pupil": s.lifecycle_predelete_days_pupil,
-        "guardian": s.lifecycle_predelete_days_guardian,
-        "staff": s.lifecycle_predelete_days_staff,
-    }
-    delete = {
-        "pupil": s.lifecycle_delete_days_pupil,
-        "guardian": s.lifecycle_delete_days_guardian,
-        "staff": s.lifecycle_delete_days_staff,
-    }
-    return Policy(
-        predelete_after={
-            k: timedelta(days=v or s.lifecycle_predelete_days) for k, v in predelete.items()
-        },
-        delete_after={k: timedelta(days=v or s.lifecycle_delete_days) for k, v in delete.items()},
-        default_predelete=timedelta(days=s.lifecycle_predelete_days),
-        default_delete=timedelta(days=s.lifecycle_delete_days),
-    )
-
-
-def guard_from(settings: Settings) -> Guard:
-    return Guard(
-        max_share=settings.lifecycle_guard_share,
-        min_count=settings.lifecycle_guard_min_count,
-        grace=timedelta(days=settings.lifecycle_grace_days),
-    )
 
 
 def sweep_requests(now: datetime, partitions: int) -> list[SweepRequested]:

@@ -21,11 +21,10 @@ from connectors.ldap.directory import search_entries
 from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
+from connectors.stream.deployment import StreamConfig
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.topics import ensure_compacted
-from entsync.ldap_clients import ldap_params
-from entsync.settings import Settings
 from sync.desired import Context
 from sync.entries import Entry
 from sync.rebuild import Rebuilt, rebuild
@@ -107,22 +106,22 @@ async def _write(kafka: KafkaParams, topic: str, partitions: int, states: dict[s
 
 
 async def restore_lost_state(
-    settings: Settings, kafka: KafkaParams, ctx: Context
+    config: StreamConfig, kafka: KafkaParams, ctx: Context, ldap: LdapParams
 ) -> Restored | None:
-    """Rebuild the tables whose changelog is empty, from the directory; None: nothing to do."""
-    if settings.replay_id is not None:
+    """Rebuild the tables whose changelog is empty, from the directory under ``ctx.base_dn``;
+    None: nothing to do."""
+    if config.replay:
         return None
-    topics = {t: changelog_topic(settings.app_id, t) for t in (SOURCES_TABLE, ENTITIES_TABLE)}
+    topics = {t: changelog_topic(config.app_id, t) for t in (SOURCES_TABLE, ENTITIES_TABLE)}
     empty = [t for t, topic in topics.items() if await changelog_is_empty(kafka, topic)]
     if not empty:
         return None
-    params = ldap_params(settings)
-    directory = await asyncio.to_thread(read_directory, params, settings.ldap_base_dn)
+    directory = await asyncio.to_thread(read_directory, ldap, ctx.base_dn)
     if not directory:
         return None
     rebuilt: Rebuilt = await asyncio.to_thread(rebuild, directory, ctx)
     written: dict[str, int] = {}
-    partitions = settings.topic_partitions
+    partitions = config.partitions
     if SOURCES_TABLE in empty and rebuilt.sources:
         values = {k: s.model_dump_json().encode() for k, s in rebuilt.sources.items()}
         await _write(kafka, topics[SOURCES_TABLE], partitions, values)

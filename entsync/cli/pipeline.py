@@ -79,8 +79,8 @@ def _actions(by_action: dict[str, int]) -> str:
 
 
 def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> int:
-    from connectors.stream.worker import PREFLIGHT_EXIT, run_worker
     from entsync.kafka_clients import kafka_params
+    from entsync.worker import PREFLIGHT_EXIT, run_worker
 
     result = run_worker(settings, kafka_params(settings), until_idle=until_idle, timeout_s=timeout)
     if result.exit_code == PREFLIGHT_EXIT:  # never started: no counters to show
