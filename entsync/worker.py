@@ -5,10 +5,10 @@ directory's schema is checked and its base entries made, the topics are created,
 with the broker are rebuilt from the directory. The app itself runs in
 :func:`connectors.stream.worker.execute`.
 
-Exit codes: 0 done (idle, or stopped on request); 1 other failures; 4 directory writes refused
-(``REFUSED_WRITES_EXIT``); 5 the directory's schema refused at start (``PREFLIGHT_EXIT``); 6 the
-directory did not answer for the whole retry budget (``DIRECTORY_DOWN_EXIT``); 7 a stop signal
-and no clean stop within 8 s, or a second signal (``connectors.stream.stopping``).
+Exit codes (:mod:`entsync.exit_codes`): 0 done (idle, or stopped on request); 1 other failures;
+4 directory writes refused; 5 the directory's schema refused at start; 6 the directory did not
+answer (at start, or for the whole retry budget); 7 a stop signal and no clean stop within 8 s,
+or a second signal (``connectors.stream.stopping``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from connectors.errors import ConfigurationError
 from connectors.ldap.errors import (
     BaseEntryError,
+    DirectoryAuthError,
     DirectoryError,
     DirectoryUnavailableError,
     PreflightError,
@@ -36,13 +37,14 @@ from connectors.stream.progress import Progress
 from connectors.stream.restore import restore_lost_state
 from connectors.stream.topics import ensure_topics, require_partitions
 from connectors.stream.worker import execute
+from entsync.exit_codes import ExitCode
 from entsync.ldap_clients import directory_writer, ldap_params
 from entsync.settings import Settings
 from entsync.stream_config import context_of, guard_from, policy_from, stream_config
 
-REFUSED_WRITES_EXIT = 4
-PREFLIGHT_EXIT = 5
-DIRECTORY_DOWN_EXIT = 6
+REFUSED_WRITES_EXIT = ExitCode.WRITES_REFUSED
+PREFLIGHT_EXIT = ExitCode.SCHEMA_REFUSED
+DIRECTORY_DOWN_EXIT = ExitCode.DIRECTORY_UNREACHABLE
 
 
 @dataclass
@@ -68,6 +70,8 @@ def _directory_refused(settings: Settings) -> tuple[int, str] | None:
         prepare_directory(ldap_params(settings), settings.ldap_base_dn)
     except (PreflightError, BaseEntryError) as exc:
         return PREFLIGHT_EXIT, str(exc)
+    except (DirectoryUnavailableError, DirectoryAuthError) as exc:  # as 'directory check' does
+        return DIRECTORY_DOWN_EXIT, f"directory not ready: {exc}"
     except DirectoryError as exc:
         return 1, f"directory not ready: {exc}"
     return None

@@ -18,6 +18,7 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awai
     except (ConfigurationError, DirectoryError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     except KafkaError as exc:
-        raise fail(f"cannot publish: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot publish: {exc}", ExitCode.BROKER_UNREACHABLE) from exc
 
 
 @bridge_app.command("serve")
