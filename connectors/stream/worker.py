@@ -79,7 +79,12 @@ class IdleDetector:
             return False
         consumer = self.app.consumer
         await consumer.commit()  # what this worker acknowledged since faust's last commit
-        position = await group_position(self.kafka, self.group, self.expected)
+        try:
+            position = await group_position(self.kafka, self.group, self.expected)
+        except Exception as exc:  # the broker busy or away: not idle, ask again at the next check
+            log.warning("worker.group_position_unknown", error=type(exc).__name__)
+            self.streak = 0
+            return False
         if not position.done:
             self.streak = 0
             await self._commit_again(position)

@@ -155,3 +155,18 @@ def test_not_idle_before_the_first_join_nor_during_a_rebalance(
     assert broker.reads == 0
     found.app.rebalancing = False
     assert checks(found, 3) == [False, False, True]
+
+
+def test_a_broker_that_does_not_answer_is_not_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+
+    async def flaky(kafka: Any, group: str, tps: list[TopicPartition]) -> GroupPosition:
+        reads.append(1)
+        if len(reads) == 2:
+            raise TimeoutError("no answer")
+        return position(10)
+
+    found, _consumer, _progress = detector(monkeypatch, Broker(position(10)))
+    monkeypatch.setattr(worker_module, "group_position", flaky)
+    # read, no answer (the count starts again), then three reads in a row
+    assert checks(found, 6) == [False, False, False, False, False, True]
