@@ -5,8 +5,12 @@ partition (a broker rebuilt, the local broker restarted, a changelog deleted) wh
 directory holds entries, the states :func:`sync.rebuild.rebuild` derives from the directory are
 written to that changelog, each to its key's partition, before faust starts: faust then recovers
 them as it recovers any table, and no batch is decided on empty state. A table whose changelog
-holds anything is left alone (several workers starting at once write the same states: the
-rebuild is deterministic). Replays (private topics, a directory of their own) never restore.
+holds anything is left alone. Several workers of a group may start at once: each checks again,
+after its read of the directory (minutes for a large one), that the changelog is still empty,
+so a worker that comes later never writes its older view over states a first one restored and
+has since changed; two that check at the same moment write the same states (the rebuild is
+deterministic, and neither has decided anything yet). Replays (private topics, a directory of
+their own) never restore.
 """
 
 from __future__ import annotations
@@ -120,6 +124,10 @@ async def restore_lost_state(
     if not directory:
         return None
     rebuilt: Rebuilt = await asyncio.to_thread(rebuild, directory, ctx)
+    # Another worker of the group may have restored (and gone on) meanwhile: see the docstring.
+    empty = [t for t in empty if await changelog_is_empty(kafka, topics[t])]
+    if not empty:
+        return None
     written: dict[str, int] = {}
     partitions = config.partitions
     if SOURCES_TABLE in empty and rebuilt.sources:

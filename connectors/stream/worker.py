@@ -1,11 +1,11 @@
 """Run the faust worker, continuously or until idle (batch mode for tests and scripts).
 
-Idle means: every partition of the feed and entities topics is assigned to this worker, its
-committed offset has reached the partition's end, no batch is in flight (so every directory write
-of consumed events is acknowledged), this held for ``stable_checks`` checks in a row, and a final
-commit of those offsets was accepted by the broker. The cheap checks use the consumer's fetch high
-watermarks; the last one confirms with the true ends (``connectors.stream.offsets``), since fetch
-high watermarks go stale as soon as our own agents produce. SIGTERM and SIGINT stop a worker in
+Idle means the whole consumer group's input is done, whichever worker holds which partition (or
+none): no batch is in flight here, the group's committed offsets, read on the broker, are at the
+true ends of every partition of the feed and entities topics (read after them, see
+:mod:`connectors.stream.group`; a batch's offsets are committed only once its directory writes
+are acknowledged), and this held for ``stable_checks`` checks in a row with the same ends. Each
+worker of a group run with ``--until-idle`` stops there. SIGTERM and SIGINT stop a worker in
 every state (see :mod:`connectors.stream.stopping`).
 
 The process around it (settings, directory preflight, topics, lost state, exit codes) is
@@ -21,13 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.structs import TopicPartition
 
 from connectors.ldap.writer import DirectoryWriter
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
-from connectors.stream.offsets import true_end_offsets
+from connectors.stream.group import GroupPosition, group_position, stream_partitions
 from connectors.stream.progress import Progress
-from connectors.stream.stopping import stop_promptly
+from connectors.stream.stopping import (
+    consumer_thread_left,
+    consumer_thread_never_holds_exit,
+    stop_promptly,
+)
 from schemas.topics import ENTITIES, FEED
 
 log = get_logger(__name__)
@@ -36,7 +41,7 @@ IDLE_CHECK_INTERVAL_S = 0.5
 
 
 class IdleDetector:
-    """Counts consecutive idle observations of a running app."""
+    """Counts consecutive observations of the group's input done (see the module docstring)."""
 
     def __init__(
         self,
@@ -50,10 +55,12 @@ class IdleDetector:
         self.app = app
         self.kafka = kafka
         self.progress = progress
-        self.expected = {(t, p) for t in topics for p in range(partitions)}
+        self.group = str(app.conf.id)  # faust's consumer group is the app id
+        self.expected = stream_partitions(topics, partitions)
         self.stable_checks = stable_checks
         self.streak = 0
         self._seen: tuple[int, ...] = ()
+        self._ends: dict[TopicPartition, int] = {}
 
     async def observe(self) -> bool:
         # Batches may start and finish between two checks: any progress restarts the count.
@@ -63,44 +70,50 @@ class IdleDetector:
             self.progress.directory_changes,
             self.progress.noop_writes,
         )
-        if seen != self._seen:
+        # In a rebalance (or before the first join), the consumer thread waits on the broker: a
+        # worker stopped then could leave it hanging (see connectors.stream.stopping).
+        rebalancing = self.app.rebalancing or not self.app.rebalancing_count
+        if seen != self._seen or self.progress.in_flight or rebalancing:
             self._seen = seen
             self.streak = 0
             return False
         consumer = self.app.consumer
-        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        if not self.expected <= assigned.keys() or self.progress.in_flight:
+        await consumer.commit()  # what this worker acknowledged since faust's last commit
+        try:
+            position = await group_position(self.kafka, self.group, self.expected)
+        except Exception as exc:  # the broker busy or away: not idle, ask again at the next check
+            log.warning("worker.group_position_unknown", error=type(exc).__name__)
             self.streak = 0
             return False
-        await consumer.commit()
-        committed: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
-        for key in self.expected:
-            tp = assigned[key]
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                self.streak = 0
-                return False
-            if (committed.get(tp) or 0) < highwater:
-                self.streak = 0
-                return False
+        if not position.done:
+            self.streak = 0
+            await self._commit_again(position)
+            return False
+        if position.ends != self._ends:  # others made progress in between
+            self._ends = position.ends
+            self.streak = 0
         self.streak += 1
         if self.streak < self.stable_checks:
             return False
-        # faust records an offset as committed even when the broker refused the commit (a
-        # rebalance in between), so the final commit is made here and must be accepted.
-        # The fetch high watermarks go stale as soon as our own agents produce: confirm with the
-        # true ends that nothing was produced after the last fetch.
-        final = await true_end_offsets(self.kafka, [assigned[key] for key in sorted(self.expected)])
-        if any((committed.get(tp) or 0) < end for tp, end in final.items()):
-            self.streak = 0
-            return False
-        # As faust's own commit does: table changelogs and emitted inputs reach the broker
-        # before the offsets that produced them are committed.
+        # As faust's own commit does: whatever faust's producer still buffers goes out.
         await self.app.producer.flush()
-        if await consumer._commit(final):  # type: ignore[attr-defined]
-            return True
-        self.streak = 0
-        return False
+        return True
+
+    async def _commit_again(self, position: GroupPosition) -> None:
+        """faust records an offset as committed even when the broker refused the commit (a
+        rebalance in between), and never commits it again: the group would stay behind on a
+        partition this worker has done. Such offsets are committed again (refused again while
+        the assignment changes: the next check retries)."""
+        consumer = self.app.consumer
+        mine: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
+        again = {}
+        for tp in consumer.assignment():
+            offset = mine.get(tp)
+            broker = position.committed.get(TopicPartition(tp.topic, tp.partition))
+            if offset is not None and broker is not None and broker < offset:
+                again[tp] = offset
+        if again:
+            await consumer._commit(again)  # type: ignore[attr-defined]
 
 
 def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
@@ -146,6 +159,7 @@ def execute(
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
     outcome: dict[str, Any] = {"idle": False, "error": None}
+    consumer_thread_never_holds_exit()
     worker = faust_worker(app, loglevel, *services)
     disarm = stop_promptly(worker, writer.abort)
 
@@ -189,5 +203,7 @@ def execute(
     finally:
         writer.close()
         disarm()
+    if consumer_thread_left(app):
+        log.warning("worker.consumer_thread_left")  # a rebalance under way: see stopping.py
     crash = getattr(app, "_crash_reason", None)
     return Run(exit_code, outcome["idle"], outcome["error"], crash)
