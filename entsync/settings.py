@@ -22,7 +22,7 @@ from sync.entries import JointureSources
 SERVICES_FILE = "services.json"
 
 
-DEFAULT_WRITER_PROCESSES = 2  # with at least two cores (see writer_processes)
+DEFAULT_WRITER_PROCESSES = 2  # the ldap3 writer's, with at least two cores (see writer_processes)
 DEFAULT_METRICS_PORT = 9464  # the chart's 'metrics' port
 
 
@@ -35,15 +35,27 @@ class Settings(BaseSettings):
     ldap_bind_dn: str | None = None
     ldap_password: SecretStr | None = None
     ldap_base_dn: str = "dc=ent,dc=example"
-    ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
+    ldap_writer: Literal["python-ldap", "ldap3"] = Field(
+        default="python-ldap",
+        description="the client the worker writes the directory with: python-ldap (libldap, a "
+        "batch's requests pipelined on one connection) or ldap3 (pure Python, a connection per "
+        "thread, optionally in processes of their own). Reads and admin commands use ldap3",
+    )
+    ldap_max_in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="directory writes under way at once: requests in flight on the python-ldap "
+        "writer's connection, or the ldap3 writer's connections",
+    )
     ldap_writer_processes: int | None = Field(
         default=None,
         ge=0,
         le=64,
-        description="run directory writes in this many processes of their own, sharing the "
-        "ldap_max_in_flight connections (ldap3 is pure Python: in threads it shares the worker's "
-        "interpreter lock); 0: in threads of the worker. Default: 2 on a machine with at least "
-        "two cores, else 0. Each process costs about 40 MB",
+        description="ldap3 writer only: run directory writes in this many processes of their "
+        "own, sharing the ldap_max_in_flight connections (ldap3 is pure Python: in threads it "
+        "shares the worker's interpreter lock); 0: in threads of the worker. Default: 2 on a "
+        "machine with at least two cores, else 0. Each process costs about 40 MB",
     )
     ldap_retry_total_s: float = Field(
         default=60.0,
@@ -252,7 +264,10 @@ class Settings(BaseSettings):
         return port or None
 
     def writer_processes(self) -> int:
-        """``ldap_writer_processes``, or its default for this machine."""
+        """``ldap_writer_processes``, or its default for this machine (none for the
+        python-ldap writer: its client costs the worker little CPU)."""
+        if self.ldap_writer != "ldap3":
+            return 0
         if self.ldap_writer_processes is not None:
             return self.ldap_writer_processes
         return DEFAULT_WRITER_PROCESSES if (os.cpu_count() or 1) >= 2 else 0
