@@ -18,10 +18,7 @@ from connectors.ldap.batch import BatchWriter, RetryPolicy
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.pipelined import PipelinedWriter
 from connectors.ldap.writer import DirectoryWriter
-from connectors.logs import get_logger
 from entsync.settings import ConfigurationError, Settings
-
-log = get_logger(__name__)
 
 SCHEMES = ("ldap", "ldaps", "ldapi")
 
@@ -112,21 +109,13 @@ def ldap_params(settings: Settings) -> LdapParams:
 
 
 def directory_writer(settings: Settings, *, retry: RetryPolicy | None = None) -> BatchWriter:
-    """The worker's writer (``ENTSYNC_LDAP_WRITER``): its client, concurrency, retry budget,
-    and for ldap3 its processes."""
-    params = ldap_params(settings)
-    retry = retry or RetryPolicy(total=settings.ldap_retry_total_s)
-    if settings.ldap_writer == "ldap3":
-        return DirectoryWriter(
-            params,
-            max_in_flight=settings.ldap_max_in_flight,
-            retry=retry,
-            processes=settings.writer_processes(),
-            log_setup=(settings.log_format, settings.log_level),
-        )
-    if settings.ldap_writer_processes:
-        log.warning(
-            "ldap.writer_processes_ignored",
-            reason="ENTSYNC_LDAP_WRITER_PROCESSES applies to the ldap3 writer only",
-        )
-    return PipelinedWriter(params, max_in_flight=settings.ldap_max_in_flight, retry=retry)
+    """The worker's writer (``ENTSYNC_LDAP_WRITER``): its client, concurrency, retry budget
+    and processes."""
+    writer = PipelinedWriter if settings.ldap_writer == "python-ldap" else DirectoryWriter
+    return writer(
+        ldap_params(settings),
+        max_in_flight=settings.ldap_max_in_flight,
+        retry=retry or RetryPolicy(total=settings.ldap_retry_total_s),
+        processes=settings.writer_processes(),
+        log_setup=(settings.log_format, settings.log_level),
+    )

@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.directory import dn_sort_key
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
 from connectors.ldap.healing import OpResult
 from connectors.ldap.lifeline import StopFlag
+from connectors.ldap.writer_processes import Kind, LogSetup, WriterProcesses
 from sync.ops import DirectoryOp
 
 
@@ -60,15 +63,43 @@ Outcome = tuple[int, "OpResult | DirectoryError"]
 class BatchWriter:
     """What the worker writes with: ``apply`` a batch of :mod:`sync.ops` operations.
 
-    A writer runs the chains (one DN's ops, in order) of each ``apply`` call its own way
-    (:meth:`_run`), reporting one outcome per op it did or refused; an op without an outcome
-    was not done.
+    A writer runs the chains (one DN's ops, in order) of each ``apply`` call its own way, here
+    (:meth:`_run_here`) or in ``processes`` of its own
+    (:class:`connectors.ldap.writer_processes.WriterProcesses`, each running
+    :meth:`run_chains` on a writer of the same kind), reporting one outcome per op it did or
+    refused; an op without an outcome was not done.
     """
 
-    def __init__(self, params: LdapParams, retry: RetryPolicy | None, abort: StopFlag) -> None:
+    KIND: ClassVar[Kind]  # which writer a writer process builds
+
+    def __init__(
+        self,
+        params: LdapParams,
+        *,
+        max_in_flight: int,
+        retry: RetryPolicy | None,
+        processes: int = 0,
+        log_setup: LogSetup | None = None,
+    ) -> None:
+        """``processes``: run the ops in that many processes of their own, each with its share
+        of ``max_in_flight`` (at least one); each process configures logging with
+        ``log_setup`` (format, level)."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self._params = params
         self._retry = retry or RetryPolicy()
-        self._abort = abort
+        self._max_in_flight = max_in_flight
+        self._processes: WriterProcesses | None = None
+        self._executor: Executor  # where the ops run: the subclass's threads, or the processes
+        self._abort: StopFlag
+        if processes:
+            self._processes = WriterProcesses(
+                self.KIND, params, self._retry, log_setup, processes, max_in_flight
+            )
+            self._executor = self._processes.executor
+            self._abort = self._processes.abort
+        else:
+            self._abort = threading.Event()
         self._closed = False
 
     @property
@@ -77,7 +108,10 @@ class BatchWriter:
         return self._params
 
     def start(self) -> None:
-        """Start what the writer needs before its first batch (nothing by default)."""
+        """Start the writer processes now, if any: a start-up cost, not one of the first
+        batch (see :meth:`WriterProcesses.start`)."""
+        if self._processes is not None:
+            self._processes.start()
 
     async def apply(self, ops: Sequence[DirectoryOp]) -> list[OpResult]:
         """Apply ``ops``; return one result per op, in the same order.
@@ -119,6 +153,16 @@ class BatchWriter:
         return [result for result in results if result is not None]
 
     async def _run(self, chains: list[Chain]) -> list[Outcome]:
+        if self._processes is not None:
+            return await self._processes.run(chains)
+        return await self._run_here(chains)
+
+    async def _run_here(self, chains: list[Chain]) -> list[Outcome]:
+        """Run the chains in this process."""
+        raise NotImplementedError
+
+    def run_chains(self, chains: list[Chain], stop: StopFlag) -> list[Outcome]:
+        """In a writer process: run the chains, blocking, until done or ``stop``."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -128,8 +172,17 @@ class BatchWriter:
         self._abort.set()
 
     def close(self) -> None:
-        """Wait for running ops, then close the connections. Idempotent."""
+        """Wait for running ops, then close the connections (and end the processes).
+        Idempotent."""
+        if self._closed:
+            return
         self._closed = True
+        if self._processes is not None:
+            self._processes.close()
+        self._close_here()
+
+    def _close_here(self) -> None:
+        """Wait for the ops running in this process, then close their connections."""
 
     async def __aenter__(self) -> Self:
         return self

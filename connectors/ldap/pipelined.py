@@ -5,8 +5,10 @@ and are matched by that id. One ``apply`` call runs in a thread of the writer, o
 connection of its own (kept for the next call): at most ``max_in_flight`` ops are under way,
 one per DN at a time (a DN's next op starts when the previous one is done), each carried out
 by the generator of :mod:`connectors.ldap.healing`, which says what to send next on each
-reply. The client's work per op is a few tens of microseconds, against about half a
-millisecond with ldap3: no process of its own is needed.
+reply. The client's CPU per op is about a tenth of a millisecond, against half a millisecond
+or more with ldap3; but each python-ldap call gives the interpreter lock up, and waits to get it
+back while the worker decides: the worker runs this writer in a process of its own
+(:mod:`connectors.ldap.writer_processes`).
 
 Retries, as the ldap3 writer's: a busy or unavailable server (51, 52) retries that op alone
 after a pause; a lost or silent connection (no reply for ``receive_timeout``) sends every op
@@ -35,6 +37,7 @@ from connectors.ldap.connection import TRANSIENT_RESULT_CODES, LdapParams, Trans
 from connectors.ldap.errors import DirectoryError, DirectoryUnavailableError, DirectoryWriteError
 from connectors.ldap.healing import OpResult, ReadRequest, Reply, Request, Steps, kind, steps
 from connectors.ldap.lifeline import EitherStop, StopFlag
+from connectors.ldap.writer_processes import LogSetup
 from sync.ops import DirectoryOp
 
 log = structlog.get_logger(__name__)
@@ -75,7 +78,7 @@ class _Run:
     ) -> None:
         self.params, self.retry, self.window, self.stop = params, retry, window, stop
         self.conn = conn
-        self.chains = deque(chains)
+        self.chains = deque(deque(chain) for chain in chains)  # a DN's ops not started
         self.ready: deque[_Op] = deque()  # their next request is to be sent
         self.waiting: dict[int, _Op] = {}  # by message id: awaiting their reply
         self.later: list[_Op] = []  # retrying after a pause
@@ -87,7 +90,7 @@ class _Run:
     def go(self) -> list[Outcome]:
         while not self.stop.is_set():
             while self.chains and self._under_way() < self.window:
-                self._start(deque(self.chains.popleft()))
+                self._start(self.chains.popleft())
             if not self._under_way():
                 break
             self._wake()
@@ -139,7 +142,7 @@ class _Run:
         if isinstance(outcome, DirectoryUnavailableError):
             self.stop.set()  # the call's other ops would each wait out the budget again
         elif not isinstance(outcome, DirectoryError) and o.rest:
-            self._start(o.rest)  # else the DN's later ops assumed this one succeeded
+            self.chains.appendleft(o.rest)  # next (else they assumed this one succeeded)
 
     def _retry_later(self, o: _Op, reason: str) -> None:
         """This op alone, after a pause (a busy server, an entry deleted meanwhile)."""
@@ -293,31 +296,48 @@ def _index(o: _Op) -> int:
 class PipelinedWriter(BatchWriter):
     """Applies :mod:`sync.ops` operations with python-ldap, pipelined (see the module's doc)."""
 
+    KIND = "python-ldap"
+
     def __init__(
-        self, params: LdapParams, *, max_in_flight: int = 8, retry: RetryPolicy | None = None
+        self,
+        params: LdapParams,
+        *,
+        max_in_flight: int = 8,
+        retry: RetryPolicy | None = None,
+        processes: int = 0,
+        log_setup: LogSetup | None = None,
     ) -> None:
-        """``max_in_flight``: ops under way at once in one ``apply`` call."""
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        super().__init__(params, retry, threading.Event())
-        self._window = max_in_flight
-        self._executor = ThreadPoolExecutor(max_workers=CALLS, thread_name_prefix="entsync-ldap")
+        """``max_in_flight``: ops under way at once in one ``apply`` call (shared by the
+        ``processes``, if any: see BatchWriter)."""
+        super().__init__(
+            params,
+            max_in_flight=max_in_flight,
+            retry=retry,
+            processes=processes,
+            log_setup=log_setup,
+        )
         self._idle: list[libldap.Connection] = []
         self._lock = threading.Lock()
+        if not processes:
+            self._executor = ThreadPoolExecutor(
+                max_workers=CALLS, thread_name_prefix="entsync-ldap"
+            )
 
-    async def _run(self, chains: list[Chain]) -> list[Outcome]:
+    async def _run_here(self, chains: list[Chain]) -> list[Outcome]:
         stop = EitherStop(self._abort)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._carry_out, chains, stop)
+            return await loop.run_in_executor(self._executor, self.run_chains, chains, stop)
         except BaseException:
             stop.set()  # the thread stops within POLL_S
             raise
 
-    def _carry_out(self, chains: list[Chain], stop: StopFlag) -> list[Outcome]:
+    def run_chains(self, chains: list[Chain], stop: StopFlag) -> list[Outcome]:
+        """The chains pipelined on an idle bound connection (or a new one), kept afterwards
+        unless a reply is still owed on it."""
         with self._lock:
             conn = self._idle.pop() if self._idle else None
-        run = _Run(self._params, self._retry, self._window, chains, stop, conn)
+        run = _Run(self._params, self._retry, self._max_in_flight, chains, stop, conn)
         try:
             return run.go()
         finally:
@@ -331,12 +351,9 @@ class PipelinedWriter(BatchWriter):
                 return
         libldap.close(conn)
 
-    def close(self) -> None:
-        """Wait for the calls under way, then close the connections. Idempotent."""
-        if self._closed:
-            return
-        super().close()
-        self._executor.shutdown(wait=True)
+    def _close_here(self) -> None:
+        if self._processes is None:
+            self._executor.shutdown(wait=True)
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:

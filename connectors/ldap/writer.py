@@ -4,8 +4,8 @@ ldap3 connections are synchronous, so ops run in a thread pool, one connection p
 time; optionally that pool lives in processes of their own (ldap3 is pure Python: its threads
 share the caller's interpreter lock). The default writer is python-ldap's
 (:mod:`connectors.ldap.pipelined`); this one stays selectable (``ENTSYNC_LDAP_WRITER=ldap3``).
-Both share :class:`connectors.ldap.batch.BatchWriter`'s front (per-DN order) and the healing of
-:mod:`connectors.ldap.healing`.
+Both share :class:`connectors.ldap.batch.BatchWriter`'s front (per-DN order, processes) and the
+healing of :mod:`connectors.ldap.healing`.
 
 ``abort`` makes retries stop at their next pause and ``apply`` raise at once (a worker told to
 stop); writer processes also exit with the process that started them
@@ -15,12 +15,11 @@ stop); writer processes also exit with the process that started them
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -28,7 +27,6 @@ import structlog
 from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPException
 
-from connectors.ldap import writer_processes as in_process
 from connectors.ldap.batch import BatchWriter, Chain, Outcome, RetryPolicy
 from connectors.ldap.connection import (
     TRANSIENT_RESULT_CODES,
@@ -39,11 +37,7 @@ from connectors.ldap.connection import (
     connect,
     result_of,
 )
-from connectors.ldap.errors import (
-    DirectoryError,
-    DirectoryUnavailableError,
-    DirectoryWriteError,
-)
+from connectors.ldap.errors import DirectoryError, DirectoryUnavailableError, DirectoryWriteError
 from connectors.ldap.healing import (
     Action,
     AddRequest,
@@ -139,7 +133,9 @@ def _send(conn: Connection, request: Request) -> Reply:
 
 
 class DirectoryWriter(BatchWriter):
-    """The ldap3 writer: ops in threads, or in processes of their own."""
+    """The ldap3 writer: ops in threads, one connection each, or in processes of their own."""
+
+    KIND = "ldap3"
 
     def __init__(
         self,
@@ -150,67 +146,21 @@ class DirectoryWriter(BatchWriter):
         processes: int = 0,
         log_setup: LogSetup | None = None,
     ) -> None:
-        """``processes``: run the ops in that many processes of their own, each with its share
-        of the ``max_in_flight`` threads (at least one), instead of in this process: ldap3 is
-        pure Python, and in this process its threads share the caller's interpreter lock. Each
-        process configures logging with ``log_setup`` (format, level)."""
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        self._max_in_flight = max_in_flight
+        """``max_in_flight``: connections (and threads); ``processes``: see BatchWriter."""
+        super().__init__(
+            params,
+            max_in_flight=max_in_flight,
+            retry=retry,
+            processes=processes,
+            log_setup=log_setup,
+        )
         self._pool = _ConnectionPool(params)
-        self._processes = processes
-        self._executor: Executor
-        abort: StopFlag
-        if processes:
-            # not fork: the caller runs threads (faust's consumer, this pool's feeder)
-            context = multiprocessing.get_context("spawn")
-            abort = context.Event()
-            # The processes' lifeline: they exit when this end closes (see lifeline).
-            self._lifeline_end, self._lifeline = context.Pipe(duplex=False)
-            self._executor = ProcessPoolExecutor(
-                max_workers=processes,
-                mp_context=context,
-                initializer=in_process.start_writer,
-                initargs=(
-                    params,
-                    retry or RetryPolicy(),
-                    log_setup,
-                    -(-max_in_flight // processes),
-                    self._lifeline_end,
-                    abort,
-                ),
-            )
-        else:
-            abort = threading.Event()
+        if not processes:
             self._executor = ThreadPoolExecutor(
                 max_workers=max_in_flight, thread_name_prefix="entsync-ldap"
             )
-        super().__init__(params, retry, abort)
-        self._started = False
 
-    def start(self) -> None:
-        """Start the writer processes now (each binds on its first op), not at the first
-        ``apply``: a start-up cost, not one of the first batch. Nothing to do for threads.
-
-        The processes are spawned (each submit starts one until there are ``processes``) with
-        the program's main module out of sight: a spawned process imports the main module of
-        its parent, here the whole CLI (faust and all), about a second and 30 MB for nothing;
-        they import this module alone.
-        """
-        if not self._processes or self._started:
-            return
-        with in_process.main_module_hidden():
-            ready = [self._executor.submit(in_process.ready) for _ in range(self._processes)]
-        for future in ready:
-            future.result()
-        self._started = True
-
-    async def _run(self, chains: list[Chain]) -> list[Outcome]:
-        if self._processes:
-            return await self._apply_in_processes(chains)
-        return await self._apply_in_threads(chains)
-
-    async def _apply_in_threads(self, chains: list[Chain]) -> list[Outcome]:
+    async def _run_here(self, chains: list[Chain]) -> list[Outcome]:
         pending = deque(chains)
         outcomes: list[Outcome] = []
         stop = EitherStop(self._abort)
@@ -235,45 +185,15 @@ class DirectoryWriter(BatchWriter):
             raise
         return outcomes
 
-    async def _apply_in_processes(self, chains: list[Chain]) -> list[Outcome]:
-        """One message per process: its share of the chains, whole (a DN's ops stay in order).
+    def run_chains(self, chains: list[Chain], stop: StopFlag) -> list[Outcome]:
+        """In a writer process: the chains on this writer's threads, as many at a time as it
+        has."""
+        futures = [self._executor.submit(self._run_chain, chain, stop) for chain in chains]
+        return [outcome for future in futures for outcome in future.result()]
 
-        Shares are balanced by op count; results come back without their ops (the caller has
-        them). A process finishes its share even if the call is cancelled.
-        """
-        shares: list[list[Chain]] = [[] for _ in range(min(self._processes, len(chains)))]
-        sizes = [0] * len(shares)
-        for chain in sorted(chains, key=len, reverse=True):
-            smallest = sizes.index(min(sizes))
-            shares[smallest].append(chain)
-            sizes[smallest] += len(chain)
-        loop = asyncio.get_running_loop()
-        done = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, in_process.run_share, share) for share in shares)
-        )
-        by_index = {index: op for chain in chains for index, op in chain}
-        outcomes: list[Outcome] = []
-        for share_outcomes in done:
-            for index, outcome in share_outcomes:
-                if isinstance(outcome, DirectoryError):
-                    outcomes.append((index, outcome))
-                else:
-                    action, attributes, detail, retries, seconds = outcome
-                    op = by_index[index]
-                    result = OpResult(op, action, attributes, detail, retries, seconds)
-                    outcomes.append((index, result))
-        return outcomes
-
-    def close(self) -> None:
-        """Wait for running ops, then close the connections (and end the processes).
-        Idempotent."""
-        if self._closed:
-            return
-        super().close()
-        self._executor.shutdown(wait=True)
-        if self._processes:
-            self._lifeline.close()
-            self._lifeline_end.close()
+    def _close_here(self) -> None:
+        if self._processes is None:
+            self._executor.shutdown(wait=True)
         self._pool.close()
 
     # -- worker threads -------------------------------------------------------------------

@@ -222,3 +222,16 @@ def test_every_spelling_of_a_dn_is_one_chain(one: str, other: str) -> None:
 def test_distinct_dns_are_distinct_chains() -> None:
     assert chain_key("cn=a\\,b,dc=x") != chain_key("cn=a,b,dc=x")
     assert chain_key("uid=a,dc=x") != chain_key("uid=b,dc=x")
+
+
+async def test_a_long_chain_on_one_dn_runs_in_order(directory: FakeDirectory) -> None:
+    """One DN's ops one after the other, however many (ops with nothing to send included)."""
+    ops: list[DirectoryOp] = [AddEntry(dn("l"), person("l"))]
+    for i in range(3000):
+        ops.append(ModifyEntry(dn("l"), {}))  # nothing to send: done at once
+        ops.append(
+            ModifyEntry(dn("l"), {"sn": (f"v{i}",)}) if i % 100 == 0 else DeleteEntry(dn("x"))
+        )
+    results = await apply(ops, max_in_flight=4)
+    assert [r.op for r in results] == ops
+    assert directory.values(dn("l"), "sn") == ["v2900"]
