@@ -11,9 +11,9 @@ then modified (a value replaced, a value added to a multi-valued attribute) by:
   this process, and in one process of its own (the worker's default);
 * the ldap3 writer (``DirectoryWriter``) in threads, and in two processes of its own.
 
-The writers add other entries once more while the event loop's thread computes (``busy
-adds/s``): in a worker, the loop's thread decides the next batch while the writes run, and a
-writer's thread shares the interpreter lock with it.
+The writers add other entries once more while the event loop's thread computes half of the
+time (``busy adds/s``): in a worker, the loop's thread decides the next batch while the writes
+run, and a writer's thread shares the interpreter lock with it.
 
 Writers get the ops in ``apply`` calls of ``--batch`` ops, as the worker does. Each row says
 ops/s and the client's CPU per op (this process and its children: the writer processes,
@@ -226,8 +226,8 @@ class Bench:
         libldap.close(conn)
 
     def writer(self, label: str, branch: str, make: Callable[[], BatchWriter]) -> None:
-        """Adds, modifies, then adds of other entries while the event loop's thread is busy
-        in slices of ``--busy-ms`` (as the worker's, deciding the next batch)."""
+        """Adds, modifies, then adds of other entries while the event loop's thread computes
+        half of the time (``--busy-ms`` on, as long off: about the worker's share, deciding)."""
         entries, more = self._branch(branch), self._branch(f"{branch}-busy")
         batch = self.args.batch
         phases: list[tuple[str, list[DirectoryOp]]] = [
@@ -247,7 +247,7 @@ class Bench:
                 started = time.perf_counter()
                 while time.perf_counter() - started < self.args.busy_ms / 1000:
                     sum(range(200))
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.args.busy_ms / 1000)
 
         async def all_phases() -> None:
             writer = make()
@@ -295,7 +295,8 @@ def _table(rows: list[dict[str, Any]]) -> None:
         print(f"{client:<40}" + "".join(f"{c:>12}" for c in cells))
     print(
         "\nCPU: this process and its children (writer processes, ldapadd), slapd aside; busy "
-        "adds/s: while the event loop's thread computes (as the worker's, deciding)"
+        "adds/s: while the event loop's thread computes half of the time (as the worker's, "
+        "deciding)"
     )
 
 
