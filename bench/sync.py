@@ -213,7 +213,7 @@ def _instrument(marks: _Marks) -> None:
     import connectors.stream.app as app_module
     import connectors.stream.feed_router as router_module
     import connectors.stream.reconciler as reconciler_module
-    import connectors.stream.worker as worker_module
+    import entsync.worker as worker_module
 
     counters = {"feed_events", "entity_inputs", "directory_changes", "noop_writes"}
 
@@ -277,8 +277,8 @@ def _instrument(marks: _Marks) -> None:
 
 def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     _quiet_logs()
-    from connectors.stream.worker import run_worker
     from entsync.kafka_clients import kafka_params
+    from entsync.worker import run_worker
 
     settings = _settings(state_dir)
     marks = _Marks()
@@ -345,6 +345,7 @@ def _app_settings(settings: Any) -> dict[str, Any]:
 
     from connectors.stream.app import build_app
     from entsync.kafka_clients import kafka_params
+    from entsync.stream_config import context_of, guard_from, policy_from, stream_config
 
     captured: dict[str, Any] = {}
     real_app = faust.App
@@ -355,7 +356,14 @@ def _app_settings(settings: Any) -> dict[str, Any]:
 
     faust.App = capture
     try:
-        build_app(settings, writer=None, kafka=kafka_params(settings))
+        build_app(
+            stream_config(settings),
+            context_of(settings),
+            None,
+            kafka_params(settings),
+            guard=guard_from(settings),
+            policy=policy_from(settings),
+        )
     except _Captured:
         pass
     finally:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.errors import ConfigurationError as ConfigurationError  # re-exported
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
 from sync.entries import JointureSources
 
@@ -328,10 +329,6 @@ class Settings(BaseSettings):
                 "ENTSYNC_LDAP_PASSWORD, or run 'entsync services up'"
             )
         return self.ldap_url, self.ldap_bind_dn, self.ldap_password.get_secret_value()
-
-
-class ConfigurationError(RuntimeError):
-    """A setting is missing or wrong; the message says which and how to fix it."""
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,4 +1,5 @@
-"""Suite-wide: no test leaves a process behind (see :mod:`tests.leftovers`).
+"""Suite-wide: no test leaves a process behind (see :mod:`tests.leftovers`); hypothesis
+examples have no deadline.
 
 The check runs once, in the process that runs the session (the xdist controller with ``-n``,
 after every worker has finished), over the processes of this session only.
@@ -11,10 +12,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.leftovers import SESSION_ENV, kill, wait_for_leftovers
 
 LEFTOVER_GRACE_S = 10.0
+
+# No time limit per example: hypothesis' default deadline (200 ms) is a timed assertion, and
+# fails properties whose examples are slow only because the machine is busy (CI, -n 4).
+settings.register_profile("entsync", deadline=None)
+settings.load_profile("entsync")
 
 
 def _own_resource_tracker() -> set[int]:

@@ -27,6 +27,7 @@ from connectors.ldap.directory import ensure_base_dit
 from connectors.ldap.errors import DirectoryTlsError
 from connectors.services import slapd
 from connectors.services.process import free_port, pid_alive, stop_pid
+from entsync.exit_codes import ExitCode
 from entsync.ldap_clients import directory_writer, ldap_params
 from entsync.settings import Settings
 from sync.ops import AddEntry, ModifyEntry
@@ -263,7 +264,7 @@ def test_a_server_without_tls_refuses_starttls(servers: tuple[TlsSlapd, int]) ->
 
 
 def test_the_directory_command_names_the_refusal(server: TlsSlapd, tmp_path: Path) -> None:
-    """What an operator sees: exit 3, why, and no password."""
+    """What an operator sees: the directory unreachable (exit 6), why, and no password."""
     url, _ = _ways(server, "localhost")["ldaps"]
     env = {
         **os.environ,
@@ -278,7 +279,7 @@ def test_the_directory_command_names_the_refusal(server: TlsSlapd, tmp_path: Pat
         [ENTSYNC, "directory", "check"], env=env, capture_output=True, text=True, timeout=120
     )
     output = done.stdout + done.stderr
-    assert done.returncode == 3, output
+    assert done.returncode == ExitCode.DIRECTORY_UNREACHABLE, output
     assert "certificate verify failed" in output
     assert server.password not in output
     env["ENTSYNC_LDAP_TLS_CA_FILE"] = str(server.ca_file)

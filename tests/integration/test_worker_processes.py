@@ -21,7 +21,7 @@ from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import count_entries
 from connectors.services import down
 from connectors.services.process import pid_alive
-from connectors.stream.worker import DIRECTORY_DOWN_EXIT
+from entsync.worker import DIRECTORY_DOWN_EXIT
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
