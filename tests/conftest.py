@@ -24,6 +24,16 @@ settings.register_profile("entsync", deadline=None)
 settings.load_profile("entsync")
 
 
+def _own_resource_tracker() -> set[int]:
+    """The resource tracker multiprocessing started for this process (a writer with processes
+    in a session without xdist): it ends with this process, at the end of file of its pipe, so
+    it is not left behind. Killed here, it would be relaunched at exit, warning."""
+    from multiprocessing import resource_tracker
+
+    pid = getattr(resource_tracker._resource_tracker, "_pid", None)
+    return {pid} if isinstance(pid, int) else set()
+
+
 def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -42,7 +52,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     factory = getattr(config, "_tmp_path_factory", None)
     root: Path | None = factory.getbasetemp() if factory is not None else None  # workers' too
-    left = wait_for_leftovers(marker, root, {os.getpid(), os.getppid()}, LEFTOVER_GRACE_S)
+    exclude = {os.getpid(), os.getppid(), *_own_resource_tracker()}
+    left = wait_for_leftovers(marker, root, exclude, LEFTOVER_GRACE_S)
     if not left:
         return
     kill(left)  # not left running for the next session; the failure says which they were

@@ -23,7 +23,7 @@ from typing import Any
 import faust
 from aiokafka.structs import TopicPartition
 
-from connectors.ldap.writer import DirectoryWriter
+from connectors.ldap.batch import BatchWriter
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
 from connectors.stream.group import GroupPosition, group_position, stream_partitions
@@ -139,7 +139,7 @@ class Run:
 def execute(
     app: faust.App,
     progress: Progress,
-    writer: DirectoryWriter,
+    writer: BatchWriter,
     kafka: KafkaParams,
     *,
     streams: Sequence[str],
