@@ -19,7 +19,8 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --schools 60 --pupils 100 --keep     # about 2.5 minutes
     .venv/bin/python bench/sync.py --py-spy /path/to/py-spy   # where the worker's CPU goes
     .venv/bin/python bench/sync.py --null-writer  # the worker's own cost: LDAP never written
-    .venv/bin/python bench/sync.py --writer-processes 0  # LDAP writes in threads of the worker
+    .venv/bin/python bench/sync.py --writer ldap3  # the ldap3 writer (in 2 processes)
+    .venv/bin/python bench/sync.py --writer ldap3 --writer-processes 0  # ldap3, in threads
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
@@ -212,7 +213,7 @@ def _instrument(marks: _Marks) -> None:
     import connectors.stream.app as app_module
     import connectors.stream.feed_router as router_module
     import connectors.stream.reconciler as reconciler_module
-    import connectors.stream.worker as worker_module
+    import entsync.worker as worker_module
 
     counters = {"feed_events", "entity_inputs", "directory_changes", "noop_writes"}
 
@@ -230,39 +231,45 @@ def _instrument(marks: _Marks) -> None:
                     marks.last_update = now
             object.__setattr__(self, name, value)
 
-    from connectors.ldap.writer import DirectoryWriter
+    from connectors.ldap.batch import BatchWriter
 
     base_factory = worker_module.directory_writer
 
-    class TimedWriter(DirectoryWriter):
-        async def apply(self, ops: Sequence[Any]) -> Any:
-            start = time.perf_counter()
-            try:
-                if os.environ.get("ENTSYNC_BENCH_NULL_WRITER"):
-                    from connectors.ldap.writer import Action, OpResult
+    def timed(base: type[BatchWriter]) -> type[BatchWriter]:
+        """The writer's own class, its ``apply`` timed (either writer)."""
 
-                    return [OpResult(op, Action.ADDED) for op in ops]
-                return await super().apply(ops)
-            finally:
-                marks.ldap_s += time.perf_counter() - start
-                marks.ldap_ops += len(ops)
-                marks.ldap_calls += 1
+        class TimedWriter(base):  # type: ignore[misc,valid-type]
+            async def apply(self, ops: Sequence[Any]) -> Any:
+                start = time.perf_counter()
+                try:
+                    if os.environ.get("ENTSYNC_BENCH_NULL_WRITER"):
+                        from connectors.ldap.writer import Action, OpResult
 
-        def close(self) -> None:
-            processes = getattr(self._executor, "_processes", None) or {}
-            for pid in list(processes):  # read before they exit
-                peak = _vm_hwm_mb(pid)
-                if peak is not None:
-                    marks.writer_rss_mb = max(marks.writer_rss_mb or 0.0, peak)
-            super().close()
+                        return [OpResult(op, Action.ADDED) for op in ops]
+                    return await super().apply(ops)
+                finally:
+                    marks.ldap_s += time.perf_counter() - start
+                    marks.ldap_ops += len(ops)
+                    marks.ldap_calls += 1
+
+            def close(self) -> None:
+                executor = getattr(self, "_executor", None)
+                processes = getattr(executor, "_processes", None) or {}
+                for pid in list(processes):  # read before they exit
+                    peak = _vm_hwm_mb(pid)
+                    if peak is not None:
+                        marks.writer_rss_mb = max(marks.writer_rss_mb or 0.0, peak)
+                super().close()
+
+        return TimedWriter
 
     app_module.Progress = TimedProgress  # type: ignore[misc]
     router_module.route = _timed(router_module.route, marks, "route_s")
     reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
 
-    def timed_writer(settings: Any, **kwargs: Any) -> DirectoryWriter:
+    def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer = base_factory(settings, **kwargs)
-        writer.__class__ = TimedWriter  # the same writer, its apply timed
+        writer.__class__ = timed(type(writer))  # the same writer, its apply timed
         return writer
 
     worker_module.directory_writer = timed_writer
@@ -270,8 +277,8 @@ def _instrument(marks: _Marks) -> None:
 
 def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     _quiet_logs()
-    from connectors.stream.worker import run_worker
     from entsync.kafka_clients import kafka_params
+    from entsync.worker import run_worker
 
     settings = _settings(state_dir)
     marks = _Marks()
@@ -317,6 +324,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "peak_rss_mb": _peak_rss_mb(),
             "writer_peak_rss_mb": marks.writer_rss_mb,  # none in threads
             "writer_processes": settings.writer_processes(),
+            "ldap_writer": settings.ldap_writer,
             "max_in_flight": settings.ldap_max_in_flight,
             "partitions": settings.topic_partitions,
         },
@@ -337,6 +345,7 @@ def _app_settings(settings: Any) -> dict[str, Any]:
 
     from connectors.stream.app import build_app
     from entsync.kafka_clients import kafka_params
+    from entsync.stream_config import context_of, guard_from, policy_from, stream_config
 
     captured: dict[str, Any] = {}
     real_app = faust.App
@@ -347,7 +356,14 @@ def _app_settings(settings: Any) -> dict[str, Any]:
 
     faust.App = capture
     try:
-        build_app(settings, writer=None, kafka=kafka_params(settings))
+        build_app(
+            stream_config(settings),
+            context_of(settings),
+            None,
+            kafka_params(settings),
+            guard=guard_from(settings),
+            policy=policy_from(settings),
+        )
     except _Captured:
         pass
     finally:
@@ -809,6 +825,7 @@ def _summary(result: dict[str, Any], cpu: dict[str, float | None]) -> dict[str, 
         "peak_rss_mb": _round(result["peak_rss_mb"], 1),
         "writer_peak_rss_mb": _round(result["writer_peak_rss_mb"], 1),
         "writer_processes": result["writer_processes"],
+        "ldap_writer": result.get("ldap_writer"),
         "slapd_cpu_s": _round(cpu.get("slapd")),
         "broker_cpu_s": _round(cpu.get("broker")),
     }
@@ -841,9 +858,11 @@ def _report(r: dict[str, Any]) -> None:
         ["", "worker", "raw ldap3"],
         [
             _row("LDAP writes/s", r["writes_per_s"], r["raw_adds_per_s"]),
+            _row("directory entries/s", _rate(r["directory_entries"], ini["window_s"]), None),
             _row("writes", ini["directory_changes"], raw["adds"]),
             _row("processing window (s)", ini["window_s"], raw["seconds"], s2),
             _row("parallel connections", r["max_in_flight"], raw["threads"]),
+            _row("  writer", ini["ldap_writer"], "ldap3"),
             _row("  writer processes (0: threads)", ini["writer_processes"], 0),
             _row("client CPU, writers included (s)", ini["cpu_s"], raw["client_cpu_s"], s2),
         ],
@@ -943,6 +962,11 @@ def main() -> int:
         help="the worker's writer writes nothing and reports success (its own cost, no ratios)",
     )
     parser.add_argument(
+        "--writer",
+        choices=("python-ldap", "ldap3"),
+        help="the worker's directory writer (ENTSYNC_LDAP_WRITER; default python-ldap)",
+    )
+    parser.add_argument(
         "--writer-processes",
         type=int,
         metavar="N",
@@ -961,6 +985,8 @@ def main() -> int:
 
     if args.quick:
         args.schools, args.pupils = 3, 20
+    if args.writer is not None:  # read by the worker children's settings
+        os.environ["ENTSYNC_LDAP_WRITER"] = args.writer
     if args.writer_processes is not None:  # read by the worker children's settings
         os.environ["ENTSYNC_LDAP_WRITER_PROCESSES"] = str(args.writer_processes)
     if args.null_writer:  # read by the worker children (see _instrument)

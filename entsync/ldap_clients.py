@@ -14,8 +14,10 @@ import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from connectors.ldap.batch import BatchWriter, RetryPolicy
 from connectors.ldap.connection import LdapParams
-from connectors.ldap.writer import DirectoryWriter, RetryPolicy
+from connectors.ldap.pipelined import PipelinedWriter
+from connectors.ldap.writer import DirectoryWriter
 from entsync.settings import ConfigurationError, Settings
 
 SCHEMES = ("ldap", "ldaps", "ldapi")
@@ -106,9 +108,11 @@ def ldap_params(settings: Settings) -> LdapParams:
     )
 
 
-def directory_writer(settings: Settings, *, retry: RetryPolicy | None = None) -> DirectoryWriter:
-    """The worker's writer: its connections, concurrency, retry budget and processes."""
-    return DirectoryWriter(
+def directory_writer(settings: Settings, *, retry: RetryPolicy | None = None) -> BatchWriter:
+    """The worker's writer (``ENTSYNC_LDAP_WRITER``): its client, concurrency, retry budget
+    and processes."""
+    writer = PipelinedWriter if settings.ldap_writer == "python-ldap" else DirectoryWriter
+    return writer(
         ldap_params(settings),
         max_in_flight=settings.ldap_max_in_flight,
         retry=retry or RetryPolicy(total=settings.ldap_retry_total_s),

@@ -14,12 +14,13 @@ from pydantic import BaseModel
 
 from connectors.ldap import search_entries
 from connectors.stream import clients
-from connectors.stream.lifecycle import policy_from, sweep_requests, switchover_requests
+from connectors.stream.lifecycle import sweep_requests, switchover_requests
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
 from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
 from entsync.settings import Settings
+from entsync.stream_config import policy_from
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from schemas.lifecycle import (
     FeedTopicMessage,

@@ -12,8 +12,9 @@ See README "Replay and backfill".
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -23,20 +24,15 @@ from connectors.ldap import (
     read_entry,
     search_entries,
 )
-from connectors.stream.app import context_of
-from connectors.stream.lifecycle import guard_from, policy_from
-from connectors.stream.replay import (
-    ReplayRefused,
-    check_topics,
-    read_inputs,
-    replay_settings,
-    run_replay,
-)
-from connectors.stream.worker import WorkerResult
+from connectors.stream.clients import KafkaParams
+from connectors.stream.replay import ReplayRefused, StageFeeder, check_topics, read_inputs
+from connectors.stream.topics import ensure_topics
 from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
 from entsync.logs import get_logger
 from entsync.settings import Settings
+from entsync.stream_config import context_of, guard_from, policy_from, stream_topics
+from entsync.worker import WorkerResult, run_worker
 from sync.history import REPLAY, HistoryGaps, set_aside, unexplained
 from sync.pipeline import Directory
 from sync.reconcile import Context
@@ -190,6 +186,33 @@ def dry_run(
     return DryRunReport(changes, summarize(changes), len(inputs), prediction.stages, gaps)
 
 
+def replay_settings(settings: Settings, replay_id: str) -> Settings:
+    """The replay's own app id and topics; no nightly sweep (only the recorded ones replay)."""
+    return settings.model_copy(
+        update={
+            "replay_id": replay_id,
+            "app_id": f"{settings.app_id}-replay-{replay_id}",
+            "lifecycle_sweep_hour": None,
+        }
+    )
+
+
+def run_replay(
+    private: Settings,
+    kafka: KafkaParams,
+    stages: Sequence[Sequence[ExternalInput]],
+    *,
+    timeout_s: float | None,
+    on_stage: Callable[[int, int], None] | None = None,
+) -> tuple[WorkerResult, StageFeeder]:
+    """Run the replay worker (``private``: its settings) until every stage is copied and
+    processed."""
+    asyncio.run(ensure_topics(kafka, private.topic_partitions, extra=private.private_topic_names()))
+    feeder = StageFeeder(stream_topics(private), kafka, stages, on_stage)
+    result = run_worker(private, kafka, until_idle=True, timeout_s=timeout_s, on_idle=feeder)
+    return result, feeder
+
+
 def new_replay_id(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
 
@@ -226,7 +249,7 @@ def replay(
             "directory; point ENTSYNC_LDAP_BASE_DN at an empty base, or compare with --dry-run"
         )
     private = replay_settings(settings, rid)
-    check_topics(settings, private, kafka)
+    check_topics(kafka, settings.topic_partitions, stream_topics(private), rid)
     everything = read_inputs(kafka)
     gaps = HistoryGaps()
     if check_against is not None:

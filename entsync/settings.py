@@ -16,13 +16,16 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.errors import ConfigurationError as ConfigurationError  # re-exported
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
 from sync.entries import JointureSources
 
 SERVICES_FILE = "services.json"
 
 
-DEFAULT_WRITER_PROCESSES = 2  # with at least two cores (see writer_processes)
+# Writer processes with at least two cores (see writer_processes): ldap3's CPU needs two;
+# python-ldap's one, for the interpreter lock (see connectors.ldap.writer_processes).
+DEFAULT_WRITER_PROCESSES = {"python-ldap": 1, "ldap3": 2}
 DEFAULT_METRICS_PORT = 9464  # the chart's 'metrics' port
 
 
@@ -35,15 +38,27 @@ class Settings(BaseSettings):
     ldap_bind_dn: str | None = None
     ldap_password: SecretStr | None = None
     ldap_base_dn: str = "dc=ent,dc=example"
-    ldap_max_in_flight: int = Field(default=8, ge=1, le=64)
+    ldap_writer: Literal["python-ldap", "ldap3"] = Field(
+        default="python-ldap",
+        description="the client the worker writes the directory with: python-ldap (libldap, a "
+        "batch's requests pipelined on one connection) or ldap3 (pure Python, a connection per "
+        "thread, optionally in processes of their own). Reads and admin commands use ldap3",
+    )
+    ldap_max_in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="directory writes under way at once: requests in flight on the python-ldap "
+        "writer's connection, or the ldap3 writer's connections",
+    )
     ldap_writer_processes: int | None = Field(
         default=None,
         ge=0,
         le=64,
-        description="run directory writes in this many processes of their own, sharing the "
-        "ldap_max_in_flight connections (ldap3 is pure Python: in threads it shares the worker's "
-        "interpreter lock); 0: in threads of the worker. Default: 2 on a machine with at least "
-        "two cores, else 0. Each process costs about 40 MB",
+        description="run directory writes in this many processes of their own, sharing "
+        "ldap_max_in_flight (in threads of the worker, a writer shares its interpreter lock "
+        "with deciding); 0: in threads of the worker. Default with at least two cores: 1 for "
+        "python-ldap, 2 for ldap3 (pure Python); else 0. Each process costs about 40 MB",
     )
     ldap_retry_total_s: float = Field(
         default=60.0,
@@ -252,10 +267,10 @@ class Settings(BaseSettings):
         return port or None
 
     def writer_processes(self) -> int:
-        """``ldap_writer_processes``, or its default for this machine."""
+        """``ldap_writer_processes``, or its writer's default for this machine."""
         if self.ldap_writer_processes is not None:
             return self.ldap_writer_processes
-        return DEFAULT_WRITER_PROCESSES if (os.cpu_count() or 1) >= 2 else 0
+        return DEFAULT_WRITER_PROCESSES[self.ldap_writer] if (os.cpu_count() or 1) >= 2 else 0
 
     def topic_name(self, spec: TopicSpec) -> str:
         """The topic this run uses for ``spec``: live, or the replay's private copy."""
@@ -314,10 +329,6 @@ class Settings(BaseSettings):
                 "ENTSYNC_LDAP_PASSWORD, or run 'entsync services up'"
             )
         return self.ldap_url, self.ldap_bind_dn, self.ldap_password.get_secret_value()
-
-
-class ConfigurationError(RuntimeError):
-    """A setting is missing or wrong; the message says which and how to fix it."""
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -99,6 +99,15 @@ def in_scope(state: SourceState, snap: SnapshotRef) -> bool:
     return state.scope is not None and state.scope == snap.scope
 
 
+def scan_candidate(state: SourceState, scope: str, category: str) -> bool:
+    """Whether a partition scan of a ``scope`` and ``category`` snapshot must look at the key
+    (:func:`in_scope` then judges it): fed last by a file of that scope, or rebuilt from the
+    directory (no scope, its schools' UAIs kept)."""
+    if state.category is None or state.category.value != category:
+        return False
+    return state.scope == scope or (state.scope is None and state.restored_uais is not None)
+
+
 def is_absent(state: SourceState, snap: SnapshotRef) -> bool:
     """Absent: in the scope, not in the snapshot, not fed since it began nor by a newer extract."""
     newer = (

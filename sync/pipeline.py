@@ -13,39 +13,36 @@ next is up to a *chooser*: by default the oldest pending message overall (a glob
 Entity inputs can also be given directly (``inputs``): admin commands as ``entsync admin``
 publishes them, one channel per target entity (one producer, keyed by entity id).
 
-Lifecycle controls run as on a single partition: a snapshot's coordinator (:mod:`sync.absence`)
-tallies and applies at once over the whole ``sources`` table; year commands update the one
-calendar. :func:`sweep_world` and :func:`switch_year_world` play the sweeper and the switchover
-over every entity, then deliver what follows.
+Feed topic messages go through the worker's own step (:func:`sync.feedbatch.route_batch`), on a
+single partition: a snapshot's coordinator (:mod:`sync.absence`) sends its scans and receives
+their tallies on the feed key's channel as the worker's do on the feed topic; year commands
+update the one calendar. :func:`sweep_world` and :func:`switch_year_world` play the sweeper and
+the switchover over every entity, then deliver what follows.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.admin import AdminCommandDecided
 from schemas.audit import DirectoryChanged, RecordsHeld
 from schemas.entities import Cause, EntityInput
-from schemas.feed import FeedEvent, SnapshotCompleted, SnapshotStarted
+from schemas.feed import FeedEvent
 from schemas.lifecycle import (
     ControlEvent,
-    HoldDecided,
     SchoolYearState,
     ScopeState,
     SnapshotDecision,
-    SnapshotScan,
-    SnapshotTally,
-    YearCommand,
 )
 from schemas.state import EntityState, SourceState
 from sync import absence, equality, lifecycle
+from sync.feedbatch import FeedRead, RoutedBatch, StateChange, TableKey, YearOf, route_batch
 from sync.ops import AddEntry, DeleteEntry, DirectoryOp, ModifyEntry
 from sync.reconcile import Context, Decision, decide
-from sync.routing import route
 
 Chooser = Callable[[int], int]
 """Given ``n`` deliverable messages (oldest first), the index of the one to deliver."""
@@ -161,53 +158,78 @@ class _Mailbox:
         return message
 
 
-def _control(
+class WorldTable:
+    """The world's routing table as :func:`sync.feedbatch.route_batch` reads it (one partition)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def source(self, key: str) -> SourceState | None:
+        return self.world.sources.get(key)
+
+    def scope(self, key: str) -> ScopeState | None:
+        return self.world.scopes.get(key)
+
+    def year(self, partition: int) -> SchoolYearState | None:
+        return self.world.year
+
+    def sources_of(
+        self, partition: int, scope: str, category: str, pending: Mapping[str, StateChange]
+    ) -> Iterator[tuple[str, SourceState]]:
+        def wanted(state: SourceState | None) -> bool:
+            return state is not None and absence.scan_candidate(state, scope, category)
+
+        for key, change in pending.items():
+            if isinstance(change.state, SourceState) and wanted(change.state):
+                yield key, change.state
+        for key, state in sorted(self.world.sources.items()):
+            if key not in pending and wanted(state):
+                yield key, state
+
+
+def apply_changes(world: World, changes: Mapping[TableKey, StateChange]) -> None:
+    for key, change in changes.items():
+        match key, change.state:
+            case YearOf(), SchoolYearState() as calendar:
+                world.year = calendar
+            case str(), ScopeState() as coordinator:
+                world.scopes[key] = coordinator
+            case str(), SourceState() as source:
+                world.sources[key] = source
+            case str(), None:
+                world.sources.pop(key, None)
+            case _:
+                raise PipelineError(f"a state of the wrong kind for {key!r}")
+
+
+def _route(
     world: World, event: FeedOrControl, cause: Cause, ctx: Context, guard: absence.Guard
-) -> list[EntityInput] | None:
-    """Lifecycle control on one partition; None when ``event`` is a plain feed event."""
-    match event:
-        case YearCommand():
-            world.year = absence.apply_year(world.year, event.action, event.school_year, event.at)
-            return []
-        case SnapshotStarted() | SnapshotCompleted() | HoldDecided() | SnapshotTally():
-            pass
-        case SnapshotScan():
-            raise PipelineError("scans are sent by coordinators, not fed")
-        case _:
-            return None
-    step = absence.coordinate(
-        world.scopes.get(event.key),
-        event,
-        key=event.key,
-        at=cause.at,
+) -> RoutedBatch:
+    """One feed topic message through the worker's step, on one partition."""
+    routed = route_batch(
+        [FeedRead(event.key, event, cause, 0)],
+        WorldTable(world),
         partitions=1,
-        year=world.year,
+        namespace=ctx.namespace,
         guard=guard,
     )
-    world.scopes[event.key] = step.state
-    world.decisions.extend(step.decisions)
-    inputs: list[EntityInput] = []
-    for scan in step.scans:
-        if scan.phase == "tally":
-            active, absent = absence.tally(world.sources.values(), scan.snapshot)
-            tally = SnapshotTally(
-                key=scan.key,
-                snapshot_id=scan.snapshot.snapshot_id,
-                partition=0,
-                partitions=1,
-                active=active,
-                absent=absent,
-            )
-            inputs.extend(_control(world, tally, cause, ctx, guard) or [])
-            continue
-        for key, state in sorted(world.sources.items()):
-            if absence.is_absent(state, scan.snapshot):
-                removed, removal = absence.mark_absent(
-                    state, scan.snapshot, cause.model_copy(update={"rule": scan.rule})
-                )
-                world.sources[key] = removed
-                inputs.append(removal)
-    return inputs
+    apply_changes(world, routed.changes)
+    world.decisions.extend(routed.decisions)
+    return routed
+
+
+def _control_cause(cause: Cause, control: FeedOrControl) -> Cause:
+    """The cause a control sent back on the feed topic is read with: its own type as rule,
+    the time of the message that caused it, and no file."""
+    return cause.model_copy(
+        update={
+            "rule": f"feed.{control.type}",
+            "offset": None,
+            "source_file": None,
+            "source_file_digest": None,
+            "record_index": None,
+        }
+    )
 
 
 def run_to_quiescence(
@@ -247,17 +269,12 @@ def run_to_quiescence(
             raise PipelineError("no quiescence within the delivery budget")
         if isinstance(message, tuple):
             event, cause = message
-            controlled = _control(state, event, cause, context, guard or absence.Guard())
-            if controlled is not None:
-                for inp in controlled:
-                    mailbox.put((f"feed:{event.key}", inp.entity_id), inp)
-                continue
-            assert not isinstance(event, SnapshotScan | SnapshotTally | HoldDecided | YearCommand)
-            routed = route(state.sources.get(event.key), event, cause, context.namespace)
-            if routed.state is not None:
-                state.sources[event.key] = routed.state
+            routed = _route(state, event, cause, context, guard or absence.Guard())
             for inp in routed.inputs:
                 mailbox.put((f"feed:{event.key}", inp.entity_id), inp)
+            for control in routed.controls:  # back on the feed topic, keyed by the snapshot
+                back = control.message
+                mailbox.put(("feed", back.key), (back, _control_cause(cause, back)))
             continue
         decision = decide(state.entities.get(message.entity_id), message, context)
         if redeliver:

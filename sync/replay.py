@@ -44,6 +44,7 @@ from schemas.lifecycle import (
 )
 from sync import absence, lifecycle
 from sync.bridge import BRIDGE_ATTRIBUTES
+from sync.causes import message_cause
 from sync.pipeline import Directory, World, run_to_quiescence, sweep_world, switch_year_world
 from sync.reconcile import Context
 
@@ -194,16 +195,13 @@ def stages(
 
 def cause_of(item: ExternalInput, rule: str | None = None) -> Cause:
     """The cause the worker gives this input (see ``connectors.stream.outbox.cause_from``)."""
-    source = getattr(item.message, "source", None)
-    return Cause(
+    return message_cause(
         topic=item.record.topic,
         partition=item.record.partition,
         offset=item.record.offset,
-        source_file=getattr(source, "file_name", None),
-        source_file_digest=getattr(source, "file_digest", None),
-        record_index=getattr(source, "record_index", None),
-        rule=rule or f"feed.{item.message.type}",
         at=item.at,
+        rule=rule or f"feed.{item.message.type}",
+        source=getattr(item.message, "source", None),
     )
 
 

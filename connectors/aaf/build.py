@@ -2,6 +2,9 @@
 
 An invalid optional field is dropped with a warning; an invalid or missing required field
 (jointure, names, the UAI of a school) rejects the record. Pupils get their admission holds.
+The attributes that map to one field each are read through the table of
+:mod:`connectors.aaf.mapping` (which :mod:`connectors.aaf.attrs` writes back with); the rules
+below, and the jointures, INE, SIREN, birth dates and school year, are this module's code.
 
 Staff classification (AAF ``ENTPersonFonctions`` values are
 ``<school>$<function code>$<function label>$<discipline code>$<discipline label>``):
@@ -26,20 +29,12 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from connectors.aaf.attrs import LOGIN_ATTRIBUTE, REPLACEMENT_ATTRIBUTE, Attrs, Record
-from connectors.aaf.fields import (
-    BuildContext,
-    Fields,
-    Issue,
-    cached_class,
-    cached_name,
-    cached_postal,
-    cached_text,
-)
-from schemas.feed import Guardian, HoldReason, Pupil, School, Staff
+from connectors.aaf.attrs import DIRECTOR_ATTRIBUTE, REPLACEMENT_ATTRIBUTE, Record
+from connectors.aaf.fields import Attrs, BuildContext, Fields, Issue, cached_text
+from connectors.aaf.mapping import read
+from schemas.feed import Category, Guardian, HoldReason, Pupil, School, Staff
 from sync import validation as v
 from sync.admission import (
-    ADMISSION_ATTRIBUTE,
     SCHOOL_YEAR_ATTRIBUTE,
     AdmissionFacts,
     IneStatus,
@@ -51,17 +46,6 @@ T = TypeVar("T")
 _TEACHING_CODES = frozenset({"ENS", "DOC"})
 _DIRECTOR_CODES = frozenset({"DIR"})
 _REPLACEMENT_RE = re.compile(r"\b(REMPLA\w*|BRIGADE|ZIL|PES|STAGIAIRE)\b")
-
-
-def _text(max_chars: int) -> Callable[[str], str | None]:
-    return lambda raw: cached_text(raw, max_chars)
-
-
-_text32, _text64, _text128 = _text(32), _text(64), _text(128)
-
-
-def _link(raw: str) -> str | None:
-    return v.normalize_jointure(v.first_field(raw))
 
 
 def _construct(f: Fields, model: Callable[[], T]) -> T | None:
@@ -80,11 +64,7 @@ def build_school(
 ) -> tuple[School | None, list[Issue], str | None]:
     f = Fields(attrs)
     jointure = f.jointure("ENTStructureJointure", identifier)
-    uai = f.required(("ENTStructureUAI",), v.normalize_uai, "uai_invalid", "invalid UAI")
-    name = f.required(("ENTStructureNomCourant",), _text128, "text_invalid", "invalid name")
-    commune = f.optional("ENTEcoleCommune", _text128, "text_invalid", "invalid text")
-    circ = f.optional("ENTEcoleCirconscription", _text128, "text_invalid", "invalid text")
-    academy = f.optional("ENTServAcAcademie", _text64, "text_invalid", "invalid text")
+    columns = read(f, Category.SCHOOLS)
     # SDET makes the SIREN mandatory: a school without one is held (published, no entry), not
     # rejected, so its pupils and staff are reported as waiting for it rather than lost.
     raw_siren = f.first("ENTStructureSIREN")
@@ -95,17 +75,7 @@ def build_school(
     elif siren is None:
         holds = (HoldReason.SIREN_INVALID,)
     school = _construct(
-        f,
-        lambda: School(
-            jointure=jointure or "",
-            uai=uai or "",
-            name=name or "",
-            commune=commune,
-            circonscription=circ,
-            academy=academy,
-            siren=siren,
-            held_reasons=holds,
-        ),
+        f, lambda: School(jointure=jointure or "", siren=siren, held_reasons=holds, **columns)
     )
     return school, f.issues, jointure
 
@@ -115,17 +85,12 @@ def build_pupil(
 ) -> tuple[Pupil | None, list[Issue], str | None]:
     f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
-    last, first = f.names()
+    columns = read(f, Category.PUPILS)
     raw_ine = f.first("ENTEleveINE")
     ine = v.normalize_ine(raw_ine) if raw_ine is not None else None
     ine_status: IneStatus = "missing" if raw_ine is None else ("valid" if ine else "invalid")
     if ine_status == "invalid":
         f.warn("ENTEleveINE", "ine_invalid", "INE does not have a valid shape")
-    others = f.many("ENTPersonAutresPrenoms", cached_name, "name_invalid", "invalid names")
-    birth_name = f.optional("ENTPersonNomPatro", cached_name, "name_invalid", "invalid name")
-    classes = f.many("ENTPersonClasses", cached_class, "class_invalid", "malformed class values")
-    guardians = f.many("ENTEleveAutoriteParentale", _link, "link_invalid", "malformed links")
-    admitted = f.optional(ADMISSION_ATTRIBUTE, v.parse_flag, "flag_invalid", "not O/N")
     explicit_year = f.optional(
         SCHOOL_YEAR_ATTRIBUTE, v.parse_school_year, "school_year_invalid", "invalid school year"
     )
@@ -136,41 +101,23 @@ def build_pupil(
     holds = admission_holds(
         AdmissionFacts(
             ine=ine_status,
-            admitted_definitively=admitted,
-            class_count=len(classes),
+            admitted_definitively=columns["admitted_definitively"],
+            class_count=len(columns["classes"]),
             school_year=school_year,
             current_school_year=ctx.current_school_year,
-            parental_authority_count=len(guardians),
+            parental_authority_count=len(columns["guardian_jointures"]),
         )
     )
-    civility = f.civility()
     birth_date = f.birth_date(ctx)
-    email = f.email()
-    school = f.optional(
-        "ENTPersonStructRattach", v.normalize_jointure, "jointure_invalid", "invalid"
-    )
-    level = f.optional("ENTEleveNiveau", _text32, "text_invalid", "invalid text")
-    cycle = f.optional("ENTEleveCycle", _text32, "text_invalid", "invalid text")
     pupil = _construct(
         f,
         lambda: Pupil(
             jointure=jointure or "",
             ine=ine,
-            last_name=last or "",
-            first_name=first or "",
-            other_first_names=others,
-            birth_name=birth_name,
-            civility=civility,
             birth_date=birth_date,
-            email=email,
-            school_jointure=school,
-            classes=classes,
-            level=level,
-            cycle=cycle,
-            guardian_jointures=guardians,
-            admitted_definitively=admitted,
             school_year=school_year,
             held_reasons=holds,
+            **columns,
         ),
     )
     return pupil, f.issues, jointure
@@ -181,13 +128,7 @@ def build_guardian(
 ) -> tuple[Guardian | None, list[Issue], str | None]:
     f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
-    last, first = f.names()
-    phone = v.normalize_phone
-    home = f.optional("ENTPersonTelPerso", phone, "phone_invalid", "not a valid phone number")
-    mobile = f.optional(
-        "ENTPersRelEleveTelMobile", phone, "phone_invalid", "not a valid phone number"
-    )
-    work = f.optional("ENTPersRelEleveTelPro", phone, "phone_invalid", "not a valid phone number")
+    columns = read(f, Category.GUARDIANS)
     raw_address = f.first("ENTPersonAdresse")
     address = None
     if raw_address is not None:
@@ -197,41 +138,8 @@ def build_guardian(
         address = cached_text(raw_address, 256)
         if address is None:
             f.warn("ENTPersonAdresse", "text_invalid", "invalid address")
-    postal = f.optional(
-        "ENTPersonCodePostal", cached_postal, "postal_code_invalid", "invalid postal code"
-    )
-    town = f.optional("ENTPersonVille", _text128, "text_invalid", "invalid text")
-    country = f.optional("ENTPersonPays", _text64, "text_invalid", "invalid text")
-    pupils = f.many("ENTPersRelEleveEleve", _link, "link_invalid", "malformed links")
-    civility = f.civility()
-    email = f.email()
-    guardian = _construct(
-        f,
-        lambda: Guardian(
-            jointure=jointure or "",
-            last_name=last or "",
-            first_name=first or "",
-            civility=civility,
-            email=email,
-            phone_home=home,
-            phone_mobile=mobile,
-            phone_work=work,
-            address=address,
-            postal_code=postal,
-            town=town,
-            country=country,
-            pupil_jointures=pupils,
-        ),
-    )
+    guardian = _construct(f, lambda: Guardian(jointure=jointure or "", address=address, **columns))
     return guardian, f.issues, jointure
-
-
-def _function(raw: str) -> str | None:
-    parts = [v.collapse(part) for part in raw.split("$")]
-    if len(parts) < 2 or v.normalize_jointure(parts[0]) is None or not parts[1].isalnum():
-        return None
-    text = "$".join(parts)
-    return text if v.normalize_text(text, 512) is not None else None
 
 
 def build_staff(
@@ -239,14 +147,14 @@ def build_staff(
 ) -> tuple[Staff | None, list[Issue], str | None]:
     f = Fields(attrs)
     jointure = f.jointure("ENTPersonJointure", identifier)
-    last, first = f.names()
-    functions = f.many("ENTPersonFonctions", _function, "function_invalid", "malformed functions")
+    columns = read(f, Category.STAFF)
+    functions: tuple[str, ...] = columns["functions"]
     codes = {fn.split("$")[1].upper() for fn in functions}
-    category = f.optional("ENTPersonCategorieEnseignant", v.parse_flag, "flag_invalid", "not O/N")
-    is_teacher = category if category is not None else bool(codes & _TEACHING_CODES)
+    if columns["is_teacher"] is None:  # no explicit category: from the function codes
+        columns["is_teacher"] = bool(codes & _TEACHING_CODES)
     is_director = bool(codes & _DIRECTOR_CODES)
     director_schools: list[str] = []
-    for raw in attrs.get("ENTEnsFonctionDir", ()):
+    for raw in attrs.get(DIRECTOR_ATTRIBUTE, ()):
         if not raw.strip():
             continue
         flag = v.parse_flag(raw)
@@ -257,7 +165,7 @@ def build_staff(
             is_director = True
             director_schools.append(school)
         else:
-            f.warn("ENTEnsFonctionDir", "function_invalid", "malformed director value")
+            f.warn(DIRECTOR_ATTRIBUTE, "function_invalid", "malformed director value")
     schools: list[str] = []
     for school in [fn.split("$", 1)[0] for fn in functions] + director_schools:
         if school not in schools:
@@ -266,29 +174,16 @@ def build_staff(
     if replacement is None:
         labels = " ".join(fn.split("$", 2)[2] if fn.count("$") >= 2 else "" for fn in functions)
         replacement = bool(_REPLACEMENT_RE.search(labels.upper()))
-    civility = f.civility()
     birth_date = f.birth_date(ctx)
-    email = f.email()
-    login = f.optional(LOGIN_ATTRIBUTE, v.normalize_login, "login_invalid", "invalid login")
-    attachment = f.optional(
-        "ENTPersonStructRattach", v.normalize_jointure, "jointure_invalid", "invalid"
-    )
     staff = _construct(
         f,
         lambda: Staff(
             jointure=jointure or "",
-            last_name=last or "",
-            first_name=first or "",
-            civility=civility,
             birth_date=birth_date,
-            email=email,
-            academic_login=login,
-            attachment_school_jointure=attachment,
             school_jointures=tuple(schools),
-            functions=functions,
-            is_teacher=is_teacher,
             is_director=is_director,
             is_replacement=replacement,
+            **columns,
         ),
     )
     return staff, f.issues, jointure

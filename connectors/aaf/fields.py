@@ -12,11 +12,11 @@ from datetime import date
 from functools import lru_cache
 from typing import TypeVar
 
-from connectors.aaf.attrs import Attrs
 from connectors.aaf.report import Severity
 from sync import validation as v
 
 T = TypeVar("T")
+Attrs = dict[str, list[str]]  # an AAF record: attribute name -> its non-blank values
 
 
 @dataclass(frozen=True, slots=True)

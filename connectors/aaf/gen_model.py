@@ -7,7 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from connectors.aaf import gen_data as d
-from connectors.aaf.attrs import Attrs, Record
+from connectors.aaf.attrs import Record
+from connectors.aaf.fields import Attrs
 from schemas.feed import Category, Guardian, School
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from connectors.aaf import gen_data as d
-from connectors.aaf.attrs import REPLACEMENT_ATTRIBUTE, Attrs, record_to_attrs
+from connectors.aaf.attrs import REPLACEMENT_ATTRIBUTE, record_to_attrs
+from connectors.aaf.fields import Attrs
 from connectors.aaf.gen_people import People, slug
 from schemas.feed import Staff
 

@@ -24,7 +24,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from connectors.aaf import gen_data as d
-from connectors.aaf.attrs import Attrs, Record, record_to_attrs
+from connectors.aaf.attrs import Record, record_to_attrs
+from connectors.aaf.fields import Attrs
 from connectors.aaf.filename import format_file_name
 from connectors.aaf.gen_delta import write_delta
 from connectors.aaf.gen_families import FamilyFactory

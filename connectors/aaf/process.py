@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.aaf.attrs import KIND_OF, Attrs, Kind, Record, record_to_attrs
+from connectors.aaf.attrs import KIND_OF, Kind, Record, record_to_attrs
 from connectors.aaf.build import BUILDERS
 from connectors.aaf.config import FileRejected
-from connectors.aaf.fields import BuildContext, Issue
+from connectors.aaf.fields import Attrs, BuildContext, Issue
 from connectors.aaf.reader import RawRequest
 from connectors.aaf.report import Severity
 from schemas.feed import Category, Pupil, payload_version, record_key

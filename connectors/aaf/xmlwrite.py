@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from connectors.aaf.attrs import Attrs
+from connectors.aaf.fields import Attrs
 from schemas.feed import Category
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})

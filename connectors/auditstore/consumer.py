@@ -46,7 +46,8 @@ log = get_logger(__name__)
 POLL_MS: Final = 500
 REFRESH_S: Final = 10.0
 PRUNE_EVERY_S: Final = 3600.0
-EXIT_OK, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 3
+# A timeout before the end is a failure like any other, as for the worker (entsync.exit_codes).
+EXIT_OK, EXIT_ERROR = 0, 1
 
 
 @dataclass
@@ -143,7 +144,7 @@ class AuditConsumer:
         last_refresh = last_prune = time.monotonic()
         while not self.stop.is_set():
             if deadline is not None and time.monotonic() > deadline:
-                result.exit_code = EXIT_TIMEOUT
+                result.exit_code = EXIT_ERROR
                 result.error = "timed out before the audit topic was consumed to its end"
                 return
             batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=self.batch_max)

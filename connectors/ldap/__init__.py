@@ -18,11 +18,13 @@ from connectors.ldap.errors import (
     DirectoryUnavailableError,
     DirectoryWriteError,
 )
-from connectors.ldap.writer import Action, DirectoryWriter, OpResult, RetryPolicy
+from connectors.ldap.pipelined import PipelinedWriter
+from connectors.ldap.writer import Action, BatchWriter, DirectoryWriter, OpResult, RetryPolicy
 
 __all__ = [
     "BRANCHES",
     "Action",
+    "BatchWriter",
     "DirectoryAuthError",
     "DirectoryEntry",
     "DirectoryError",
@@ -32,6 +34,7 @@ __all__ = [
     "DirectoryWriter",
     "LdapParams",
     "OpResult",
+    "PipelinedWriter",
     "RetryPolicy",
     "clear_subtree",
     "count_entries",

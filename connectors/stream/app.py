@@ -25,6 +25,7 @@ from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream import lifecycle as shell
 from connectors.stream.clients import KafkaParams
+from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_fixes import (
     StallGuard,
     commit_acknowledged_offsets_only,
@@ -41,10 +42,9 @@ from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
 from connectors.stream.stopping import AbandonedInputs
-from entsync.audit_key import audit_digest_key
-from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
-from schemas.topics import ADMIN_DECISIONS, AUDIT, ENTITIES, FEED, LIFECYCLE
+from sync.absence import Guard
+from sync.lifecycle import Policy
 from sync.reconcile import Context
 
 log = get_logger(__name__)
@@ -57,32 +57,32 @@ LAG_INTERVAL_S = 5.0
 ABANDON_CHECK_INTERVAL_S = 0.2
 
 
-def _faust_datadir(settings: Settings) -> Path:
-    path = settings.state_dir / "faust"
+def _faust_datadir(config: StreamConfig) -> Path:
+    path = config.state_dir / "faust"
     path.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder in it
     return path
 
 
-def context_of(settings: Settings) -> Context:
-    """The deployment constants the core decides with."""
-    return Context(
-        base_dn=settings.ldap_base_dn,
-        namespace=settings.id_namespace,
-        digest_key=audit_digest_key(settings),
-        sources=settings.jointure_sources(),
-    )
-
-
-def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faust.App, Progress]:
-    """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``."""
-    partitions = settings.topic_partitions
+def build_app(
+    config: StreamConfig,
+    ctx: Context,
+    writer: Any,
+    kafka: KafkaParams,
+    *,
+    guard: Guard,
+    policy: Policy,
+) -> tuple[faust.App, Progress]:
+    """Create the app. ``writer`` is a ``connectors.ldap.writer.DirectoryWriter``; ``ctx`` the
+    core's deployment constants; ``guard`` the mass-absence guard; ``policy`` the lifecycle
+    delays."""
+    partitions = config.partitions
     guard_untracked_acks()
     commit_acknowledged_offsets_only()
     leave_group_from_first_generation()
-    fetch_max_wait(settings.kafka_fetch_max_wait_ms)
+    fetch_max_wait(config.fetch_max_wait_ms)
     recover_tables_to_true_end(kafka)
     app = faust.App(
-        settings.app_id,
+        config.app_id,
         # brokers, credentials and the replication of the topics faust creates (changelogs)
         **clients.faust_options(kafka),
         key_serializer="raw",
@@ -90,12 +90,12 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         store="memory://",
         # faust makes <app id>-data/ under its data dir even for in-memory tables: not in the
         # directory the command was started from.
-        datadir=str(_faust_datadir(settings)),
+        datadir=str(_faust_datadir(config)),
         web_enabled=False,
         topic_partitions=partitions,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=1,
         broker_commit_every=BATCH_MAX,
         broker_commit_interval=0.5,
@@ -105,28 +105,24 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         producer_max_batch_size=262144,
     )
     progress = Progress()
-    ctx = context_of(settings)
 
-    # Live names, or a replay's private copies (settings.replay_id): see README "Replay".
-    feed_name, entities_name = settings.topic_name(FEED), settings.topic_name(ENTITIES)
+    # Live names, or a replay's private copies: see README "Replay".
+    names = config.topics
+    feed_name, entities_name = names.streams()
     feed_topic = app.topic(feed_name, key_type=bytes, value_type=bytes, partitions=partitions)
     entities_topic = app.topic(
         entities_name, key_type=bytes, value_type=bytes, partitions=partitions
     )
-    audit_topic = app.topic(
-        settings.topic_name(AUDIT), key_type=bytes, value_type=bytes, partitions=partitions
-    )
+    audit_topic = app.topic(names.audit, key_type=bytes, value_type=bytes, partitions=partitions)
     decisions_topic = app.topic(
-        settings.topic_name(ADMIN_DECISIONS),
+        names.decisions,
         key_type=bytes,
         value_type=bytes,
         partitions=partitions,
     )
     lifecycle_topic = app.topic(
-        settings.topic_name(LIFECYCLE), key_type=bytes, value_type=bytes, partitions=partitions
+        names.lifecycle, key_type=bytes, value_type=bytes, partitions=partitions
     )
-    guard = shell.guard_from(settings)
-    policy = shell.policy_from(settings)
     # Both tables are written through connectors.stream.changelog (the causing message's
     # partition); use_partitioner would make faust's own writes, if any, follow the key too,
     # not the partition of whichever event of a batch happens to be current.
@@ -156,7 +152,7 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         entities_topic=entities_topic,
         lifecycle_topic=lifecycle_topic,
         partitions=partitions,
-        namespace=settings.id_namespace,
+        namespace=ctx.namespace,
         guard=guard,
         progress=progress,
         tally=tally,
@@ -216,9 +212,9 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         finally:
             await pipeline.cancel()
 
-    if settings.lifecycle_sweep_hour is not None:
+    if config.sweep_hour is not None:
         # One worker of the group sends the night's requests (a sweep is idempotent anyway).
-        @app.crontab(f"0 {settings.lifecycle_sweep_hour} * * *", timezone=PARIS, on_leader=True)
+        @app.crontab(f"0 {config.sweep_hour} * * *", timezone=PARIS, on_leader=True)
         async def nightly_sweep() -> None:
             now = datetime.now(UTC)
             for request in shell.sweep_requests(now, partitions):
@@ -235,7 +231,7 @@ def build_app(settings: Settings, writer: Any, kafka: KafkaParams) -> tuple[faus
         tally.recount(entities.data, sources.data)  # the partitions this worker now holds
 
     async def seed_metrics() -> None:
-        await seed_snapshot_times(kafka, settings.topic_name(LIFECYCLE))
+        await seed_snapshot_times(kafka, names.lifecycle)
 
     async def consumer_lag() -> None:
         update_lag(app, (feed_name, entities_name))

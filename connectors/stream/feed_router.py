@@ -1,16 +1,15 @@
 """The ``route_feed`` agent's batch: feed events and lifecycle controls -> entity inputs.
 
-Per batch: each event is parsed and routed by the pure core (:func:`sync.routing.route`; the
-snapshot coordinator :func:`sync.absence.coordinate`; scans and tallies of a partition's keys),
-then, in this order, the entity inputs are delivered, the controls and snapshot decisions are
-delivered, and last the keys' states are written (:mod:`connectors.stream.changelog`). A crash
-anywhere is repaired by re-reading the batch: routing is idempotent.
+Per batch: the messages are parsed and routed by the pure step :func:`sync.feedbatch.route_batch`
+(the one the simulator and ``replay --dry-run`` use) from the table's states, then, in this
+order, the entity inputs are delivered, the controls and snapshot decisions are delivered, and
+last the keys' states are written (:mod:`connectors.stream.changelog`). A crash anywhere is
+repaired by re-reading the batch: routing is idempotent.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,23 +20,69 @@ from connectors.stream import monitor
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
-from schemas.entities import EntityInput
-from schemas.feed import RecordDeleted, RecordRejected, SnapshotCompleted, SnapshotStarted
-from schemas.lifecycle import (
-    FeedTopicMessage,
-    HoldDecided,
-    SchoolYearState,
-    ScopeState,
-    SnapshotScan,
-    SnapshotTally,
-    YearCommand,
-)
+from schemas.lifecycle import FeedTopicMessage, SchoolYearState, ScopeState
 from schemas.state import SourceState
-from sync import absence
 from sync.absence import Guard
-from sync.routing import Routed, route
+from sync.feedbatch import FeedRead, StateChange, TableKey, YearOf, route_batch
 
 log = get_logger(__name__)
+
+
+class TableView:
+    """The routing table as :func:`sync.feedbatch.route_batch` reads it, for one batch."""
+
+    def __init__(self, sources: Any, partitions: int) -> None:
+        self.sources = sources
+        self.partitions = partitions
+        self._memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
+        self._where: dict[bytes, int] = {}  # partitions of the keys the batch changed
+
+    def _raw(self, key: bytes) -> bytes | None:
+        raw: bytes | None = self.sources.get(key)
+        return raw
+
+    def source(self, key: str) -> SourceState | None:
+        raw = self._raw(key.encode())
+        return None if raw is None else SourceState.model_validate_json(raw)
+
+    def scope(self, key: str) -> ScopeState | None:
+        raw = self._raw(key.encode())
+        return None if raw is None else ScopeState.model_validate_json(raw)
+
+    def year(self, partition: int) -> SchoolYearState | None:
+        raw = self._raw(shell.year_key(partition, self.partitions))
+        return None if raw is None else SchoolYearState.model_validate_json(raw)
+
+    def sources_of(
+        self, partition: int, scope: str, category: str, pending: Mapping[str, StateChange]
+    ) -> Iterable[tuple[str, SourceState]]:
+        overlay = {key.encode(): change.state for key, change in pending.items()}
+        self._where.update((key.encode(), change.partition) for key, change in pending.items())
+        if self._memo is None:
+            known = known_partitions(self.sources)
+            self._memo = shell.ScanMemo(self.partitions, self._where, known)
+        found = shell.source_states(
+            self.sources, overlay, partition, self.partitions, scope, self._memo, category
+        )
+        return [(key.decode(), state) for key, state in found]
+
+
+def table_key(key: TableKey, partitions: int) -> bytes:
+    if isinstance(key, YearOf):
+        return shell.year_key(key.partition, partitions)
+    return key.encode()
+
+
+def feed_read(event: Any) -> FeedRead:
+    """A feed topic message as :func:`sync.feedbatch.route_batch` reads it."""
+    message = FeedTopicMessage.model_validate_json(event.value).root
+    return FeedRead(
+        key=event.key.decode(),
+        message=message,
+        cause=cause_from(event, f"feed.{message.type}", getattr(message, "source", None)),
+        partition=event.message.partition,
+        timestamp=event.message.timestamp,
+    )
 
 
 @dataclass
@@ -55,123 +100,30 @@ class FeedRouter:
     tally: monitor.Tally | None = None  # the metrics' counts of the table
 
     async def route_batch(self, batch: Sequence[Any]) -> None:
-        """Route one batch: states, entity inputs, controls and decisions, then the states."""
-        sources, partitions, guard, progress = (
-            self.sources,
-            self.partitions,
-            self.guard,
-            self.progress,
+        """Route one batch (:func:`sync.feedbatch.route_batch`), then deliver: the entity
+        inputs, the controls and decisions, and last the states."""
+        routed = route_batch(
+            [feed_read(event) for event in batch],
+            TableView(self.sources, self.partitions),
+            partitions=self.partitions,
+            namespace=self.namespace,
+            guard=self.guard,
         )
-        new_states: dict[bytes, Any] = {}  # SourceState, or a control key's state; None: gone
-        changed: set[bytes] = set()  # unchanged states are not written back
-        where: dict[bytes, int] = {}  # each put key's partition: that of the message causing it
-        outgoing: list[EntityInput] = []
-        # (partition, control message, time of the event that caused it) on the feed topic
-        controls: list[tuple[int, Any, float | None]] = []
-        decided: list[Any] = []  # snapshot decisions for entsync.lifecycle.v1
-        memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
-        controls_read = 0
-        records: Counter[tuple[str, str]] = Counter()  # (category, outcome) for the metrics
-
-        def current(key: bytes, model: Any) -> Any:
-            if key in new_states:
-                return new_states[key]
-            raw = sources.get(key)
-            return None if raw is None else model.model_validate_json(raw)
-
-        def put(key: bytes, state: Any, before: Any, partition: int) -> None:
-            new_states[key] = state
-            where[key] = partition
-            if state is not before:
-                changed.add(key)
-
-        for event in batch:
-            key = event.key
-            message = FeedTopicMessage.model_validate_json(event.value).root
-            cause = cause_from(event, f"feed.{message.type}", getattr(message, "source", None))
-            partition = event.message.partition
-            controls_read += isinstance(message, SnapshotScan | SnapshotTally)
-            match message:
-                case YearCommand():
-                    ykey = shell.year_key(partition, partitions)
-                    year = current(ykey, SchoolYearState)
-                    year = year or SchoolYearState()
-                    put(
-                        ykey,
-                        absence.apply_year(year, message.action, message.school_year, message.at),
-                        None,
-                        partition,  # the year key hashes to its partition
-                    )
-                case SnapshotStarted() | SnapshotCompleted() | SnapshotTally() | HoldDecided():
-                    prev = current(key, ScopeState)
-                    year = current(shell.year_key(partition, partitions), SchoolYearState)
-                    step = absence.coordinate(
-                        prev,
-                        message,
-                        key=message.key,
-                        at=cause.at,
-                        partitions=partitions,
-                        year=year or SchoolYearState(),
-                        guard=guard,
-                    )
-                    put(key, step.state, prev, partition)
-                    stamp = event.message.timestamp
-                    controls.extend((scan.partition, scan, stamp) for scan in step.scans)
-                    decided.extend(step.decisions)
-                case SnapshotScan():
-                    memo = memo or shell.ScanMemo(partitions, where, known_partitions(sources))
-                    local = shell.source_states(
-                        sources,
-                        new_states,
-                        message.partition,
-                        partitions,
-                        message.snapshot.scope,
-                        memo,
-                        message.snapshot.category.value,
-                    )
-                    if message.phase == "tally":
-                        active, absent = absence.tally((s for _, s in local), message.snapshot)
-                        tally = SnapshotTally(
-                            key=message.key,
-                            snapshot_id=message.snapshot.snapshot_id,
-                            partition=message.partition,
-                            partitions=message.partitions,
-                            active=active,
-                            absent=absent,
-                        )
-                        controls.append((-1, tally, event.message.timestamp))
-                        continue
-                    removal_cause = cause.model_copy(
-                        update={
-                            "rule": message.rule,
-                            "source_file_digest": message.snapshot.snapshot_id,
-                        }
-                    )
-                    for skey, state in list(local):
-                        if absence.is_absent(state, message.snapshot):
-                            removed, removal = absence.mark_absent(
-                                state, message.snapshot, removal_cause
-                            )
-                            put(skey, removed, None, message.partition)
-                            outgoing.append(removal)
-                case _:
-                    prev = current(key, SourceState)
-                    routed = route(prev, message, cause, self.namespace)
-                    put(key, routed.state, prev, partition)
-                    outgoing.extend(routed.inputs)
-                    records[message.source.category.value, record_outcome(message, routed)] += 1
-        await send_inputs(self.entities_topic, outgoing)
+        await send_inputs(self.entities_topic, routed.inputs)
         futures = []
-        for partition, control, stamp in controls:
-            value = FeedTopicMessage(control).model_dump_json().encode()
-            target = None if partition < 0 else partition  # a tally goes to its coordinator
+        for control in routed.controls:
+            value = FeedTopicMessage(control.message).model_dump_json().encode()
             # A control carries the time of the input that caused it (a SnapshotCompleted, a
             # HoldDecided), so absence is dated by its evidence: a replay dates it the same.
             futures.append(
                 await self.feed_topic.send(
-                    key=control.key.encode(), value=value, partition=target, timestamp=stamp
+                    key=control.message.key.encode(),
+                    value=value,
+                    partition=control.partition,  # None: a tally, to its coordinator
+                    timestamp=control.timestamp,
                 )
             )
+        decided = routed.decisions
         futures += await send(
             self.lifecycle_topic,
             ((f"snapshot:{d.category.value}:{d.scope}", d.model_dump_json()) for d in decided),
@@ -191,34 +143,22 @@ class FeedRouter:
         # After the outputs are delivered: a state that says "routed" must not outlive a crash
         # that lost what it routed (the re-read record would then route nothing).
         writes = {
-            key: (
-                where[key],
-                None if new_states[key] is None else new_states[key].model_dump_json().encode(),
+            table_key(key, self.partitions): (
+                change.partition,
+                None if change.state is None else change.state.model_dump_json().encode(),
             )
-            for key in changed
+            for key, change in routed.changes.items()
         }
-        for fut in await write_through(sources, writes):
+        for fut in await write_through(self.sources, writes):
             await fut
         if self.tally is not None:
-            for key in changed:
-                self.tally.scope_changed(key, new_states[key])
-        for (category, outcome), count in records.items():
+            for key, change in routed.changes.items():
+                self.tally.scope_changed(table_key(key, self.partitions), change.state)
+        for (category, outcome), count in routed.records.items():
             metrics.FEED_RECORDS.labels(category, outcome).inc(count)
-        progress.feed_events += len(batch)
-        progress.control_events += controls_read
+        self.progress.feed_events += len(batch)
+        self.progress.control_events += routed.controls_read
         log.debug(
             "route_feed.batch",
             offsets=sorted((e.message.partition, e.message.offset) for e in batch),
         )
-
-
-def record_outcome(message: Any, routed: Routed) -> str:
-    """How a feed record was taken, for ``entsync_feed_records_total``."""
-    if isinstance(message, RecordRejected):
-        return "rejected"
-    if not routed.inputs:
-        return "unchanged"
-    if isinstance(message, RecordDeleted):
-        return "deleted"
-    payload = getattr(message, message.type.split(".")[0], None)
-    return "held" if getattr(payload, "held_reasons", ()) else "changed"

@@ -15,19 +15,17 @@ Scans group a table's states by partition, scope and category once per batch, on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from entsync.settings import Settings
 from schemas.entities import LIFECYCLE_ENTITY, Cause, SweepRequested, SwitchoverRequested
 from schemas.lifecycle import SchoolYearState
 from schemas.state import EntityState, SourceState
 from schemas.topics import ENTITIES
-from sync.absence import Guard
-from sync.lifecycle import Policy
+from sync.absence import scan_candidate
 
 _partitioner = DefaultPartitioner()
 YEAR_KEY_PREFIX = "year@"
@@ -132,7 +130,14 @@ class ScanMemo:
         self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
     ) -> Iterator[tuple[bytes, bytes]]:
         """(key, raw state) of the table's feed keys of ``partition`` fed by ``scope``, of
-        ``category`` (None: of any category)."""
+        ``category`` (None: of any category), then those rebuilt from the directory (no scope:
+        :func:`sync.absence.scan_candidate`)."""
+        yield from self._group(table, partition, scope, category)
+        yield from self._group(table, partition, _RESTORED, category)
+
+    def _group(
+        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+    ) -> Iterator[tuple[bytes, bytes]]:
         if self._groups is None:
             self._groups = {}
             for key, raw in list(table.items()):
@@ -150,10 +155,16 @@ class ScanMemo:
             yield from states
 
     def _scope_and_category(self, key: bytes, raw: bytes) -> tuple[str, str | None] | None:
-        """A state's scope (None: in no scope) and category, from its raw JSON if plain."""
+        """A state's scope (None: in no scope) and category, from its raw JSON if plain; a state
+        rebuilt from the directory is in the group of every scope (``_RESTORED``)."""
         scope = string_field(raw, _SCOPE)
         if scope is None:
-            return None
+            if _RESTORED_UAIS not in raw:
+                return None
+            state = self.source_state(key, raw)
+            if state.scope is not None or state.restored_uais is None:
+                return None
+            return _RESTORED, None if state.category is None else state.category.value
         category = string_field(raw, _CATEGORY)
         if b"\\" in scope or (category is not None and b"\\" in category):
             state = self.source_state(key, raw)  # an escape in the JSON string: parse it
@@ -166,6 +177,8 @@ class ScanMemo:
 # SourceState is a flat JSON object: a quote inside a string value is escaped, so these cannot
 # match inside another field's value.
 _SCOPE = b'"scope":"'
+_RESTORED_UAIS = b'"restored_uais":['
+_RESTORED = "\x00restored"  # the group of the states rebuilt from the directory: no scope
 _CATEGORY = b'"category":"'
 
 
@@ -189,25 +202,27 @@ def source_states(
     category: str | None = None,
 ) -> Iterator[tuple[bytes, SourceState]]:
     """Feed-key states of ``partition`` fed by files of ``scope`` (and of ``category`` if
-    given), batch overlay first.
+    given), and those rebuilt from the directory (in no scope yet, their schools' UAIs kept:
+    :func:`sync.absence.in_scope` judges them), batch overlay first.
 
     ``overlay``: keys changed earlier in the batch (a state, or None when removed; control keys
     hold other models), which win over the table.
     """
     memo = memo or ScanMemo(partitions)
+
+    def wanted(state: SourceState) -> bool:
+        if category is not None:
+            return scan_candidate(state, scope, category)
+        return state.scope == scope or (state.scope is None and state.restored_uais is not None)
+
     for key, state in overlay.items():
-        if (
-            isinstance(state, SourceState)
-            and state.scope == scope
-            and (category is None or state.category == category)
-            and memo.partition(key) == partition
-        ):
+        if isinstance(state, SourceState) and wanted(state) and memo.partition(key) == partition:
             yield key, state
     for key, raw in memo.states_of(table, partition, scope, category):
         if key in overlay:
             continue
         state = memo.source_state(key, raw)
-        if state.scope == scope and (category is None or state.category == category):
+        if wanted(state):
             yield key, state
 
 
@@ -249,37 +264,6 @@ def switchover_states(
 
     for key, raw in local_states(table, overlay, partition, partitions, needle):
         yield key, EntityState.model_validate_json(raw)
-
-
-def policy_from(settings: Settings) -> Policy:
-    """The sweeper's delays per profile from the configuration."""
-    s = settings
-    predelete = {
-        "pupil": s.lifecycle_predelete_days_pupil,
-        "guardian": s.lifecycle_predelete_days_guardian,
-        "staff": s.lifecycle_predelete_days_staff,
-    }
-    delete = {
-        "pupil": s.lifecycle_delete_days_pupil,
-        "guardian": s.lifecycle_delete_days_guardian,
-        "staff": s.lifecycle_delete_days_staff,
-    }
-    return Policy(
-        predelete_after={
-            k: timedelta(days=v or s.lifecycle_predelete_days) for k, v in predelete.items()
-        },
-        delete_after={k: timedelta(days=v or s.lifecycle_delete_days) for k, v in delete.items()},
-        default_predelete=timedelta(days=s.lifecycle_predelete_days),
-        default_delete=timedelta(days=s.lifecycle_delete_days),
-    )
-
-
-def guard_from(settings: Settings) -> Guard:
-    return Guard(
-        max_share=settings.lifecycle_guard_share,
-        min_count=settings.lifecycle_guard_min_count,
-        grace=timedelta(days=settings.lifecycle_grace_days),
-    )
 
 
 def sweep_requests(now: datetime, partitions: int) -> list[SweepRequested]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.stream.records import send_keyed
 from schemas.entities import Cause, EntityInput, EntityMessage
+from sync.causes import message_cause
 from sync.links import pack_links
 
 
@@ -32,15 +33,14 @@ async def send_inputs(entities_topic: Any, inputs: Sequence[EntityInput]) -> Non
 
 
 def cause_from(event: Any, rule: str, source: Any = None) -> Cause:
+    """The cause of what a faust event leads to (:func:`sync.causes.message_cause`)."""
     message = event.message
     timestamp = getattr(message, "timestamp", None) or 0.0
-    return Cause(
+    return message_cause(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        source_file=getattr(source, "file_name", None),
-        source_file_digest=getattr(source, "file_digest", None),
-        record_index=getattr(source, "record_index", None),
-        rule=rule,
         at=datetime.fromtimestamp(timestamp, tz=UTC),
+        rule=rule,
+        source=source,
     )

@@ -83,7 +83,7 @@ class Reconciler:
     """What ``reconcile`` works with: its table, the directory writer, the topics it writes."""
 
     entities: Any  # the faust table of entity states (EntityState JSON)
-    writer: Any  # connectors.ldap.writer.DirectoryWriter
+    writer: Any  # connectors.ldap.batch.BatchWriter
     entities_topic: Any
     audit_topic: Any
     decisions_topic: Any

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
+from connectors.stream.deployment import StreamTopics
 from connectors.stream.reader import read_topic
-from connectors.stream.topics import ensure_topics, partition_counts
-from connectors.stream.worker import WorkerResult, run_worker
-from entsync.settings import Settings
+from connectors.stream.topics import partition_counts
 from schemas.topics import ENTITIES, FEED, TopicSpec
 from sync.replay import ExternalInput, TopicRecord, entity_commands, feed_inputs, merge
 
@@ -56,32 +55,23 @@ def read_inputs(kafka: KafkaParams) -> list[ExternalInput]:
     return inputs
 
 
-def replay_settings(settings: Settings, replay_id: str) -> Settings:
-    """The replay's own app id and topics; no nightly sweep (only the recorded ones replay)."""
-    return settings.model_copy(
-        update={
-            "replay_id": replay_id,
-            "app_id": f"{settings.app_id}-replay-{replay_id}",
-            "lifecycle_sweep_hour": None,
-        }
-    )
-
-
-def check_topics(settings: Settings, private: Settings, kafka: KafkaParams) -> None:
-    """The live topics' partitions match the configuration; the private copies are new."""
+def check_topics(
+    kafka: KafkaParams, partitions: int, private: StreamTopics, replay_id: str
+) -> None:
+    """The live topics have ``partitions`` partitions; the replay's private copies are new."""
     live = [FEED.name, ENTITIES.name]
-    mine = [private.topic_name(FEED), private.topic_name(ENTITIES)]
+    mine = list(private.streams())
     counts = asyncio.run(partition_counts(kafka, [*live, *mine]))
     for name in live:
-        if counts[name] not in (0, settings.topic_partitions):
+        if counts[name] not in (0, partitions):
             raise ReplayRefused(
                 f"{name} has {counts[name]} partitions and ENTSYNC_TOPIC_PARTITIONS is "
-                f"{settings.topic_partitions}: set it to the live topics' count"
+                f"{partitions}: set it to the live topics' count"
             )
     used = [name for name in mine if counts[name]]
     if used and any(asyncio.run(read_topic(kafka, name)) for name in used):
         raise ReplayRefused(
-            f"replay id {private.replay_id!r} was already used (its topics hold messages): "
+            f"replay id {replay_id!r} was already used (its topics hold messages): "
             "choose another --replay-id"
         )
 
@@ -90,7 +80,7 @@ def check_topics(settings: Settings, private: Settings, kafka: KafkaParams) -> N
 class StageFeeder:
     """Copies one stage per idle point of the replay worker into its private topics."""
 
-    settings: Settings  # the replay's settings
+    topics: StreamTopics  # the replay's private topics
     kafka: KafkaParams
     stages: Sequence[Sequence[ExternalInput]]
     on_stage: Callable[[int, int], None] | None = None
@@ -101,10 +91,7 @@ class StageFeeder:
         """Copy the next stage (delivery awaited); False once there is none."""
         if self.done >= len(self.stages):
             return False
-        topics = {
-            "feed": self.settings.topic_name(FEED),
-            "entities": self.settings.topic_name(ENTITIES),
-        }
+        topics = {"feed": self.topics.feed, "entities": self.topics.entities}
         stage = self.stages[self.done]
         producer = clients.producer(self.kafka, acks="all", linger_ms=5)
         await producer.start()
@@ -129,18 +116,3 @@ class StageFeeder:
         if self.on_stage is not None:
             self.on_stage(self.done, len(self.stages))
         return True
-
-
-def run_replay(
-    private: Settings,
-    kafka: KafkaParams,
-    stages: Sequence[Sequence[ExternalInput]],
-    *,
-    timeout_s: float | None,
-    on_stage: Callable[[int, int], None] | None = None,
-) -> tuple[WorkerResult, StageFeeder]:
-    """Run the replay worker until every stage is copied and processed."""
-    asyncio.run(ensure_topics(kafka, private.topic_partitions, extra=private.private_topic_names()))
-    feeder = StageFeeder(private, kafka, stages, on_stage)
-    result = run_worker(private, kafka, until_idle=True, timeout_s=timeout_s, on_idle=feeder)
-    return result, feeder

@@ -5,8 +5,12 @@ partition (a broker rebuilt, the local broker restarted, a changelog deleted) wh
 directory holds entries, the states :func:`sync.rebuild.rebuild` derives from the directory are
 written to that changelog, each to its key's partition, before faust starts: faust then recovers
 them as it recovers any table, and no batch is decided on empty state. A table whose changelog
-holds anything is left alone (several workers starting at once write the same states: the
-rebuild is deterministic). Replays (private topics, a directory of their own) never restore.
+holds anything is left alone. Several workers of a group may start at once: each checks again,
+after its read of the directory (minutes for a large one), that the changelog is still empty,
+so a worker that comes later never writes its older view over states a first one restored and
+has since changed; two that check at the same moment write the same states (the rebuild is
+deterministic, and neither has decided anything yet). Replays (private topics, a directory of
+their own) never restore.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from connectors.ldap.directory import search_entries
 from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
+from connectors.stream.deployment import StreamConfig
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.topics import ensure_compacted
-from entsync.ldap_clients import ldap_params
-from entsync.settings import Settings
 from sync.desired import Context
 from sync.entries import Entry
 from sync.rebuild import Rebuilt, rebuild
@@ -107,22 +110,26 @@ async def _write(kafka: KafkaParams, topic: str, partitions: int, states: dict[s
 
 
 async def restore_lost_state(
-    settings: Settings, kafka: KafkaParams, ctx: Context
+    config: StreamConfig, kafka: KafkaParams, ctx: Context, ldap: LdapParams
 ) -> Restored | None:
-    """Rebuild the tables whose changelog is empty, from the directory; None: nothing to do."""
-    if settings.replay_id is not None:
+    """Rebuild the tables whose changelog is empty, from the directory under ``ctx.base_dn``;
+    None: nothing to do."""
+    if config.replay:
         return None
-    topics = {t: changelog_topic(settings.app_id, t) for t in (SOURCES_TABLE, ENTITIES_TABLE)}
+    topics = {t: changelog_topic(config.app_id, t) for t in (SOURCES_TABLE, ENTITIES_TABLE)}
     empty = [t for t, topic in topics.items() if await changelog_is_empty(kafka, topic)]
     if not empty:
         return None
-    params = ldap_params(settings)
-    directory = await asyncio.to_thread(read_directory, params, settings.ldap_base_dn)
+    directory = await asyncio.to_thread(read_directory, ldap, ctx.base_dn)
     if not directory:
         return None
     rebuilt: Rebuilt = await asyncio.to_thread(rebuild, directory, ctx)
+    # Another worker of the group may have restored (and gone on) meanwhile: see the docstring.
+    empty = [t for t in empty if await changelog_is_empty(kafka, topics[t])]
+    if not empty:
+        return None
     written: dict[str, int] = {}
-    partitions = settings.topic_partitions
+    partitions = config.partitions
     if SOURCES_TABLE in empty and rebuilt.sources:
         values = {k: s.model_dump_json().encode() for k, s in rebuilt.sources.items()}
         await _write(kafka, topics[SOURCES_TABLE], partitions, values)

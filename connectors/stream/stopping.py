@@ -95,3 +95,36 @@ def stop_promptly(
             timer.cancel()
 
     return disarm
+
+
+def consumer_thread_never_holds_exit() -> None:
+    """Make faust's consumer thread a daemon thread.
+
+    faust runs its Kafka consumer in a thread of its own, which the interpreter waits for at
+    exit. A worker stopping while a rebalance of its group is under way (another worker joined
+    or left: with ``--until-idle`` every worker of a group stops at about the same moment) could
+    leave that thread waiting for ever in the rebalance callback, which hands the assignment to
+    the main loop, closed by then: the worker had printed its summary and never exited. A clean
+    stop still stops the thread first (faust joins it); a stuck one no longer keeps the process,
+    whose work is done, alive (the group then sees the member go after its session timeout).
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from mode.threads import WorkerThread
+
+    if getattr(AIOKafkaConsumerThread, "_entsync_daemon", False):
+        return
+
+    class DaemonWorkerThread(WorkerThread):
+        def __init__(self, service: Any, **kwargs: Any) -> None:
+            super().__init__(service, **kwargs)
+            self.daemon = True
+
+    AIOKafkaConsumerThread.Worker = DaemonWorkerThread
+    AIOKafkaConsumerThread._entsync_daemon = True  # type: ignore[attr-defined]
+
+
+def consumer_thread_left(app: Any) -> bool:
+    """faust's consumer thread still runs after the worker stopped (see above)."""
+    service = getattr(getattr(app, "_consumer", None), "_thread", None)
+    thread = getattr(service, "_thread", None)
+    return bool(thread is not None and thread.is_alive())

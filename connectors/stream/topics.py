@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from connectors.errors import ConfigurationError
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
-from entsync.settings import ConfigurationError
 from schemas.topics import ALL_TOPICS
 
 _TOPIC_ALREADY_EXISTS = 36

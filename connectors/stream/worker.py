@@ -1,71 +1,47 @@
 """Run the faust worker, continuously or until idle (batch mode for tests and scripts).
 
-Idle means: every partition of the feed and entities topics is assigned to this worker, its
-committed offset has reached the partition's end, no batch is in flight (so every directory write
-of consumed events is acknowledged), this held for ``stable_checks`` checks in a row, and a final
-commit of those offsets was accepted by the broker. The cheap checks use the consumer's fetch high
-watermarks; the last one confirms with the true ends (``connectors.stream.offsets``), since fetch
-high watermarks go stale as soon as our own agents produce.
+Idle means the whole consumer group's input is done, whichever worker holds which partition (or
+none): no batch is in flight here, the group's committed offsets, read on the broker, are at the
+true ends of every partition of the feed and entities topics (read after them, see
+:mod:`connectors.stream.group`; a batch's offsets are committed only once its directory writes
+are acknowledged), and this held for ``stable_checks`` checks in a row with the same ends. Each
+worker of a group run with ``--until-idle`` stops there. SIGTERM and SIGINT stop a worker in
+every state (see :mod:`connectors.stream.stopping`).
 
-Exit codes: 0 done (idle, or stopped on request); 1 other failures; 4 directory writes refused
-(``REFUSED_WRITES_EXIT``); 5 the directory's schema refused at start (``PREFLIGHT_EXIT``); 6 the
-directory did not answer for the whole retry budget (``DIRECTORY_DOWN_EXIT``); 7 a stop signal
-and no clean stop within 8 s, or a second signal (``FORCED_STOP_EXIT``). SIGTERM and SIGINT stop
-a worker in every state (see :mod:`connectors.stream.stopping`).
+The process around it (settings, directory preflight, topics, lost state, exit codes) is
+:mod:`entsync.worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.structs import TopicPartition
 
-from connectors.ldap.errors import (
-    BaseEntryError,
-    DirectoryError,
-    DirectoryUnavailableError,
-    PreflightError,
-)
-from connectors.ldap.preflight import prepare_directory
+from connectors.ldap.batch import BatchWriter
 from connectors.logs import get_logger
-from connectors.monitoring.metrics import set_build_info
-from connectors.monitoring.server import HealthServer, PortInUseError, bind
-from connectors.stream.app import build_app, context_of
 from connectors.stream.clients import KafkaParams
-from connectors.stream.monitor import MetricsService, worker_checks
-from connectors.stream.offsets import true_end_offsets
+from connectors.stream.group import GroupPosition, group_position, stream_partitions
 from connectors.stream.progress import Progress
-from connectors.stream.restore import restore_lost_state
-from connectors.stream.stopping import stop_promptly
-from connectors.stream.topics import ensure_topics, require_partitions
-from entsync.ldap_clients import directory_writer, ldap_params
-from entsync.settings import ConfigurationError, Settings
+from connectors.stream.stopping import (
+    consumer_thread_left,
+    consumer_thread_never_holds_exit,
+    stop_promptly,
+)
 from schemas.topics import ENTITIES, FEED
 
 log = get_logger(__name__)
 
 IDLE_CHECK_INTERVAL_S = 0.5
-REFUSED_WRITES_EXIT = 4
-PREFLIGHT_EXIT = 5
-DIRECTORY_DOWN_EXIT = 6
-
-
-@dataclass
-class WorkerResult:
-    exit_code: int
-    idle: bool
-    progress: Progress
-    elapsed_s: float
-    error: str | None = None
 
 
 class IdleDetector:
-    """Counts consecutive idle observations of a running app."""
+    """Counts consecutive observations of the group's input done (see the module docstring)."""
 
     def __init__(
         self,
@@ -79,10 +55,12 @@ class IdleDetector:
         self.app = app
         self.kafka = kafka
         self.progress = progress
-        self.expected = {(t, p) for t in topics for p in range(partitions)}
+        self.group = str(app.conf.id)  # faust's consumer group is the app id
+        self.expected = stream_partitions(topics, partitions)
         self.stable_checks = stable_checks
         self.streak = 0
         self._seen: tuple[int, ...] = ()
+        self._ends: dict[TopicPartition, int] = {}
 
     async def observe(self) -> bool:
         # Batches may start and finish between two checks: any progress restarts the count.
@@ -92,50 +70,50 @@ class IdleDetector:
             self.progress.directory_changes,
             self.progress.noop_writes,
         )
-        if seen != self._seen:
+        # In a rebalance (or before the first join), the consumer thread waits on the broker: a
+        # worker stopped then could leave it hanging (see connectors.stream.stopping).
+        rebalancing = self.app.rebalancing or not self.app.rebalancing_count
+        if seen != self._seen or self.progress.in_flight or rebalancing:
             self._seen = seen
             self.streak = 0
             return False
         consumer = self.app.consumer
-        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        if not self.expected <= assigned.keys() or self.progress.in_flight:
+        await consumer.commit()  # what this worker acknowledged since faust's last commit
+        try:
+            position = await group_position(self.kafka, self.group, self.expected)
+        except Exception as exc:  # the broker busy or away: not idle, ask again at the next check
+            log.warning("worker.group_position_unknown", error=type(exc).__name__)
             self.streak = 0
             return False
-        await consumer.commit()
-        committed: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
-        for key in self.expected:
-            tp = assigned[key]
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                self.streak = 0
-                return False
-            if (committed.get(tp) or 0) < highwater:
-                self.streak = 0
-                return False
+        if not position.done:
+            self.streak = 0
+            await self._commit_again(position)
+            return False
+        if position.ends != self._ends:  # others made progress in between
+            self._ends = position.ends
+            self.streak = 0
         self.streak += 1
         if self.streak < self.stable_checks:
             return False
-        # faust records an offset as committed even when the broker refused the commit (a
-        # rebalance in between), so the final commit is made here and must be accepted.
-        # The fetch high watermarks go stale as soon as our own agents produce: confirm with the
-        # true ends that nothing was produced after the last fetch.
-        final = await true_end_offsets(self.kafka, [assigned[key] for key in sorted(self.expected)])
-        if any((committed.get(tp) or 0) < end for tp, end in final.items()):
-            self.streak = 0
-            return False
-        # As faust's own commit does: table changelogs and emitted inputs reach the broker
-        # before the offsets that produced them are committed.
+        # As faust's own commit does: whatever faust's producer still buffers goes out.
         await self.app.producer.flush()
-        if await consumer._commit(final):  # type: ignore[attr-defined]
-            return True
-        self.streak = 0
-        return False
+        return True
 
-
-async def _prepare_topics(settings: Settings, kafka: KafkaParams) -> None:
-    await ensure_topics(kafka, settings.topic_partitions, extra=settings.private_topic_names())
-    streams = [settings.topic_name(FEED), settings.topic_name(ENTITIES)]
-    await require_partitions(kafka, settings.topic_partitions, streams)
+    async def _commit_again(self, position: GroupPosition) -> None:
+        """faust records an offset as committed even when the broker refused the commit (a
+        rebalance in between), and never commits it again: the group would stay behind on a
+        partition this worker has done. Such offsets are committed again (refused again while
+        the assignment changes: the next check retries)."""
+        consumer = self.app.consumer
+        mine: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
+        again = {}
+        for tp in consumer.assignment():
+            offset = mine.get(tp)
+            broker = position.committed.get(TopicPartition(tp.topic, tp.partition))
+            if offset is not None and broker is not None and broker < offset:
+                again[tp] = offset
+        if again:
+            await consumer._commit(again)  # type: ignore[attr-defined]
 
 
 def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
@@ -148,82 +126,45 @@ def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
     return worker
 
 
-def _directory_refused(settings: Settings) -> tuple[int, str] | None:
-    """Before anything runs: the directory's schema must accept our writes (else every write
-    would be refused one by one), and the base entries are created when absent. (exit code,
-    message) if the worker must not start."""
-    try:
-        prepare_directory(ldap_params(settings), settings.ldap_base_dn)
-    except (PreflightError, BaseEntryError) as exc:
-        return PREFLIGHT_EXIT, str(exc)
-    except DirectoryError as exc:
-        return 1, f"directory not ready: {exc}"
-    return None
+@dataclass
+class Run:
+    """How a faust worker's run ended."""
+
+    exit_code: int  # faust's own (SystemExit), or 1 when it raised
+    idle: bool  # stopped at idle (``until_idle``)
+    error: str | None  # not idle in time, or why the worker raised
+    crash: BaseException | None  # what crashed the app, if anything
 
 
-def _close(sock: socket.socket | None) -> None:
-    if sock is not None:
-        sock.close()
-
-
-def run_worker(
-    settings: Settings,
+def execute(
+    app: faust.App,
+    progress: Progress,
+    writer: BatchWriter,
     kafka: KafkaParams,
     *,
+    streams: Sequence[str],
+    partitions: int,
+    services: Sequence[Any] = (),
+    loglevel: str = "warn",
     until_idle: bool,
+    started: float,
     timeout_s: float | None = None,
     stable_checks: int = 3,
-    loglevel: str = "warn",
     on_idle: Callable[[], Awaitable[bool]] | None = None,
-) -> WorkerResult:
-    """Run until stopped (continuous) or until idle; returns the exit code and counters.
-    ``kafka``: from ``entsync.kafka_clients.kafka_params(settings)``.
+) -> Run:
+    """Run ``app`` until stopped (continuous) or until idle. ``streams``: the topics whose ends
+    idle waits for; ``started``: the ``time.monotonic()`` the timeout counts from.
 
     ``on_idle`` (with ``until_idle``) is called at each idle point; when it returns True (it
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
-    settings.require_ldap()
-    started = time.monotonic()
-    port = settings.metrics_port_for(continuous=not until_idle)
-    try:  # first: a port already taken stops the worker before anything is done
-        metrics_socket = None if port is None else bind(settings.metrics_host, port)
-    except PortInUseError as exc:
-        raise ConfigurationError(str(exc)) from exc
-    set_build_info("worker")
-    refused = _directory_refused(settings)
-    if refused is not None:
-        _close(metrics_socket)
-        return WorkerResult(refused[0], False, Progress(), time.monotonic() - started, refused[1])
-    asyncio.run(_prepare_topics(settings, kafka))
-    try:
-        # Tables lost with the broker come back from the directory before anything is decided.
-        asyncio.run(restore_lost_state(settings, kafka, context_of(settings)))
-    except DirectoryError as exc:
-        _close(metrics_socket)
-        return WorkerResult(1, False, Progress(), time.monotonic() - started, f"directory: {exc}")
-    writer = directory_writer(settings)
-    app, progress = build_app(settings, writer, kafka)
     outcome: dict[str, Any] = {"idle": False, "error": None}
-    if settings.log_level.upper() == "DEBUG":
-        loglevel = "info"  # faust's own rebalance and recovery messages
-    streams = (settings.topic_name(FEED), settings.topic_name(ENTITIES))
-    services = []
-    if metrics_socket is not None:
-        checks = worker_checks(app, streams)
-        services.append(MetricsService(HealthServer(metrics_socket, checks)))
+    consumer_thread_never_holds_exit()
     worker = faust_worker(app, loglevel, *services)
     disarm = stop_promptly(worker, writer.abort)
 
     if until_idle:
-        detector = IdleDetector(
-            app,
-            progress,
-            settings.topic_partitions,
-            stable_checks,
-            kafka,
-            (settings.topic_name(FEED), settings.topic_name(ENTITIES)),
-        )
-
+        detector = IdleDetector(app, progress, partitions, stable_checks, kafka, streams)
         stopping: set[asyncio.Future[Any]] = set()
 
         def _stop() -> None:
@@ -262,35 +203,7 @@ def run_worker(
     finally:
         writer.close()
         disarm()
+    if consumer_thread_left(app):
+        log.warning("worker.consumer_thread_left")  # a rebalance under way: see stopping.py
     crash = getattr(app, "_crash_reason", None)
-    if isinstance(crash, DirectoryUnavailableError):
-        # The DN and the last error are in the 'ldap.retry' log events; not repeated here.
-        outcome["error"] = (
-            f"the directory at {settings.resolved().ldap_url} did not answer for the whole "
-            f"retry budget ({settings.ldap_retry_total_s:g} s, ENTSYNC_LDAP_RETRY_TOTAL_S): "
-            "worker stopped; the writes not acknowledged are made again at the next start"
-        )
-        exit_code = DIRECTORY_DOWN_EXIT
-    elif crash is not None:
-        outcome["error"] = outcome["error"] or f"worker crashed: {type(crash).__name__}: {crash}"
-    # A person's add refused for a login another entry holds is not left refused: the person
-    # gets another login (see 'login.taken_in_directory').
-    left_refused = progress.refused_writes - progress.logins_reallocated
-    if left_refused > 0 and not outcome["error"]:
-        outcome["error"] = (
-            f"{left_refused} directory writes refused (see the "
-            "'directory.write_refused' log events); those entries are retried at their next change"
-        )
-        exit_code = exit_code or REFUSED_WRITES_EXIT
-    if outcome["error"]:
-        exit_code = exit_code or 1
-    elif until_idle and not outcome["idle"]:
-        exit_code = exit_code or 1
-        outcome["error"] = "worker stopped before reaching idle"
-    return WorkerResult(
-        exit_code=exit_code,
-        idle=outcome["idle"],
-        progress=progress,
-        elapsed_s=time.monotonic() - started,
-        error=outcome["error"],
-    )
+    return Run(exit_code, outcome["idle"], outcome["error"], crash)

@@ -17,12 +17,14 @@ from entsync.cli import (
     status,
     topics,
 )
+from entsync.exit_codes import help_text
 
 app = typer.Typer(
     name="entsync",
     help="Event-driven identity synchronizer: ONDE and staff feeds to an SDET LDAP directory.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    epilog="Exit codes (one meaning each, for every command):\n\n" + help_text(),
 )
 services.register(app)
 directory.register(app)

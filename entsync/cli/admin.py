@@ -18,6 +18,7 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _run(state_dir: Path | None, prepare: Prepare) -> None:
     except (ConfigurationError, DirectoryError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     except KafkaError as exc:
-        raise fail(f"cannot publish the command: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot publish the command: {exc}", ExitCode.BROKER_UNREACHABLE) from exc
     for note in prepared.notes:
         console.print(f"note: {note}", markup=False)
     cause = prepared.command.cause

@@ -18,6 +18,7 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError
 
 if TYPE_CHECKING:
@@ -47,9 +48,9 @@ def register(app: typer.Typer) -> None:
 def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awaitable[T]]) -> T:
     from aiokafka.errors import KafkaError
 
-    from connectors.bridge.runtime import open_service
     from connectors.bridge.service import AdminError
     from connectors.ldap import DirectoryError
+    from entsync.bridge_runtime import open_service
     from entsync.kafka_clients import kafka_params
 
     settings = settings_or_exit(state_dir)
@@ -65,7 +66,7 @@ def _with_service(state_dir: Path | None, action: Callable[[BridgeService], Awai
     except (ConfigurationError, DirectoryError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     except KafkaError as exc:
-        raise fail(f"cannot publish: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot publish: {exc}", ExitCode.BROKER_UNREACHABLE) from exc
 
 
 @bridge_app.command("serve")
@@ -74,7 +75,7 @@ def serve(state_dir: StateDir = None) -> None:
 
     Configuration: ENTSYNC_BRIDGE_* variables (see README, "Parent bridge").
     """
-    from connectors.bridge.runtime import serve as run_serve
+    from entsync.bridge_runtime import serve as run_serve
     from entsync.kafka_clients import kafka_params
 
     settings = settings_or_exit(state_dir)
@@ -160,7 +161,7 @@ def register_admin(admin_app: typer.Typer) -> None:
     def parent_account(guardian: GuardianRef, state_dir: StateDir = None) -> None:
         """Show a guardian's bridged account: origin (decides whether a reset is appropriate),
         its guardian records and its attachments."""
-        from connectors.bridge.runtime import store_path
+        from entsync.bridge_runtime import store_path
 
         try:
             store = store_path(settings_or_exit(state_dir))

@@ -9,14 +9,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from entsync.exit_codes import ExitCode
 from entsync.logs import configure_logging
 from entsync.settings import ConfigurationError, Settings, load_settings
 
 console = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
+EXIT_REFUSED = ExitCode.FAILED
+EXIT_CONFIG = ExitCode.CONFIGURATION
 
 StateDir = Annotated[
     Path | None,

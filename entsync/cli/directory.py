@@ -9,13 +9,14 @@ import typer
 
 from entsync.cli import common
 from entsync.cli.common import EXIT_REFUSED, StateDir, console, fail
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from connectors.ldap.connection import LdapParams
 
 # 1: the directory does not fit (schema problems, base entry not creatable); 2: configuration.
-EXIT_UNREACHABLE = 3
+EXIT_UNREACHABLE = ExitCode.DIRECTORY_UNREACHABLE
 
 directory_app = typer.Typer(
     name="directory",

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from entsync.cli.common import EXIT_CONFIG, console, err
 from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
+from entsync.exit_codes import ExitCode
 from entsync.logs import configure_logging
-
-console = Console()
-err = Console(stderr=True)
 
 
 def _logs() -> None:
@@ -53,7 +51,7 @@ def register(app: typer.Typer) -> None:
         _logs()
         if encoding.upper() not in ("UTF-8", "ISO-8859-1"):
             err.print("[bold red]error:[/] --encoding must be UTF-8 or ISO-8859-1")
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_CONFIG)
         config = GeneratorConfig(
             schools=schools,
             pupils_per_school=pupils_per_school,
@@ -88,7 +86,7 @@ def register(app: typer.Typer) -> None:
         scope: Scope = None,
         allow_aaf_doctype: AllowDoctype = False,
     ) -> None:
-        """Scan AAF files (nothing is published): summary, JSON report, exit 1 if one is refused."""
+        """Scan AAF files (nothing is published): summary, JSON report, exit 9 if one is refused."""
         from connectors.aaf import (
             FileRejected,
             read_base,
@@ -104,7 +102,7 @@ def register(app: typer.Typer) -> None:
                 records = read_base(base, config)
             except FileRejected as exc:
                 err.print(f"[bold red]error:[/] base file refused: {exc}")
-                raise typer.Exit(2) from None
+                raise typer.Exit(ExitCode.FILES_REFUSED) from None
         result = scan_many(files, config=config, base=records)
         render_summary(result.report, console)
         if report is not None:
@@ -113,4 +111,4 @@ def register(app: typer.Typer) -> None:
         refused = [f.name for f in result.report.files if f.refused]
         if refused:
             err.print(f"[bold red]{len(refused)} file(s) refused[/]: nothing of them may be used")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.FILES_REFUSED)

@@ -21,6 +21,7 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError
 
 lifecycle_app = typer.Typer(
@@ -88,7 +89,7 @@ def _guarded(action: object) -> None:
     except (ConfigurationError, DirectoryError) as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     except (KafkaError, TimeoutError) as exc:
-        raise fail(f"cannot reach the broker: {exc}", EXIT_CONFIG) from exc
+        raise fail(f"cannot reach the broker: {exc}", ExitCode.BROKER_UNREACHABLE) from exc
 
 
 @lifecycle_app.command("sweep")

@@ -7,20 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from connectors.aaf.config import ScanConfig
+from entsync.cli.common import EXIT_CONFIG, StateDir, console, err, fail, settings_or_exit
 from entsync.cli.scan_options import AllowDoctype, RefuseDoctype, Scope, scan_config
-from entsync.logs import configure_logging
-from entsync.settings import ConfigurationError, Settings, load_settings
+from entsync.exit_codes import ExitCode
+from entsync.settings import ConfigurationError, Settings
 
-console = Console(stderr=False)
-err = Console(stderr=True)
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="local services and stores (default ./.entsync)"),
-]
 Files = Annotated[list[Path], typer.Argument(help="AAF XML files", exists=False)]
 BaseFiles = Annotated[
     list[Path] | None,
@@ -30,17 +23,6 @@ BaseFiles = Annotated[
         "complete files given in the same command are used too",
     ),
 ]
-
-
-def _settings(state_dir: Path | None) -> Settings:
-    settings = load_settings(state_dir=state_dir)
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 def do_ingest(
@@ -56,7 +38,7 @@ def do_ingest(
 
     missing = [str(f) for f in [*files, *(base or [])] if not f.is_file()]
     if missing:
-        raise _fail(f"not a file: {', '.join(missing)}")
+        raise fail(f"not a file: {', '.join(missing)}", EXIT_CONFIG)
     outcome = ingest(settings, files, force=force, base_paths=base, config=config)
     if report is not None:
         report.write_text(outcome.report.to_json())
@@ -65,7 +47,7 @@ def do_ingest(
         err.print(f"[bold red]error:[/] {outcome.error}")
     if outcome.refused:
         err.print("nothing was published: fix or remove the refused files and ingest again")
-        return 3
+        return ExitCode.FILES_REFUSED
     for f in outcome.files:
         if f.skipped_reason:
             console.print(f"{f.path.name}: skipped ({f.skipped_reason})")
@@ -79,8 +61,8 @@ def _actions(by_action: dict[str, int]) -> str:
 
 
 def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> int:
-    from connectors.stream.worker import PREFLIGHT_EXIT, run_worker
     from entsync.kafka_clients import kafka_params
+    from entsync.worker import PREFLIGHT_EXIT, run_worker
 
     result = run_worker(settings, kafka_params(settings), until_idle=until_idle, timeout_s=timeout)
     if result.exit_code == PREFLIGHT_EXIT:  # never started: no counters to show
@@ -119,9 +101,9 @@ def register(app: typer.Typer) -> None:
         """Validate AAF files whole, then publish their records on the feed topic."""
         config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
-            code = do_ingest(_settings(state_dir), files, report, force, base, config)
+            code = do_ingest(settings_or_exit(state_dir), files, report, force, base, config)
         except ConfigurationError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc), EXIT_CONFIG) from exc
         raise typer.Exit(code)
 
     @app.command()
@@ -140,9 +122,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the stream processors (continuous, or batch with --until-idle)."""
         try:
-            code = do_worker(_settings(state_dir), until_idle, timeout)
+            code = do_worker(settings_or_exit(state_dir), until_idle, timeout)
         except ConfigurationError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc), EXIT_CONFIG) from exc
         raise typer.Exit(code)
 
     @app.command()
@@ -159,12 +141,12 @@ def register(app: typer.Typer) -> None:
         """Ingest files, then work until idle."""
         config = scan_config(refuse_doctype, scope, allow_aaf_doctype, err)
         try:
-            settings = _settings(state_dir)
+            settings = settings_or_exit(state_dir)
             code = do_ingest(settings, files, report, False, base, config)
             if code == 0:
                 code = do_worker(settings, True, timeout)
         except ConfigurationError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc), EXIT_CONFIG) from exc
         raise typer.Exit(code)
 
     @app.command()
@@ -175,6 +157,6 @@ def register(app: typer.Typer) -> None:
         try:
             code = run_demo(state_dir, console)
         except ConfigurationError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc), EXIT_CONFIG) from exc
         sys.stdout.flush()
         raise typer.Exit(code)

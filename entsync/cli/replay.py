@@ -22,11 +22,11 @@ from entsync.cli.common import (
     fail,
     settings_or_exit,
 )
+from entsync.exit_codes import ExitCode
 from entsync.ingest import show_progress
 from entsync.settings import ConfigurationError
 
-EXIT_WORKER = 3
-EXIT_HISTORY_INCOMPLETE = 8  # distinct from the worker's codes (4 to 7): a replay runs a worker
+EXIT_HISTORY_INCOMPLETE = ExitCode.HISTORY_INCOMPLETE
 """The topics' history does not explain the directory: a dry run reports that (and no deletion
 of those entries); a real replay with --check-against refuses to start."""
 
@@ -151,10 +151,9 @@ def register(app: typer.Typer) -> None:
         """Rebuild the directory from the topics in a consumer group of its own (into an empty
         directory), or with --dry-run report how that would differ from the directory now.
 
-        Exit codes:
-        0 done (a dry run: whatever the differences); 1 refused; 2 configuration;
-        3 the replay worker failed; 4 the directory refused writes;
-        6 the topics' history does not explain the directory (inputs gone): a dry
+        Exit codes: 0 done (a dry run: whatever the differences); 1 refused; 2
+        configuration; the replay worker's own code when it failed (4 to 7, or 1);
+        8 the topics' history does not explain the directory (inputs gone): a dry
         run reports those entries, not their deletion; a replay with
         --check-against does not start.
         """
@@ -224,7 +223,8 @@ def register(app: typer.Typer) -> None:
             left_out = outcome.gaps.describe("not rebuilt")
             err.print(f"warning (--accept-incomplete-history): {left_out}")
         if outcome.worker.error:
-            raise fail(f"replay worker: {outcome.worker.error}", EXIT_WORKER)
+            code = outcome.worker.exit_code or EXIT_REFUSED
+            raise fail(f"replay worker: {outcome.worker.error}", code)
         if outcome.copied != outcome.inputs:
-            raise fail(f"only {outcome.copied} of {outcome.inputs} inputs replayed", EXIT_WORKER)
+            raise fail(f"only {outcome.copied} of {outcome.inputs} inputs replayed", EXIT_REFUSED)
         raise typer.Exit(outcome.worker.exit_code)

@@ -7,23 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from entsync.logs import configure_logging
-from entsync.settings import ConfigurationError, Settings, load_settings
-
-# soft_wrap: paths and messages stay on one line whatever the terminal width.
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from entsync.cli.common import EXIT_REFUSED, StateDir, console, fail, settings_or_exit
+from entsync.exit_codes import ExitCode
 
 # LSB convention for "status": 3 means "not running", so scripts can test it.
-EXIT_NOT_RUNNING = 3
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="where the services keep their files (default ./.entsync)"),
-]
+EXIT_NOT_RUNNING = ExitCode.SERVICES_NOT_RUNNING
 
 services_app = typer.Typer(
     name="services",
@@ -38,20 +28,6 @@ services_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the main app."""
     app.add_typer(services_app, name="services")
-
-
-def _settings(state_dir: Path | None) -> Settings:
-    try:
-        settings = load_settings(state_dir=state_dir)
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @services_app.command("up")
@@ -74,7 +50,7 @@ def up_command(
     """Start slapd and the broker (those not already running) and write services.json."""
     from connectors.services import ServiceError, ServicesConfig, up
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     config = ServicesConfig(
         state_dir=settings.state_dir,
         base_dn=base_dn or settings.ldap_base_dn,
@@ -86,7 +62,7 @@ def up_command(
     try:
         result = up(config)
     except ServiceError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc), EXIT_REFUSED) from exc
     info = result.info
     for name in ("slapd", "broker"):
         verb = "started" if name in result.started else "already running"
@@ -109,11 +85,11 @@ def down_command(
     """Stop the processes that 'up' started. The directory's data is kept."""
     from connectors.services import ServiceError, down
 
-    settings = _settings(state_dir)
+    settings = settings_or_exit(state_dir)
     try:
         result = down(settings.state_dir, timeout=timeout)
     except ServiceError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc), EXIT_REFUSED) from exc
     for name, pid in result.stopped.items():
         console.print(f"{name}: stopped (pid {pid})", highlight=False)
     for name in result.not_running:
@@ -131,7 +107,7 @@ def status_command(
     """Show the local services. Exit code 0 if both run, 3 otherwise."""
     from connectors.services import status
 
-    settings = _settings(state_dir)  # logs go to stderr: --json output alone on stdout
+    settings = settings_or_exit(state_dir)  # logs go to stderr: --json output alone on stdout
     current = status(settings.state_dir)
     if as_json:
         typer.echo(json.dumps(current.as_json(), indent=2, sort_keys=True))

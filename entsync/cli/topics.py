@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 
 from entsync.cli.common import EXIT_CONFIG, StateDir, console, fail, settings_or_exit
+from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError
 
-EXIT_BROKER = 3  # the broker did not answer, or refused a topic
+EXIT_BROKER = ExitCode.BROKER_UNREACHABLE
 
 topics_app = typer.Typer(
     name="topics",
@@ -66,7 +67,7 @@ def ensure(
     try:
         created = asyncio.run(asyncio.wait_for(run(), timeout))
     except ConfigurationError as exc:  # a partition count that is not the configured one
-        raise fail(str(exc), 1) from exc
+        raise fail(str(exc), ExitCode.FAILED) from exc
     except (TopicSetupError, TimeoutError, OSError) as exc:
         raise fail(f"topics not ensured: {type(exc).__name__}: {exc}", EXIT_BROKER) from exc
     except Exception as exc:  # aiokafka's own errors (connection refused, ...)

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from connectors.bridge.runtime import store_path
 from connectors.ldap.connection import LdapParams
+from entsync.bridge_runtime import store_path
 from entsync.settings import ConfigurationError, Settings
 from tests.integration import test_bridge_oidc as oidc_tests
 from tests.integration.bridge_support.harness import BRIDGE_URL, provider_config, running_bridge

@@ -18,7 +18,7 @@ from connectors.ldap.errors import BaseEntryError
 from connectors.ldap.preflight import schema_problems
 from connectors.services import slapd
 from connectors.services.process import free_port, pid_alive, stop_pid
-from connectors.stream.worker import PREFLIGHT_EXIT
+from entsync.worker import PREFLIGHT_EXIT
 
 pytestmark = pytest.mark.integration
 

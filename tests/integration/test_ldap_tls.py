@@ -1,13 +1,15 @@
 """LDAP over TLS against a real slapd of its own, given a CA and a server certificate this test
 makes: ldaps:// and StartTLS bind, search and write with the right CA; an unknown CA (or none:
 the system's trust store) and a wrong host name are refused, at once and not retried; a server
-without TLS refuses StartTLS. Every connection here comes from the settings through
+without TLS refuses StartTLS. Both clients: ldap3 (reads, admin, the ldap3 writer) and
+python-ldap (the default writer). Every connection here comes from the settings through
 :mod:`entsync.ldap_clients`, as in production."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -19,12 +21,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from connectors.ldap import DirectoryWriter, RetryPolicy, read_entry
+from connectors.ldap import DirectoryWriter, PipelinedWriter, RetryPolicy, read_entry
 from connectors.ldap.connection import LdapParams, connection
 from connectors.ldap.directory import ensure_base_dit
 from connectors.ldap.errors import DirectoryTlsError
 from connectors.services import slapd
 from connectors.services.process import free_port, pid_alive, stop_pid
+from entsync.exit_codes import ExitCode
 from entsync.ldap_clients import directory_writer, ldap_params
 from entsync.settings import Settings
 from sync.ops import AddEntry, ModifyEntry
@@ -41,7 +44,7 @@ class TlsSlapd:
     port: int  # ldap:// (StartTLS offered)
     ldaps_port: int
     password: str = field(repr=False)
-    ca_file: Path  # the CA that signed the server's certificate (for "localhost" only)
+    ca_file: Path  # the CA that signed the server's certificate (for "localhost" only: no IP)
     unknown_ca_file: Path  # a CA that signed nothing here
     state_dir: Path  # no services.json: nothing filled in from local services
 
@@ -72,13 +75,21 @@ def _start(
     return port, password
 
 
+def _host_name() -> str:
+    """This machine's name as libldap finds it: it checks a URL naming localhost against it."""
+    try:
+        return socket.gethostbyname_ex(socket.gethostname())[0]
+    except OSError:
+        return socket.gethostname()
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsSlapd, int]]:
     """The TLS slapd, and the port of a slapd without TLS; both stopped by pid at the end."""
     root = tmp_path_factory.mktemp("ldap-tls")
     ca = TestCA(root / "ca")
     unknown = TestCA(root / "unknown-ca", name="some other CA")
-    cert = ca.issue("server", "localhost")
+    cert = ca.issue("server", "localhost", _host_name())  # both clients' view of "localhost"
     started: list[tuple[int, str]] = []
     try:
         ldaps_port = free_port()
@@ -135,10 +146,14 @@ def test_the_right_ca_binds_searches_and_writes(server: TlsSlapd, way: str) -> N
 
 
 async def test_the_writer_in_its_processes_writes_over_tls(server: TlsSlapd) -> None:
-    """The writer's own processes get the TLS parameters too (they are pickled to them)."""
+    """The ldap3 writer's own processes get the TLS parameters too (they are pickled to them)."""
     url, more = _ways(server, "localhost")["starttls"]
     settings = server.settings(
-        url, ldap_tls_ca_file=server.ca_file, ldap_writer_processes=1, **more
+        url,
+        ldap_tls_ca_file=server.ca_file,
+        ldap_writer="ldap3",
+        ldap_writer_processes=1,
+        **more,
     )
     params = ldap_params(settings)
     ensure_base_dit(params, BASE)
@@ -174,7 +189,7 @@ def test_a_wrong_host_name_is_refused(server: TlsSlapd, way: str) -> None:
         _open(params)
 
 
-async def test_the_writer_does_not_retry_a_refused_certificate(server: TlsSlapd) -> None:
+async def test_the_ldap3_writer_does_not_retry_a_refused_certificate(server: TlsSlapd) -> None:
     """A refused certificate does not heal: the write fails at once, not after the budget."""
     url, _ = _ways(server, "localhost")["ldaps"]
     params = ldap_params(server.settings(url, ldap_tls_ca_file=server.unknown_ca_file))
@@ -185,6 +200,62 @@ async def test_the_writer_does_not_retry_a_refused_certificate(server: TlsSlapd)
     assert time.monotonic() - started < 10
 
 
+# -- the python-ldap writer (libldap's TLS) ---------------------------------------------------
+
+
+async def _write(settings: Settings, name: str) -> None:
+    """One entry added and modified by the worker's writer, as the settings make it."""
+    dn = f"ou={name},ou=people,{BASE}"
+    unit = {"objectClass": ("organizationalUnit",), "ou": (name,)}
+    async with directory_writer(settings, retry=RetryPolicy(total=30.0)) as writer:
+        assert isinstance(writer, PipelinedWriter)
+        await writer.apply([AddEntry(dn, unit)])
+        await writer.apply([ModifyEntry(dn, {"description": ("over TLS",)}, unit)])
+
+
+@pytest.mark.parametrize("way", WAYS)
+async def test_the_python_ldap_writer_writes_over_tls(server: TlsSlapd, way: str) -> None:
+    url, more = _ways(server, "localhost")[way]
+    settings = server.settings(url, ldap_tls_ca_file=server.ca_file, **more)
+    params = ldap_params(settings)
+    ensure_base_dit(params, BASE)
+    await _write(settings, f"pyldap-{way}")
+    entry = read_entry(params, f"ou=pyldap-{way},ou=people,{BASE}")
+    assert entry is not None and entry.get("description") == ("over TLS",)
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize(
+    ("ca", "host", "reason"),
+    [
+        ("unknown", "localhost", "certificate verify failed"),
+        ("system", "localhost", "certificate verify failed"),
+        ("right", "127.0.0.1", "certificate is not valid for '127.0.0.1'"),
+    ],
+)
+async def test_the_python_ldap_writer_refuses_what_is_not_trusted(
+    server: TlsSlapd, way: str, ca: str, host: str, reason: str
+) -> None:
+    """Refused at once (not after the retry budget), saying why, without the password."""
+    url, more = _ways(server, host)[way]
+    ca_file = {"unknown": server.unknown_ca_file, "system": None, "right": server.ca_file}[ca]
+    settings = server.settings(url, ldap_tls_ca_file=ca_file, **more)
+    started = time.monotonic()
+    with pytest.raises(DirectoryTlsError, match=re.escape(reason)) as refused:
+        await _write(settings, "never")
+    assert time.monotonic() - started < 10
+    assert server.password not in str(refused.value)
+
+
+async def test_the_python_ldap_writer_is_refused_starttls(
+    servers: tuple[TlsSlapd, int],
+) -> None:
+    server, plain_port = servers
+    settings = server.settings(f"ldap://localhost:{plain_port}", ldap_starttls=True)
+    with pytest.raises(DirectoryTlsError, match="StartTLS refused"):
+        await _write(settings, "never")
+
+
 def test_a_server_without_tls_refuses_starttls(servers: tuple[TlsSlapd, int]) -> None:
     server, plain_port = servers
     params = ldap_params(server.settings(f"ldap://localhost:{plain_port}", ldap_starttls=True))
@@ -193,7 +264,7 @@ def test_a_server_without_tls_refuses_starttls(servers: tuple[TlsSlapd, int]) ->
 
 
 def test_the_directory_command_names_the_refusal(server: TlsSlapd, tmp_path: Path) -> None:
-    """What an operator sees: exit 3, why, and no password."""
+    """What an operator sees: the directory unreachable (exit 6), why, and no password."""
     url, _ = _ways(server, "localhost")["ldaps"]
     env = {
         **os.environ,
@@ -208,7 +279,7 @@ def test_the_directory_command_names_the_refusal(server: TlsSlapd, tmp_path: Pat
         [ENTSYNC, "directory", "check"], env=env, capture_output=True, text=True, timeout=120
     )
     output = done.stdout + done.stderr
-    assert done.returncode == 3, output
+    assert done.returncode == ExitCode.DIRECTORY_UNREACHABLE, output
     assert "certificate verify failed" in output
     assert server.password not in output
     env["ENTSYNC_LDAP_TLS_CA_FILE"] = str(server.ca_file)

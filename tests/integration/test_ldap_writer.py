@@ -1,4 +1,6 @@
-"""DirectoryWriter against slapd: ops, healing, ordering, concurrency, retries; LDIF export."""
+"""The directory writers against slapd: ops, healing, ordering, concurrency, retries; LDIF
+export. Every behaviour holds for the python-ldap writer (pipelined) and the ldap3 writer (in
+threads or in processes of its own)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,13 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from ldap3 import Connection
 
+from connectors.ldap import pipelined
+from connectors.ldap.batch import BatchWriter
 from connectors.ldap.connection import LdapParams
 from connectors.ldap.directory import (
     clear_subtree,
@@ -21,6 +26,7 @@ from connectors.ldap.directory import (
     search_entries,
 )
 from connectors.ldap.errors import DirectoryUnavailableError, DirectoryWriteError
+from connectors.ldap.pipelined import PipelinedWriter
 from connectors.ldap.writer import Action, DirectoryWriter, OpResult, RetryPolicy
 from connectors.services.process import pid_alive
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
@@ -51,13 +57,23 @@ def people(local_services: LocalServices, clean_directory: LdapParams) -> str:
     return f"ou=people,{local_services.base_dn}"
 
 
-@pytest.fixture(params=[0, 2], ids=["threads", "processes"])
+WRITERS = ["python-ldap", "python-ldap-process", "threads", "processes"]
+
+
+def make_writer(kind: str, params: LdapParams, **options: Any) -> BatchWriter:
+    """A python-ldap writer (here, or in a process of its own), or an ldap3 one (in threads,
+    or in two processes)."""
+    if kind.startswith("python-ldap"):
+        return PipelinedWriter(params, processes=1 if kind.endswith("process") else 0, **options)
+    return DirectoryWriter(params, processes=2 if kind == "processes" else 0, **options)
+
+
+@pytest.fixture(params=WRITERS)
 async def writer(
     clean_directory: LdapParams, request: pytest.FixtureRequest
-) -> AsyncIterator[DirectoryWriter]:
-    """Every behaviour holds whether the ops run in threads or in processes of their own."""
-    async with DirectoryWriter(
-        clean_directory, max_in_flight=8, retry=RetryPolicy(total=20.0), processes=request.param
+) -> AsyncIterator[BatchWriter]:
+    async with make_writer(
+        request.param, clean_directory, max_in_flight=8, retry=RetryPolicy(total=20.0)
     ) as instance:
         instance.start()
         yield instance
@@ -69,7 +85,7 @@ def values(params: LdapParams, dn: str, name: str) -> tuple[str, ...] | None:
 
 
 async def test_add_modify_delete(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     dn = f"uid=a,{people}"
     [added] = await writer.apply([AddEntry(dn, person("a", ENTPersonProfils=("National_1",)))])
@@ -93,7 +109,7 @@ async def test_add_modify_delete(
 
 
 async def test_add_on_existing_entry_heals(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     dn = f"uid=b,{people}"
     await writer.apply([AddEntry(dn, person("b", ENTPersonProfils=("National_1",)))])
@@ -114,7 +130,7 @@ async def test_add_on_existing_entry_heals(
 
 
 async def test_modify_on_missing_entry(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     dn = f"uid=c,{people}"
     desired = person("c", name="Desired")
@@ -130,13 +146,13 @@ async def test_modify_on_missing_entry(
     assert caught.value.results == [None]
 
 
-async def test_delete_missing_entry_is_noop(writer: DirectoryWriter, people: str) -> None:
+async def test_delete_missing_entry_is_noop(writer: BatchWriter, people: str) -> None:
     [result] = await writer.apply([DeleteEntry(f"uid=nobody,{people}")])
     assert result.action is Action.NOOP
 
 
 async def test_permanent_error_names_dn_and_result_not_values(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     first, twin = f"uid=d1,{people}", f"uid=d2,{people}"
     await writer.apply([AddEntry(first, person("d1", ENTPersonLogin=("secret.login",)))])
@@ -163,7 +179,7 @@ async def test_permanent_error_names_dn_and_result_not_values(
 
 
 async def test_ops_on_one_dn_keep_their_order(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     dns = [f"uid=o{i},{people}" for i in range(40)]
     ops: list[DirectoryOp] = []
@@ -278,13 +294,124 @@ async def test_retries_until_slapd_is_back(
     assert count_entries(clean_directory, people, "(uid=r*)") == len(ops)
 
 
+async def test_the_pipelined_writer_retries_until_slapd_is_back(
+    local_services: LocalServices,
+    clean_directory: LdapParams,
+    people: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """slapd killed with requests in flight: they are sent again on a new connection once it
+    is back; what slapd had applied is found complete."""
+    reached, resume = threading.Event(), threading.Event()
+    finish = pipelined._Run._finish
+    done = [0]
+
+    def pausing(run: pipelined._Run, o: Any, outcome: Any) -> None:
+        finish(run, o, outcome)
+        done[0] += 1
+        if done[0] == 50:  # requests in flight meanwhile; the writer's thread waits here
+            reached.set()
+            resume.wait(30)
+
+    monkeypatch.setattr(pipelined._Run, "_finish", pausing)
+    ops = [AddEntry(f"uid=q{i},{people}", person(f"q{i}")) for i in range(300)]
+    async with PipelinedWriter(
+        clean_directory, max_in_flight=16, retry=RetryPolicy(total=30.0)
+    ) as writer:
+        task = asyncio.create_task(writer.apply(ops))
+        assert await asyncio.to_thread(reached.wait, 20)
+        old_pid = local_services.pid("slapd")
+        kill(old_pid)
+        resume.set()
+        await asyncio.sleep(0.8)  # the writer now retries against a dead server
+        assert not task.done()
+        assert await asyncio.to_thread(local_services.up) == ("slapd",)
+        results = await asyncio.wait_for(task, 60)
+    assert [r.action for r in results] == [Action.ADDED] * len(ops)
+    assert any(r.retries > 0 for r in results)
+    assert count_entries(clean_directory, people, "(uid=q*)") == len(ops)
+
+
+async def test_one_refused_write_among_many_loses_none_of_the_others(
+    writer: BatchWriter, clean_directory: LdapParams, people: str
+) -> None:
+    ops: list[DirectoryOp] = [AddEntry(f"uid=k{i},{people}", person(f"k{i}")) for i in range(200)]
+    broken = f"uid=k77,{people}"
+    ops[77] = AddEntry(broken, {k: v for k, v in person("k77").items() if k != "sn"})
+    ops.append(ModifyEntry(broken, {"cn": ("never",)}))  # the same DN after it: skipped
+    ops += [ModifyEntry(f"uid=k{i},{people}", {"sn": (f"s{i}",)}) for i in range(100, 120)]
+    with pytest.raises(DirectoryWriteError) as caught:
+        await writer.apply(ops)
+    error = caught.value
+    assert error.dn == broken and error.result_name == "objectClassViolation"
+    assert error.errors == [error]
+    assert error.results[77] is None and error.results[200] is None
+    assert all(
+        result is not None and result.action in (Action.ADDED, Action.MODIFIED)
+        for i, result in enumerate(error.results)
+        if i not in (77, 200)
+    )
+    assert count_entries(clean_directory, people, "(uid=k*)") == 199
+    assert values(clean_directory, f"uid=k110,{people}", "sn") == ("s110",)
+
+
+async def test_a_batch_heals_every_kind_of_difference(
+    writer: BatchWriter, clean_directory: LdapParams, people: str
+) -> None:
+    """One batch, many entries not as the core believes: an add on an existing entry (68), a
+    value to add there already (20), a value to remove gone already (16), a modify of a
+    missing entry (32), a delete of a missing one."""
+    believed = ("National_1", "National_3")
+    setup: list[DirectoryOp] = []
+    for i in range(30):
+        setup.append(AddEntry(f"uid=x{i},{people}", person(f"x{i}", name="Old")))
+        profils = ("National_1", "National_4")  # 4 added by someone else, 3 removed
+        setup.append(AddEntry(f"uid=y{i},{people}", person(f"y{i}", ENTPersonProfils=profils)))
+        setup.append(
+            AddEntry(f"uid=z{i},{people}", person(f"z{i}", ENTPersonProfils=("National_1",)))
+        )
+    await writer.apply(setup)
+    ops: list[DirectoryOp] = []
+    for i in range(30):
+        ops.append(AddEntry(f"uid=x{i},{people}", person(f"x{i}", name="New")))
+        ops.append(
+            ModifyEntry(
+                f"uid=y{i},{people}",
+                {"ENTPersonProfils": ("National_1", "National_4")},
+                previous={"ENTPersonProfils": believed},
+            )
+        )
+        ops.append(
+            ModifyEntry(
+                f"uid=z{i},{people}",
+                {"ENTPersonProfils": ("National_1", "National_2")},
+                previous={"ENTPersonProfils": believed},
+            )
+        )
+        ops.append(
+            ModifyEntry(f"uid=w{i},{people}", {"sn": ("W",)}, desired=person(f"w{i}", name="W"))
+        )
+        ops.append(DeleteEntry(f"uid=v{i},{people}"))
+    results = await writer.apply(ops)
+    expected = [Action.HEALED] * 4 + [Action.NOOP]
+    assert [r.action for r in results] == expected * 30
+    for i in range(30):
+        assert values(clean_directory, f"uid=x{i},{people}", "sn") == ("New",)
+        y = values(clean_directory, f"uid=y{i},{people}", "ENTPersonProfils")
+        assert set(y or ()) == {"National_1", "National_4"}
+        z = values(clean_directory, f"uid=z{i},{people}", "ENTPersonProfils")
+        assert set(z or ()) == {"National_1", "National_2"}
+        assert values(clean_directory, f"uid=w{i},{people}", "sn") == ("W",)
+
+
+@pytest.mark.parametrize("kind", ["python-ldap", "threads"])
 async def test_gives_up_after_the_retry_budget(
-    local_services: LocalServices, clean_directory: LdapParams, people: str
+    local_services: LocalServices, clean_directory: LdapParams, people: str, kind: str
 ) -> None:
     local_services.stop("slapd")
     try:
-        async with DirectoryWriter(
-            clean_directory, retry=RetryPolicy(initial_delay=0.05, total=0.8)
+        async with make_writer(
+            kind, clean_directory, retry=RetryPolicy(initial_delay=0.05, total=0.8)
         ) as impatient:
             started = time.monotonic()
             with pytest.raises(DirectoryUnavailableError, match="abandoned"):
@@ -339,21 +466,22 @@ async def test_ldif_export_is_deterministic(
     assert "entryUUID: " in with_operational and "modifiersName: " in with_operational
 
 
+@pytest.mark.parametrize("kind", ["python-ldap-process", "processes"])
 async def test_writer_processes_import_the_writer_not_the_program(
-    clean_directory: LdapParams,
+    clean_directory: LdapParams, kind: str
 ) -> None:
     """A spawned process would import the parent's main module (here pytest; in production the
     whole CLI): the writer's processes import what they run and nothing else."""
     from connectors.ldap.writer_processes import main_imported
 
-    async with DirectoryWriter(clean_directory, max_in_flight=4, processes=2) as instance:
+    async with make_writer(kind, clean_directory, max_in_flight=4) as instance:
         instance.start()
         imported = [instance._executor.submit(main_imported).result() for _ in range(4)]
         assert imported == [False] * 4
 
 
 async def test_multi_valued_attributes_change_by_their_values(
-    writer: DirectoryWriter, clean_directory: LdapParams, people: str
+    writer: BatchWriter, clean_directory: LdapParams, people: str
 ) -> None:
     """A profile list gaining a value: only that value is sent; a value added twice or removed
     twice (a retry, another writer) heals by giving the attribute its whole values."""

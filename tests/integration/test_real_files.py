@@ -12,6 +12,7 @@ from pathlib import Path
 from connectors.aaf import IngestReport
 from connectors.stream.clients import KafkaParams
 from connectors.stream.reader import read_topic
+from entsync.exit_codes import ExitCode
 from schemas.feed import Category, PupilUpserted, SnapshotStarted, StaffUpserted
 from schemas.lifecycle import FeedTopicMessage
 from schemas.topics import FEED
@@ -60,7 +61,7 @@ def test_real_drop_checked_then_ingested(local_services: object, tmp_path: Path)
 
     # The staff file spans two schools and its name gives no scope: refused without --scope.
     checked = _entsync(env, "check", *files, "--report", str(tmp_path / "c.json"))
-    assert checked.returncode == 1
+    assert checked.returncode == ExitCode.FILES_REFUSED
     refusals = {
         f.name: f.refusal for f in IngestReport.from_json((tmp_path / "c.json").read_text()).files
     }

@@ -24,6 +24,7 @@ from connectors.services import (
 )
 from connectors.services import slapd as slapd_module
 from connectors.services.process import pid_alive
+from entsync.exit_codes import ExitCode
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,7 @@ def test_cli_lifecycle_leaves_no_process_and_keeps_data(tmp_path: Path) -> None:
         while pid_alive(pids["broker"]) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert status(state).running == {"slapd": True, "broker": False}
-        assert cli("status", "--state-dir", str(state)).returncode == 3
+        assert cli("status", "--state-dir", str(state)).returncode == ExitCode.SERVICES_NOT_RUNNING
         restarted = up(ServicesConfig(state_dir=state))
         assert restarted.started == ("broker",)
         assert restarted.info["kafka_bootstrap"] == info["kafka_bootstrap"]
@@ -115,7 +116,7 @@ def test_cli_lifecycle_leaves_no_process_and_keeps_data(tmp_path: Path) -> None:
     assert not (state / "broker.pid").exists()
     assert not (state / "services.json").exists()
     gone = cli("status", "--json", "--state-dir", str(state))
-    assert gone.returncode == 3
+    assert gone.returncode == ExitCode.SERVICES_NOT_RUNNING
     assert json.loads(gone.stdout)["running"] == {"slapd": False, "broker": False}
 
     again = up(ServicesConfig(state_dir=state))

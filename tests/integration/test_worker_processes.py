@@ -1,7 +1,8 @@
 """The worker's processes under faults, on a real broker and slapd of each test's own (stopped
-at will): writer processes die with a SIGKILLed worker, SIGTERM stops a worker within 10 s
-while the directory is down or while it starts, and a directory down past the retry budget
-ends the worker with exit code 6 and a clear message.
+at will): writer processes (and every connection to slapd) die with a SIGKILLed worker, SIGTERM
+stops a worker within 10 s while the directory is down or while it starts, and a directory down
+past the retry budget ends the worker with exit code 6 and a clear message. With either writer:
+python-ldap's (the default, in the worker's own process) and ldap3's in two processes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import count_entries
 from connectors.services import down
 from connectors.services.process import pid_alive
-from connectors.stream.worker import DIRECTORY_DOWN_EXIT
+from entsync.worker import DIRECTORY_DOWN_EXIT
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
@@ -50,14 +51,19 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return [str(p) for k, p in sorted(generated.files.items()) if k != "delta"]
 
 
-def _env(services: LocalServices, **extra: str) -> dict[str, str]:
+WRITERS = ["python-ldap", "ldap3"]
+PROCESSES = {"python-ldap": 1, "ldap3": 2}  # writer processes the worker runs (the defaults)
+
+
+def _env(services: LocalServices, writer: str = "ldap3", **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENTSYNC_")}
     return {
         **env,
         "ENTSYNC_STATE_DIR": str(services.state_dir),  # connections from its services.json
         "ENTSYNC_KAFKA_SESSION_TIMEOUT_S": os.environ["ENTSYNC_KAFKA_SESSION_TIMEOUT_S"],
         "ENTSYNC_LOG_FORMAT": "json",
-        "ENTSYNC_LDAP_WRITER_PROCESSES": "2",
+        "ENTSYNC_LDAP_WRITER": writer,
+        "ENTSYNC_LDAP_WRITER_PROCESSES": str(PROCESSES[writer]),
         "ENTSYNC_METRICS_PORT": "0",  # no shared default port between parallel tests
         **extra,
     }
@@ -174,15 +180,19 @@ def _ingest(services: LocalServices, files: list[str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("writer", WRITERS)
 def test_a_sigkilled_worker_takes_its_writer_processes_and_connections_with_it(
-    services: LocalServices, extract: list[str], worker_of: Callable[..., Worker]
+    services: LocalServices,
+    extract: list[str],
+    worker_of: Callable[..., Worker],
+    writer: str,
 ) -> None:
     _ingest(services, extract)
-    worker = worker_of(_env(services))
+    worker = worker_of(_env(services, writer))
     people = _people(services)
     worker.wait_for("writes", lambda: people() >= 20)
     writers = worker.find_writers()
-    assert len(writers) == 2
+    assert len(writers) == PROCESSES[writer]
     slapd_port = int(services.info["slapd"]["port"])
     assert _established(slapd_port) > 0  # the writers' bound connections
 
@@ -200,12 +210,16 @@ def test_a_sigkilled_worker_takes_its_writer_processes_and_connections_with_it(
     assert people() == written  # nobody writes any more
 
 
+@pytest.mark.parametrize("writer", WRITERS)
 def test_sigterm_stops_a_worker_retrying_writes_to_a_stopped_directory(
-    services: LocalServices, extract: list[str], worker_of: Callable[..., Worker]
+    services: LocalServices,
+    extract: list[str],
+    worker_of: Callable[..., Worker],
+    writer: str,
 ) -> None:
     _ingest(services, extract)
     # A budget far longer than the test: only the signal can end the retries.
-    worker = worker_of(_env(services, ENTSYNC_LDAP_RETRY_TOTAL_S="600"))
+    worker = worker_of(_env(services, writer, ENTSYNC_LDAP_RETRY_TOTAL_S="600"))
     people = _people(services)
     worker.wait_for("writes", lambda: people() >= 5)
     writers = worker.find_writers()
@@ -234,11 +248,15 @@ def test_sigterm_stops_a_worker_during_start_up(
     assert not _alive_after(writers, 5)
 
 
+@pytest.mark.parametrize("writer", WRITERS)
 def test_a_directory_down_past_the_retry_budget_ends_the_worker_with_exit_6(
-    services: LocalServices, extract: list[str], worker_of: Callable[..., Worker]
+    services: LocalServices,
+    extract: list[str],
+    worker_of: Callable[..., Worker],
+    writer: str,
 ) -> None:
     _ingest(services, extract)
-    worker = worker_of(_env(services, ENTSYNC_LDAP_RETRY_TOTAL_S="2"))
+    worker = worker_of(_env(services, writer, ENTSYNC_LDAP_RETRY_TOTAL_S="2"))
     people = _people(services)
     worker.wait_for("writes", lambda: people() >= 5)
     writers = worker.find_writers()

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from connectors.stream.worker import run_worker
 from entsync.kafka_clients import kafka_params
 from entsync.settings import ConfigurationError
+from entsync.worker import run_worker
 from schemas.topics import ENTITIES, FEED
 from tests.integration.conftest import LocalServices
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from connectors.aaf import IngestReport, render_summary, scan_many
 from entsync.cli import app
+from entsync.exit_codes import ExitCode
 
 runner = CliRunner()
 
@@ -77,7 +78,7 @@ def test_check_refuses_and_exits_non_zero(tmp_path: Path) -> None:
         app,
         ["check", str(good), str(bad), str(tmp_path / "missing.xml"), "--report", str(report_path)],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.FILES_REFUSED
     assert "REFUSED" in result.output
     report = IngestReport.from_json(report_path.read_text())
     refused = {f.name: f.refusal for f in report.files if f.refused}
@@ -120,6 +121,9 @@ def test_check_doctype_options(tmp_path: Path) -> None:
     deprecated = runner.invoke(app, ["check", str(school), "--allow-aaf-doctype"])
     assert deprecated.exit_code == 0 and "deprecated" in deprecated.output
     refused = runner.invoke(app, ["check", str(school), "--refuse-doctype"])
-    assert refused.exit_code == 1 and "--refuse-doctype" in refused.output
+    assert refused.exit_code == ExitCode.FILES_REFUSED and "--refuse-doctype" in refused.output
     by_setting = runner.invoke(app, ["check", str(school)], env={"ENTSYNC_AAF_REFUSE_DOCTYPE": "1"})
-    assert by_setting.exit_code == 1 and "ENTSYNC_AAF_REFUSE_DOCTYPE" in by_setting.output
+    assert (
+        by_setting.exit_code == ExitCode.FILES_REFUSED
+        and "ENTSYNC_AAF_REFUSE_DOCTYPE" in by_setting.output
+    )

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from connectors.aaf import FileRejected, IngestReport, ScanConfig, events, scan
 from entsync.cli import app
+from entsync.exit_codes import ExitCode
 from schemas.feed import Category, SnapshotCompleted, SnapshotStarted
 from tests.unit.aaf_files import guardian, pupil, real_file, staff
 
@@ -98,7 +99,7 @@ def test_check_scope_option(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     runner = CliRunner()
     refused = runner.invoke(app, ["check", str(path), "--report", str(report)])
-    assert refused.exit_code == 1
+    assert refused.exit_code == ExitCode.FILES_REFUSED
     assert "without a scope" in (IngestReport.from_json(report.read_text()).files[0].refusal or "")
     ok = runner.invoke(app, ["check", str(path), "--scope", "AC-DIJON", "--report", str(report)])
     assert ok.exit_code == 0, ok.output

@@ -153,7 +153,7 @@ def test_rate_windows_count_the_attempts_of_every_connection(opener: Opener) -> 
 
 
 def test_one_replica_of_many_claims_each_nightly_run(opener: Opener) -> None:
-    from connectors.bridge.runtime import claim_run
+    from entsync.bridge_runtime import claim_run
 
     store, replica = opener(), opener()
     assert claim_run(store, T0) is True
@@ -206,7 +206,7 @@ async def test_client_addresses_come_from_trusted_proxies_only() -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from connectors.bridge.runtime import server_config
+    from entsync.bridge_runtime import server_config
     from entsync.settings import Settings
 
     async def whoami(request: Request) -> PlainTextResponse:

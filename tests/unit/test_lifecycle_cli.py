@@ -37,8 +37,8 @@ def test_a_sweep_now_or_a_dry_run_goes_on_to_the_services(tmp_path: Path) -> Non
 
 
 def test_the_policy_and_guard_follow_the_settings() -> None:
-    from connectors.stream.lifecycle import guard_from, policy_from
     from entsync.settings import Settings
+    from entsync.stream_config import guard_from, policy_from
 
     settings = Settings(
         lifecycle_predelete_days=30,

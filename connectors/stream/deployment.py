@@ -1,0 +1,37 @@
+"""What the stream shell needs to know of the deployment, as plain values.
+
+Built from the settings by :mod:`entsync.stream_config`; ``connectors/`` never reads the settings
+itself, so the shell can be driven by a test, a benchmark or a replay with values of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    """The topic names a run uses: the live ones, or a replay's private copies."""
+
+    feed: str
+    entities: str
+    audit: str
+    decisions: str
+    lifecycle: str
+
+    def streams(self) -> tuple[str, str]:
+        """The two topics the worker's agents consume."""
+        return self.feed, self.entities
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    app_id: str  # consumer group and prefix of the table changelogs
+    partitions: int
+    topics: StreamTopics
+    state_dir: Path  # faust's data directory goes under it
+    session_timeout_s: float
+    fetch_max_wait_ms: int
+    sweep_hour: int | None  # hour (Paris time) of the nightly lifecycle sweep; None: no sweep
+    replay: bool = False  # a replay's worker: private topics, never restores lost tables
