@@ -2,9 +2,10 @@
 
 The shell merges each batch's ops, then the merged ops of the batches it holds back while more
 input waits; a crashed run's batches are decided again and may come in other pieces. The
-properties below apply the merged ops as the LDAP writer does (it heals instead of failing: see
-:func:`write`) and compare with the original ops applied one by one to the directory the core
-believes in, from a consistent start and after a crash that left part of the writes done.
+properties below apply the merged ops as the directory writer does (it heals instead of
+failing: :mod:`connectors.ldap.healing`, driven here against an in-memory directory) and
+compare with the original ops applied one by one to the directory the core believes in, from a
+consistent start and after a crash that left part of the writes done.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.ldap import healing
+from connectors.ldap.directory import (
+    ALREADY_EXISTS,
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+)
+from connectors.ldap.healing import run_steps
 from schemas.audit import AttributeChange, DirectoryChanged
 from schemas.entities import Cause
 from sync.coalesce import MAX_CAUSES, Coalescer, Pair, _merge_ops, coalesce
@@ -73,44 +82,42 @@ def believed(directory: Directory, op: DirectoryOp) -> None:
 
 
 def write(directory: Directory, op: DirectoryOp) -> None:
-    """The op as ``connectors.ldap.writer`` carries it out on whatever the directory holds: an
-    add of an entry there replaces the attributes it names; a modify changes a multi-valued
-    attribute by the values added and removed from ``previous``, and replaces the changed
-    attributes whole when a value added is there or one removed is gone; a modify of a missing
-    entry adds ``desired``; a delete of a missing entry does nothing."""
-    entry = directory.get(op.dn)
-    if isinstance(op, DeleteEntry):
-        directory.pop(op.dn, None)
-        return
-    if isinstance(op, AddEntry) or entry is None:
-        attributes = op.attributes if isinstance(op, AddEntry) else op.desired
-        assert attributes, "the writer refuses a modify of a missing entry without desired"
-        if entry is None:
-            directory[op.dn] = {n: v for n, v in attributes.items() if v}
-        else:
-            _replace(entry, attributes)
-        return
-    after = dict(entry)
-    for name, values in op.changes.items():
-        old = op.previous.get(name, ())
-        if not old or not values or (len(old) == 1 and len(values) == 1):
-            after[name] = values
-            continue
-        have = set(after.get(name, ()))
-        added, removed = set(values) - set(old), set(old) - set(values)
-        if added & have or removed - have:
-            _replace(entry, op.changes)  # the writer's healing: whole values
-            return
-        after[name] = tuple(sorted((have | added) - removed))
-    _replace(entry, after)
+    """The op as the directory writer carries it out on whatever the directory holds: its
+    requests and healing (:func:`connectors.ldap.healing.steps`) answered as slapd would."""
+    run_steps(healing.steps(op, uncertain=False), lambda request: _reply(directory, request))
 
 
-def _replace(entry: dict[str, tuple[str, ...]], attributes: dict[str, tuple[str, ...]]) -> None:
-    for name, values in attributes.items():
-        if values:
-            entry[name] = tuple(sorted(values))
-        else:
-            entry.pop(name, None)
+def _reply(directory: Directory, request: healing.Request) -> healing.Reply:
+    entry = directory.get(request.dn)
+    if isinstance(request, healing.AddRequest):
+        if entry is not None:
+            return healing.Reply(ALREADY_EXISTS)
+        directory[request.dn] = {n: tuple(sorted(v)) for n, v in request.attributes.items()}
+        return healing.Reply(0)
+    if entry is None:
+        return healing.Reply(NO_SUCH_OBJECT)
+    if isinstance(request, healing.DeleteRequest):
+        del directory[request.dn]
+    elif isinstance(request, healing.ReadRequest):
+        return healing.Reply(0, entry={n.lower(): v for n, v in entry.items()})
+    else:  # a modify: all its changes or none
+        after = {n: set(v) for n, v in entry.items()}
+        for name, parts in request.changes.items():
+            have = after.setdefault(name, set())
+            for kind, values in parts:
+                if kind == healing.MODIFY_ADD:
+                    if have & set(values):
+                        return healing.Reply(ATTRIBUTE_OR_VALUE_EXISTS)
+                    have |= set(values)
+                elif kind == healing.MODIFY_DELETE:
+                    if set(values) - have:
+                        return healing.Reply(NO_SUCH_ATTRIBUTE)
+                    have -= set(values)
+                else:
+                    have.clear()
+                    have |= set(values)
+        directory[request.dn] = {n: tuple(sorted(v)) for n, v in after.items() if v}
+    return healing.Reply(0)
 
 
 values = st.lists(st.sampled_from(["1", "2", "3", "4"]), min_size=1, max_size=3, unique=True).map(
