@@ -44,7 +44,7 @@ MAX_CAUSES = 1000  # about 300 bytes each: an audit event stays well under a Kaf
 @dataclass
 class _Pending:
     op: DirectoryOp
-    audits: list[DirectoryChanged]
+    audit: DirectoryChanged  # the audit events merged so far (one held, not all: memory)
     causes: int  # this write's causes, merged ones included
 
 
@@ -105,18 +105,18 @@ def _causes(audit: DirectoryChanged) -> tuple[Cause, ...]:
     return (*audit.merged_causes, audit.cause)
 
 
-def _merge_audits(audits: Sequence[DirectoryChanged], op: DirectoryOp) -> DirectoryChanged:
-    if len(audits) == 1:
-        return audits[0]
-    before: dict[str, str | None] = {}
-    after: dict[str, str | None] = {}
-    names: dict[str, str] = {}
-    for audit in audits:
-        for change in audit.changes:
-            key = change.name.lower()
-            names.setdefault(key, change.name)
-            before.setdefault(key, change.before_digest)
-            after[key] = change.after_digest
+def _merge_audits(
+    first: DirectoryChanged, then: DirectoryChanged, op: DirectoryOp
+) -> DirectoryChanged:
+    """One event for ``first``'s change then ``then``'s (``op``: both ops merged)."""
+    before = {c.name.lower(): c.before_digest for c in first.changes}
+    after = {c.name.lower(): c.after_digest for c in first.changes}
+    names = {c.name.lower(): c.name for c in first.changes}
+    for change in then.changes:
+        key = change.name.lower()
+        names.setdefault(key, change.name)
+        before.setdefault(key, change.before_digest)
+        after[key] = change.after_digest
     changes = tuple(
         AttributeChange(name=names[k], before_digest=before[k], after_digest=after[k])
         for k in sorted(names)
@@ -127,15 +127,14 @@ def _merge_audits(audits: Sequence[DirectoryChanged], op: DirectoryOp) -> Direct
         if isinstance(op, AddEntry)
         else ("delete" if isinstance(op, DeleteEntry) else "modify")
     )
-    event_id = hashlib.sha256("|".join(a.event_id for a in audits).encode()).hexdigest()
-    last = audits[-1]
-    return last.model_copy(
+    event_id = hashlib.sha256(f"{first.event_id}|{then.event_id}".encode()).hexdigest()
+    return then.model_copy(
         update={
             "event_id": event_id,
             "action": action,
             "changes": changes,
-            "merged_causes": tuple(c for a in audits[:-1] for c in _causes(a)) + last.merged_causes,
-            "schools": tuple(sorted({s for a in audits for s in a.schools})),
+            "merged_causes": (*_causes(first), *then.merged_causes),
+            "schools": tuple(sorted({*first.schools, *then.schools})),
         }
     )
 
@@ -161,11 +160,11 @@ class Coalescer:
                 merged = _merge_ops(pending.op, op)
                 if merged is not None:
                     pending.op = merged
-                    pending.audits.append(audit)
+                    pending.audit = _merge_audits(pending.audit, audit, merged)
                     pending.causes += causes
                     continue
             self._last[key] = len(self._slots)
-            self._slots.append(_Pending(op, [audit], causes))
+            self._slots.append(_Pending(op, audit, causes))
 
     def __len__(self) -> int:
         """The writes :meth:`pairs` would give."""
@@ -173,7 +172,7 @@ class Coalescer:
 
     def pairs(self) -> list[Pair]:
         """The net ops with one audit event each, in the order of each DN's first op."""
-        return [(p.op, _merge_audits(p.audits, p.op)) for p in self._slots]
+        return [(p.op, p.audit) for p in self._slots]
 
 
 def coalesce(pairs: Sequence[Pair]) -> list[Pair]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
@@ -62,7 +62,8 @@ class Prepared:
     """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
     batch: Sequence[Any]
-    new_states: dict[bytes, EntityState] = field(default_factory=dict)
+    # the states decided; a window holds its earlier batches' as JSON (a tenth of the memory)
+    new_states: dict[bytes, EntityState | bytes] = field(default_factory=dict)
     before: dict[bytes, EntityState | None] = field(default_factory=dict)
     changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
     where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
@@ -101,12 +102,12 @@ class Reconciler:
         await send_inputs(self.entities_topic, p.emits)
 
     def prepare(
-        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState] | None = None
+        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState | bytes] | None = None
     ) -> Prepared:
         """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
         decided and has not written to the table yet (see :mod:`connectors.stream.pipeline`)."""
         entities, ctx = self.entities, self.ctx
-        earlier: Mapping[bytes, EntityState] = pending or {}
+        earlier: Mapping[bytes, EntityState | bytes] = pending or {}
         p = Prepared(batch)
         new_states = p.new_states
 
@@ -148,9 +149,9 @@ class Reconciler:
                 continue
             state: EntityState | None
             if key in new_states:
-                state = new_states[key]
+                state = state_of(new_states[key])
             elif key in earlier:
-                state = earlier[key]
+                state = state_of(earlier[key])
             else:
                 raw = entities.get(key)
                 state = None if raw is None else EntityState.model_validate_json(raw)
@@ -168,16 +169,22 @@ class Reconciler:
     def merge(self, into: Prepared, later: Prepared) -> Prepared:
         """One batch of ``into`` and ``later`` (decided after it, on its states): carried out
         as one, each entry written once for both (its audit event naming every cause)."""
-        if into.merged is None:
+        held = into.new_states
+        if into.merged is None:  # the first batch's writes and states, as a window holds them
             into.merged = Coalescer(zip(into.ops, into.audits, strict=True))
             into.ops, into.audits = [], []
+            for key in into.changed:
+                held[key] = json_of(held[key])
+            into.batch = list(into.batch)
         into.merged.add(zip(later.ops, later.audits, strict=True))
-        into.batch = [*into.batch, *later.batch]
+        cast(list[Any], into.batch).extend(later.batch)  # a list since the first merge
         for key, state in later.new_states.items():
-            if key not in into.new_states:
+            if key not in held:
                 into.before[key] = later.before[key]
                 into.where[key] = later.where[key]
-            into.new_states[key] = state
+                held[key] = state  # unchanged: the very object ``before`` holds
+            if key in later.changed:
+                held[key] = json_of(state)
         into.changed |= later.changed
         into.emits = []  # sent already; not kept for the whole window (memory)
         into.outcomes += later.outcomes
@@ -217,8 +224,9 @@ class Reconciler:
             count_write(op, result)
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
-                allocated = new_states[key].login  # an academic login is not the allocator's
-                state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
+                decided = state_of(new_states[key])
+                allocated = decided.login  # an academic login is not the allocator's
+                state, withdrawn = refused_write(p.before.get(key), decided, audit.cause)
                 new_states[key] = state
                 p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
                 p.withdrawn.extend(await self._login_taken(op, audit, allocated))
@@ -250,11 +258,9 @@ class Reconciler:
         )
         for fut in futures:
             await fut
-        writes = {
-            key: (p.where[key], new_states[key].model_dump_json().encode()) for key in p.changed
-        }
+        writes = {key: (p.where[key], json_of(new_states[key])) for key in p.changed}
         if self.tally is not None:  # as the table changes (see connectors.stream.monitor)
-            self.tally.changed((p.before.get(key), new_states[key]) for key in p.changed)
+            self.tally.changed((p.before.get(key), state_of(new_states[key])) for key in p.changed)
         for fut in await write_through(self.entities, writes):
             await fut
         progress.entity_inputs += len(p.batch)
@@ -308,7 +314,7 @@ class Reconciler:
         self,
         inp: SweepRequested | SwitchoverRequested,
         event: Any,
-        overlay: Mapping[bytes, EntityState],
+        overlay: Mapping[bytes, EntityState | bytes],
     ) -> list[tuple[bytes, EntityState, Decision]]:
         """The sweeper's or the switchover's decisions for the entities of one partition."""
         cause = cause_from(event, inp.cause.rule)
@@ -334,6 +340,15 @@ class Reconciler:
             entities=len(found),
         )
         return found
+
+
+def state_of(held: EntityState | bytes) -> EntityState:
+    """A decided state, held as an object or as its JSON."""
+    return EntityState.model_validate_json(held) if isinstance(held, bytes) else held
+
+
+def json_of(held: EntityState | bytes) -> bytes:
+    return held if isinstance(held, bytes) else held.model_dump_json().encode()
 
 
 def log_write_refused(error: DirectoryWriteError) -> None:
