@@ -21,6 +21,7 @@ from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from connectors.stream.statestore import partition_items, partitioned_items
 from schemas.entities import LIFECYCLE_ENTITY, Cause, SweepRequested, SwitchoverRequested
 from schemas.lifecycle import SchoolYearState
 from schemas.state import EntityState, SourceState
@@ -78,10 +79,9 @@ def local_states(
             raw = state.model_dump_json().encode()
             if needle(raw):
                 yield key, raw
-    for key, raw in list(table.items()):
-        if key in overlay or not needle(raw):
-            continue
-        if partition_of(key, partitions) == partition:
+    # A table kept in RocksDB reads the partition's own database (statestore).
+    for key, raw in partition_items(table, partition, lambda k: partition_of(k, partitions)):
+        if key not in overlay and needle(raw):
             yield key, raw
 
 
@@ -132,12 +132,14 @@ class ScanMemo:
         ``category`` (None: of any category)."""
         if self._groups is None:
             self._groups = {}
-            for key, raw in list(table.items()):
+            # A table in RocksDB is read partition by partition: no key is hashed (statestore).
+            for partition_read, key, raw in partitioned_items(table):
                 if is_control_key(key):
                     continue
                 found = self._scope_and_category(key, raw)
                 if found is not None:
-                    by_category = self._groups.setdefault((self.partition(key), found[0]), {})
+                    where = self.partition(key) if partition_read is None else partition_read
+                    by_category = self._groups.setdefault((where, found[0]), {})
                     by_category.setdefault(found[1], []).append((key, raw))
         by_category = self._groups.get((partition, scope), {})
         if category is not None:
