@@ -293,6 +293,16 @@ def partition_items(
             yield key, raw
 
 
+def get_in_partition(table: Any, partition: int, key: bytes) -> bytes | None:
+    """The raw value of ``key``, stored in ``partition`` (read there alone for a store)."""
+    store = store_of(table)
+    if store is None:
+        found: bytes | None = table.get(key)
+        return found
+    db = store._dbs.get(partition)
+    return None if db is None else db.get(key)
+
+
 def partitioned_items(table: Any) -> Iterator[tuple[int | None, bytes, bytes]]:
     """(partition, key, raw value) of the table; partition None for a plain mapping."""
     store = store_of(table)

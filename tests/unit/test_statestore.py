@@ -218,3 +218,28 @@ def test_each_running_worker_gets_a_data_dir_of_its_own(
         os.close(other)
     monkeypatch.setattr(statestore, "_held", {})
     assert worker_datadir(tmp_path / "alone") == tmp_path / "alone" / "worker-0"
+
+
+def test_partition_scans_read_the_partitions_database(
+    datadir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifecycle scans on a table in RocksDB: each partition's keys from its database."""
+    from connectors.stream.lifecycle import ScanMemo, local_states, source_states
+    from schemas.state import SourceState
+
+    table, store = _table(datadir)
+    _assign(table, monkeypatch, 0, 1)
+    pupil = (
+        b'{"key":"pupil:1","kind":"pupil","entity_id":"el-1","version":"v1",'
+        b'"scope":"0810001A","category":"Eleve"}'
+    )
+    state = SourceState.model_validate_json(pupil)
+    raw = state.model_dump_json().encode()
+    # Stored in partition 1 whatever its hash: the partition of the message that wrote it.
+    store.write_delivered(1, [(b"pupil:1", raw)], Checkpoint(0, 1, b"pupil:1"))
+    assert statestore.get_in_partition(table, 1, b"pupil:1") == raw
+    assert statestore.get_in_partition(table, 0, b"pupil:1") is None
+    memo = ScanMemo(PARTITIONS)
+    assert list(source_states(table, {}, 1, PARTITIONS, "0810001A", memo)) == [(b"pupil:1", state)]
+    assert list(source_states(table, {}, 0, PARTITIONS, "0810001A", memo)) == []
+    assert [k for k, _ in local_states(table, {}, 1, PARTITIONS, lambda r: True)] == [b"pupil:1"]
