@@ -14,9 +14,10 @@ changes four things of it:
   (:mod:`connectors.stream.localstate`): one from another broker or changelog (rebuilt,
   deleted) is discarded, and the partition recovers from the changelog's beginning;
 - **reads by partition**: the scans read one partition's database, without a key's hash;
-- **bounded memory**: one block cache for every database of the process, small memtables
-  (faust's defaults are a 2 GiB cache and three 64 MB memtables per database), and a
-  database is closed when its partition is revoked, which also frees it for another worker.
+- **bounded memory**: one block cache for every database of the process, charged with their
+  memtables and index blocks too (faust's defaults are a 2 GiB cache and three 64 MB
+  memtables per database), and a database is closed when its partition is revoked, which
+  also frees it for another worker.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ log = get_logger(__name__)
 
 STORE_URL = "entsync-rocksdb://"
 CHECKPOINT_KEY = b"__entsync\0checkpoint__"
-# One block cache for every table partition of the process; memtables per database.
-BLOCK_CACHE_BYTES = 32 * 1024**2
+# One block cache for every table partition of the process, which also holds the index and
+# filter blocks and is charged with the memtables (all of them: MEMTABLES_BYTES at most), so
+# RocksDB's memory stays near BLOCK_CACHE_BYTES however large the tables grow.
+BLOCK_CACHE_BYTES = 16 * 1024**2
+MEMTABLES_BYTES = 8 * 1024**2
 WRITE_BUFFER_BYTES = 4 * 1024**2
 WRITE_BUFFERS = 2
 _RESERVED = (Store.offset_key, CHECKPOINT_KEY)
@@ -70,21 +74,29 @@ Local = tuple[Checkpoint, bytes | None]
 # (changelog topic, {partition: Local, or None for data without a checkpoint}) -> {partition:
 # why its database is not a prefix of the changelog}: see connectors.stream.localstate.
 Verifier = Callable[[str, Mapping[int, Local | None]], Awaitable[dict[int, str]]]
-_shared_cache: list[Any] = []
+_shared: list[Any] = []  # (the block cache, the memtables' manager) of the process
 
 
 class _Options(RocksDBOptions):
     def open(self, path: Path, *, read_only: bool = False) -> Any:
-        if not _shared_cache:
-            _shared_cache.append(rocksdict.Cache(BLOCK_CACHE_BYTES))
+        if not _shared:
+            cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
+            manager = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+                MEMTABLES_BYTES, False, cache
+            )
+            _shared.extend((cache, manager))
+        cache, manager = _shared
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_max_open_files(256)
         options.set_write_buffer_size(WRITE_BUFFER_BYTES)
         options.set_max_write_buffer_number(WRITE_BUFFERS)
+        options.set_write_buffer_manager(manager)
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, True)
-        table.set_block_cache(_shared_cache[0])
+        table.set_block_cache(cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
         options.set_block_based_table_factory(table)
         db = rocksdict.Rdict(str(path), options=options)
         db.set_read_options(rocksdict.ReadOptions())
