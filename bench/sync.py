@@ -69,7 +69,8 @@ BARE_TOPIC = "entsync.bench.bare.v1"
 BARE_APP_ID = "entsync-bench-bare"
 BENCH_BRANCH_PREFIX = "bench-"
 UNIQUE_ATTRIBUTE = "ENTPersonLogin"  # slapd's unique overlay: copies need logins of their own
-CHILD_TIMEOUT_S = 600.0
+# a worker run longer than this fails the run (larger sizes on a busy machine: raise it)
+CHILD_TIMEOUT_S = float(os.environ.get("ENTSYNC_BENCH_CHILD_TIMEOUT_S", "600"))
 FAUST_LOGLEVEL = "info"  # into the child's log file: joins, rebalances and recovery are there
 # Variables that would point the benchmark at other services than the ones it starts.
 _CONNECTION_VARS = (
