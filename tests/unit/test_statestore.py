@@ -243,3 +243,36 @@ def test_partition_scans_read_the_partitions_database(
     assert list(source_states(table, {}, 1, PARTITIONS, "0810001A", memo)) == [(b"pupil:1", state)]
     assert list(source_states(table, {}, 0, PARTITIONS, "0810001A", memo)) == []
     assert [k for k, _ in local_states(table, {}, 1, PARTITIONS, lambda r: True)] == [b"pupil:1"]
+
+
+def test_a_worker_process_holding_worker_0_sends_the_next_one_to_worker_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two worker processes on one state dir: the second gets a data dir of its own; once the
+    first has exited (killed or not), worker-0 is free again."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(statestore, "_held", {})
+    base = tmp_path / "faust"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from connectors.stream.statestore import worker_datadir; "
+            f"print(worker_datadir(Path({str(base)!r})), flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == str(base / "worker-0")
+        assert worker_datadir(base) == base / "worker-1"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    monkeypatch.setattr(statestore, "_held", {})
+    assert worker_datadir(base) == base / "worker-0"  # the kernel released the dead one's lock
