@@ -28,22 +28,43 @@ async def send_records(
 ) -> list[asyncio.Future[Any]]:
     """Send (partition, key, value) records to ``topic``; value None is a tombstone. Returns
     the delivery futures, one per record batch."""
+    return [future for _, _, future in await send_record_batches(app, topic, records)]
+
+
+async def send_record_batches(
+    app: Any,
+    topic: str,
+    records: Iterable[tuple[int, bytes, bytes | None]],
+    timestamp_ms: int | None = None,
+) -> list[tuple[int, int, asyncio.Future[Any]]]:
+    """As :func:`send_records`, with each batch's partition and record count: (partition,
+    records, delivery future), in the order sent. ``timestamp_ms``: every record's timestamp
+    (None: the time each is added)."""
     producer = kafka_producer(app)
     builders: dict[int, Any] = {}
-    futures: list[asyncio.Future[Any]] = []
+    counts: dict[int, int] = {}
+    sent: list[tuple[int, int, asyncio.Future[Any]]] = []
+
+    async def flush(partition: int) -> None:
+        future = await producer.send_batch(builders[partition], topic, partition=partition)
+        sent.append((partition, counts[partition], future))
+
     for partition, key, value in records:
         builder = builders.get(partition)
         if builder is None:
             builder = builders[partition] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
+            counts[partition] = 0
+        if builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
             # Full: send it and start the next one (a record never exceeds an empty batch).
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            await flush(partition)
             builder = builders[partition] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
+            counts[partition] = 0
+            if builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
                 raise ValueError(f"a record larger than the producer's batch size, for {topic}")
-    for partition, builder in builders.items():
-        futures.append(await producer.send_batch(builder, topic, partition=partition))
-    return futures
+        counts[partition] += 1
+    for partition in builders:
+        await flush(partition)
+    return sent
 
 
 async def send_keyed(topic: Any, messages: Iterable[tuple[str, str]]) -> list[asyncio.Future[Any]]:
