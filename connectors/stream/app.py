@@ -22,18 +22,11 @@ import faust
 
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
 from connectors.logs import get_logger
-from connectors.stream import clients
+from connectors.stream import clients, faust_compat
 from connectors.stream import lifecycle as shell
 from connectors.stream.clients import KafkaParams
 from connectors.stream.deployment import StreamConfig
-from connectors.stream.faust_fixes import (
-    StallGuard,
-    commit_acknowledged_offsets_only,
-    fetch_max_wait,
-    guard_untracked_acks,
-    leave_group_from_first_generation,
-    recover_tables_to_true_end,
-)
+from connectors.stream.faust_compat.patches import StallGuard
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
 from connectors.stream.localstate import verifier
@@ -78,11 +71,7 @@ def build_app(
     core's deployment constants; ``guard`` the mass-absence guard; ``policy`` the lifecycle
     delays."""
     partitions = config.partitions
-    guard_untracked_acks()
-    commit_acknowledged_offsets_only()
-    leave_group_from_first_generation()
-    fetch_max_wait(config.fetch_max_wait_ms)
-    recover_tables_to_true_end(kafka)
+    faust_compat.install(kafka, config.fetch_max_wait_ms)  # checked first: refuses a mismatch
     app = faust.App(
         config.app_id,
         # brokers, credentials and the replication of the topics faust creates (changelogs)

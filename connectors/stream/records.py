@@ -15,12 +15,13 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from connectors.stream.faust_compat import access
 from connectors.stream.lifecycle import partition_of
 
 
 def kafka_producer(app: Any) -> Any:
     """The aiokafka producer inside faust's (started) producer service."""
-    return app.producer._ensure_producer()
+    return access.aiokafka_producer(app)
 
 
 async def send_records(
