@@ -32,6 +32,7 @@ from connectors.stream.gc_freeze import freeze_long_lived_objects
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.pipeline import ReconcilePipeline, hold_acks
+from connectors.stream.ports import DirectoryPort
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
@@ -61,7 +62,7 @@ def _faust_datadir(config: StreamConfig) -> Path:
 def build_app(
     config: StreamConfig,
     ctx: Context,
-    writer: Any,
+    writer: DirectoryPort,
     kafka: KafkaParams,
     *,
     guard: Guard,

@@ -30,18 +30,19 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connectors.stream.ports import Table
 from connectors.stream.records import send_record_batches
 from connectors.stream.statestore import Checkpoint, PartitionedStore, store_of
 
 
-def known_partitions(table: Any) -> Mapping[bytes, int]:
+def known_partitions(table: Table) -> Mapping[bytes, int]:
     """Key -> partition for the keys of ``table``'s store (empty if the store keeps none)."""
     known: Mapping[bytes, int] = getattr(table.data, "_key_partition", None) or {}
     return known
 
 
 async def write_through(
-    table: Any, changes: Mapping[bytes, tuple[int, bytes | None]]
+    table: Table, changes: Mapping[bytes, tuple[int, bytes | None]]
 ) -> list[asyncio.Future[None]]:
     """Send ``changes`` (key -> (partition, value); value None: delete) to ``table``'s changelog,
     then apply them to its database. Returns the future of both (none without changes)."""

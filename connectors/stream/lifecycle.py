@@ -21,6 +21,7 @@ from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from connectors.stream.ports import Table
 from connectors.stream.statestore import get_in_partition, partition_items, partitioned_items
 from schemas.entities import LIFECYCLE_ENTITY, Cause, SweepRequested, SwitchoverRequested
 from schemas.lifecycle import SchoolYearState
@@ -123,7 +124,7 @@ class ScanMemo:
         return SourceState.model_validate_json(raw)
 
     def states_of(
-        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+        self, table: Table | Mapping[bytes, bytes], partition: int, scope: str, category: str | None
     ) -> Iterator[tuple[bytes, bytes]]:
         """(key, raw state) of the table's feed keys of ``partition`` fed by ``scope``, of
         ``category`` (None: of any category), then those rebuilt from the directory (no scope:
@@ -132,7 +133,7 @@ class ScanMemo:
         yield from self._group(table, partition, _RESTORED, category)
 
     def _group(
-        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+        self, table: Table | Mapping[bytes, bytes], partition: int, scope: str, category: str | None
     ) -> Iterator[tuple[bytes, bytes]]:
         if self._groups is None:
             self._groups = {}
@@ -192,7 +193,7 @@ def string_field(raw: bytes, marker: bytes) -> bytes | None:
 
 
 def source_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, Any],
     partition: int,
     partitions: int,

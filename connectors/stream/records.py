@@ -17,6 +17,7 @@ from typing import Any
 
 from connectors.stream.faust_compat import access
 from connectors.stream.lifecycle import partition_of
+from connectors.stream.ports import Topic
 
 
 def kafka_producer(app: Any) -> Any:
@@ -68,9 +69,11 @@ async def send_record_batches(
     return sent
 
 
-async def send_keyed(topic: Any, messages: Iterable[tuple[str, str]]) -> list[asyncio.Future[Any]]:
+async def send_keyed(
+    topic: Topic, messages: Iterable[tuple[str, str]]
+) -> list[asyncio.Future[Any]]:
     """Send (key, JSON) messages to a faust topic, each to its key's partition."""
-    partitions = topic.partitions
+    partitions = topic.partitions or topic.app.conf.topic_partitions  # None: the app's count
     name = topic.get_topic_name()
     records = (
         (partition_of(k := key.encode(), partitions), k, value.encode()) for key, value in messages
