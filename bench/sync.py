@@ -269,7 +269,7 @@ def _instrument(marks: _Marks) -> None:
         return TimedWriter
 
     app_module.Progress = TimedProgress  # type: ignore[misc]
-    router_module.route = _timed(router_module.route, marks, "route_s")
+    router_module.route_batch = _timed(router_module.route_batch, marks, "route_s")
     reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:

@@ -1,56 +1,57 @@
-"""Merge the directory ops of one batch that touch the same entry, with their audit events.
+"""Merge the directory ops that touch the same entry, with their audit events.
 
-Within a batch a class group may gain twenty members one input at a time: add, modify, modify...
-Writing only the net effect saves LDAP round trips (about a millisecond each) and the audit trail
-keeps one event per real directory change. Per DN, in order:
+A class group may gain twenty members one input at a time, a pupil is added and then names the
+guardians that answered: add, modify, modify... Writing only the net effect saves LDAP round
+trips and the audit trail keeps one event per directory write. The shell merges the ops of one
+batch, and of the batches it holds back while more input waits (``connectors.stream.pipeline``):
+:class:`Coalescer` takes them in order, in as many pieces as it is given. Per DN, in order:
 
-- add + modify...      -> one add of the final attributes
-- modify + modify...   -> one modify (later values win; ``desired`` from the last)
-- add ... delete       -> nothing (the entry never reached the directory)
+- add + modify...      -> one add of the final attributes (not when the modify removes an
+                          attribute: see below)
+- modify + modify...   -> one modify (later values win; ``desired`` from the last, ``previous``
+                          from before the first)
+- add ... delete       -> one delete
 - modify ... delete    -> one delete
 - delete + add         -> kept as they are (an entry replaced is two changes)
 
-A merged audit event keeps, per attribute, the digest before the first op and after the last, the
-cause of the last op, and the earlier causes in ``merged_causes``.
+What is merged must also be safe to replay over a directory a crashed run half wrote: its
+batches may then come in other pieces, and the writer heals rather than fails (an add of an entry
+that exists replaces the attributes it names; see ``connectors.ldap.writer``). So an add then a
+delete is a delete, not nothing (the add may have been written before the crash), and an add is
+not merged with a modify that removes an attribute (an add replayed over the entry would not
+remove it).
+
+A merged audit event keeps, per attribute, the digest before the first op and after the last,
+the cause of the last op, and every earlier cause in ``merged_causes`` (an event merged before
+brings its own). An event names at most :data:`MAX_CAUSES` causes, so that it stays a small
+message: an entry with more is written more than once.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from schemas.audit import AttributeChange, DirectoryChanged
+from schemas.entities import Cause
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
 
 Pair = tuple[DirectoryOp, DirectoryChanged]
+MAX_CAUSES = 1000  # about 300 bytes each: an audit event stays well under a Kafka message's 1 MB
 
 
 @dataclass
 class _Pending:
     op: DirectoryOp
-    audits: list[DirectoryChanged]
+    audit: DirectoryChanged  # the audit events merged so far (one held, not all: memory)
+    causes: int  # this write's causes, merged ones included
 
 
 def _apply_changes(attributes: Attributes, changes: Attributes) -> dict[str, tuple[str, ...]]:
     merged = {name: values for name, values in attributes.items()}
     lowered = {name.lower(): name for name in merged}
     for name, values in changes.items():
-        existing = lowered.get(name.lower())
-        if existing is not None:
-            del merged[existing]
-        if values:
-            merged[name] = values
-            lowered[name.lower()] = name
-        else:
-            lowered.pop(name.lower(), None)
-    return merged
-
-
-def _merge_changes(first: Attributes, then: Attributes) -> dict[str, tuple[str, ...]]:
-    merged = {name: values for name, values in first.items()}
-    lowered = {name.lower(): name for name in merged}
-    for name, values in then.items():
         existing = lowered.get(name.lower())
         if existing is not None:
             del merged[existing]
@@ -61,46 +62,61 @@ def _merge_changes(first: Attributes, then: Attributes) -> dict[str, tuple[str, 
 
 def _merge_previous(first: ModifyEntry, then: ModifyEntry) -> dict[str, tuple[str, ...]]:
     """What the entry had before ``first``: ``first``'s previous values, then those of the
-    attributes only ``then`` changes (the values ``first`` left them with are its previous)."""
+    attributes only ``then`` changes (the values ``first`` left them with are its previous).
+
+    An attribute with a value removed then put back (or added then removed) loses its previous
+    values: the merged op adds and removes neither, and replayed over an entry ``first``
+    already changed it would leave that value wrong, so the writer replaces it whole."""
     merged = dict(first.previous)
-    touched = {name.lower() for name in first.changes}
+    middle = {name.lower(): values for name, values in first.changes.items()}
+    final = {name.lower(): values for name, values in then.changes.items()}
+    for name, values in list(merged.items()):
+        key = name.lower()
+        if key in final:
+            before, between, after = set(values), set(middle.get(key, values)), set(final[key])
+            if (before & after) - between or between - before - after:
+                del merged[name]
     for name, values in then.previous.items():
-        if name.lower() not in touched:
+        if name.lower() not in middle:
             merged[name] = values
     return merged
 
 
-def _merge_ops(first: DirectoryOp, then: DirectoryOp) -> DirectoryOp | tuple[()] | None:
-    """The single op equivalent to ``first`` then ``then``; None: nothing; (): cannot merge."""
+def _merge_ops(first: DirectoryOp, then: DirectoryOp) -> DirectoryOp | None:
+    """The single op equivalent to ``first`` then ``then``, replayed or not; None: cannot merge."""
     match first, then:
         case AddEntry(), ModifyEntry():
+            if any(not values for values in then.changes.values()):
+                return None  # an add replayed over the entry would keep what the modify removes
             return AddEntry(first.dn, _apply_changes(first.attributes, then.changes))
-        case AddEntry(), DeleteEntry():
-            return None
+        case AddEntry() | ModifyEntry(), DeleteEntry():
+            return then
         case ModifyEntry(), ModifyEntry():
             return ModifyEntry(
                 first.dn,
-                _merge_changes(first.changes, then.changes),
+                _apply_changes(first.changes, then.changes),
                 then.desired,
                 _merge_previous(first, then),
             )
-        case ModifyEntry(), DeleteEntry():
-            return then
-    return ()
+    return None
 
 
-def _merge_audits(audits: Sequence[DirectoryChanged], op: DirectoryOp) -> DirectoryChanged:
-    if len(audits) == 1:
-        return audits[0]
-    before: dict[str, str | None] = {}
-    after: dict[str, str | None] = {}
-    names: dict[str, str] = {}
-    for audit in audits:
-        for change in audit.changes:
-            key = change.name.lower()
-            names.setdefault(key, change.name)
-            before.setdefault(key, change.before_digest)
-            after[key] = change.after_digest
+def _causes(audit: DirectoryChanged) -> tuple[Cause, ...]:
+    return (*audit.merged_causes, audit.cause)
+
+
+def _merge_audits(
+    first: DirectoryChanged, then: DirectoryChanged, op: DirectoryOp
+) -> DirectoryChanged:
+    """One event for ``first``'s change then ``then``'s (``op``: both ops merged)."""
+    before = {c.name.lower(): c.before_digest for c in first.changes}
+    after = {c.name.lower(): c.after_digest for c in first.changes}
+    names = {c.name.lower(): c.name for c in first.changes}
+    for change in then.changes:
+        key = change.name.lower()
+        names.setdefault(key, change.name)
+        before.setdefault(key, change.before_digest)
+        after[key] = change.after_digest
     changes = tuple(
         AttributeChange(name=names[k], before_digest=before[k], after_digest=after[k])
         for k in sorted(names)
@@ -111,38 +127,54 @@ def _merge_audits(audits: Sequence[DirectoryChanged], op: DirectoryOp) -> Direct
         if isinstance(op, AddEntry)
         else ("delete" if isinstance(op, DeleteEntry) else "modify")
     )
-    event_id = hashlib.sha256("|".join(a.event_id for a in audits).encode()).hexdigest()
-    last = audits[-1]
-    return last.model_copy(
+    event_id = hashlib.sha256(f"{first.event_id}|{then.event_id}".encode()).hexdigest()
+    return then.model_copy(
         update={
             "event_id": event_id,
             "action": action,
             "changes": changes,
-            "merged_causes": tuple(a.cause for a in audits[:-1]),
-            "schools": tuple(sorted({s for a in audits for s in a.schools})),
+            "merged_causes": (*_causes(first), *then.merged_causes),
+            "schools": tuple(sorted({*first.schools, *then.schools})),
         }
     )
 
 
+class Coalescer:
+    """Ops and their audit events taken in order (in any number of :meth:`add` calls); their net
+    writes per DN in :meth:`pairs`. Pure: no I/O, the same pairs always give the same result."""
+
+    def __init__(self, pairs: Iterable[Pair] = ()) -> None:
+        self._slots: list[_Pending] = []
+        self._last: dict[str, int] = {}  # lower-cased DN -> its latest slot
+        self.taken = 0  # pairs added
+        self.add(pairs)
+
+    def add(self, pairs: Iterable[Pair]) -> None:
+        for op, audit in pairs:
+            self.taken += 1
+            key = op.dn.lower()
+            causes = 1 + len(audit.merged_causes)
+            index = self._last.get(key)
+            pending = self._slots[index] if index is not None else None
+            if pending is not None and pending.causes + causes <= MAX_CAUSES:
+                merged = _merge_ops(pending.op, op)
+                if merged is not None:
+                    pending.op = merged
+                    pending.audit = _merge_audits(pending.audit, audit, merged)
+                    pending.causes += causes
+                    continue
+            self._last[key] = len(self._slots)
+            self._slots.append(_Pending(op, audit, causes))
+
+    def __len__(self) -> int:
+        """The writes :meth:`pairs` would give."""
+        return len(self._slots)
+
+    def pairs(self) -> list[Pair]:
+        """The net ops with one audit event each, in the order of each DN's first op."""
+        return [(p.op, p.audit) for p in self._slots]
+
+
 def coalesce(pairs: Sequence[Pair]) -> list[Pair]:
-    """Net ops of a batch with one audit event each; per-DN order is kept."""
-    slots: list[_Pending | None] = []
-    last_slot: dict[str, int] = {}
-    for op, audit in pairs:
-        key = op.dn.lower()
-        index = last_slot.get(key)
-        pending = slots[index] if index is not None else None
-        if pending is not None:
-            merged = _merge_ops(pending.op, op)
-            if merged is None:
-                slots[index] = None  # type: ignore[index]
-                del last_slot[key]
-                continue
-            if merged != ():
-                assert isinstance(merged, AddEntry | ModifyEntry | DeleteEntry)
-                pending.op = merged
-                pending.audits.append(audit)
-                continue
-        last_slot[key] = len(slots)
-        slots.append(_Pending(op, [audit]))
-    return [(p.op, _merge_audits(p.audits, p.op)) for p in slots if p is not None]
+    """Net ops of ``pairs`` with one audit event each; per-DN order is kept."""
+    return Coalescer(pairs).pairs()

@@ -73,12 +73,12 @@ def local_states(
 ) -> Iterator[tuple[bytes, bytes]]:
     """(key, raw JSON) of the table's states of ``partition``, batch overlay first, pre-filtered.
 
-    ``overlay`` maps keys changed earlier in the current batch to their new state (a pydantic
-    model, or None when removed); those win over the table.
+    ``overlay`` maps keys changed earlier in the current batch (or window) to their new state (a
+    pydantic model or its JSON, or None when removed); those win over the table.
     """
     for key, state in overlay.items():
         if state is not None and partition_of(key, partitions) == partition:
-            raw = state.model_dump_json().encode()
+            raw = state if isinstance(state, bytes) else state.model_dump_json().encode()
             if needle(raw):
                 yield key, raw
     # A table kept in RocksDB reads the partition's own database (statestore).
@@ -235,7 +235,7 @@ _SWEEPABLE = (
 
 def sweepable_states(
     table: Mapping[bytes, bytes],
-    overlay: Mapping[bytes, EntityState],
+    overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,
 ) -> Iterator[tuple[bytes, EntityState]]:
@@ -251,7 +251,7 @@ def sweepable_states(
 
 def switchover_states(
     table: Mapping[bytes, bytes],
-    overlay: Mapping[bytes, EntityState],
+    overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,
 ) -> Iterator[tuple[bytes, EntityState]]:

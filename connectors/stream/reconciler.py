@@ -14,7 +14,10 @@ get on with their part meanwhile.
 The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits`,
 :meth:`Reconciler.write` (the directory) and :meth:`Reconciler.complete` (audit events,
 decisions, states); :mod:`connectors.stream.pipeline` calls them so that a batch is decided
-while the previous one is written, and written while the one before is completed.
+while the previous one is written, and written while the one before is completed. While more
+input waits (:meth:`Reconciler.waiting`), the pipeline holds several decided batches back and
+has them carried out as one (:meth:`Reconciler.merge`): each entry is written once for all of
+them (:class:`sync.coalesce.Coalescer`), its audit event naming every cause.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
@@ -32,6 +35,7 @@ from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import write_through
+from connectors.stream.lifecycle import partition_of
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.progress import Progress
 from schemas.entities import (
@@ -43,7 +47,7 @@ from schemas.entities import (
 )
 from schemas.state import EntityState
 from sync import ids, lifecycle
-from sync.coalesce import coalesce
+from sync.coalesce import Coalescer, coalesce
 from sync.lifecycle import Policy
 from sync.links import refused_write
 from sync.ops import AddEntry
@@ -58,7 +62,8 @@ class Prepared:
     """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
     batch: Sequence[Any]
-    new_states: dict[bytes, EntityState] = field(default_factory=dict)
+    # the states decided; a window holds its earlier batches' as JSON (a tenth of the memory)
+    new_states: dict[bytes, EntityState | bytes] = field(default_factory=dict)
     before: dict[bytes, EntityState | None] = field(default_factory=dict)
     changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
     where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
@@ -70,6 +75,8 @@ class Prepared:
     # records held for an INE conflict, persons held by a login rule: audited without an op
     notices: list[Any] = field(default_factory=list)
     written: list[Any] = field(default_factory=list)  # audit events of the writes done
+    # batches merged into this one (Reconciler.merge): their writes, merged per entry
+    merged: Coalescer | None = None
 
 
 @dataclass
@@ -87,18 +94,20 @@ class Reconciler:
     progress: Progress
     generation: Callable[[], int]  # the consumer group generation, for debug logs
     tally: monitor.Tally | None = None  # the metrics' counts of the table
+    # per partition of the entities topic: the offset after the last input decided
+    read: dict[Any, int] = field(default_factory=dict)
 
     async def send_emits(self, p: Prepared) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
         await send_inputs(self.entities_topic, p.emits)
 
     def prepare(
-        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState] | None = None
+        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState | bytes] | None = None
     ) -> Prepared:
         """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
         decided and has not written to the table yet (see :mod:`connectors.stream.pipeline`)."""
         entities, ctx = self.entities, self.ctx
-        earlier: Mapping[bytes, EntityState] = pending or {}
+        earlier: Mapping[bytes, EntityState | bytes] = pending or {}
         p = Prepared(batch)
         new_states = p.new_states
 
@@ -140,9 +149,9 @@ class Reconciler:
                 continue
             state: EntityState | None
             if key in new_states:
-                state = new_states[key]
+                state = state_of(new_states[key])
             elif key in earlier:
-                state = earlier[key]
+                state = state_of(earlier[key])
             else:
                 raw = entities.get(key)
                 state = None if raw is None else EntityState.model_validate_json(raw)
@@ -151,12 +160,63 @@ class Reconciler:
         merged = coalesce(list(zip(p.ops, p.audits, strict=True)))
         p.ops = [op for op, _ in merged]
         p.audits = [audit for _, audit in merged]
+        for event in batch:
+            tp, offset = event.message.tp, event.message.offset
+            if offset >= self.read.get(tp, 0):
+                self.read[tp] = offset + 1
         return p
+
+    def merge(self, into: Prepared, later: Prepared) -> Prepared:
+        """One batch of ``into`` and ``later`` (decided after it, on its states): carried out
+        as one, each entry written once for both (its audit event naming every cause)."""
+        held = into.new_states
+        if into.merged is None:  # the first batch's writes and states, as a window holds them
+            into.merged = Coalescer(zip(into.ops, into.audits, strict=True))
+            into.ops, into.audits = [], []
+            for key in into.changed:
+                held[key] = json_of(held[key])
+            into.batch = list(into.batch)
+        into.merged.add(zip(later.ops, later.audits, strict=True))
+        cast(list[Any], into.batch).extend(later.batch)  # a list since the first merge
+        for key, state in later.new_states.items():
+            if key not in held:
+                into.before[key] = later.before[key]
+                into.where[key] = later.where[key]
+                held[key] = state  # unchanged: the very object ``before`` holds
+            if key in later.changed:
+                held[key] = json_of(state)
+        into.changed |= later.changed
+        into.emits = []  # sent already; not kept for the whole window (memory)
+        into.outcomes += later.outcomes
+        into.notices += later.notices
+        return into
+
+    def waiting(self, p: Prepared) -> int:
+        """How many entity inputs wait for this worker once ``p`` is decided: those its
+        partitions hold beyond what was read (as the last fetch saw them), and those ``p`` sends
+        to its own partitions (round trips: login answers, links)."""
+        consumer = self.entities_topic.app.consumer
+        topic = self.entities_topic.get_topic_name()
+        committed: Mapping[Any, int] = getattr(consumer, "_committed_offset", {}) or {}
+        mine = {tp.partition: tp for tp in consumer.assignment() if tp.topic == topic}
+        count = 0
+        for tp in mine.values():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                count += max(0, highwater - self.read.get(tp, committed.get(tp) or 0))
+        if len(mine) == self.partitions:  # the only worker: every input comes back to it
+            return count + len(p.emits)
+        return count + sum(
+            1 for i in p.emits if partition_of(i.entity_id.encode(), self.partitions) in mine
+        )
 
     async def write(self, p: Prepared) -> bool:
         """Write the batch's directory changes. False if the directory refused a write for good:
         the entity then keeps what the directory has, not the state ``prepare`` decided."""
         progress, new_states = self.progress, p.new_states
+        if p.merged is not None:  # several batches: their writes merged per entry
+            pairs, p.merged = p.merged.pairs(), None
+            p.ops, p.audits = [op for op, _ in pairs], [audit for _, audit in pairs]
         results = await self._apply(p.ops)
         written = p.written
         as_decided = True
@@ -164,8 +224,9 @@ class Reconciler:
             count_write(op, result)
             if result is None:  # refused for good: the entity keeps what the directory has
                 key = audit.entity_id.encode()
-                allocated = new_states[key].login  # an academic login is not the allocator's
-                state, withdrawn = refused_write(p.before.get(key), new_states[key], audit.cause)
+                decided = state_of(new_states[key])
+                allocated = decided.login  # an academic login is not the allocator's
+                state, withdrawn = refused_write(p.before.get(key), decided, audit.cause)
                 new_states[key] = state
                 p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
                 p.withdrawn.extend(await self._login_taken(op, audit, allocated))
@@ -197,11 +258,9 @@ class Reconciler:
         )
         for fut in futures:
             await fut
-        writes = {
-            key: (p.where[key], new_states[key].model_dump_json().encode()) for key in p.changed
-        }
+        writes = {key: (p.where[key], json_of(new_states[key])) for key in p.changed}
         if self.tally is not None:  # as the table changes (see connectors.stream.monitor)
-            self.tally.changed((p.before.get(key), new_states[key]) for key in p.changed)
+            self.tally.changed((p.before.get(key), state_of(new_states[key])) for key in p.changed)
         for fut in await write_through(self.entities, writes):
             await fut
         progress.entity_inputs += len(p.batch)
@@ -255,7 +314,7 @@ class Reconciler:
         self,
         inp: SweepRequested | SwitchoverRequested,
         event: Any,
-        overlay: Mapping[bytes, EntityState],
+        overlay: Mapping[bytes, EntityState | bytes],
     ) -> list[tuple[bytes, EntityState, Decision]]:
         """The sweeper's or the switchover's decisions for the entities of one partition."""
         cause = cause_from(event, inp.cause.rule)
@@ -281,6 +340,15 @@ class Reconciler:
             entities=len(found),
         )
         return found
+
+
+def state_of(held: EntityState | bytes) -> EntityState:
+    """A decided state, held as an object or as its JSON."""
+    return EntityState.model_validate_json(held) if isinstance(held, bytes) else held
+
+
+def json_of(held: EntityState | bytes) -> bytes:
+    return held if isinstance(held, bytes) else held.model_dump_json().encode()
 
 
 def log_write_refused(error: DirectoryWriteError) -> None:

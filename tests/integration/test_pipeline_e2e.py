@@ -231,6 +231,28 @@ def test_run_builds_the_directory_the_pure_core_predicts(
         assert pupil.last_name not in audit_text and (pupil.ine or "") not in audit_text
 
 
+def test_an_initial_load_writes_each_entry_about_once(pipeline: Pipeline, tmp_path: Path) -> None:
+    """While more input waits, the worker holds decided batches back and writes each entry
+    once for all of them: a pupil with the guardians that answered it, a group with the members
+    found in later batches (issue #17). The directory is still the one the core predicts, and
+    each write has one audit event naming every decided change behind it."""
+    generated = generate(tmp_path / "load", GeneratorConfig(schools=4, pupils_per_school=40))
+    files = [str(p) for k, p in sorted(generated.files.items()) if k != "delta"]
+    _, changes = worker_counts(pipeline.ok("run", *files))
+
+    feed = list(events_many(scan_many(files).scans))
+    predicted = run_to_quiescence(with_causes(feed), ctx=Context(base_dn=pipeline.base_dn))
+    actual = directory_of(pipeline)
+    assert_same_directory(actual, predicted.world.directory)
+    assert changes <= 1.1 * len(actual), f"{changes} writes for {len(actual)} entries"
+
+    audits = audits_of(pipeline)
+    assert len(audits) == changes and len({a.event_id for a in audits}) == changes
+    assert_audit_trail_covers(actual, audits)
+    # Writes merged from several decisions name their causes (sync.coalesce).
+    assert sum(1 + len(a.merged_causes) for a in audits) > changes
+
+
 def test_same_extract_again_writes_nothing(pipeline: Pipeline, extract: dict[str, Path]) -> None:
     pipeline.ok("run", *full_files(extract))
     before = export_ldif(pipeline.ldap, pipeline.base_dn)

@@ -20,7 +20,7 @@ from schemas.state import EntityState
 from sync import ids
 from sync.coalesce import coalesce
 from sync.links import pack_links
-from sync.ops import DirectoryOp
+from sync.ops import DeleteEntry, DirectoryOp
 from sync.reconcile import Context, ContractError, Decision, decide
 from sync.routing import route
 from sync.simulator import Directory, apply_op
@@ -56,6 +56,8 @@ def one_by_one(state: EntityState | None, inputs: list[LinkSet]) -> tuple[Entity
 def written(directory: Directory, decision: Decision) -> Directory:
     result = {dn: dict(entry) for dn, entry in directory.items()}
     for op in decision.ops:
+        if isinstance(op, DeleteEntry) and op.dn not in result:
+            continue  # merged ops: an add then a delete is a delete (see sync.coalesce)
         apply_op(result, op)
     return result
 

@@ -1,7 +1,9 @@
-"""The reconcile pipeline's order of work: decide ahead, carry out one batch at a time, in order.
+"""The reconcile pipeline's order of work: decide ahead, carry out one window at a time, in
+order; hold batches back in a window while more input waits.
 
 The reconciler here is a recording stand-in (the real one, on the broker and slapd, is exercised
-by the integration tests of the worker); what is checked is what the pipeline does with it.
+by the integration tests of the worker); what is checked is what the pipeline does with it. A
+batch is named by its first event; a window of several batches by its first batch's name.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.stream.pipeline import ReconcilePipeline, hold_acks
+from connectors.stream.pipeline import ReconcilePipeline, WindowLimits, hold_acks
 from connectors.stream.progress import Progress
 
 
@@ -34,6 +36,7 @@ class Recorder:
     refuse: set[str] = field(default_factory=set)  # batches whose write reports a refusal
     fail: set[str] = field(default_factory=set)  # batches whose write raises
     emits_depend_on_pending: bool = False
+    waits: dict[str, int] = field(default_factory=dict)  # inputs waiting after a batch
 
     def gate(self, name: str) -> asyncio.Event:
         return self.gates.setdefault(name, asyncio.Event())
@@ -50,6 +53,18 @@ class Recorder:
         if self.emits_depend_on_pending and not pending:
             emits.append(f"{name}-other")
         return Prepared(batch, pending, new_states={name.encode(): name}, emits=emits)
+
+    def merge(self, into: Prepared, later: Prepared) -> Prepared:
+        self.log.append(("merge", into.batch[0], later.batch[0]))
+        return Prepared(
+            [*into.batch, *later.batch],
+            into.pending,
+            new_states={**into.new_states, **later.new_states},
+            emits=[],
+        )
+
+    def waiting(self, prepared: Prepared) -> int:
+        return self.waits.get(prepared.batch[-1], 0)
 
     async def send_emits(self, prepared: Prepared) -> None:
         self.log.append(("emits", prepared.batch[0], *prepared.emits))
@@ -70,13 +85,16 @@ class Recorder:
         self.log.append(("complete-end", name))
 
 
-def pipeline(recorder: Recorder, errors: list[BaseException]) -> tuple[ReconcilePipeline, Progress]:
+def pipeline(
+    recorder: Recorder, errors: list[BaseException], limits: WindowLimits | None = None
+) -> tuple[ReconcilePipeline, Progress]:
     progress = Progress()
 
     async def release(events: Any) -> None:
-        recorder.log.append(("ack", events[0]))
+        recorder.log.append(("ack", *events))
 
-    return ReconcilePipeline(recorder, progress, release, errors.append), progress  # type: ignore[arg-type]
+    limits = limits or WindowLimits()
+    return ReconcilePipeline(recorder, progress, release, errors.append, limits), progress  # type: ignore[arg-type]
 
 
 async def settle() -> None:
@@ -130,7 +148,8 @@ async def test_no_more_than_two_batches_are_carried_out_at_once() -> None:
     await pipe.submit(["b2"])
     third = asyncio.ensure_future(pipe.submit(["b3"]))
     await settle()
-    assert not third.done() and ("prepare", "b3", "on-pending") not in recorder.log
+    # b3 is decided, but neither written nor waiting for b2's writes until b1 is complete.
+    assert not third.done() and ("write-start", "b3") not in recorder.log
     recorder.open("b1")
     await third
     await pipe.drain()
@@ -202,3 +221,122 @@ async def test_hold_acks_defers_the_stream_acknowledgements_to_release() -> None
     assert await stream.ack("e1") is False and acked == []  # what take_events calls
     await release(["e1", "e2"])
     assert acked == ["e1", "e2"]
+
+
+LOAD = 600  # inputs waiting: more than WindowLimits.backlog
+
+
+async def started(pipe: ReconcilePipeline, recorder: Recorder) -> None:
+    """A worker's first batch is carried out alone (the entities table has a state stored
+    before a window's entries are in the directory)."""
+    recorder.waits["b0"] = LOAD
+    recorder.open("b0")
+    await pipe.submit(["b0"])
+    await settle()
+    assert ("write-start", "b0") in recorder.log
+
+
+async def test_the_first_batch_is_carried_out_alone_whatever_waits() -> None:
+    recorder, errors = Recorder(), []
+    pipe, _ = pipeline(recorder, errors)
+    await started(pipe, recorder)
+    await pipe.drain()
+    assert recorder.log[-1] == ("ack", "b0") and not errors
+
+
+async def test_batches_are_held_in_one_window_while_a_backlog_waits() -> None:
+    recorder, errors = Recorder(waits={"b1": LOAD, "b2": LOAD}), []
+    pipe, progress = pipeline(recorder, errors)
+    await started(pipe, recorder)
+    recorder.open("b1")
+    await pipe.submit(["b1"])
+    await pipe.submit(["b2"])
+    await settle()
+    log = recorder.log
+    assert ("write-start", "b1") not in log
+    assert ("prepare", "b2", "on-pending") in log  # on b1's states, not written yet
+    assert ("emits", "b2", "b2-emit") in log  # its inputs go out at once
+    assert progress.in_flight == 2
+
+    await pipe.submit(["b3"])  # nothing waits any more: the window is carried out as one
+    await pipe.drain()
+    assert ("merge", "b1", "b2") in log and ("merge", "b1", "b3") in log
+    assert [entry for entry in log if entry[0] in ("write-start", "ack")] == [
+        ("write-start", "b0"),
+        ("ack", "b0"),
+        ("write-start", "b1"),
+        ("ack", "b1", "b2", "b3"),
+    ]
+    assert progress.in_flight == 0 and not errors
+
+
+@pytest.mark.parametrize(("short_s", "held"), [(0.0, False), (60.0, True)])
+async def test_a_few_inputs_waiting_hold_a_window_only_briefly(short_s: float, held: bool) -> None:
+    recorder, errors = Recorder(waits={"b1": 3}), []
+    pipe, _ = pipeline(recorder, errors, WindowLimits(short_s=short_s, idle_s=60))
+    await started(pipe, recorder)
+    recorder.open("b1")
+    await pipe.submit(["b1"])
+    await settle()
+    assert (("write-start", "b1") not in recorder.log) is held
+    await pipe.cancel()
+
+
+async def test_a_window_with_no_next_batch_is_carried_out_when_idle() -> None:
+    recorder, errors = Recorder(waits={"b1": LOAD}), []
+    pipe, progress = pipeline(recorder, errors, WindowLimits(idle_s=0.01))
+    await started(pipe, recorder)
+    recorder.open("b1")
+    await pipe.submit(["b1"])
+    await settle()
+    assert ("write-start", "b1") not in recorder.log
+    await asyncio.sleep(0.05)
+    await settle()
+    assert recorder.log[-1] == ("ack", "b1") and progress.in_flight == 0 and not errors
+
+
+async def test_a_window_is_closed_at_its_limits() -> None:
+    recorder = Recorder(waits={"b1": LOAD, "b2": LOAD})
+    errors: list[BaseException] = []
+    pipe, _ = pipeline(recorder, errors, WindowLimits(max_inputs=2, idle_s=60))
+    await started(pipe, recorder)
+    recorder.open("b1", "b2")
+    await pipe.submit(["b1"])
+    await pipe.submit(["b2"])  # two inputs: the window is full
+    await pipe.drain()
+    assert ("ack", "b1", "b2") in recorder.log and not errors
+
+
+async def test_a_refused_write_has_the_open_window_decided_again_batch_by_batch() -> None:
+    recorder = Recorder(refuse={"b1"}, waits={"b2": LOAD})
+    errors: list[BaseException] = []
+    pipe, progress = pipeline(recorder, errors)
+    await started(pipe, recorder)
+    recorder.open("b1", "b2")
+    await pipe.submit(["b1"])  # a window of its own, refused
+    await pipe.submit(["b2"])  # held
+    await pipe.submit(["b3"])  # closes [b2, b3]
+    await pipe.drain()
+    log = recorder.log
+    again = log[log.index(("complete-end", "b1")) :]
+    assert [entry for entry in again if entry[0] in ("prepare", "merge")] == [
+        ("prepare", "b2", "on-table"),
+        ("prepare", "b3", "on-pending"),  # on b2's states decided again
+        ("merge", "b2", "b3"),
+    ]
+    assert log[-1] == ("ack", "b2", "b3") and progress.in_flight == 0 and not errors
+
+
+async def test_cancel_drops_the_open_window_unacknowledged() -> None:
+    recorder, errors = Recorder(waits={"b1": LOAD}), []
+    pipe, progress = pipeline(recorder, errors, WindowLimits(idle_s=0.05))
+    await started(pipe, recorder)
+    await pipe.drain()
+    await pipe.submit(["b1"])
+    await pipe.cancel()
+    await asyncio.sleep(0.2)  # past the idle delay: nothing more is done with b1
+    assert [entry for entry in recorder.log if entry[1:2] == ("b1",)] == [
+        ("prepare", "b1", "on-table"),
+        ("emits", "b1", "b1-emit"),
+    ]
+    assert progress.in_flight == 0 and not errors
