@@ -65,7 +65,7 @@ def read_year(table: Mapping[bytes, bytes], partition: int, partitions: int) -> 
 
 
 def local_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, Any],
     partition: int,
     partitions: int,
@@ -234,7 +234,7 @@ _SWEEPABLE = (
 
 
 def sweepable_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,
@@ -250,7 +250,7 @@ def sweepable_states(
 
 
 def switchover_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
+from connectors.ldap.connection import LdapParams
 from connectors.ldap.healing import OpResult
 from sync.ops import DirectoryOp
 
@@ -84,6 +85,10 @@ class Table(Protocol):
 
 class DirectoryPort(Protocol):
     """The directory writer the reconciler hands its batches' operations to."""
+
+    @property
+    def params(self) -> LdapParams:  # where it writes: the shell reads there after a refusal
+        ...
 
     def start(self) -> None: ...
 

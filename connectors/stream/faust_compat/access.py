@@ -14,7 +14,7 @@ from typing import Any
 
 def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """faust's committed offset per partition of its consumer (what it last committed)."""
-    committed: Mapping[Any, int | None] = consumer._committed_offset
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", None) or {}
     return committed
 
 
