@@ -9,6 +9,9 @@ On a slapd and a tansu broker it starts itself in a temporary state directory:
 (a) nothing changed: the same extract is published again and the worker runs until idle: feed
     events/s vs a bare faust agent that only counts the same messages (same keys, same bytes,
     same app settings, ``take_events`` batches), started the same way.
+(r) restarts (``--restarts N``): N more runs of (a), each a worker restarted on the tables the
+    runs before left (on disk, and a longer changelog each time): restart to first batch, table
+    recovery and peak RSS after 2, 3, ... N + 1 previous runs.
 
 Each worker runs in a subprocess (own peak RSS). The processing window runs from the first batch
 handed to an agent to the last counter update; the start-up before it (faust start, table
@@ -22,6 +25,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --writer ldap3  # the ldap3 writer (in 2 processes)
     .venv/bin/python bench/sync.py --writer ldap3 --writer-processes 0  # ldap3, in threads
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
+    .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
 and every run's figures). Exit status 1 if a run was not valid (a worker stopped as idle with
@@ -66,7 +70,8 @@ BARE_TOPIC = "entsync.bench.bare.v1"
 BARE_APP_ID = "entsync-bench-bare"
 BENCH_BRANCH_PREFIX = "bench-"
 UNIQUE_ATTRIBUTE = "ENTPersonLogin"  # slapd's unique overlay: copies need logins of their own
-CHILD_TIMEOUT_S = 600.0
+# a worker run longer than this fails the run (larger sizes on a busy machine: raise it)
+CHILD_TIMEOUT_S = float(os.environ.get("ENTSYNC_BENCH_CHILD_TIMEOUT_S", "600"))
 FAUST_LOGLEVEL = "info"  # into the child's log file: joins, rebalances and recovery are there
 # Variables that would point the benchmark at other services than the ones it starts.
 _CONNECTION_VARS = (
@@ -693,7 +698,11 @@ def _startup_phases(log: Path) -> dict[str, float | None]:
     return {"join_s": span("join"), "recovery_s": span("recovery")}
 
 
-def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024**2
+
+
+def _bench(run: Run, schools: int, pupils: int, seed: int, restarts: int = 0) -> dict[str, Any]:
     from connectors.ldap import count_entries
     from connectors.services import ServicesConfig, up
     from entsync.ldap_clients import ldap_params
@@ -728,6 +737,24 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
     asyncio.run(_publish_feed(kafka, partitions, feed))
     print("(a) nothing changed: worker ...", file=sys.stderr)
     again, again_cpu = run.child("worker")
+    restarted = []
+    for n in range(restarts):
+        # (r) the same again: each run stamps every feed key, so the changelogs grow.
+        asyncio.run(_publish_feed(kafka, partitions, feed))
+        print(f"(r) restart after {n + 2} runs: worker ...", file=sys.stderr)
+        result, _ = run.child("worker")
+        restarted.append(
+            {
+                "previous_runs": n + 2,
+                "startup_s": _round(result["startup_s"]),
+                "join_s": result["join_s"],
+                "recovery_s": result["recovery_s"],
+                "peak_rss_mb": _round(result["peak_rss_mb"], 1),
+                "feed_events": result["feed_events"],
+                "entity_inputs": result["entity_inputs"],
+            }
+        )
+    state_mb = _dir_mb(run.state_dir / "faust")
     asyncio.run(_publish_bare(kafka, partitions, feed))
     print("(a) nothing changed: bare faust agent ...", file=sys.stderr)
     bare, bare_cpu = run.child("bare", "--expected", str(len(feed)))
@@ -771,6 +798,8 @@ def _bench(run: Run, schools: int, pupils: int, seed: int) -> dict[str, Any]:
             "client_cpu_s": round(raw["cpu_s"], 3),
         },
         "unchanged": _summary(again, again_cpu),
+        "restarts": restarted,
+        "worker_state_mb": round(state_mb, 1),
         "bare_agent": {
             "messages": bare["messages"],
             "startup_s": _round(bare["startup_s"]),
@@ -929,6 +958,22 @@ def _report(r: dict[str, Any]) -> None:
             ),
         ],
     )
+    if r["restarts"]:
+        _table(
+            "(r) restarts: the worker started again on the tables the runs before left",
+            ["previous runs", "to 1st batch (s)", "recovery (s)", "join (s)", "peak RSS (MB)"],
+            [
+                [
+                    str(x["previous_runs"]),
+                    _fmt(x["startup_s"], s2),
+                    _fmt(x["recovery_s"], s2),
+                    _fmt(x["join_s"], s2),
+                    _fmt(x["peak_rss_mb"], ".1f"),
+                ]
+                for x in [{"previous_runs": 1, **unc}, *r["restarts"]]
+            ],
+        )
+    print(f"worker state dir (tables' databases): {r['worker_state_mb']:,.1f} MB")
     actions = ", ".join(f"{k} {v:,}" for k, v in sorted(ini["by_action"].items()))
     print(f"initial load actions: {actions}; directory entries: {r['directory_entries']:,}")
     for problem in r["problems"]:
@@ -948,6 +993,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="N", help="N runs, then each ratio's median"
+    )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more unchanged runs: restart to first batch after 2 .. N + 1 runs",
     )
     parser.add_argument("--keep", action="store_true", help="leave the services running")
     parser.add_argument(
@@ -1022,7 +1074,7 @@ def _one_run(args: argparse.Namespace) -> dict[str, Any] | None:
     )
     started = time.perf_counter()
     try:
-        results = _bench(run, args.schools, args.pupils, args.seed)
+        results = _bench(run, args.schools, args.pupils, args.seed, args.restarts)
         results["bench_total_s"] = round(time.perf_counter() - started, 1)
         return results
     except KeyboardInterrupt:

@@ -57,7 +57,7 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Prepared:
+class PreparedCommand:
     """A checked command, ready to publish, and what the operator should be told."""
 
     command: EntityInput
@@ -157,7 +157,7 @@ def prepare_teacher_class(
     class_ref: str,
     detach: bool,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """Check an attach (or detach) against the directory and build the command."""
     school_ref, code = commands.parse_class_ref(class_ref)
     school = directory.school(school_ref)
@@ -188,7 +188,7 @@ def prepare_teacher_class(
         at=now,
     )
     verb = "detach teacher" if detach else "attach teacher"
-    return Prepared(
+    return PreparedCommand(
         command,
         f"{verb} {teacher.entity_id} {'from' if detach else 'to'} class {class_name}",
         tuple(notes),
@@ -203,7 +203,7 @@ def prepare_gar_manager(
     teacher_ref: str,
     remove: bool,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """Check a GAR group change against the directory and build the command."""
     school = directory.school(school_ref)
     gar_dn = dit.gar_group_dn(school.jointure, settings.ldap_base_dn)
@@ -234,7 +234,7 @@ def prepare_gar_manager(
     )
     verb = "remove" if remove else "add"
     where = "from" if remove else "to"
-    return Prepared(
+    return PreparedCommand(
         command, f"{verb} teacher {teacher.entity_id} {where} {group_name}", tuple(notes)
     )
 
@@ -247,7 +247,7 @@ def prepare_teacher_school(
     teacher_ref: str,
     undo: bool,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """Check a detachment from a school against the directory and build the command."""
     school = directory.school(school_ref)
     teacher = directory.person(teacher_ref)
@@ -265,7 +265,7 @@ def prepare_teacher_school(
         teacher_id=teacher.entity_id, school_jointure=school.jointure, detach=not undo, at=now
     )
     verb = "undo the detachment of" if undo else "detach"
-    return Prepared(
+    return PreparedCommand(
         command, f"{verb} teacher {teacher.entity_id} from school {school.jointure}", tuple(notes)
     )
 
@@ -280,7 +280,7 @@ def prepare_create_manual(
     school_ref: str,
     email: str | None,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """A new manual account (foster family or guest) of an existing school."""
     if profile not in ("guardian", "guest"):
         raise AdminRefused(f"unknown profile {profile!r}: choose guardian (foster family) or guest")
@@ -297,7 +297,7 @@ def prepare_create_manual(
     command = commands.manual_account_request(
         settings.id_namespace, token=secrets.token_hex(16), account=account, at=now
     )
-    return Prepared(
+    return PreparedCommand(
         command,
         f"create manual account {command.entity_id} ({profile}) in school {school.jointure}",
         ("its login is allocated by the worker: look it up by its id (entsyncId) afterwards",),
@@ -306,7 +306,7 @@ def prepare_create_manual(
 
 def prepare_delete_manual(
     settings: Settings, directory: AdminDirectory, *, account_ref: str, now: datetime
-) -> Prepared:
+) -> PreparedCommand:
     """Delete a manual account: at once if never activated, else pre-deleted."""
     del settings
     raw = account_ref.strip()
@@ -332,7 +332,7 @@ def prepare_delete_manual(
     activated = _one(entry, "entsyncActivated") == "TRUE"
     command = commands.manual_deletion(entity_id, activated=activated, at=now)
     outcome = "pre-deleted (it was activated)" if activated else "deleted at once (never activated)"
-    return Prepared(command, f"delete manual account {entity_id}: {outcome}")
+    return PreparedCommand(command, f"delete manual account {entity_id}: {outcome}")
 
 
 BLOCKABLE_PROFILES = ("pupils", "guardians", "teachers", "staff")
@@ -349,7 +349,7 @@ def prepare_block(
     message: str,
     cancel: bool,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """Check a bulk block against the directory and build the command for one profile."""
     if profile not in BLOCKABLE_PROFILES:
         raise AdminRefused(
@@ -372,7 +372,7 @@ def prepare_block(
     if end <= now and not cancel:
         notes.append("the block has already ended: the next sweep lifts it")
     verb = "cancel the block of" if cancel else "block"
-    return Prepared(
+    return PreparedCommand(
         command,
         f"{verb} the {profile} of school {school.jointure} from {start.isoformat()} to "
         f"{end.isoformat()} (block {command.block.block_id})",
@@ -388,7 +388,7 @@ def prepare_resolve_ine(
     holder: str | None,
     same_person: bool,
     now: datetime,
-) -> Prepared:
+) -> PreparedCommand:
     """An INE conflict settled by the operator; addressed to the pupil entity of the INE.
 
     No directory read: the records in conflict are held, so they may have no entry at all. The
@@ -406,7 +406,7 @@ def prepare_resolve_ine(
         pupil_id=pupil_id, holder_jointure=jointure, same_person=same_person, at=now
     )
     what = "the records are one person" if same_person else f"the INE is record {jointure}'s"
-    return Prepared(command, f"resolve the INE conflict of pupil {pupil_id}: {what}")
+    return PreparedCommand(command, f"resolve the INE conflict of pupil {pupil_id}: {what}")
 
 
 async def _publish(settings: Settings, inputs: Sequence[EntityInput]) -> None:
@@ -427,7 +427,7 @@ async def _publish(settings: Settings, inputs: Sequence[EntityInput]) -> None:
         await producer.stop()
 
 
-def publish(settings: Settings, prepared: Prepared) -> None:
+def publish(settings: Settings, prepared: PreparedCommand) -> None:
     asyncio.run(_publish(settings, [prepared.command]))
     log.info(
         "admin.published",

@@ -3,7 +3,7 @@
 Before the app runs: the metrics port is bound (a port taken stops the worker first), the
 directory's schema is checked and its base entries made, the topics are created, and tables lost
 with the broker are rebuilt from the directory. The app itself runs in
-:func:`connectors.stream.worker.execute`.
+:func:`connectors.stream.faust_worker.execute`.
 
 Exit codes (:mod:`entsync.exit_codes`): 0 done (idle, or stopped on request); 1 other failures;
 4 directory writes refused; 5 the directory's schema refused at start; 6 the directory did not
@@ -32,11 +32,11 @@ from connectors.monitoring.metrics import set_build_info
 from connectors.monitoring.server import HealthServer, PortInUseError, bind
 from connectors.stream.app import build_app
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_worker import execute
 from connectors.stream.monitor import MetricsService, worker_checks
 from connectors.stream.progress import Progress
 from connectors.stream.restore import restore_lost_state
 from connectors.stream.topics import ensure_topics, require_partitions
-from connectors.stream.worker import execute
 from entsync.exit_codes import ExitCode
 from entsync.ldap_clients import directory_writer, ldap_params
 from entsync.settings import Settings

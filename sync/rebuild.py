@@ -9,7 +9,7 @@ reallocate logins, empty groups while the feed refills them and never notice who
   the entry was built from, read back from the entry (:mod:`sync.readback`), its login, account
   state and dates; schools, pupils, guardians, staff and manual accounts alike;
 - the rest is derived by the core itself: each person's record and login are delivered as inputs
-  through :func:`sync.reconcile.decide` (in memory, :mod:`sync.pipeline`), so links, groups,
+  through :func:`sync.reconcile.decide` (in memory, :mod:`sync.simulator`), so links, groups,
   guardians' children and every entity's ``outgoing`` are what the live worker would have; the
   ops that run decides are dropped;
 - a disappeared or pre-deleted person gets its removal at ``entsyncDisappearedAt`` (and its
@@ -55,8 +55,8 @@ from sync import commands, ids, logins, readback
 from sync.desired import Context
 from sync.entries import Entry
 from sync.legacy import canonical_names
-from sync.pipeline import PipelineError, World, run_to_quiescence
 from sync.reconcile import new_state, settle
+from sync.simulator import PipelineError, World, run_to_quiescence
 
 RESTORED_VERSION: Final = "restored"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

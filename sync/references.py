@@ -9,7 +9,7 @@ the part before the last ``$`` (class codes never carry one, see :mod:`sync.dit`
 names nothing (a pupil without a school or a class).
 
 :func:`dangling` finds, in a directory given as ``{dn: attributes}`` (the in-memory one of
-:mod:`sync.pipeline`, or entries read from LDAP), every value that names no entry, so that tests
+:mod:`sync.simulator`, or entries read from LDAP), every value that names no entry, so that tests
 can check the rule "no DN is written for an entry that does not exist". DNs compare as LDAP
 compares them here: case-insensitively, spaces around ``,`` and ``=`` ignored.
 """

@@ -45,8 +45,8 @@ from schemas.lifecycle import (
 from sync import absence, lifecycle
 from sync.bridge import BRIDGE_ATTRIBUTES
 from sync.causes import message_cause
-from sync.pipeline import Directory, World, run_to_quiescence, sweep_world, switch_year_world
 from sync.reconcile import Context
+from sync.simulator import Directory, World, run_to_quiescence, sweep_world, switch_year_world
 
 Role = Literal["feed", "entities"]
 Action = Literal["add", "modify", "delete"]

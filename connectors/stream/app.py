@@ -22,25 +22,21 @@ import faust
 
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
 from connectors.logs import get_logger
-from connectors.stream import clients
+from connectors.stream import clients, faust_compat
 from connectors.stream import lifecycle as shell
 from connectors.stream.clients import KafkaParams
 from connectors.stream.deployment import StreamConfig
-from connectors.stream.faust_fixes import (
-    StallGuard,
-    commit_acknowledged_offsets_only,
-    fetch_max_wait,
-    guard_untracked_acks,
-    leave_group_from_first_generation,
-    recover_tables_to_true_end,
-)
+from connectors.stream.faust_compat.patches import StallGuard
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.pipeline import ReconcilePipeline, hold_acks
+from connectors.stream.ports import DirectoryPort
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
+from connectors.stream.statestore import STORE_URL, raw_view, worker_datadir
 from connectors.stream.stopping import AbandonedInputs
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from sync.absence import Guard
@@ -58,15 +54,15 @@ ABANDON_CHECK_INTERVAL_S = 0.2
 
 
 def _faust_datadir(config: StreamConfig) -> Path:
-    path = config.state_dir / "faust"
-    path.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder in it
-    return path
+    """faust's data dir (the tables' databases): ``<state dir>/faust/worker-N``, N the first
+    that no other running worker holds (see :func:`connectors.stream.statestore.worker_datadir`)."""
+    return worker_datadir(config.state_dir / "faust")
 
 
 def build_app(
     config: StreamConfig,
     ctx: Context,
-    writer: Any,
+    writer: DirectoryPort,
     kafka: KafkaParams,
     *,
     guard: Guard,
@@ -76,20 +72,17 @@ def build_app(
     core's deployment constants; ``guard`` the mass-absence guard; ``policy`` the lifecycle
     delays."""
     partitions = config.partitions
-    guard_untracked_acks()
-    commit_acknowledged_offsets_only()
-    leave_group_from_first_generation()
-    fetch_max_wait(config.fetch_max_wait_ms)
-    recover_tables_to_true_end(kafka)
+    faust_compat.install(kafka, config.fetch_max_wait_ms)  # checked first: refuses a mismatch
     app = faust.App(
         config.app_id,
         # brokers, credentials and the replication of the topics faust creates (changelogs)
         **clients.faust_options(kafka),
         key_serializer="raw",
         value_serializer="raw",
-        store="memory://",
-        # faust makes <app id>-data/ under its data dir even for in-memory tables: not in the
-        # directory the command was started from.
+        # The tables in RocksDB under the state dir (faust makes <app id>-data/ there): memory
+        # bounded whatever the directory's size, a restart reads the changelogs from where its
+        # databases stand (connectors.stream.statestore).
+        store=STORE_URL,
         datadir=str(_faust_datadir(config)),
         web_enabled=False,
         topic_partitions=partitions,
@@ -128,6 +121,9 @@ def build_app(
     # not the partition of whichever event of a batch happens to be current.
     # faust compacts the changelogs it creates; min.insync.replicas comes with them.
     changelog = clients.changelog_configs(kafka)
+    # A database kept from an earlier run is checked against its changelog when its partition
+    # is assigned (connectors.stream.localstate).
+    verify = verifier(kafka)
     sources = app.Table(
         SOURCES_TABLE,
         key_type=bytes,
@@ -135,6 +131,7 @@ def build_app(
         partitions=partitions,
         use_partitioner=True,
         extra_topic_configs=changelog,
+        options={"verify": verify},
     )
     entities = app.Table(
         ENTITIES_TABLE,
@@ -143,6 +140,7 @@ def build_app(
         partitions=partitions,
         use_partitioner=True,
         extra_topic_configs=changelog,
+        options={"verify": verify},
     )
 
     tally = Tally()
@@ -228,7 +226,7 @@ def build_app(
     def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Start-up is over (see connectors.stream.gc_freeze): before the first batch, not in it.
         freeze_long_lived_objects()
-        tally.recount(entities.data, sources.data)  # the partitions this worker now holds
+        tally.recount(raw_view(entities), raw_view(sources))  # the partitions held now
 
     async def seed_metrics() -> None:
         await seed_snapshot_times(kafka, names.lifecycle)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from connectors.logs import get_logger
 from connectors.monitoring import metrics
@@ -19,6 +18,7 @@ from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
+from connectors.stream.ports import StreamEvent, Table, Topic
 from connectors.stream.progress import Progress
 from schemas.lifecycle import FeedTopicMessage, SchoolYearState, ScopeState
 from schemas.state import SourceState
@@ -31,7 +31,7 @@ log = get_logger(__name__)
 class TableView:
     """The routing table as :func:`sync.feedbatch.route_batch` reads it, for one batch."""
 
-    def __init__(self, sources: Any, partitions: int) -> None:
+    def __init__(self, sources: Table, partitions: int) -> None:
         self.sources = sources
         self.partitions = partitions
         self._memo: shell.ScanMemo | None = None  # shared by the batch's snapshot scans
@@ -73,7 +73,7 @@ def table_key(key: TableKey, partitions: int) -> bytes:
     return key.encode()
 
 
-def feed_read(event: Any) -> FeedRead:
+def feed_read(event: StreamEvent) -> FeedRead:
     """A feed topic message as :func:`sync.feedbatch.route_batch` reads it."""
     message = FeedTopicMessage.model_validate_json(event.value).root
     return FeedRead(
@@ -89,17 +89,17 @@ def feed_read(event: Any) -> FeedRead:
 class FeedRouter:
     """What ``route_feed`` works with: its table, the topics it writes, its settings."""
 
-    sources: Any  # the faust table of feed-key states (SourceState JSON, control states)
-    feed_topic: Any
-    entities_topic: Any
-    lifecycle_topic: Any
+    sources: Table  # feed-key states (SourceState JSON) and control states
+    feed_topic: Topic
+    entities_topic: Topic
+    lifecycle_topic: Topic
     partitions: int
     namespace: str
     guard: Guard
     progress: Progress
     tally: monitor.Tally | None = None  # the metrics' counts of the table
 
-    async def route_batch(self, batch: Sequence[Any]) -> None:
+    async def route_batch(self, batch: Sequence[StreamEvent]) -> None:
         """Route one batch (:func:`sync.feedbatch.route_batch`), then deliver: the entity
         inputs, the controls and decisions, and last the states."""
         routed = route_batch(

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from connectors.stream.ports import Table
+from connectors.stream.statestore import get_in_partition, partition_items, partitioned_items
 from schemas.entities import LIFECYCLE_ENTITY, Cause, SweepRequested, SwitchoverRequested
 from schemas.lifecycle import SchoolYearState
 from schemas.state import EntityState, SourceState
@@ -63,7 +65,7 @@ def read_year(table: Mapping[bytes, bytes], partition: int, partitions: int) -> 
 
 
 def local_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, Any],
     partition: int,
     partitions: int,
@@ -79,23 +81,25 @@ def local_states(
             raw = state if isinstance(state, bytes) else state.model_dump_json().encode()
             if needle(raw):
                 yield key, raw
-    for key, raw in list(table.items()):
-        if key in overlay or not needle(raw):
-            continue
-        if partition_of(key, partitions) == partition:
+    # A table kept in RocksDB reads the partition's own database (statestore).
+    for key, raw in partition_items(table, partition, lambda k: partition_of(k, partitions)):
+        if key not in overlay and needle(raw):
             yield key, raw
 
 
 class ScanMemo:
-    """What the scans of one batch share: the table's feed states grouped by partition, scope
-    and category, read once, and each state parsed once.
+    """What the scans of one batch share: the table's feed keys grouped by partition, scope
+    and category, read once.
 
     A full extract's last batch carries a scan per snapshot and partition (one per school and
     category: hundreds in an academy). Without it each scan hashed every key of the table and
     parsed every state of its partition again; with it the table is walked once per batch and
     a scan visits its own snapshot's keys only. The table is read when the first scan asks:
     a memo lives for one batch of ``route_feed``, the table's only writer, which writes it after
-    the batch (the batch's own changes are in the overlay of :func:`source_states`).
+    the batch (the batch's own changes are in the overlay of :func:`source_states`). The memo
+    keeps keys only, and a scan reads and parses its own keys' states: its memory is the keys
+    of the table, not a copy of it (the table is on disk, see
+    :mod:`connectors.stream.statestore`).
     """
 
     def __init__(self, partitions: int, *known: Mapping[bytes, int]) -> None:
@@ -104,9 +108,7 @@ class ScanMemo:
         self.partitions = partitions
         self._partition: dict[bytes, int] = {}
         self._known = known
-        self._parsed: dict[bytes, tuple[bytes, SourceState]] = {}
-        self._groups: dict[tuple[int, str], dict[str | None, list[tuple[bytes, bytes]]]] | None
-        self._groups = None
+        self._groups: dict[tuple[int, str], dict[str | None, list[bytes]]] | None = None
 
     def partition(self, key: bytes) -> int:
         for known in self._known:
@@ -119,15 +121,10 @@ class ScanMemo:
         return found
 
     def source_state(self, key: bytes, raw: bytes) -> SourceState:
-        known = self._parsed.get(key)
-        if known is not None and known[0] == raw:
-            return known[1]
-        state = SourceState.model_validate_json(raw)
-        self._parsed[key] = (raw, state)
-        return state
+        return SourceState.model_validate_json(raw)
 
     def states_of(
-        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+        self, table: Table | Mapping[bytes, bytes], partition: int, scope: str, category: str | None
     ) -> Iterator[tuple[bytes, bytes]]:
         """(key, raw state) of the table's feed keys of ``partition`` fed by ``scope``, of
         ``category`` (None: of any category), then those rebuilt from the directory (no scope:
@@ -136,23 +133,26 @@ class ScanMemo:
         yield from self._group(table, partition, _RESTORED, category)
 
     def _group(
-        self, table: Mapping[bytes, bytes], partition: int, scope: str, category: str | None
+        self, table: Table | Mapping[bytes, bytes], partition: int, scope: str, category: str | None
     ) -> Iterator[tuple[bytes, bytes]]:
         if self._groups is None:
             self._groups = {}
-            for key, raw in list(table.items()):
+            # A table in RocksDB is read partition by partition: no key is hashed (statestore).
+            for partition_read, key, raw in partitioned_items(table):
                 if is_control_key(key):
                     continue
                 found = self._scope_and_category(key, raw)
                 if found is not None:
-                    by_category = self._groups.setdefault((self.partition(key), found[0]), {})
-                    by_category.setdefault(found[1], []).append((key, raw))
+                    where = self.partition(key) if partition_read is None else partition_read
+                    by_category = self._groups.setdefault((where, found[0]), {})
+                    by_category.setdefault(found[1], []).append(key)
         by_category = self._groups.get((partition, scope), {})
-        if category is not None:
-            yield from by_category.get(category, ())
-            return
-        for states in by_category.values():
-            yield from states
+        groups = [by_category.get(category, [])] if category is not None else by_category.values()
+        for keys in groups:
+            for key in keys:
+                value = get_in_partition(table, partition, key)
+                if value is not None:
+                    yield key, value
 
     def _scope_and_category(self, key: bytes, raw: bytes) -> tuple[str, str | None] | None:
         """A state's scope (None: in no scope) and category, from its raw JSON if plain; a state
@@ -193,7 +193,7 @@ def string_field(raw: bytes, marker: bytes) -> bytes | None:
 
 
 def source_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, Any],
     partition: int,
     partitions: int,
@@ -234,7 +234,7 @@ _SWEEPABLE = (
 
 
 def sweepable_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,
@@ -250,7 +250,7 @@ def sweepable_states(
 
 
 def switchover_states(
-    table: Mapping[bytes, bytes],
+    table: Table | Mapping[bytes, bytes],
     overlay: Mapping[bytes, EntityState | bytes],
     partition: int,
     partitions: int,

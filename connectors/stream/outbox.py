@@ -12,19 +12,21 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.stream.ports import StreamEvent, Topic
 from connectors.stream.records import send_keyed
 from schemas.entities import Cause, EntityInput, EntityMessage
+from schemas.feed import SourceRef
 from sync.causes import message_cause
 from sync.links import pack_links
 
 
-async def send(topic: Any, messages: Iterable[tuple[str, str]]) -> list[Any]:
+async def send(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Any]:
     """Hand (key, JSON) messages to the producer, in record batches; the futures resolve on
     delivery."""
     return await send_keyed(topic, messages)
 
 
-async def send_inputs(entities_topic: Any, inputs: Sequence[EntityInput]) -> None:
+async def send_inputs(entities_topic: Topic, inputs: Sequence[EntityInput]) -> None:
     """Deliver entity inputs (awaited); the links to one entity travel and are decided together."""
     packed = pack_links(inputs)
     messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in packed)
@@ -32,7 +34,7 @@ async def send_inputs(entities_topic: Any, inputs: Sequence[EntityInput]) -> Non
         await fut
 
 
-def cause_from(event: Any, rule: str, source: Any = None) -> Cause:
+def cause_from(event: StreamEvent, rule: str, source: SourceRef | None = None) -> Cause:
     """The cause of what a faust event leads to (:func:`sync.causes.message_cause`)."""
     message = event.message
     timestamp = getattr(message, "timestamp", None) or 0.0

@@ -41,11 +41,12 @@ from typing import Any
 
 from connectors.logs import get_logger
 from connectors.stream.monitor import BatchTimer
+from connectors.stream.ports import StreamEvent
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Prepared, Reconciler
 
 log = get_logger(__name__)
-Release = Callable[[Sequence[Any]], Awaitable[None]]
+Release = Callable[[Sequence[StreamEvent]], Awaitable[None]]
 MAX_IN_PROGRESS = 2  # windows written or being completed, besides the open one
 
 
@@ -61,15 +62,15 @@ class WindowLimits:
     idle_s: float = 2.0  # no batch for this long: the window is written
 
 
-def hold_acks(stream: Any) -> Release:
+def hold_acks(stream: Any) -> Release:  # a faust stream: typed Any by faust
     """Make ``take_events`` on ``stream`` leave its events unacknowledged; return the function
     that acknowledges a batch of them (faust's own ``Stream.ack``, event by event)."""
     ack = type(stream).ack
 
-    async def held(event: Any) -> bool:
+    async def held(event: StreamEvent) -> bool:
         return False
 
-    async def release(events: Sequence[Any]) -> None:
+    async def release(events: Sequence[StreamEvent]) -> None:
         for event in events:
             await ack(stream, event)
 
@@ -82,7 +83,7 @@ class _Window:
     """Batches decided, not carried out yet (the open one), or being carried out as one."""
 
     prepared: Prepared  # the batches merged (Reconciler.merge)
-    batches: list[Sequence[Any]]
+    batches: list[Sequence[StreamEvent]]
     timers: list[BatchTimer]
     opened: float  # loop time
     inputs: int
@@ -119,7 +120,7 @@ class ReconcilePipeline:
         # a worker killed before its states were stored would never go out.
         self._first = True
 
-    async def submit(self, batch: Sequence[Any]) -> None:
+    async def submit(self, batch: Sequence[StreamEvent]) -> None:
         """Decide ``batch`` and send its inputs; add it to the open window, and carry that out
         unless more input waits (then this returns at once: the agent fetches the next batch)."""
         self._progress.in_flight += 1

@@ -9,6 +9,7 @@ from aiokafka.structs import TopicPartition
 
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 
 
 async def read_topic(
@@ -22,7 +23,7 @@ async def read_topic(
     consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await access.refresh_metadata(consumer)
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:

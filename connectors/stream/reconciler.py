@@ -29,15 +29,20 @@ from typing import Any, cast
 
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
+from connectors.ldap.healing import OpResult
 from connectors.ldap.writer import Action
 from connectors.logs import get_logger
 from connectors.monitoring import metrics
 from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
 from connectors.stream.changelog import write_through
+from connectors.stream.faust_compat import access
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.outbox import cause_from, send, send_inputs
+from connectors.stream.ports import DirectoryPort, StreamEvent, Table, Topic
 from connectors.stream.progress import Progress
+from schemas.admin import AdminCommandDecided
+from schemas.audit import DirectoryChanged, IdentityHeld, RecordsHeld
 from schemas.entities import (
     EntityInput,
     EntityMessage,
@@ -50,7 +55,7 @@ from sync import ids, lifecycle
 from sync.coalesce import Coalescer, coalesce
 from sync.lifecycle import Policy
 from sync.links import refused_write
-from sync.ops import AddEntry
+from sync.ops import AddEntry, DirectoryOp
 from sync.reconcile import Context, Decision, decide
 
 log = get_logger(__name__)
@@ -61,20 +66,20 @@ LOGIN_ATTRIBUTE = "ENTPersonLogin"
 class Prepared:
     """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
-    batch: Sequence[Any]
+    batch: Sequence[StreamEvent]
     # the states decided; a window holds its earlier batches' as JSON (a tenth of the memory)
     new_states: dict[bytes, EntityState | bytes] = field(default_factory=dict)
     before: dict[bytes, EntityState | None] = field(default_factory=dict)
     changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
     where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
-    ops: list[Any] = field(default_factory=list)
-    audits: list[Any] = field(default_factory=list)
+    ops: list[DirectoryOp] = field(default_factory=list)
+    audits: list[DirectoryChanged] = field(default_factory=list)
     emits: list[EntityInput] = field(default_factory=list)
     withdrawn: list[EntityInput] = field(default_factory=list)  # links of refused adds
-    outcomes: list[Any] = field(default_factory=list)  # admin command decisions
+    outcomes: list[AdminCommandDecided] = field(default_factory=list)  # admin decisions
     # records held for an INE conflict, persons held by a login rule: audited without an op
-    notices: list[Any] = field(default_factory=list)
-    written: list[Any] = field(default_factory=list)  # audit events of the writes done
+    notices: list[RecordsHeld | IdentityHeld] = field(default_factory=list)
+    written: list[DirectoryChanged] = field(default_factory=list)  # those of the writes done
     # batches merged into this one (Reconciler.merge): their writes, merged per entry
     merged: Coalescer | None = None
 
@@ -83,11 +88,11 @@ class Prepared:
 class Reconciler:
     """What ``reconcile`` works with: its table, the directory writer, the topics it writes."""
 
-    entities: Any  # the faust table of entity states (EntityState JSON)
-    writer: Any  # connectors.ldap.batch.BatchWriter
-    entities_topic: Any
-    audit_topic: Any
-    decisions_topic: Any
+    entities: Table  # entity states (EntityState JSON)
+    writer: DirectoryPort
+    entities_topic: Topic
+    audit_topic: Topic
+    decisions_topic: Topic
     partitions: int
     ctx: Context
     policy: Policy
@@ -197,7 +202,7 @@ class Reconciler:
         to its own partitions (round trips: login answers, links)."""
         consumer = self.entities_topic.app.consumer
         topic = self.entities_topic.get_topic_name()
-        committed: Mapping[Any, int] = getattr(consumer, "_committed_offset", {}) or {}
+        committed = access.committed_offsets(consumer)
         mine = {tp.partition: tp for tp in consumer.assignment() if tp.topic == topic}
         count = 0
         for tp in mine.values():
@@ -272,7 +277,9 @@ class Reconciler:
             writes=len(p.ops),
         )
 
-    async def _login_taken(self, op: Any, audit: Any, allocated: str | None) -> list[EntityInput]:
+    async def _login_taken(
+        self, op: DirectoryOp, audit: DirectoryChanged, allocated: str | None
+    ) -> list[EntityInput]:
         """A person's add refused while another entry holds the login its allocator gave it (a
         manual account, another tool made it): the person is told, and asks for another one
         (:mod:`sync.reconcile`). An academic login stays a refused write: it is the academy's."""
@@ -290,7 +297,7 @@ class Reconciler:
         log.warning("login.taken_in_directory", entity_id=audit.entity_id, dn=op.dn)
         return [LoginRefused(entity_id=audit.entity_id, cause=audit.cause, login=login[0])]
 
-    async def _apply(self, ops: list[Any]) -> list[Any]:
+    async def _apply(self, ops: list[DirectoryOp]) -> list[OpResult | None]:
         """Results per op; None for an op the directory refused for good (or skipped after one).
 
         A refused write must not stop the stream for everyone: it is reported, counted, and the
@@ -299,8 +306,7 @@ class Reconciler:
         if not ops:
             return []
         try:
-            results: list[Any] = await self.writer.apply(ops)
-            return results
+            return list(await self.writer.apply(ops))
         except DirectoryWriteError as exc:
             if not all(isinstance(error, DirectoryWriteError) for error in exc.errors):
                 raise
@@ -313,7 +319,7 @@ class Reconciler:
     def _partition_request(
         self,
         inp: SweepRequested | SwitchoverRequested,
-        event: Any,
+        event: StreamEvent,
         overlay: Mapping[bytes, EntityState | bytes],
     ) -> list[tuple[bytes, EntityState, Decision]]:
         """The sweeper's or the switchover's decisions for the entities of one partition."""
@@ -370,7 +376,7 @@ _OP = {"AddEntry": "add", "ModifyEntry": "modify", "DeleteEntry": "delete"}
 _OUTCOME = {Action.NOOP: "already_done"}
 
 
-def count_write(op: Any, result: Any) -> None:
+def count_write(op: DirectoryOp, result: OpResult | None) -> None:
     """One directory write in the metrics (``result`` None: refused)."""
     kind = _OP.get(type(op).__name__, "other")
     if result is None:

@@ -15,12 +15,14 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from connectors.stream.faust_compat import access
 from connectors.stream.lifecycle import partition_of
+from connectors.stream.ports import Topic
 
 
 def kafka_producer(app: Any) -> Any:
     """The aiokafka producer inside faust's (started) producer service."""
-    return app.producer._ensure_producer()
+    return access.aiokafka_producer(app)
 
 
 async def send_records(
@@ -28,27 +30,50 @@ async def send_records(
 ) -> list[asyncio.Future[Any]]:
     """Send (partition, key, value) records to ``topic``; value None is a tombstone. Returns
     the delivery futures, one per record batch."""
+    return [future for _, _, future in await send_record_batches(app, topic, records)]
+
+
+async def send_record_batches(
+    app: Any,
+    topic: str,
+    records: Iterable[tuple[int, bytes, bytes | None]],
+    timestamp_ms: int | None = None,
+) -> list[tuple[int, int, asyncio.Future[Any]]]:
+    """As :func:`send_records`, with each batch's partition and record count: (partition,
+    records, delivery future), in the order sent. ``timestamp_ms``: every record's timestamp
+    (None: the time each is added)."""
     producer = kafka_producer(app)
     builders: dict[int, Any] = {}
-    futures: list[asyncio.Future[Any]] = []
+    counts: dict[int, int] = {}
+    sent: list[tuple[int, int, asyncio.Future[Any]]] = []
+
+    async def flush(partition: int) -> None:
+        future = await producer.send_batch(builders[partition], topic, partition=partition)
+        sent.append((partition, counts[partition], future))
+
     for partition, key, value in records:
         builder = builders.get(partition)
         if builder is None:
             builder = builders[partition] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
+            counts[partition] = 0
+        if builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
             # Full: send it and start the next one (a record never exceeds an empty batch).
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            await flush(partition)
             builder = builders[partition] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
+            counts[partition] = 0
+            if builder.append(key=key, value=value, timestamp=timestamp_ms) is None:
                 raise ValueError(f"a record larger than the producer's batch size, for {topic}")
-    for partition, builder in builders.items():
-        futures.append(await producer.send_batch(builder, topic, partition=partition))
-    return futures
+        counts[partition] += 1
+    for partition in builders:
+        await flush(partition)
+    return sent
 
 
-async def send_keyed(topic: Any, messages: Iterable[tuple[str, str]]) -> list[asyncio.Future[Any]]:
+async def send_keyed(
+    topic: Topic, messages: Iterable[tuple[str, str]]
+) -> list[asyncio.Future[Any]]:
     """Send (key, JSON) messages to a faust topic, each to its key's partition."""
-    partitions = topic.partitions
+    partitions = topic.partitions or topic.app.conf.topic_partitions  # None: the app's count
     name = topic.get_topic_name()
     records = (
         (partition_of(k := key.encode(), partitions), k, value.encode()) for key, value in messages

@@ -26,6 +26,7 @@ from connectors.logs import get_logger
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.deployment import StreamConfig
+from connectors.stream.faust_compat import access
 from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
 from connectors.stream.topics import ensure_compacted
@@ -59,7 +60,7 @@ async def _topic_partitions(kafka: KafkaParams, topic: str) -> int:
     consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # no public accessor for fresh metadata
+        await access.refresh_metadata(consumer)
         return len(consumer.partitions_for_topic(topic) or ())
     finally:
         await consumer.stop()

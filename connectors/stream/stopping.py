@@ -8,7 +8,7 @@ further signals. Two rules fix that:
 
 * once the pipeline has failed, the entity inputs it holds will never be acknowledged: they are
   taken out of faust's wait (:class:`AbandonedInputs`), stay uncommitted, and are read again by
-  the next worker. Commits cover acknowledged offsets only (``faust_fixes``), so nothing is
+  the next worker. Commits cover acknowledged offsets only (``faust_compat.patches``), so nothing is
   skipped;
 * SIGTERM and SIGINT abort the directory writer first (retries stop at their next pause, the
   batches in progress fail and are abandoned as above), then let faust stop; a worker still
@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.logs import get_logger
+from connectors.stream.faust_compat import access
 
 log = get_logger(__name__)
 
@@ -54,7 +55,7 @@ class AbandonedInputs:
         if not self.failed:
             return
         consumer = self._app.consumer
-        unacked = consumer._unacked_messages  # faust's set of messages wait_empty waits for
+        unacked = access.unacked_messages(consumer)
         gone = {message for message in unacked if message.tp.topic == self._topic}
         if gone:
             unacked.difference_update(gone)  # in place: faust's streams hold this very set
@@ -87,44 +88,10 @@ def stop_promptly(
 
         return handler
 
-    worker._on_sigterm = wrap("SIGTERM", worker._on_sigterm)
-    worker._on_sigint = wrap("SIGINT", worker._on_sigint)
+    access.wrap_stop_signals(worker, wrap)
 
     def disarm() -> None:
         for timer in timers:
             timer.cancel()
 
     return disarm
-
-
-def consumer_thread_never_holds_exit() -> None:
-    """Make faust's consumer thread a daemon thread.
-
-    faust runs its Kafka consumer in a thread of its own, which the interpreter waits for at
-    exit. A worker stopping while a rebalance of its group is under way (another worker joined
-    or left: with ``--until-idle`` every worker of a group stops at about the same moment) could
-    leave that thread waiting for ever in the rebalance callback, which hands the assignment to
-    the main loop, closed by then: the worker had printed its summary and never exited. A clean
-    stop still stops the thread first (faust joins it); a stuck one no longer keeps the process,
-    whose work is done, alive (the group then sees the member go after its session timeout).
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-    from mode.threads import WorkerThread
-
-    if getattr(AIOKafkaConsumerThread, "_entsync_daemon", False):
-        return
-
-    class DaemonWorkerThread(WorkerThread):
-        def __init__(self, service: Any, **kwargs: Any) -> None:
-            super().__init__(service, **kwargs)
-            self.daemon = True
-
-    AIOKafkaConsumerThread.Worker = DaemonWorkerThread
-    AIOKafkaConsumerThread._entsync_daemon = True  # type: ignore[attr-defined]
-
-
-def consumer_thread_left(app: Any) -> bool:
-    """faust's consumer thread still runs after the worker stopped (see above)."""
-    service = getattr(getattr(app, "_consumer", None), "_thread", None)
-    thread = getattr(service, "_thread", None)
-    return bool(thread is not None and thread.is_alive())

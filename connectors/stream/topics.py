@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from connectors.errors import ConfigurationError
 from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 from schemas.topics import ALL_TOPICS
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -43,7 +44,7 @@ async def partition_counts(kafka: KafkaParams, names: Sequence[str]) -> dict[str
     consumer = clients.consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await access.refresh_metadata(consumer)
         return {name: len(consumer.partitions_for_topic(name) or ()) for name in names}
     finally:
         await consumer.stop()

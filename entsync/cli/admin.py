@@ -22,7 +22,7 @@ from entsync.exit_codes import ExitCode
 from entsync.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
-    from entsync.admin import AdminDirectory, Prepared
+    from entsync.admin import AdminDirectory, PreparedCommand
 
 
 TeacherRef = Annotated[
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-Prepare = Callable[["Settings", "AdminDirectory", datetime], "Prepared"]
+Prepare = Callable[["Settings", "AdminDirectory", datetime], "PreparedCommand"]
 
 
 def _run(state_dir: Path | None, prepare: Prepare) -> None:

@@ -66,7 +66,7 @@ def _stage_progress() -> Iterator[Callable[[int, int], None] | None]:
 def _print_report(report: object, as_json: bool) -> None:
     import json
 
-    from entsync.replay import DryRunReport
+    from entsync.replay_ops import DryRunReport
 
     assert isinstance(report, DryRunReport)
     if not as_json:
@@ -178,8 +178,8 @@ def register(app: typer.Typer) -> None:
         from aiokafka.errors import KafkaError
 
         from connectors.ldap import DirectoryError
-        from connectors.stream.replay import ReplayRefused
-        from entsync import replay as ops
+        from connectors.stream.replay_topics import ReplayRefused
+        from entsync import replay_ops as ops
         from sync.replay import ReplayInputError
 
         try:

@@ -1,7 +1,8 @@
 """A stopped consumer leaves its group on the local broker, even from generation 0.
 
-Without ``leave_group_from_first_generation`` aiokafka skips LeaveGroup for generation 0, which
-is tansu's first: the member stays until its session expires and the next worker's join waits.
+Without ``faust_compat.patches.leave_group_from_first_generation`` aiokafka skips LeaveGroup
+for generation 0, which is tansu's first: the member stays until its session expires and the
+next worker's join waits.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from connectors.stream.faust_fixes import leave_group_from_first_generation
+from connectors.stream.faust_compat.patches import leave_group_from_first_generation
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration

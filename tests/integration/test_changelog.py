@@ -2,21 +2,29 @@
 
 ``write_through`` bypasses faust's per-key changelog send: the records must be the same (key,
 value, tombstone for a delete) on the partition faust's producer would pick for the key, or a
-restarted worker would recover another table than the one it committed past.
+restarted worker would recover another table than the one it committed past; and the table's
+database must hold them with the checkpoint of each partition's last record, which the
+check of a kept database (connectors.stream.localstate) finds in the changelog.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.types import TP
 
-from connectors.stream.changelog import known_partitions, write_through
+from connectors.stream.changelog import write_through
+from connectors.stream.clients import KafkaParams
 from connectors.stream.lifecycle import partition_of
+from connectors.stream.localstate import stale_partitions
 from connectors.stream.records import send_keyed
+from connectors.stream.statestore import STORE_URL, Checkpoint
 from tests.integration.conftest import LocalServices
 
 pytestmark = pytest.mark.integration
@@ -47,19 +55,21 @@ class _App:
     producer: _Producer
 
 
-class _Store(dict[bytes, bytes]):
-    """faust's in-memory store: a dict that also knows each recovered key's partition."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._key_partition: dict[bytes, int] = {}
-
-
 @dataclass
 class _Table:
+    """A faust table as ``write_through`` sees it: its app (the producer), its changelog topic
+    and its store (a real one, in ``datadir``)."""
+
     app: _App
     changelog_topic: _Topic
-    data: _Store = field(default_factory=_Store)
+    datadir: Path
+    data: Any = None
+
+    def __post_init__(self) -> None:
+        app = faust.App(
+            "entsync-test", broker="kafka://localhost:1", store=STORE_URL, datadir=self.datadir
+        )
+        self.data = app.Table("t", key_type=bytes, value_type=bytes, partitions=PARTITIONS).data
 
 
 async def _create_topic(bootstrap: str, name: str) -> None:
@@ -107,15 +117,16 @@ async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
 
 
 async def test_batched_writes_are_the_records_faust_would_send(
-    local_services: LocalServices,
+    local_services: LocalServices, tmp_path: Path
 ) -> None:
     bootstrap = local_services.kafka_bootstrap
     changelog, reference = await _new_topics(bootstrap, "changelog", "reference")
     kafka = await _started_producer(bootstrap)
     try:
-        table = _Table(_App(_Producer(kafka)), _Topic(changelog))
-        table.data[b"pupil:gone"] = b"old"
-        table.data._key_partition[b"pupil:gone"] = partition_of(b"pupil:gone", PARTITIONS)
+        table = _Table(_App(_Producer(kafka)), _Topic(changelog), tmp_path)
+        store = table.data
+        gone = partition_of(b"pupil:gone", PARTITIONS)
+        store.write_delivered(gone, [(b"pupil:gone", b"old")], Checkpoint(-1, 0, b"pupil:gone"))
         # Big values: a partition's records do not fit one batch, so batches fill and go on.
         changes: dict[bytes, bytes | None] = {
             f"pupil:{n}".encode(): (f'{{"n":{n}}}' + " " * 900).encode() for n in range(120)
@@ -124,13 +135,15 @@ async def test_batched_writes_are_the_records_faust_would_send(
         # The worker names the partition of the feed message that caused each write: the
         # key's partition under the default partitioner.
         where = {key: partition_of(key, PARTITIONS) for key in changes}
-        futures = await write_through(table, {k: (where[k], v) for k, v in changes.items()})
-        for fut in futures:
+        sent = await write_through(table, {k: (where[k], v) for k, v in changes.items()})
+        for fut in sent:
             await fut
-        assert len(futures) > PARTITIONS  # some partitions took more than one batch
-        # The local data is the table after the changes.
-        assert table.data == {k: v for k, v in changes.items() if v is not None}
-        assert known_partitions(table) == {k: where[k] for k in table.data}
+        # The local data is the table after the changes, each key in its partition's database.
+        for partition in range(PARTITIONS):
+            local = {k: v for k, v in store._db_for_partition(partition).items()}
+            assert {k: v for k, v in local.items() if not k.startswith(b"__")} == {
+                k: v for k, v in changes.items() if v is not None and where[k] == partition
+            }
 
         # Where faust's producer would put each key: the default partitioner, partition None.
         placed = {}
@@ -145,10 +158,53 @@ async def test_batched_writes_are_the_records_faust_would_send(
     assert len(records) == len(changes)
     assert got == {k: (placed[k], v) for k, v in changes.items()}
     assert got[b"pupil:gone"] == (placed[b"pupil:gone"], None)  # a tombstone
+    # Each partition's checkpoint is its last record: offset, timestamp and key.
+    for partition in range(PARTITIONS):
+        last = max((r for r in records if r.partition == partition), key=lambda r: r.offset)
+        assert store.checkpoint(partition) == Checkpoint(last.offset, last.timestamp, last.key)
+        assert store.persisted_offset(TP(changelog, partition)) == last.offset
+    # ... which the check of a kept database finds there: the databases are kept.
+    local = {
+        p: (cp, store._dbs[p].get(cp.key)) for p in range(PARTITIONS) if (cp := store.checkpoint(p))
+    }
+    now = max(r.timestamp for r in records)
+    assert await stale_partitions(KafkaParams(bootstrap), changelog, local, now) == {}
 
 
-async def test_no_change_sends_nothing() -> None:
-    table = _Table(_App(_Producer(None)), _Topic("unused"))  # never started: nothing to send
+async def test_a_database_from_another_changelog_is_found_stale(
+    local_services: LocalServices,
+) -> None:
+    bootstrap = local_services.kafka_bootstrap
+    (changelog,) = await _new_topics(bootstrap, "changelog")
+    kafka = await _started_producer(bootstrap)
+    try:
+        for n in range(5):
+            await (await kafka.send(changelog, key=b"k%d" % n, value=b"v", partition=0))
+        meta = await (await kafka.send(changelog, key=b"k9", value=b"v9", partition=0))
+    finally:
+        await kafka.stop()
+    kafka_params = KafkaParams(bootstrap)
+    here = Checkpoint(meta.offset, meta.timestamp, b"k9")
+    now = meta.timestamp + 1000
+
+    async def why(checkpoint: Checkpoint, value: bytes | None) -> str | None:
+        found = await stale_partitions(kafka_params, changelog, {0: (checkpoint, value)}, now)
+        return found.get(0)
+
+    assert await why(here, b"v9") is None
+    # The same offset, another history: another key, time or value there.
+    assert await why(Checkpoint(meta.offset, meta.timestamp, b"k1"), b"v9") is not None
+    assert await why(Checkpoint(meta.offset, meta.timestamp - 1, b"k9"), b"v9") is not None
+    assert await why(here, b"other") is not None
+    # A changelog that ends before the checkpoint (a new broker, the topic made again).
+    assert "ends" in str(await why(Checkpoint(meta.offset + 10, meta.timestamp, b"k9"), b"v9"))
+    # Partitions holding no record end at 0.
+    found = await stale_partitions(kafka_params, changelog, {1: (here, b"v9")}, now)
+    assert "ends" in found[1]
+
+
+async def test_no_change_sends_nothing(tmp_path: Path) -> None:
+    table = _Table(_App(_Producer(None)), _Topic("unused"), tmp_path)  # never started
     assert await write_through(table, {}) == []
 
 

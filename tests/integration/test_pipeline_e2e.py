@@ -53,8 +53,8 @@ from schemas.feed import (
 from schemas.topics import AUDIT, FEED
 from sync import dit, ids
 from sync.diff import values_digest
-from sync.pipeline import run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import run_to_quiescence
 
 pytestmark = pytest.mark.integration
 

@@ -34,8 +34,8 @@ from connectors.stream.lifecycle import partition_of
 from schemas.feed import ClassAssignment, FeedEvent, Guardian, Pupil, School
 from schemas.topics import ENTITIES, FEED
 from sync import ids
-from sync.pipeline import run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import run_to_quiescence
 from tests.integration.test_pipeline_e2e import (
     AUDIT_DIGEST_KEY,
     ENTSYNC,

@@ -224,7 +224,9 @@ def test_sigterm_stops_a_worker_retrying_writes_to_a_stopped_directory(
     worker.wait_for("writes", lambda: people() >= 5)
     writers = worker.find_writers()
     services.stop("slapd")
-    worker.wait_for("retries", lambda: '"ldap.retry"' in worker.output(), timeout=30)
+    # A load's write window may hold its writes up to WindowLimits.max_s (60 s) before they
+    # are tried (connectors.stream.pipeline): the retries come then.
+    worker.wait_for("retries", lambda: '"ldap.retry"' in worker.output(), timeout=90)
 
     worker.proc.send_signal(signal.SIGTERM)
     code, took = worker.exit_within(STOP_LIMIT_S)

@@ -17,8 +17,8 @@ from schemas.feed import (
 )
 from schemas.lifecycle import HoldDecided, YearCommand
 from sync import dit, ids
-from sync.pipeline import Directory, FeedOrControl, RunResult, World, run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import Directory, FeedOrControl, RunResult, World, run_to_quiescence
 from tests.unit.core_factories import BASE, NS, T0, source
 
 CTX = Context(base_dn=BASE, namespace=NS)

@@ -20,8 +20,8 @@ from sync import commands, dit, ids
 from sync.commands import CommandError, parse_class_ref
 from sync.effective import view
 from sync.entries import staff_schools
-from sync.pipeline import Directory, RunResult, World, run_to_quiescence
 from sync.reconcile import Context, ContractError, decide
+from sync.simulator import Directory, RunResult, World, run_to_quiescence
 from tests.unit.core_factories import (
     BASE,
     NS,

@@ -9,8 +9,8 @@ import pytest
 from schemas.entities import Cause
 from sync import commands, dit, ids
 from sync.commands import CommandError
-from sync.pipeline import RunResult, World, run_to_quiescence, sweep_world
 from sync.reconcile import Context
+from sync.simulator import RunResult, World, run_to_quiescence, sweep_world
 from tests.unit.core_factories import BASE, NS, guardian, pupil, school, staff, with_causes
 
 CTX = Context(base_dn=BASE, namespace=NS)

@@ -1,6 +1,6 @@
 """Academic logins and case through the pure core: decided by rule, never by a refused write.
 
-The in-memory directory of :mod:`sync.pipeline` refuses what slapd refuses (a DN or a login it
+The in-memory directory of :mod:`sync.simulator` refuses what slapd refuses (a DN or a login it
 already has, compared ignoring case), so every run below would raise on a refused write.
 """
 
@@ -16,8 +16,8 @@ from schemas.entities import GroupSpec
 from schemas.feed import FeedEvent, HoldReason
 from sync import dit, ids
 from sync.links import refused_write
-from sync.pipeline import Directory, RunResult, World, run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import Directory, RunResult, World, run_to_quiescence
 from tests.unit.core_factories import (
     BASE,
     NS,

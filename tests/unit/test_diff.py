@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sync.diff import audit, diff, event_id, values_digest
 from sync.ops import AddEntry, DeleteEntry, ModifyEntry
-from sync.pipeline import apply_op
+from sync.simulator import apply_op
 from tests.unit.core_factories import cause
 
 DN = "uid=el-x,ou=people,dc=ent,dc=example"

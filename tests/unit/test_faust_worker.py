@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from connectors.stream.worker import faust_worker
+from connectors.stream.faust_worker import faust_worker
 
 
 @pytest.fixture

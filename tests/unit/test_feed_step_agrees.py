@@ -3,7 +3,7 @@
 Both call the one step :func:`sync.feedbatch.route_batch`; what differs is how they read the
 routing table: the worker through :class:`connectors.stream.feed_router.TableView` over the
 faust table (raw JSON under byte keys, calendars under keys hashed to their partition, scans
-through the batch's memo), the simulator through :class:`sync.pipeline.WorldTable`. The same
+through the batch's memo), the simulator through :class:`sync.simulator.WorldTable`. The same
 messages, read by the worker from topic messages (:func:`connectors.stream.feed_router.feed_read`)
 and given to the simulator as events and causes, must route to equal outcomes, round after
 round (the controls of one round are the next round's messages), from any routing table:
@@ -28,7 +28,7 @@ from schemas.lifecycle import FeedTopicMessage
 from schemas.state import SourceState
 from sync.absence import Guard
 from sync.feedbatch import FeedRead, RoutedBatch, StateChange, TableKey, route_batch
-from sync.pipeline import World, WorldTable, apply_changes
+from sync.simulator import World, WorldTable, apply_changes
 from tests.unit.core_factories import NS, T0, letters, pupil
 from tests.unit.lifecycle_helpers import CTX, Clock, snapshot
 

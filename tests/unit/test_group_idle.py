@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiokafka.structs import TopicPartition
 
-from connectors.stream import worker as worker_module
+from connectors.stream import faust_worker as worker_module
+from connectors.stream.faust_worker import IdleDetector
 from connectors.stream.group import GroupPosition, stream_partitions
 from connectors.stream.progress import Progress
-from connectors.stream.worker import IdleDetector
 
 TOPICS = ("feed", "entities")
 TPS = stream_partitions(TOPICS, 2)

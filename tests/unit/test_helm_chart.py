@@ -195,6 +195,67 @@ def test_workers_roll_without_surge_and_keep_a_disruption_budget() -> None:
     assert one(docs, "Service", "entsync-worker")["spec"]["publishNotReadyAddresses"] is True
 
 
+def test_the_workers_state_dir_is_an_empty_dir_by_default() -> None:
+    """The tables' databases (RocksDB) in the state dir: an emptyDir, kept across container
+    restarts, sized by worker.stateVolume.sizeLimit."""
+    docs = render(value_set("defaults"))
+    assert not find(docs, "StatefulSet") and not find(docs, "PersistentVolumeClaim", "state")
+    spec = one(docs, "Deployment", "entsync-worker")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["state"] == {"name": "state", "emptyDir": {"sizeLimit": "4Gi"}}
+    (cont,) = spec["containers"]
+    state_dir = config_data(docs)["ENTSYNC_STATE_DIR"]
+    assert {"name": "state", "mountPath": state_dir} in cont["volumeMounts"]
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_a_persistent_state_dir_makes_the_workers_a_statefulset_with_a_claim_each(
+    version: str,
+) -> None:
+    values = with_values(
+        value_set("secured"),
+        **{
+            "worker.stateVolume.persistent": True,
+            "worker.stateVolume.sizeLimit": "20Gi",
+            "worker.stateVolume.storageClassName": "fast-ssd",
+        },
+    )
+    chart().validate_schema(chart().merge_values(values))
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
+    docs = render(values)
+    assert not find(docs, "Deployment", "entsync-worker")
+    worker = one(docs, "StatefulSet", "entsync-worker")
+    kubernetes_validate.validate(worker, version, strict=True)
+    spec = worker["spec"]
+    assert spec["serviceName"] == "entsync-worker"  # the headless metrics Service
+    assert one(docs, "Service", "entsync-worker")["spec"]["clusterIP"] == "None"
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast-ssd",
+        "resources": {"requests": {"storage": "20Gi"}},
+    }
+    pod = spec["template"]["spec"]
+    assert "state" not in {v["name"] for v in pod["volumes"]}  # the claim is the volume
+    (cont,) = pod["containers"]
+    assert {"name": "state", "mountPath": "/var/lib/entsync"} in cont["volumeMounts"]
+    assert cont["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["fsGroup"] == 10001  # the claim is writable by the worker
+    pdb = one(docs, "PodDisruptionBudget", "entsync-worker")
+    assert pdb["spec"]["selector"] == spec["selector"]
+
+
+def test_the_state_volume_values_are_checked_by_the_schema() -> None:
+    for bad in ({"persistent": "yes"}, {"sizeLimit": "lots"}, {"storageClass": "x"}):
+        values = with_values(value_set("defaults"), **{"worker.stateVolume": bad})
+        with pytest.raises(helm.HelmValuesError):
+            chart().validate_schema(chart().merge_values(values))
+
+
 def test_ingest_cronjob_reads_the_feed_volume_read_only() -> None:
     docs = render(value_set("postgresql"))
     ingest = one(docs, "CronJob", "entsync-ingest")

@@ -10,8 +10,8 @@ import pytest
 from schemas.feed import FeedEvent, Pupil
 from sync import dit, ids, ineconflict
 from sync.commands import CommandError
-from sync.pipeline import Directory, RunResult, World, run_to_quiescence
 from sync.reconcile import Context, ContractError, decide
+from sync.simulator import Directory, RunResult, World, run_to_quiescence
 from tests.unit.core_factories import BASE, NS, guardian, pupil, school, with_causes
 
 CTX = Context(base_dn=BASE, namespace=NS)

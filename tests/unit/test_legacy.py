@@ -21,8 +21,8 @@ from schemas.topics import FEED
 from sync import legacy
 from sync.desired import Context
 from sync.entries import JointureSources
-from sync.pipeline import run_to_quiescence
 from sync.reconcile import settle
+from sync.simulator import run_to_quiescence
 
 LEGACY = Path(__file__).parents[1] / "data" / "legacy" / "demo-072a288.ldif"
 SAMPLES = sorted((Path(__file__).parents[2] / "entsync" / "samples").glob("*.xml"))

@@ -9,7 +9,7 @@ from schemas.feed import Category, PupilUpserted, RecordRejected, payload_versio
 from schemas.lifecycle import SchoolYearState
 from sync import absence, dit, ids
 from sync.commands import teacher_class_request
-from sync.pipeline import run_to_quiescence, sweep_world, switch_year_world
+from sync.simulator import run_to_quiescence, sweep_world, switch_year_world
 from tests.unit.core_factories import BASE, NS, T0, guardian, pupil, school, staff
 from tests.unit.lifecycle_helpers import (
     CTX,

@@ -21,9 +21,9 @@ from sync import ids
 from sync.coalesce import coalesce
 from sync.links import pack_links
 from sync.ops import DeleteEntry, DirectoryOp
-from sync.pipeline import Directory, apply_op
 from sync.reconcile import Context, ContractError, Decision, decide
 from sync.routing import route
+from sync.simulator import Directory, apply_op
 from tests.unit.core_factories import BASE, NS, cause, guardian, member_link
 
 CTX = Context(base_dn=BASE, namespace=NS)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.entities import Cause, GroupSpec, ManualAccount
 from schemas.feed import Category
 from sync import commands, dit
-from sync.pipeline import RunResult, World, run_to_quiescence, sweep_world
+from sync.simulator import RunResult, World, run_to_quiescence, sweep_world
 from tests.unit.core_factories import BASE, NS, guardian, school
 from tests.unit.lifecycle_helpers import CTX, Clock, snapshot
 

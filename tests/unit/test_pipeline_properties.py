@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from schemas.entities import Cause, GroupSpec
 from schemas.feed import FeedEvent, HoldReason
 from sync import dit, ids
-from sync.pipeline import Directory, World, run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import Directory, World, run_to_quiescence
 from tests.unit.core_factories import (
     BASE,
     NS,

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from schemas.entities import EntityInput, ManualAccount
 from schemas.feed import Category, FeedEvent
 from sync import commands, dit, ids, readback
-from sync.pipeline import Directory, World, run_to_quiescence, sweep_world
 from sync.rebuild import RESTORED_VERSION, rebuild
 from sync.reconcile import Context
+from sync.simulator import Directory, World, run_to_quiescence, sweep_world
 from tests.unit.core_factories import (
     BASE,
     NS,

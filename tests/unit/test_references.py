@@ -15,7 +15,6 @@ from sync import dit, ids, written
 from sync.lifecycle import Policy
 from sync.links import refused_write
 from sync.ops import AddEntry, DirectoryOp, ModifyEntry
-from sync.pipeline import Directory, World, apply_op, run_to_quiescence, sweep_world
 from sync.reconcile import Context
 from sync.references import (
     CLASS_ATTRIBUTES,
@@ -26,6 +25,7 @@ from sync.references import (
     normalized,
     references,
 )
+from sync.simulator import Directory, World, apply_op, run_to_quiescence, sweep_world
 from tests.unit.core_factories import (
     BASE,
     NS,

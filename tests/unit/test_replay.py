@@ -26,7 +26,6 @@ from schemas.lifecycle import (
     YearCommand,
 )
 from sync import absence, lifecycle
-from sync.pipeline import World, run_to_quiescence, sweep_world
 from sync.replay import (
     ExternalInput,
     ReplayInputError,
@@ -42,6 +41,7 @@ from sync.replay import (
     summarize,
     window,
 )
+from sync.simulator import World, run_to_quiescence, sweep_world
 from tests.unit.core_factories import BASE, T0, guardian, pupil, school
 from tests.unit.lifecycle_helpers import CTX, snapshot, year
 

@@ -32,7 +32,7 @@ from schemas.feed import (
 )
 from sync import dit, ids, lifecycle
 from sync.commands import teacher_class_request
-from sync.pipeline import run_to_quiescence, sweep_world, switch_year_world
+from sync.simulator import run_to_quiescence, sweep_world, switch_year_world
 from tests.unit.core_factories import BASE, NS, source
 from tests.unit.lifecycle_helpers import CTX, Clock, hold_decision, snapshot, year
 

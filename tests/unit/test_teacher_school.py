@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.entities import GroupSpec
 from sync import commands, dit, ids
-from sync.pipeline import RunResult, World, run_to_quiescence
 from sync.reconcile import Context
+from sync.simulator import RunResult, World, run_to_quiescence
 from tests.unit.core_factories import BASE, NS, pupil, school, staff, with_causes
 
 CTX = Context(base_dn=BASE, namespace=NS)

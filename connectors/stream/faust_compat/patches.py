@@ -1,4 +1,9 @@
-"""Work-arounds for faust-streaming behaviours that would lose feed events.
+"""Work-arounds for faust-streaming and aiokafka behaviours that would lose feed events.
+
+Installed once per process by :func:`connectors.stream.faust_compat.install`, which checks first
+that every attribute replaced here still exists (:func:`_original` refuses otherwise); the
+values a patch needs (the brokers, the fetch wait) are read at call time from ``_config``, which
+every install updates.
 
 faust drops a message fetched under an older consumer-group generation (a rebalance happened in
 between) and *acknowledges* it, so the committed offset moves past a message no agent processed:
@@ -10,6 +15,7 @@ seeks to the committed offsets, reads them again. Processing is idempotent, so a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -21,15 +27,40 @@ from connectors.stream.clients import KafkaParams
 log = get_logger(__name__)
 
 _PATCHED_FLAG = "_entsync_untracked_ack_guard"
-# The brokers the recovery patch below asks: set by every build of an app, not only the first.
-_recovery_brokers: list[KafkaParams] = []
+
+
+class FaustCompatError(RuntimeError):
+    """faust or aiokafka is not the one the work-arounds were written for."""
+
+
+@dataclass
+class _Config:
+    """What the patches read at call time: the last install's values (one app per process)."""
+
+    kafka: KafkaParams | None = None
+    fetch_max_wait_ms: int = 1500
+
+
+_config = _Config()
+
+
+def _original(owner: Any, name: str) -> Any:
+    """The attribute a patch replaces or wraps, which must exist: a rename in faust or aiokafka
+    would otherwise silently disable a fix that prevents data loss."""
+    if not hasattr(owner, name):
+        raise FaustCompatError(
+            f"{owner.__module__}.{owner.__qualname__}.{name} is gone: this faust-streaming or "
+            "aiokafka is not the one entsync's work-arounds were written for "
+            "(connectors/stream/faust_compat)"
+        )
+    return getattr(owner, name)
 
 
 def guard_untracked_acks() -> None:
     """Install the guard once per process."""
     if getattr(Consumer, _PATCHED_FLAG, False):
         return
-    original = Consumer.ack
+    original = _original(Consumer, "ack")
 
     def ack(self: Any, message: Any) -> bool:
         if not getattr(message, "tracked", False):
@@ -40,7 +71,7 @@ def guard_untracked_acks() -> None:
     setattr(Consumer, _PATCHED_FLAG, True)
 
 
-def recover_tables_to_true_end(kafka: KafkaParams) -> None:
+def recover_tables_to_true_end() -> None:
     """Make table recovery read each changelog partition to its real end.
 
     faust asks for the end offsets with ListOffsets; the local broker (tansu) answers with the
@@ -54,15 +85,15 @@ def recover_tables_to_true_end(kafka: KafkaParams) -> None:
     from connectors.stream.offsets import true_end_offsets
 
     thread_class = driver.AIOKafkaConsumerThread
-    _recovery_brokers[:] = [kafka]  # the app built last (a process runs one at a time)
     if getattr(thread_class, _PATCHED_FLAG + "_hw", False):
         return
-    original = thread_class._highwaters
+    original = _original(thread_class, "_highwaters")
 
     async def _highwaters(self: Any, partitions: list[Any]) -> Any:
-        if not partitions or self.consumer.in_transaction:
+        kafka = _config.kafka  # the app built last (a process runs one at a time)
+        if not partitions or self.consumer.in_transaction or kafka is None:
             return await original(self, partitions)
-        ends = await true_end_offsets(_recovery_brokers[0], partitions)
+        ends = await true_end_offsets(kafka, partitions)
         return {tp: ends[tp] for tp in partitions}
 
     thread_class._highwaters = _highwaters  # type: ignore[method-assign]
@@ -146,9 +177,10 @@ def commit_acknowledged_offsets_only() -> None:
     """
     if getattr(Consumer, _PATCHED_FLAG + "_head", False):
         return
-    original = Consumer._new_offset
-    original_seek = Consumer.perform_seek
-    original_resume = Consumer.resume_partitions
+    original = _original(Consumer, "_new_offset")
+    original_seek = _original(Consumer, "perform_seek")
+    original_resume = _original(Consumer, "resume_partitions")
+    _original(Consumer, "_add_gap")  # replaced whole below: it must still be what faust calls
 
     async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
         return None
@@ -259,7 +291,7 @@ def leave_group_from_first_generation() -> None:
 
     if getattr(GroupCoordinator, _PATCHED_FLAG + "_leave", False):
         return
-    original = GroupCoordinator._maybe_leave_group
+    original = _original(GroupCoordinator, "_maybe_leave_group")
 
     async def _maybe_leave_group(self: Any) -> None:
         if self.generation != 0 or self._group_instance_id is not None or not self.member_id:
@@ -275,8 +307,8 @@ def leave_group_from_first_generation() -> None:
     setattr(GroupCoordinator, _PATCHED_FLAG + "_leave", True)
 
 
-def fetch_max_wait(milliseconds: int) -> None:
-    """Make the worker's consumer wait at most ``milliseconds`` for a fetch to fill.
+def fetch_max_wait() -> None:
+    """Make the worker's consumer wait at most ``_config.fetch_max_wait_ms`` for a fetch to fill.
 
     faust hard-codes 1,500 ms. Apache Kafka answers a waiting fetch as soon as data arrives, so
     there the value only sets how often an idle worker asks; the local broker (tansu) was seen
@@ -287,14 +319,41 @@ def fetch_max_wait(milliseconds: int) -> None:
     from faust.transport.drivers import aiokafka as driver
 
     thread_class = driver.AIOKafkaConsumerThread
-    original = getattr(thread_class, "_entsync_create_worker_consumer", None)
-    if original is None:
-        original = thread_class._create_worker_consumer
-        thread_class._entsync_create_worker_consumer = original  # type: ignore[attr-defined]
+    if getattr(thread_class, _PATCHED_FLAG + "_fetch", False):
+        return
+    original = _original(thread_class, "_create_worker_consumer")
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = milliseconds
+        consumer._fetch_max_wait_ms = _config.fetch_max_wait_ms
         return consumer
 
     thread_class._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    setattr(thread_class, _PATCHED_FLAG + "_fetch", True)
+
+
+def consumer_thread_never_holds_exit() -> None:
+    """Make faust's consumer thread a daemon thread.
+
+    faust runs its Kafka consumer in a thread of its own, which the interpreter waits for at
+    exit. A worker stopping while a rebalance of its group is under way (another worker joined
+    or left: with ``--until-idle`` every worker of a group stops at about the same moment) could
+    leave that thread waiting for ever in the rebalance callback, which hands the assignment to
+    the main loop, closed by then: the worker had printed its summary and never exited. A clean
+    stop still stops the thread first (faust joins it); a stuck one no longer keeps the process,
+    whose work is done, alive (the group then sees the member go after its session timeout).
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from mode.threads import WorkerThread
+
+    if getattr(AIOKafkaConsumerThread, "_entsync_daemon", False):
+        return
+
+    class DaemonWorkerThread(WorkerThread):
+        def __init__(self, service: Any, **kwargs: Any) -> None:
+            super().__init__(service, **kwargs)
+            self.daemon = True
+
+    _original(AIOKafkaConsumerThread, "Worker")
+    AIOKafkaConsumerThread.Worker = DaemonWorkerThread
+    AIOKafkaConsumerThread._entsync_daemon = True  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from faust.transport.drivers import aiokafka as driver
 
-from connectors.stream.faust_fixes import fetch_max_wait
+from connectors.stream.faust_compat import patches
 
 
 def test_the_worker_consumer_waits_at_most_the_configured_time(
@@ -23,11 +23,13 @@ def test_the_worker_consumer_waits_at_most_the_configured_time(
         return consumer
 
     monkeypatch.setattr(thread_class, "_create_worker_consumer", fake_create)
-    # Whatever fetch_max_wait records on the class is undone after the test.
-    monkeypatch.setattr(thread_class, "_entsync_create_worker_consumer", None, raising=False)
-    fetch_max_wait(100)
+    # Whatever the patch records on the class is undone after the test.
+    monkeypatch.setattr(thread_class, "_entsync_untracked_ack_guard_fetch", False, raising=False)
+    monkeypatch.setattr(patches._config, "fetch_max_wait_ms", 100)
+    patches.fetch_max_wait()
     assert thread_class._create_worker_consumer(None, None)._fetch_max_wait_ms == 100
-    fetch_max_wait(250)  # called again (another app in the process): wraps the original once
+    patches._config.fetch_max_wait_ms = 250  # another app in the process: its own value
+    patches.fetch_max_wait()  # patched once: the original is not wrapped twice
     consumer = thread_class._create_worker_consumer(None, None)
     assert consumer._fetch_max_wait_ms == 250 and len(created) == 2
 
@@ -65,7 +67,7 @@ def test_the_next_commit_covers_acknowledged_offsets_only(
 
     from faust.transport.consumer import Consumer
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     consumer = _offsets_consumer(acked, committed)
@@ -81,7 +83,7 @@ def test_nothing_is_committed_before_the_assignment_s_committed_offsets_are_read
 
     from faust.transport.consumer import Consumer
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     consumer = _offsets_consumer([100, 101], None)
@@ -119,7 +121,7 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     tp = TP("entsync.feed.v1", 0)
@@ -156,7 +158,7 @@ def test_a_partition_never_committed_has_the_log_start_for_head() -> None:
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     tp, changelog = TP("entsync.feed.v1", 0), TP("entsync-sources-changelog", 0)
@@ -196,7 +198,7 @@ def test_stream_partitions_are_resumed_only_after_the_seek_of_their_assignment()
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     feed, changelog = TP("entsync.feed.v1", 0), TP("entsync-sources-changelog", 0)
@@ -248,7 +250,7 @@ def test_a_rebalance_during_the_seek_keeps_the_newer_generation_s_resume_for_its
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from connectors.stream.faust_fixes import commit_acknowledged_offsets_only
+    from connectors.stream.faust_compat.patches import commit_acknowledged_offsets_only
 
     commit_acknowledged_offsets_only()
     feed = TP("entsync.feed.v1", 0)

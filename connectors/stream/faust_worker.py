@@ -26,13 +26,10 @@ from aiokafka.structs import TopicPartition
 from connectors.ldap.batch import BatchWriter
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 from connectors.stream.group import GroupPosition, group_position, stream_partitions
 from connectors.stream.progress import Progress
-from connectors.stream.stopping import (
-    consumer_thread_left,
-    consumer_thread_never_holds_exit,
-    stop_promptly,
-)
+from connectors.stream.stopping import stop_promptly
 from schemas.topics import ENTITIES, FEED
 
 log = get_logger(__name__)
@@ -105,7 +102,7 @@ class IdleDetector:
         partition this worker has done. Such offsets are committed again (refused again while
         the assignment changes: the next check retries)."""
         consumer = self.app.consumer
-        mine: Any = consumer._committed_offset  # type: ignore[attr-defined]  # no accessor
+        mine = access.committed_offsets(consumer)
         again = {}
         for tp in consumer.assignment():
             offset = mine.get(tp)
@@ -113,7 +110,7 @@ class IdleDetector:
             if offset is not None and broker is not None and broker < offset:
                 again[tp] = offset
         if again:
-            await consumer._commit(again)  # type: ignore[attr-defined]
+            await access.commit(consumer, again)
 
 
 def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
@@ -159,7 +156,6 @@ def execute(
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
     outcome: dict[str, Any] = {"idle": False, "error": None}
-    consumer_thread_never_holds_exit()
     worker = faust_worker(app, loglevel, *services)
     disarm = stop_promptly(worker, writer.abort)
 
@@ -203,7 +199,7 @@ def execute(
     finally:
         writer.close()
         disarm()
-    if consumer_thread_left(app):
-        log.warning("worker.consumer_thread_left")  # a rebalance under way: see stopping.py
-    crash = getattr(app, "_crash_reason", None)
+    if access.consumer_thread_left(app):
+        log.warning("worker.consumer_thread_left")  # a rebalance under way: see faust_compat
+    crash = access.crash_reason(app)
     return Run(exit_code, outcome["idle"], outcome["error"], crash)

@@ -25,7 +25,7 @@ from connectors.ldap import (
     search_entries,
 )
 from connectors.stream.clients import KafkaParams
-from connectors.stream.replay import ReplayRefused, StageFeeder, check_topics, read_inputs
+from connectors.stream.replay_topics import ReplayRefused, StageFeeder, check_topics, read_inputs
 from connectors.stream.topics import ensure_topics
 from entsync.kafka_clients import kafka_params
 from entsync.ldap_clients import ldap_params
@@ -34,7 +34,6 @@ from entsync.settings import Settings
 from entsync.stream_config import context_of, guard_from, policy_from, stream_topics
 from entsync.worker import WorkerResult, run_worker
 from sync.history import REPLAY, HistoryGaps, set_aside, unexplained
-from sync.pipeline import Directory
 from sync.reconcile import Context
 from sync.replay import (
     EntryChange,
@@ -46,6 +45,7 @@ from sync.replay import (
     summarize,
     window,
 )
+from sync.simulator import Directory
 
 log = get_logger(__name__)
 

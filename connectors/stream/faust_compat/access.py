@@ -1,0 +1,66 @@
+"""Reads and calls of faust and aiokafka internals that have no public accessor.
+
+Every private attribute the stream shell uses outside the patches is read here, and
+:data:`connectors.stream.faust_compat.REQUIRED` names each class attribute for the start-up
+check; attributes set on instances are read with a default where faust may not have made them
+yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """faust's committed offset per partition of its consumer (what it last committed)."""
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", None) or {}
+    return committed
+
+
+def acked_offsets(consumer: Any) -> Mapping[Any, list[int]]:
+    """Offsets acknowledged since the last commit, per partition."""
+    acked: Mapping[Any, list[int]] = consumer._acked
+    return acked
+
+
+async def commit(consumer: Any, offsets: Mapping[Any, int]) -> bool:
+    """Commit ``offsets`` now; False when the broker refused (a rebalance in between)."""
+    return bool(await consumer._commit(offsets))
+
+
+def unacked_messages(consumer: Any) -> set[Any]:
+    """faust's messages handed to agents and not yet acknowledged (what ``wait_empty`` waits
+    for)."""
+    unacked: set[Any] = consumer._unacked_messages
+    return unacked
+
+
+async def refresh_metadata(consumer: Any) -> None:
+    """Ask an aiokafka client for fresh cluster metadata (new topics, partition counts)."""
+    await consumer._client.force_metadata_update()
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer under faust's, started."""
+    return app.producer._ensure_producer()
+
+
+def crash_reason(app: Any) -> BaseException | None:
+    """What crashed the app, if anything."""
+    reason = getattr(app, "_crash_reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def wrap_stop_signals(worker: Any, wrap: Callable[[str, Callable[[], None]], Any]) -> None:
+    """Replace the worker's SIGTERM and SIGINT handlers by ``wrap(name, original)``."""
+    worker._on_sigterm = wrap("SIGTERM", worker._on_sigterm)
+    worker._on_sigint = wrap("SIGINT", worker._on_sigint)
+
+
+def consumer_thread_left(app: Any) -> bool:
+    """faust's consumer thread still runs after the worker stopped (see
+    :func:`connectors.stream.faust_compat.patches.consumer_thread_never_holds_exit`)."""
+    service = getattr(getattr(app, "_consumer", None), "_thread", None)
+    thread = getattr(service, "_thread", None)
+    return bool(thread is not None and thread.is_alive())
