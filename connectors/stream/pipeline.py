@@ -9,7 +9,8 @@ entry written once, its audit event naming every cause) when no more input waits
 worker (:meth:`Reconciler.waiting`), or within :class:`WindowLimits`: a few inputs waiting (the
 round trips of a delta: login answers, links) hold it at most ``short_s``, a backlog (a load:
 a pupil's add and the guardians' answers that complete it are a whole backlog apart) at most
-``max_s`` and ``max_inputs``, and ``idle_s`` without a batch closes it whatever is said to wait.
+``max_s`` and ``max_inputs``; ``idle_s`` without a batch closes it, unless input still waits
+and faust delivers (a busy machine, not a rebalance or a stop).
 
 A window's writes start once the previous window's writes are done (one DN's writes stay in
 order; ops on different DNs of one window run concurrently, so an entry a window adds may be
@@ -22,7 +23,8 @@ A batch's offsets are acknowledged only once its window is complete: faust ackno
 ``take_events`` batch when the agent asks for the next one, so the agent's stream holds those
 acknowledgements (:func:`hold_acks`) and the pipeline releases them. A crash anywhere before
 leaves the window's inputs to be read again. faust waits for unacknowledged messages before a
-rebalance goes on (the stream pauses, so the open window closes after ``idle_s``).
+rebalance goes on and before it stops (it suspends delivery, so the open window closes after
+``idle_s``).
 
 When the directory refused a write of the previous window for good, that entity's state is not
 the one the next window was decided on: once the previous window is complete, the next one's
@@ -59,7 +61,8 @@ class WindowLimits:
     max_s: float = 60.0  # the longest a load's window is held
     max_inputs: int = 30_000  # bounds the memory held (about 5 KB an input), and the write
     # a rebalance waits for
-    idle_s: float = 2.0  # no batch for this long: the window is written
+    idle_s: float = 2.0  # no batch for this long: carried out, unless input still waits and
+    # faust delivers (not a rebalance, not a stop)
 
 
 def hold_acks(stream: Any) -> Release:  # a faust stream: typed Any by faust
@@ -174,8 +177,17 @@ class ReconcilePipeline:
     def _on_idle(self, window: _Window) -> None:
         async def close_if_still_open() -> None:
             async with self._lock:
-                if self._open is window:
-                    await self._close(None)
+                if self._open is not window:
+                    return
+                # A slow next batch (a busy machine) while input still waits: held on, within
+                # the limits. A rebalance or a stop (faust waits for every message taken to be
+                # acknowledged): carried out now.
+                now = asyncio.get_running_loop().time()
+                waiting = self._reconciler.waiting()
+                if self._reconciler.delivering() and self._hold(window, waiting, now):
+                    self._arm_idle(window)
+                    return
+                await self._close(None)
 
         task = asyncio.ensure_future(close_if_still_open())
         self._closing.add(task)

@@ -196,10 +196,11 @@ class Reconciler:
         into.notices += later.notices
         return into
 
-    def waiting(self, p: Prepared) -> int:
+    def waiting(self, p: Prepared | None = None) -> int:
         """How many entity inputs wait for this worker once ``p`` is decided: those its
         partitions hold beyond what was read (as the last fetch saw them), and those ``p`` sends
         to its own partitions (round trips: login answers, links)."""
+        emits = p.emits if p is not None else []
         consumer = self.entities_topic.app.consumer
         topic = self.entities_topic.get_topic_name()
         committed = access.committed_offsets(consumer)
@@ -210,10 +211,16 @@ class Reconciler:
             if highwater is not None:
                 count += max(0, highwater - self.read.get(tp, committed.get(tp) or 0))
         if len(mine) == self.partitions:  # the only worker: every input comes back to it
-            return count + len(p.emits)
+            return count + len(emits)
         return count + sum(
-            1 for i in p.emits if partition_of(i.entity_id.encode(), self.partitions) in mine
+            1 for i in emits if partition_of(i.entity_id.encode(), self.partitions) in mine
         )
+
+    def delivering(self) -> bool:
+        """Whether faust hands the agents their input (not suspended for a rebalance or a stop,
+        when it waits for every message taken to be acknowledged)."""
+        app = self.entities_topic.app
+        return bool(app.flow_control.is_active()) and not app.rebalancing
 
     async def write(self, p: Prepared) -> bool:
         """Write the batch's directory changes. False if the directory refused a write for good:

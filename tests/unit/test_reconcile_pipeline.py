@@ -37,6 +37,7 @@ class Recorder:
     fail: set[str] = field(default_factory=set)  # batches whose write raises
     emits_depend_on_pending: bool = False
     waits: dict[str, int] = field(default_factory=dict)  # inputs waiting after a batch
+    suspended: bool = False  # faust's delivery (a rebalance, a stop)
 
     def gate(self, name: str) -> asyncio.Event:
         return self.gates.setdefault(name, asyncio.Event())
@@ -63,8 +64,13 @@ class Recorder:
             emits=[],
         )
 
-    def waiting(self, prepared: Prepared) -> int:
+    def waiting(self, prepared: Prepared | None = None) -> int:
+        if prepared is None:  # asked again when no batch came
+            return self.waits.get("idle", 0)
         return self.waits.get(prepared.batch[-1], 0)
+
+    def delivering(self) -> bool:
+        return not self.suspended
 
     async def send_emits(self, prepared: Prepared) -> None:
         self.log.append(("emits", prepared.batch[0], *prepared.emits))
@@ -282,8 +288,13 @@ async def test_a_few_inputs_waiting_hold_a_window_only_briefly(short_s: float, h
     await pipe.cancel()
 
 
-async def test_a_window_with_no_next_batch_is_carried_out_when_idle() -> None:
-    recorder, errors = Recorder(waits={"b1": LOAD}), []
+@pytest.mark.parametrize(("still_waiting", "suspended"), [(LOAD, True), (0, False)])
+async def test_a_window_with_no_next_batch_is_carried_out_when_idle(
+    still_waiting: int, suspended: bool
+) -> None:
+    """Delivery suspended (a rebalance, a stop), or nothing waits any more."""
+    recorder = Recorder(waits={"b1": LOAD, "idle": still_waiting}, suspended=suspended)
+    errors: list[BaseException] = []
     pipe, progress = pipeline(recorder, errors, WindowLimits(idle_s=0.01))
     await started(pipe, recorder)
     recorder.open("b1")
@@ -293,6 +304,22 @@ async def test_a_window_with_no_next_batch_is_carried_out_when_idle() -> None:
     await asyncio.sleep(0.05)
     await settle()
     assert recorder.log[-1] == ("ack", "b1") and progress.in_flight == 0 and not errors
+
+
+async def test_a_slow_next_batch_keeps_the_window_open_while_input_waits() -> None:
+    """A busy machine: no batch for a while, input still waiting, faust delivering."""
+    recorder = Recorder(waits={"b1": LOAD, "idle": LOAD})
+    errors: list[BaseException] = []
+    pipe, _ = pipeline(recorder, errors, WindowLimits(idle_s=0.01, max_s=0.2))
+    await started(pipe, recorder)
+    recorder.open("b1")
+    await pipe.submit(["b1"])
+    await asyncio.sleep(0.08)
+    await settle()
+    assert ("write-start", "b1") not in recorder.log  # idle several times, held on
+    await asyncio.sleep(0.3)  # then its age reaches max_s
+    await settle()
+    assert recorder.log[-1] == ("ack", "b1") and not errors
 
 
 async def test_a_window_is_closed_at_its_limits() -> None:

@@ -142,3 +142,16 @@ def test_waiting_counts_the_backlog_and_the_inputs_sent_back_to_this_worker() ->
     prepared.emits = [member_link(spec, "el-a", n) for n, spec in enumerate(specs)]
     mine = [i for i in prepared.emits if partition_of(i.entity_id.encode(), 2) == 1]
     assert 0 < len(mine) < 40 and alone.waiting(prepared) == len(mine)
+
+
+def test_delivering_is_faust_flow_control_outside_a_rebalance() -> None:
+    r = reconciler()
+    app = r.entities_topic.app
+    for active, rebalancing, delivering in (
+        (True, False, True),
+        (False, False, False),
+        (True, True, False),
+    ):
+        app.flow_control = type("Flow", (), {"is_active": lambda self, a=active: a})()
+        app.rebalancing = rebalancing
+        assert r.delivering() is delivering
