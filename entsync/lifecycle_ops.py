@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from connectors.ldap import search_entries
 from connectors.stream import clients
-from connectors.stream.lifecycle import sweep_requests, switchover_requests
+from connectors.stream.partition_scans import sweep_requests, switchover_requests
 from connectors.stream.reader import read_topic
 from connectors.stream.topics import ensure_topics
 from entsync.kafka_clients import kafka_params

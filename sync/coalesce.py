@@ -3,7 +3,7 @@
 A class group may gain twenty members one input at a time, a pupil is added and then names the
 guardians that answered: add, modify, modify... Writing only the net effect saves LDAP round
 trips and the audit trail keeps one event per directory write. The shell merges the ops of one
-batch, and of the batches it holds back while more input waits (``connectors.stream.pipeline``):
+batch, and of the batches it holds back while more input waits (``connectors.stream.write_window``):
 :class:`Coalescer` takes them in order, in as many pieces as it is given. Per DN, in order:
 
 - add + modify...      -> one add of the final attributes (not when the modify removes an

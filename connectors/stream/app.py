@@ -5,7 +5,7 @@
 
 This module wires topics, tables and agents; what an agent does with a batch is in
 :mod:`connectors.stream.feed_router` and :mod:`connectors.stream.reconciler` (through
-:mod:`connectors.stream.pipeline`, which decides a batch while the previous one is written).
+:mod:`connectors.stream.write_window`, which decides a batch while the previous one is written).
 In both, a batch's outputs are delivered before its table states are written, and its offsets
 are acked only after both: a crash anywhere is repaired by re-processing the batch.
 """
@@ -23,7 +23,7 @@ import faust
 from connectors.ldap.errors import DirectoryError, WriterStoppedError
 from connectors.logs import get_logger
 from connectors.stream import clients, faust_compat
-from connectors.stream import lifecycle as shell
+from connectors.stream import partition_scans as shell
 from connectors.stream.clients import KafkaParams
 from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_compat.patches import StallGuard
@@ -31,13 +31,13 @@ from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
-from connectors.stream.pipeline import ReconcilePipeline, hold_acks
 from connectors.stream.ports import DirectoryPort
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
 from connectors.stream.statestore import STORE_URL, raw_view, worker_datadir
 from connectors.stream.stopping import AbandonedInputs
+from connectors.stream.write_window import ReconcilePipeline, hold_acks
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from sync.absence import Guard
 from sync.lifecycle import Policy

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from connectors.logs import get_logger
 from connectors.monitoring import metrics
-from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
+from connectors.stream import partition_scans as shell
 from connectors.stream.changelog import known_partitions, write_through
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.ports import StreamEvent, Table, Topic

@@ -25,7 +25,7 @@ import structlog
 from connectors.monitoring import metrics as m
 from connectors.monitoring.server import Check, HealthServer
 from connectors.stream.clients import KafkaParams
-from connectors.stream.lifecycle import string_field
+from connectors.stream.partition_scans import string_field
 from connectors.stream.reader import read_topic
 from schemas.lifecycle import ScopeState, SnapshotDecision
 from schemas.state import EntityState

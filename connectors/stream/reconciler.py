@@ -13,7 +13,7 @@ get on with their part meanwhile.
 
 The steps are :meth:`Reconciler.prepare` (decide), :meth:`Reconciler.send_emits`,
 :meth:`Reconciler.write` (the directory) and :meth:`Reconciler.complete` (audit events,
-decisions, states); :mod:`connectors.stream.pipeline` calls them so that a batch is decided
+decisions, states); :mod:`connectors.stream.write_window` calls them so that a batch is decided
 while the previous one is written, and written while the one before is completed. While more
 input waits (:meth:`Reconciler.waiting`), the pipeline holds several decided batches back and
 has them carried out as one (:meth:`Reconciler.merge`): each entry is written once for all of
@@ -33,12 +33,12 @@ from connectors.ldap.healing import OpResult
 from connectors.ldap.writer import Action
 from connectors.logs import get_logger
 from connectors.monitoring import metrics
-from connectors.stream import lifecycle as shell
 from connectors.stream import monitor
+from connectors.stream import partition_scans as shell
 from connectors.stream.changelog import write_through
 from connectors.stream.faust_compat import access
-from connectors.stream.lifecycle import partition_of
 from connectors.stream.outbox import cause_from, send, send_inputs
+from connectors.stream.partition_scans import partition_of
 from connectors.stream.ports import DirectoryPort, StreamEvent, Table, Topic
 from connectors.stream.progress import Progress
 from schemas.admin import AdminCommandDecided
@@ -110,7 +110,7 @@ class Reconciler:
         self, batch: Sequence[Any], pending: Mapping[bytes, EntityState | bytes] | None = None
     ) -> Prepared:
         """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
-        decided and has not written to the table yet (see :mod:`connectors.stream.pipeline`)."""
+        decided and has not written to the table yet (see :mod:`connectors.stream.write_window`)."""
         entities, ctx = self.entities, self.ctx
         earlier: Mapping[bytes, EntityState | bytes] = pending or {}
         p = Prepared(batch)

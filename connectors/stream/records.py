@@ -5,7 +5,7 @@ the thousands of entity inputs, audit events and table writes of one batch that 
 the time a batch spent sending. :func:`send_records` appends the records to aiokafka record
 batches, one per partition (several if one fills up), in the order given, and returns their
 delivery futures. Keys go to the partition faust's default partitioner would give them
-(:func:`connectors.stream.lifecycle.partition_of`), so a key's records keep one partition and
+(:func:`connectors.stream.partition_scans.partition_of`), so a key's records keep one partition and
 their order.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from connectors.stream.faust_compat import access
-from connectors.stream.lifecycle import partition_of
+from connectors.stream.partition_scans import partition_of
 from connectors.stream.ports import Topic
 
 

@@ -27,8 +27,8 @@ from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_compat import access
-from connectors.stream.lifecycle import partition_of
 from connectors.stream.offsets import true_end_offsets
+from connectors.stream.partition_scans import partition_of
 from connectors.stream.topics import ensure_compacted
 from sync.desired import Context
 from sync.entries import Entry

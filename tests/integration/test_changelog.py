@@ -21,8 +21,8 @@ from faust.types import TP
 
 from connectors.stream.changelog import write_through
 from connectors.stream.clients import KafkaParams
-from connectors.stream.lifecycle import partition_of
 from connectors.stream.localstate import stale_partitions
+from connectors.stream.partition_scans import partition_of
 from connectors.stream.records import send_keyed
 from connectors.stream.statestore import STORE_URL, Checkpoint
 from tests.integration.conftest import LocalServices

@@ -30,7 +30,7 @@ from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
 from connectors.stream import clients
 from connectors.stream.group import group_position, stream_partitions
-from connectors.stream.lifecycle import partition_of
+from connectors.stream.partition_scans import partition_of
 from schemas.feed import ClassAssignment, FeedEvent, Guardian, Pupil, School
 from schemas.topics import ENTITIES, FEED
 from sync import ids

@@ -21,7 +21,7 @@ from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import count_entries
 from connectors.services import down
 from connectors.services.process import pid_alive
-from connectors.stream.pipeline import WindowLimits
+from connectors.stream.write_window import WindowLimits
 from entsync.worker import DIRECTORY_DOWN_EXIT
 from tests.integration.conftest import LocalServices
 
@@ -241,7 +241,7 @@ def test_sigterm_stops_a_worker_retrying_writes_to_a_stopped_directory(
     services.stop("slapd")
     _ingest(services, delta)
     # A load's write window may hold its writes up to WindowLimits.max_s before they are
-    # tried (connectors.stream.pipeline): the retries come then.
+    # tried (connectors.stream.write_window): the retries come then.
     worker.wait_for(
         "retries",
         lambda: '"ldap.retry"' in worker.output(),

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.stream import lifecycle as shell
+from connectors.stream import partition_scans as shell
 from connectors.stream.feed_router import TableView, feed_read
 from schemas.entities import Cause
 from schemas.feed import Category, PupilUpserted

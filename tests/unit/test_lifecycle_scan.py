@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.stream.lifecycle import ScanMemo, partition_of, source_states
+from connectors.stream.partition_scans import ScanMemo, partition_of, source_states
 from schemas.feed import Category
 from schemas.state import SourceState
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.ldap.writer import Action, OpResult
-from connectors.stream.lifecycle import partition_of
+from connectors.stream.partition_scans import partition_of
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from schemas.entities import EntityInput, EntityMessage, GroupSpec

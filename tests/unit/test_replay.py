@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.stream.lifecycle import sweep_requests
+from connectors.stream.partition_scans import sweep_requests
 from schemas.entities import (
     Cause,
     EntityMessage,

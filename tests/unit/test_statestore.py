@@ -224,7 +224,7 @@ def test_partition_scans_read_the_partitions_database(
     datadir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lifecycle scans on a table in RocksDB: each partition's keys from its database."""
-    from connectors.stream.lifecycle import ScanMemo, local_states, source_states
+    from connectors.stream.partition_scans import ScanMemo, local_states, source_states
     from schemas.state import SourceState
 
     table, store = _table(datadir)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from connectors.stream.pipeline import ReconcilePipeline, WindowLimits, hold_acks
 from connectors.stream.progress import Progress
+from connectors.stream.write_window import ReconcilePipeline, WindowLimits, hold_acks
 
 
 @dataclass
