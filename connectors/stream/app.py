@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
@@ -31,7 +30,7 @@ from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
-from connectors.stream.ports import DirectoryPort
+from connectors.stream.ports import DirectoryPort, FaustStream
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
@@ -170,7 +169,7 @@ def build_app(
     )
 
     @app.agent(feed_topic, name="route_feed")
-    async def route_feed(stream: Any) -> None:
+    async def route_feed(stream: FaustStream) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             freeze_long_lived_objects()  # if the recovery signal below did not come first
             progress.in_flight += 1
@@ -196,8 +195,8 @@ def build_app(
             crashing.add(asyncio.ensure_future(app.crash(exc)))
 
     @app.agent(entities_topic, name="reconcile")
-    async def reconcile(stream: Any) -> None:
-        # The next batch is decided while the directory writes of this one run (see pipeline).
+    async def reconcile(stream: FaustStream) -> None:
+        # The next batch is decided while the directory writes of this one run (see write_window).
         pipeline = ReconcilePipeline(reconciler, progress, hold_acks(stream), on_error=crash)
         try:
             async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
@@ -223,7 +222,9 @@ def build_app(
             log.info("lifecycle.sweep_scheduled", partitions=partitions)
 
     @app.on_rebalance_complete.connect
-    def tables_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    def tables_recovered(
+        sender: object, /, *args: object, signal: object, **kwargs: object
+    ) -> None:
         # Start-up is over (see connectors.stream.gc_freeze): before the first batch, not in it.
         freeze_long_lived_objects()
         tally.recount(raw_view(entities), raw_view(sources))  # the partitions held now

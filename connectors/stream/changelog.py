@@ -28,9 +28,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from connectors.stream.ports import Table
+from connectors.stream.ports import Sent, Table
 from connectors.stream.records import send_record_batches
 from connectors.stream.statestore import Checkpoint, PartitionedStore, store_of
 
@@ -61,7 +60,7 @@ async def write_through(
 async def _store_delivered(
     store: PartitionedStore,
     changes: Mapping[bytes, tuple[int, bytes | None]],
-    sent: Sequence[tuple[int, int, asyncio.Future[Any]]],
+    sent: Sequence[tuple[int, int, Sent]],
     stamp: int,
 ) -> None:
     delivered = await asyncio.gather(*(future for _, _, future in sent))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -74,9 +74,14 @@ def ssl_context(params: KafkaParams) -> ssl.SSLContext | None:
     return context
 
 
-def auth_options(params: KafkaParams) -> dict[str, Any]:
+ClientOptions: TypeAlias = dict[str, Any]
+"""Keyword arguments of aiokafka's clients (and faust.App's): strings, numbers, an SSL context,
+credentials; aiokafka checks them, hence ``Any``."""
+
+
+def auth_options(params: KafkaParams) -> ClientOptions:
     """The security keyword arguments every aiokafka client takes."""
-    options: dict[str, Any] = {"security_protocol": params.security_protocol}
+    options: ClientOptions = {"security_protocol": params.security_protocol}
     if params.uses_ssl:
         options["ssl_context"] = ssl_context(params)
     if params.uses_sasl:
@@ -86,11 +91,12 @@ def auth_options(params: KafkaParams) -> dict[str, Any]:
     return options
 
 
-def client_options(params: KafkaParams, options: dict[str, Any]) -> dict[str, Any]:
+def client_options(params: KafkaParams, options: ClientOptions) -> ClientOptions:
     """``options`` with the brokers and the security settings (which callers may not override)."""
     return {**options, "bootstrap_servers": params.servers, **auth_options(params)}
 
 
+# ``**options``: a client's own keyword arguments (as ClientOptions).
 def producer(params: KafkaParams, **options: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**client_options(params, options))
 
@@ -133,11 +139,11 @@ def changelog_configs(params: KafkaParams) -> dict[str, str]:
     return {k: v for k, v in topic_configs(params, compacted=True).items() if k != "cleanup.policy"}
 
 
-def faust_options(params: KafkaParams) -> dict[str, Any]:
+def faust_options(params: KafkaParams) -> ClientOptions:
     """faust.App keyword arguments: brokers, credentials, replication of the topics it creates."""
     import faust
 
-    credentials: Any = None
+    credentials: faust.SASLCredentials | faust.SSLCredentials | None = None
     context = ssl_context(params)
     if params.uses_sasl:
         credentials = faust.SASLCredentials(

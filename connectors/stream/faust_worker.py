@@ -18,10 +18,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 from aiokafka.structs import TopicPartition
+from mode import ServiceT
 
 from connectors.ldap.batch import BatchWriter
 from connectors.logs import get_logger
@@ -113,7 +113,7 @@ class IdleDetector:
             await access.commit(consumer, again)
 
 
-def faust_worker(app: faust.App, loglevel: str, *services: Any) -> faust.Worker:
+def faust_worker(app: faust.App, loglevel: str, *services: ServiceT) -> faust.Worker:
     """faust's worker for ``app``, quiet, without its terminal spinner: with one, faust puts the
     root logger at DEBUG, so that every debug call of aiokafka and faust builds a record the
     handler then drops (a fifth of the CPU of an initial load), and it writes cursor codes.
@@ -141,7 +141,7 @@ def execute(
     *,
     streams: Sequence[str],
     partitions: int,
-    services: Sequence[Any] = (),
+    services: Sequence[ServiceT] = (),
     loglevel: str = "warn",
     until_idle: bool,
     started: float,
@@ -155,13 +155,13 @@ def execute(
     ``on_idle`` (with ``until_idle``) is called at each idle point; when it returns True (it
     published more input, as a replay does stage by stage) the worker goes on to the next idle.
     """
-    outcome: dict[str, Any] = {"idle": False, "error": None}
+    outcome = Run(0, idle=False, error=None, crash=None)  # what the callbacks find out
     worker = faust_worker(app, loglevel, *services)
     disarm = stop_promptly(worker, writer.abort)
 
     if until_idle:
         detector = IdleDetector(app, progress, partitions, stable_checks, kafka, streams)
-        stopping: set[asyncio.Future[Any]] = set()
+        stopping: set[asyncio.Future[None]] = set()
 
         def _stop() -> None:
             if not stopping:
@@ -174,7 +174,7 @@ def execute(
                 if on_idle is not None and await on_idle():
                     detector.streak = 0
                     return
-                outcome["idle"] = True
+                outcome.idle = True
                 log.info(
                     "worker.idle",
                     feed_events=progress.feed_events,
@@ -182,7 +182,7 @@ def execute(
                 )
                 _stop()
             elif timeout_s is not None and time.monotonic() - started > timeout_s:
-                outcome["error"] = f"not idle after {timeout_s:.0f} s"
+                outcome.error = f"not idle after {timeout_s:.0f} s"
                 _stop()
 
         app.timer(IDLE_CHECK_INTERVAL_S)(_check_idle)
@@ -194,7 +194,7 @@ def execute(
     except SystemExit as exc:
         exit_code = exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # the worker already logged it
-        outcome["error"] = f"worker crashed: {type(exc).__name__}"
+        outcome.error = f"worker crashed: {type(exc).__name__}"
         exit_code = 1
     finally:
         writer.close()
@@ -202,4 +202,4 @@ def execute(
     if access.consumer_thread_left(app):
         log.warning("worker.consumer_thread_left")  # a rebalance under way: see faust_compat
     crash = access.crash_reason(app)
-    return Run(exit_code, outcome["idle"], outcome["error"], crash)
+    return Run(exit_code, outcome.idle, outcome.error, crash)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka.structs import TopicPartition
 
@@ -133,7 +132,7 @@ async def _records_at(
             batches = await consumer.getmany(*pending, timeout_ms=200)
             for tp, batch in batches.items():
                 if batch and tp.partition not in found:
-                    first: Any = batch[0]
+                    first = batch[0]
                     found[tp.partition] = Record(
                         first.offset, first.timestamp, first.key, first.value
                     )

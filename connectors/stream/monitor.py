@@ -25,10 +25,13 @@ import structlog
 from connectors.monitoring import metrics as m
 from connectors.monitoring.server import Check, HealthServer
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 from connectors.stream.partition_scans import string_field
+from connectors.stream.ports import FaustApp
 from connectors.stream.reader import read_topic
 from schemas.lifecycle import ScopeState, SnapshotDecision
 from schemas.state import EntityState
+from sync.feedbatch import State
 from sync.ids import PERSON_KINDS
 
 log = structlog.get_logger(__name__)
@@ -105,10 +108,11 @@ class Tally:
             self.holds.update(new[1])
         self._publish()
 
-    def scope_changed(self, key: bytes, state: Any) -> None:
+    def scope_changed(self, key: bytes, state: State | None) -> None:
         """A snapshot coordinator's state written (None: removed)."""
         if key.startswith(_SNAPSHOT_KEY):
-            self.snapshot_holds[key] = held_snapshots(state) if state is not None else 0
+            held = held_snapshots(state) if isinstance(state, ScopeState) else 0
+            self.snapshot_holds[key] = held
             m.HOLDS_PENDING.labels("snapshot").set(sum(self.snapshot_holds.values()))
 
     def _publish(self) -> None:
@@ -147,11 +151,11 @@ async def seed_snapshot_times(kafka: KafkaParams, topic: str) -> None:
             snapshot_decided(SnapshotDecision.model_validate_json(record.value), counted=False)
 
 
-def update_lag(app: Any, topics: Iterable[str]) -> None:
+def update_lag(app: FaustApp, topics: Iterable[str]) -> None:
     """Consumer lag of the assigned partitions of ``topics``: end offset minus committed."""
     consumer = app.consumer
     wanted = set(topics)
-    committed: Mapping[Any, int] = getattr(consumer, "_committed_offset", {}) or {}
+    committed = access.committed_offsets(consumer)
     m.CONSUMER_LAG.clear()  # partitions move away at a rebalance
     for tp in consumer.assignment():
         if tp.topic not in wanted:
@@ -162,7 +166,7 @@ def update_lag(app: Any, topics: Iterable[str]) -> None:
             m.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
 
-def worker_checks(app: Any, topics: Iterable[str]) -> dict[str, Check]:
+def worker_checks(app: FaustApp, topics: Iterable[str]) -> dict[str, Check]:
     """/readyz of a worker: its tables recovered, and partitions of its input topics assigned."""
     wanted = set(topics)
 
@@ -182,7 +186,7 @@ def worker_checks(app: Any, topics: Iterable[str]) -> dict[str, Check]:
 class MetricsService(mode.Service):
     """The health server as a service of faust's worker: it runs in the worker's loop."""
 
-    def __init__(self, server: HealthServer, **kwargs: Any) -> None:
+    def __init__(self, server: HealthServer, **kwargs: Any) -> None:  # mode.Service's own
         super().__init__(**kwargs)
         self._server = server
 

@@ -9,7 +9,7 @@ watermark; on Kafka it returns the same end as ListOffsets.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from aiokafka.structs import TopicPartition
 
@@ -17,12 +17,23 @@ from connectors.stream import clients
 from connectors.stream.clients import KafkaParams
 
 MAX_POLLS = 100
-P = TypeVar("P", bound=Hashable)
+
+
+class Partition(Hashable, Protocol):
+    """faust's ``TP`` or aiokafka's ``TopicPartition`` (named tuples of the same fields)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+P = TypeVar("P", bound=Partition)
 
 
 async def true_end_offsets(kafka: KafkaParams, partitions: Iterable[P]) -> dict[P, int]:
-    """End offsets keyed by the given partitions (faust's ``TP`` or aiokafka's, any with
-    ``topic`` and ``partition``)."""
+    """End offsets keyed by the given partitions (faust's ``TP`` or aiokafka's)."""
     given = list(partitions)
     if not given:
         return {}
@@ -31,7 +42,7 @@ async def true_end_offsets(kafka: KafkaParams, partitions: Iterable[P]) -> dict[
     return {as_kafka[tp]: end for tp, end in ends.items()}
 
 
-def _tp(partition: Any) -> TopicPartition:
+def _tp(partition: Partition) -> TopicPartition:
     return TopicPartition(partition.topic, partition.partition)
 
 

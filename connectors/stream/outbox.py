@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from connectors.stream.ports import StreamEvent, Topic
+from connectors.stream.ports import Sent, StreamEvent, Topic
 from connectors.stream.records import send_keyed
 from schemas.entities import Cause, EntityInput, EntityMessage
 from schemas.feed import SourceRef
@@ -20,7 +19,7 @@ from sync.causes import message_cause
 from sync.links import pack_links
 
 
-async def send(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Any]:
+async def send(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Sent]:
     """Hand (key, JSON) messages to the producer, in record batches; the futures resolve on
     delivery."""
     return await send_keyed(topic, messages)

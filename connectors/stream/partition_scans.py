@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TypeAlias
 
 from aiokafka.partitioner import DefaultPartitioner
+from pydantic import BaseModel
 
 from connectors.stream.ports import Table
 from connectors.stream.statestore import get_in_partition, partition_items, partitioned_items
@@ -31,6 +32,9 @@ from sync.absence import scan_candidate
 
 _partitioner = DefaultPartitioner()
 YEAR_KEY_PREFIX = "year@"
+
+Overlaid: TypeAlias = BaseModel | bytes | None
+"""A key's state changed earlier in the batch or window: a model, its JSON, or None (removed)."""
 
 
 _ranges: dict[int, list[int]] = {}
@@ -66,7 +70,7 @@ def read_year(table: Mapping[bytes, bytes], partition: int, partitions: int) -> 
 
 def local_states(
     table: Table | Mapping[bytes, bytes],
-    overlay: Mapping[bytes, Any],
+    overlay: Mapping[bytes, Overlaid],
     partition: int,
     partitions: int,
     needle: Callable[[bytes], bool],
@@ -194,7 +198,7 @@ def string_field(raw: bytes, marker: bytes) -> bytes | None:
 
 def source_states(
     table: Table | Mapping[bytes, bytes],
-    overlay: Mapping[bytes, Any],
+    overlay: Mapping[bytes, Overlaid],
     partition: int,
     partitions: int,
     scope: str,

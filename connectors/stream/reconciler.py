@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
+
+from faust.types import TP
 
 from connectors.ldap.directory import holders
 from connectors.ldap.errors import DirectoryWriteError
@@ -100,14 +102,16 @@ class Reconciler:
     generation: Callable[[], int]  # the consumer group generation, for debug logs
     tally: monitor.Tally | None = None  # the metrics' counts of the table
     # per partition of the entities topic: the offset after the last input decided
-    read: dict[Any, int] = field(default_factory=dict)
+    read: dict[TP, int] = field(default_factory=dict)
 
     async def send_emits(self, p: Prepared) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
         await send_inputs(self.entities_topic, p.emits)
 
     def prepare(
-        self, batch: Sequence[Any], pending: Mapping[bytes, EntityState | bytes] | None = None
+        self,
+        batch: Sequence[StreamEvent],
+        pending: Mapping[bytes, EntityState | bytes] | None = None,
     ) -> Prepared:
         """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
         decided and has not written to the table yet (see :mod:`connectors.stream.write_window`)."""
@@ -182,7 +186,7 @@ class Reconciler:
                 held[key] = json_of(held[key])
             into.batch = list(into.batch)
         into.merged.add(zip(later.ops, later.audits, strict=True))
-        cast(list[Any], into.batch).extend(later.batch)  # a list since the first merge
+        cast(list[StreamEvent], into.batch).extend(later.batch)  # a list since the first merge
         for key, state in later.new_states.items():
             if key not in held:
                 into.before[key] = later.before[key]

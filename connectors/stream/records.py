@@ -11,41 +11,42 @@ their order.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from connectors.stream.faust_compat import access
 from connectors.stream.partition_scans import partition_of
-from connectors.stream.ports import Topic
+from connectors.stream.ports import FaustApp, Sent, Topic
 
 
-def kafka_producer(app: Any) -> Any:
+def kafka_producer(app: FaustApp) -> AIOKafkaProducer:
     """The aiokafka producer inside faust's (started) producer service."""
     return access.aiokafka_producer(app)
 
 
 async def send_records(
-    app: Any, topic: str, records: Iterable[tuple[int, bytes, bytes | None]]
-) -> list[asyncio.Future[Any]]:
+    app: FaustApp, topic: str, records: Iterable[tuple[int, bytes, bytes | None]]
+) -> list[Sent]:
     """Send (partition, key, value) records to ``topic``; value None is a tombstone. Returns
     the delivery futures, one per record batch."""
     return [future for _, _, future in await send_record_batches(app, topic, records)]
 
 
 async def send_record_batches(
-    app: Any,
+    app: FaustApp,
     topic: str,
     records: Iterable[tuple[int, bytes, bytes | None]],
     timestamp_ms: int | None = None,
-) -> list[tuple[int, int, asyncio.Future[Any]]]:
+) -> list[tuple[int, int, Sent]]:
     """As :func:`send_records`, with each batch's partition and record count: (partition,
     records, delivery future), in the order sent. ``timestamp_ms``: every record's timestamp
     (None: the time each is added)."""
     producer = kafka_producer(app)
-    builders: dict[int, Any] = {}
+    builders: dict[int, BatchBuilder] = {}
     counts: dict[int, int] = {}
-    sent: list[tuple[int, int, asyncio.Future[Any]]] = []
+    sent: list[tuple[int, int, Sent]] = []
 
     async def flush(partition: int) -> None:
         future = await producer.send_batch(builders[partition], topic, partition=partition)
@@ -69,9 +70,7 @@ async def send_record_batches(
     return sent
 
 
-async def send_keyed(
-    topic: Topic, messages: Iterable[tuple[str, str]]
-) -> list[asyncio.Future[Any]]:
+async def send_keyed(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Sent]:
     """Send (key, JSON) messages to a faust topic, each to its key's partition."""
     partitions = topic.partitions or topic.app.conf.topic_partitions  # None: the app's count
     name = topic.get_topic_name()

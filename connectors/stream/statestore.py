@@ -18,6 +18,10 @@ changes four things of it:
   memtables and index blocks too (faust's defaults are a 2 GiB cache and three 64 MB
   memtables per database), and a database is closed when its partition is revoked, which
   also frees it for another worker.
+
+``Any`` here is faust's untyped ``Store`` API (its constructor and changelog events), the
+rocksdict objects (no type information), and a table given as a faust table or, in tests, a
+plain mapping.
 """
 
 from __future__ import annotations

@@ -24,10 +24,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from connectors.logs import get_logger
 from connectors.stream.faust_compat import access
+from connectors.stream.ports import FaustApp, FaustWorker
 
 log = get_logger(__name__)
 
@@ -38,7 +38,7 @@ STOP_DEADLINE_S = 8.0
 class AbandonedInputs:
     """Drops a failed pipeline's entity inputs from the messages faust waits for."""
 
-    def __init__(self, app: Any, topic: str) -> None:
+    def __init__(self, app: FaustApp, topic: str) -> None:
         self._app = app
         self._topic = topic
         self.failed = False
@@ -63,7 +63,7 @@ class AbandonedInputs:
 
 
 def stop_promptly(
-    worker: Any, abort: Callable[[], None], deadline_s: float = STOP_DEADLINE_S
+    worker: FaustWorker, abort: Callable[[], None], deadline_s: float = STOP_DEADLINE_S
 ) -> Callable[[], None]:
     """Wrap the faust worker's SIGTERM and SIGINT handlers (before it starts). Return the
     function that disarms the deadline once the worker has stopped."""

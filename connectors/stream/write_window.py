@@ -39,13 +39,13 @@ import contextlib
 from collections import ChainMap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from connectors.logs import get_logger
 from connectors.stream.monitor import BatchTimer
-from connectors.stream.ports import StreamEvent
+from connectors.stream.ports import FaustStream, StreamEvent
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Prepared, Reconciler
+from schemas.state import EntityState
 
 log = get_logger(__name__)
 Release = Callable[[Sequence[StreamEvent]], Awaitable[None]]
@@ -65,7 +65,7 @@ class WindowLimits:
     # faust delivers (not a rebalance, not a stop)
 
 
-def hold_acks(stream: Any) -> Release:  # a faust stream: typed Any by faust
+def hold_acks(stream: FaustStream) -> Release:
     """Make ``take_events`` on ``stream`` leave its events unacknowledged; return the function
     that acknowledges a batch of them (faust's own ``Stream.ack``, event by event)."""
     ack = type(stream).ack
@@ -103,7 +103,7 @@ class ReconcilePipeline:
         reconciler: Reconciler,
         progress: Progress,
         release: Release,
-        on_error: Callable[[BaseException], Any],
+        on_error: Callable[[BaseException], object],
         limits: WindowLimits = WindowLimits(),
     ) -> None:
         self._reconciler = reconciler
@@ -151,7 +151,7 @@ class ReconcilePipeline:
                 return
             await self._close(waiting)
 
-    def _pending(self) -> Mapping[bytes, Any] | None:
+    def _pending(self) -> Mapping[bytes, EntityState | bytes] | None:
         """The states decided and not in the table yet: the open window's, then the others'."""
         maps = [w.prepared.new_states for w in (self._open, *reversed(self._windows)) if w]
         return ChainMap(*maps) if maps else None

@@ -7,6 +7,9 @@ private attributes (:mod:`.access`). They were written for the versions in :data
 it patches anything, and refuses to start otherwise (``FaustCompatError``): a rename in an
 upgrade must stop the worker, not silently disable a fix that prevents data loss. Upgrading
 faust or aiokafka means reading these two modules again, then widening :data:`SUPPORTED`.
+
+The objects handled here (consumers, fetchers, workers, their private attributes) are untyped
+faust, mode and aiokafka internals: they are ``Any`` in this package, which is why it is one.
 """
 
 from __future__ import annotations
