@@ -97,7 +97,7 @@ def verdicts(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         found.append(
             _verdict(
                 _FLAT,
-                f"{growth:+.0%} from {smallest['pupils']:,} to {largest['pupils']:,} pupils "
+                f"{growth:+.1%} from {smallest['pupils']:,} to {largest['pupils']:,} pupils "
                 f"({smallest['peak_rss_mb']:,.1f} -> {largest['peak_rss_mb']:,.1f} MB)",
                 growth <= TARGET_RSS_GROWTH,
                 [smallest, largest],

@@ -49,7 +49,7 @@ def test_rate_judged_at_the_largest_size_and_rss_growth_smallest_to_largest() ->
     assert [v["status"] for v in found] == ["MISSED", "MISSED", "MISSED", "met"]
     assert "999 entries/s at 100,000 pupils" in found[0]["figure"]
     assert "320.0 MB at 50,000 pupils" in found[1]["figure"]  # the highest, not the last
-    assert "+21%" in found[2]["figure"]  # 242 / 200: above 20 %
+    assert "+21.0%" in found[2]["figure"]  # 242 / 200: above 20 %
     assert found[0]["note"] == ""  # the target's own size was measured
 
 
