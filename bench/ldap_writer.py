@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,41 @@ def _ldif_modifies(ops: Sequence[ModifyEntry]) -> str:
     return "".join(chunks)
 
 
+def password_file(params: LdapParams, work: Path) -> Path:
+    """The bind password in a file only its owner reads (for the OpenLDAP tools' ``-y``)."""
+    path = work / "password"
+    path.write_text(params.password)
+    path.chmod(0o600)
+    return path
+
+
+def ldap_tool(name: str, params: LdapParams, password: Path, ldif: Path) -> None:
+    """``ldapadd`` / ``ldapmodify`` of ``ldif``: one connection, one request at a time; stops
+    at the first refusal."""
+    common = ["-x", "-H", params.url, "-D", params.bind_dn, "-y", str(password)]
+    done = subprocess.run([name, *common, "-f", str(ldif)], capture_output=True)
+    if done.returncode:
+        raise SystemExit(f"{name} failed: {done.stderr.decode()[-500:]}")
+
+
+def pipeline(conn: Any, requests: Iterable[Any], window: int) -> None:
+    """python-ldap alone: each request sent without waiting, at most ``window`` in flight; a
+    refusal raises."""
+    import ldap
+
+    from connectors.ldap import libldap
+
+    in_flight = 0
+    for request in requests:
+        libldap.send(conn, request)
+        in_flight += 1
+        if in_flight >= window:
+            conn.result4(ldap.RES_ANY, 1, -1)
+            in_flight -= 1
+    for _ in range(in_flight):
+        conn.result4(ldap.RES_ANY, 1, -1)
+
+
 class Bench:
     def __init__(self, params: LdapParams, slapd_pid: int, work: Path, args: Any) -> None:
         self.params, self.slapd_pid, self.work, self.args = params, slapd_pid, work, args
@@ -174,18 +209,10 @@ class Bench:
         adds, modifies = self.work / "adds.ldif", self.work / "modifies.ldif"
         adds.write_text(_ldif_adds(entries))
         modifies.write_text(_ldif_modifies(_modifies(entries)))
-        password = self.work / "password"
-        password.write_text(self.params.password)
-        password.chmod(0o600)
-        common = ["-x", "-H", self.params.url, "-D", self.params.bind_dn, "-y", str(password)]
+        password = password_file(self.params, self.work)
 
         def tool(name: str, ldif: Path) -> Callable[[], None]:
-            def run() -> None:
-                done = subprocess.run([name, *common, "-f", str(ldif)], capture_output=True)
-                if done.returncode:
-                    raise SystemExit(f"{name} failed: {done.stderr.decode()[-500:]}")
-
-            return run
+            return lambda: ldap_tool(name, self.params, password, ldif)
 
         label = "ldapadd / ldapmodify (C, sync)"
         self.measure(label, "add", len(entries), tool("ldapadd", adds))
@@ -193,27 +220,12 @@ class Bench:
 
     def raw_pipelined(self) -> None:
         """python-ldap alone: add_ext / modify_ext and result4, ``--window`` in flight."""
-        import ldap
-
         from connectors.ldap import libldap
-        from connectors.ldap.healing import ModifyRequest, value_changes
+        from connectors.ldap.healing import AddRequest, ModifyRequest, value_changes
 
         entries = self._branch("raw")
         conn = libldap.open_connection(self.params)
         window = self.args.window
-
-        def pipeline(requests: Iterator[Any]) -> None:
-            in_flight = 0
-            for request in requests:
-                libldap.send(conn, request)
-                in_flight += 1
-                if in_flight >= window:
-                    conn.result4(ldap.RES_ANY, 1, -1)
-                    in_flight -= 1
-            for _ in range(in_flight):
-                conn.result4(ldap.RES_ANY, 1, -1)
-
-        from connectors.ldap.healing import AddRequest
 
         adds = (
             AddRequest(dn, {k: list(v) for k, v in attributes.items()})
@@ -221,8 +233,8 @@ class Bench:
         )
         modifies = (ModifyRequest(op.dn, value_changes(op)) for op in _modifies(entries))
         label = f"python-ldap alone, window {window}"
-        self.measure(label, "add", len(entries), lambda: pipeline(adds))
-        self.measure(label, "modify", len(entries), lambda: pipeline(modifies))
+        self.measure(label, "add", len(entries), lambda: pipeline(conn, adds, window))
+        self.measure(label, "modify", len(entries), lambda: pipeline(conn, modifies, window))
         libldap.close(conn)
 
     def writer(self, label: str, branch: str, make: Callable[[], BatchWriter]) -> None:

@@ -32,6 +32,8 @@ and every run's figures). Exit status 1 if a run was not valid (a worker stopped
 work left), 130 if interrupted; the services are stopped by pid in every case unless ``--keep``.
 
 Targets: worker ≥ 50 % of the bare agent's events/s (a), ≥ 70 % of raw ldap3 adds/s (b).
+The initial load at several sizes, beside ``ldapadd`` of the same entries: ``bench/growth.py``
+(it reuses this module's runs and children).
 """
 
 from __future__ import annotations
@@ -579,39 +581,56 @@ def _feed_bytes(feed: Sequence[Any]) -> float:
     return sum(sizes) / max(len(sizes), 1)
 
 
-def _raw_adds(settings: Any, threads: int) -> dict[str, Any]:
-    """Copy every entry the worker wrote under ``ou=bench-<branch>`` with ldap3 sync adds.
+BRANCHES = ("structures", "people", "groups")
+
+
+def bench_copies(
+    settings: Any, prefix: str = BENCH_BRANCH_PREFIX
+) -> list[tuple[str, dict[str, list[str]]]]:
+    """Every entry the worker wrote, to be added again under ``ou=<prefix><branch>`` (those
+    branches are created here, empty).
 
     Same attributes and values (logins suffixed, as the unique overlay demands), so slapd does
     the same schema, index and uniqueness work as for the worker's adds.
     """
-    from connectors.ldap import clear_subtree, search_entries
+    from connectors.ldap import search_entries
     from connectors.ldap.connection import close_quietly, connect
     from entsync.ldap_clients import ldap_params
 
     params = ldap_params(settings)
     base = settings.ldap_base_dn
     entries: list[tuple[str, dict[str, list[str]]]] = []
-    branches = ("structures", "people", "groups")
-    for branch in branches:
+    for branch in BRANCHES:
         suffix = f",ou={branch},{base}"
         for entry in search_entries(params, f"ou={branch},{base}", scope="one"):
             rdn = entry.dn[: len(entry.dn) - len(suffix)]
-            target = f"{rdn},ou={BENCH_BRANCH_PREFIX}{branch},{base}"
+            target = f"{rdn},ou={prefix}{branch},{base}"
             attributes = {k: list(v) for k, v in entry.attributes.items()}
             for name in attributes:
                 if name.lower() == UNIQUE_ATTRIBUTE.lower():  # the unique overlay checks it
-                    attributes[name] = [f"{v}.{BENCH_BRANCH_PREFIX[:-1]}" for v in attributes[name]]
+                    attributes[name] = [f"{v}.{prefix[:-1]}" for v in attributes[name]]
             entries.append((target, attributes))
     setup = connect(params)
     try:
-        for branch in branches:
-            name = BENCH_BRANCH_PREFIX + branch
+        for branch in BRANCHES:
+            name = prefix + branch
             setup.add(
                 f"ou={name},{base}", attributes={"objectClass": ["organizationalUnit"], "ou": name}
             )
     finally:
         close_quietly(setup)
+    return entries
+
+
+def _raw_adds(settings: Any, threads: int) -> dict[str, Any]:
+    """Copy every entry the worker wrote under ``ou=bench-<branch>`` with ldap3 sync adds."""
+    from connectors.ldap import clear_subtree
+    from connectors.ldap.connection import close_quietly, connect
+    from entsync.ldap_clients import ldap_params
+
+    params = ldap_params(settings)
+    base = settings.ldap_base_dn
+    entries = bench_copies(settings)
     connections = [connect(params) for _ in range(threads)]
     failures: list[str] = []
     go = threading.Event()
@@ -635,7 +654,7 @@ def _raw_adds(settings: Any, threads: int) -> dict[str, Any]:
     cpu = _cpu_s() - cpu0
     for conn in connections:
         close_quietly(conn)
-    for branch in branches:  # leave the directory as the worker made it
+    for branch in BRANCHES:  # leave the directory as the worker made it
         clear_subtree(params, f"ou={BENCH_BRANCH_PREFIX}{branch},{base}", keep_root=False)
     if failures:
         raise SystemExit(f"raw ldap3 adds failed ({len(failures)}), e.g. {failures[0]}")
@@ -702,17 +721,57 @@ def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024**2
 
 
+def start_services(run: Run, say: Callable[[str], None] | None = None) -> Any:
+    """slapd and the broker in ``run``'s state dir; their settings."""
+    from connectors.services import ServicesConfig, up
+
+    (say or _say)(f"services: starting slapd and the broker in {run.state_dir}")
+    run.services_up = True  # before: an interrupted start is stopped too
+    up(ServicesConfig(state_dir=run.state_dir))
+    return _settings(run.state_dir)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def restart_figures(result: dict[str, Any], previous_runs: int) -> dict[str, Any]:
+    """What a worker run restarted on earlier runs' tables says about its start."""
+    return {
+        "previous_runs": previous_runs,
+        "startup_s": _round(result["startup_s"]),
+        "join_s": result["join_s"],
+        "recovery_s": result["recovery_s"],
+        "peak_rss_mb": _round(result["peak_rss_mb"], 1),
+        "feed_events": result["feed_events"],
+        "entity_inputs": result["entity_inputs"],
+    }
+
+
+def premature_idle(published: int, load: dict[str, Any], again: dict[str, Any] | None) -> list[str]:
+    """Why a run is not valid: a worker stopped as idle with work left (none: valid)."""
+    problems = []
+    if again is not None and (again["entity_inputs"] or again["directory_changes"]):
+        problems.append(
+            f"the initial-load worker stopped as idle with work left: the next run had "
+            f"{again['entity_inputs']:,} entity inputs and {again['directory_changes']:,} "
+            f"directory changes (premature idle)"
+        )
+    for name, result in (("initial-load", load), ("unchanged", again)):
+        if result is not None and result["feed_events"] < published:
+            problems.append(
+                f"the {name} worker stopped as idle after {result['feed_events']:,} of "
+                f"{published:,} feed events (premature idle)"
+            )
+    return problems
+
+
 def _bench(run: Run, schools: int, pupils: int, seed: int, restarts: int = 0) -> dict[str, Any]:
     from connectors.ldap import count_entries
-    from connectors.services import ServicesConfig, up
+    from entsync.kafka_clients import kafka_params
     from entsync.ldap_clients import ldap_params
 
-    print(f"services: starting slapd and the broker in {run.state_dir}", file=sys.stderr)
-    run.services_up = True
-    up(ServicesConfig(state_dir=run.state_dir))
-    settings = _settings(run.state_dir)
-    from entsync.kafka_clients import kafka_params
-
+    settings = start_services(run)
     kafka = kafka_params(settings)
     partitions = settings.topic_partitions
     slapd_sync = run.service_info("slapd").get("sync_writes")
@@ -743,35 +802,13 @@ def _bench(run: Run, schools: int, pupils: int, seed: int, restarts: int = 0) ->
         asyncio.run(_publish_feed(kafka, partitions, feed))
         print(f"(r) restart after {n + 2} runs: worker ...", file=sys.stderr)
         result, _ = run.child("worker")
-        restarted.append(
-            {
-                "previous_runs": n + 2,
-                "startup_s": _round(result["startup_s"]),
-                "join_s": result["join_s"],
-                "recovery_s": result["recovery_s"],
-                "peak_rss_mb": _round(result["peak_rss_mb"], 1),
-                "feed_events": result["feed_events"],
-                "entity_inputs": result["entity_inputs"],
-            }
-        )
+        restarted.append(restart_figures(result, n + 2))
     state_mb = _dir_mb(run.state_dir / "faust")
     asyncio.run(_publish_bare(kafka, partitions, feed))
     print("(a) nothing changed: bare faust agent ...", file=sys.stderr)
     bare, bare_cpu = run.child("bare", "--expected", str(len(feed)))
 
-    problems = []
-    if again["entity_inputs"] or again["directory_changes"]:
-        problems.append(
-            f"the initial-load worker stopped as idle with work left: the next run had "
-            f"{again['entity_inputs']:,} entity inputs and {again['directory_changes']:,} "
-            f"directory changes (premature idle)"
-        )
-    for name, result in (("initial-load", load), ("unchanged", again)):
-        if result["feed_events"] < len(feed):
-            problems.append(
-                f"the {name} worker stopped as idle after {result['feed_events']:,} of "
-                f"{len(feed):,} feed events (premature idle)"
-            )
+    problems = premature_idle(len(feed), load, again)
     ours_events = _rate(again["feed_events"], again["window_s"])
     bare_events = _rate(bare["messages"], bare["window_s"])
     ours_writes = _rate(load["directory_changes"], load["window_s"])
@@ -1064,35 +1101,42 @@ def main() -> int:
 def _one_run(args: argparse.Namespace) -> dict[str, Any] | None:
     """One measurement on services of its own (an empty directory, new topics); None if
     interrupted."""
-    work_dir = Path(tempfile.mkdtemp(prefix="entsync-syncbench-"))
-    run = Run(
-        state_dir=work_dir / "state",
-        work_dir=work_dir,
-        keep=args.keep,
-        profile=args.profile,
-        py_spy=args.py_spy,
-    )
     started = time.perf_counter()
     try:
-        results = _bench(run, args.schools, args.pupils, args.seed, args.restarts)
-        results["bench_total_s"] = round(time.perf_counter() - started, 1)
-        return results
+        with fresh_run(keep=args.keep, profile=args.profile, py_spy=args.py_spy) as run:
+            results = _bench(run, args.schools, args.pupils, args.seed, args.restarts)
+            results["bench_total_s"] = round(time.perf_counter() - started, 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return None
+    return results
+
+
+@contextlib.contextmanager
+def fresh_run(
+    *, keep: bool = False, profile: bool = False, py_spy: str | None = None
+) -> Iterator[Run]:
+    """A temporary state dir for services of its own; on the way out, however it is left
+    (an error, Ctrl-C), its children and services are stopped by pid, unless ``keep``."""
+    work_dir = Path(tempfile.mkdtemp(prefix="entsync-syncbench-"))
+    run = Run(
+        state_dir=work_dir / "state", work_dir=work_dir, keep=keep, profile=profile, py_spy=py_spy
+    )
+    try:
+        yield run
     finally:
         run.stop_children()
-        if run.services_up and not args.keep:
+        if run.services_up and not keep:
             from connectors.services import down
 
             down(run.state_dir)
-        if args.keep:
+        if keep:
             print(
                 f"services kept: {ROOT}/.venv/bin/entsync services down --state-dir "
                 f"{run.state_dir}",
                 file=sys.stderr,
             )
-        elif args.profile or args.py_spy or run.keep_logs:
+        elif profile or py_spy or run.keep_logs:
             print(f"profiles and logs kept in {work_dir}", file=sys.stderr)
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
