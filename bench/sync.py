@@ -195,6 +195,7 @@ class _Marks:
     ldap_ops: int = 0
     ldap_calls: int = 0
     writer_rss_mb: float | None = None  # the largest writer process's peak RSS
+    inputs_by_type: dict[str, int] = field(default_factory=dict)  # decided, by input type
 
 
 def _timed(func: Callable[..., Any], marks: _Marks, attr: str) -> Callable[..., Any]:
@@ -270,7 +271,14 @@ def _instrument(marks: _Marks) -> None:
 
     app_module.Progress = TimedProgress  # type: ignore[misc]
     router_module.route_batch = _timed(router_module.route_batch, marks, "route_s")
-    reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
+    timed_decide = _timed(reconciler_module.decide, marks, "decide_s")
+
+    def counted_decide(state: Any, inp: Any, ctx: Any) -> Any:
+        name = type(inp).__name__
+        marks.inputs_by_type[name] = marks.inputs_by_type.get(name, 0) + 1
+        return timed_decide(state, inp, ctx)
+
+    reconciler_module.decide = counted_decide
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer = base_factory(settings, **kwargs)
@@ -320,6 +328,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "tail_s": (ended - last) if last is not None else None,
             "route_s": marks.route_s,
             "decide_s": marks.decide_s,
+            "inputs_by_type": dict(sorted(marks.inputs_by_type.items())),
             "ldap_s": marks.ldap_s,
             "ldap_ops": marks.ldap_ops,
             "ldap_calls": marks.ldap_calls,
@@ -845,6 +854,7 @@ def _summary(result: dict[str, Any], cpu: dict[str, float | None]) -> dict[str, 
         "changes_per_s": round(_rate(result["directory_changes"], window), 1),
         "route_s": _round(result["route_s"]),
         "decide_s": _round(result["decide_s"]),
+        "inputs_by_type": result.get("inputs_by_type", {}),
         "ldap_apply_s": _round(result["ldap_s"]),
         "ldap_ops": result["ldap_ops"],
         "ldap_apply_calls": result["ldap_calls"],

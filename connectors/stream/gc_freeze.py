@@ -7,6 +7,12 @@ full collection in the middle of a batch paused the stream for 50 to 70 ms (seen
 before the first batch; at the latest in the first batch) they are moved out of the collector's
 generations, after a collection so
 that no garbage is kept with them. Objects created later are collected as usual.
+
+The first generation is also collected less often (every :data:`GEN0_THRESHOLD` allocations, not
+700): deciding allocates many short-lived objects (states, entries, messages), almost none in
+cycles, and with the default a load's worker spent about 40 % of its deciding time in the
+collector, mostly in full collections walking the write window's objects (measured with
+``gc.callbacks`` on the decide loop of a 2,000-pupil load: 9 of 23 s; 1.3 s with this threshold).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import gc
 
 _frozen = False
+GEN0_THRESHOLD = 20_000  # a first-generation collection then takes about 20 ms
 
 
 def freeze_long_lived_objects() -> bool:
@@ -24,4 +31,6 @@ def freeze_long_lived_objects() -> bool:
     _frozen = True
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GEN0_THRESHOLD, older, oldest)
     return True
