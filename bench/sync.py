@@ -280,6 +280,15 @@ def _instrument(marks: _Marks) -> None:
 
     reconciler_module.decide = counted_decide
 
+    max_inputs = os.environ.get("ENTSYNC_BENCH_WINDOW_MAX_INPUTS")
+    if max_inputs:  # another window bound than the default, to measure its memory and writes
+        import dataclasses
+
+        import connectors.stream.pipeline as pipeline_module
+
+        limits = dataclasses.replace(pipeline_module.WindowLimits(), max_inputs=int(max_inputs))
+        pipeline_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
+
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer = base_factory(settings, **kwargs)
         writer.__class__ = timed(type(writer))  # the same writer, its apply timed

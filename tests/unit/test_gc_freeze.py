@@ -16,7 +16,7 @@ def test_start_up_objects_are_frozen_once(monkeypatch: pytest.MonkeyPatch) -> No
         assert gc_freeze.freeze_long_lived_objects() is True
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        assert gc.get_threshold() == (gc_freeze.GEN0_THRESHOLD, *thresholds[1:])
+        assert gc.get_threshold() == (*thresholds[:2], gc_freeze.FULL_AFTER)
         assert gc_freeze.freeze_long_lived_objects() is False  # later batches: nothing
         assert gc.get_freeze_count() == frozen
     finally:
