@@ -26,6 +26,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --writer ldap3 --writer-processes 0  # ldap3, in threads
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
     .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
+    ENTSYNC_BENCH_WINDOW_MAX_INPUTS=10000 .venv/bin/python bench/sync.py  # another window bound
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
 and every run's figures). Exit status 1 if a run was not valid (a worker stopped as idle with
