@@ -353,7 +353,7 @@ def test_nameless_person_still_has_cn_and_sn() -> None:
     assert "givenName" not in entry
 
 
-@given(st.text(alphabet="aZ09._- ,+\"<>;=\\#\x00é", min_size=1, max_size=12))
+@given(st.text(alphabet='aZ09._- ,+"<>;=\\#\x00é', min_size=1, max_size=12))
 def test_dit_escapes_rdn_values_as_ldap3_does(value: str) -> None:
     from ldap3.utils.dn import escape_rdn
 
