@@ -26,6 +26,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --writer ldap3 --writer-processes 0  # ldap3, in threads
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
     .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
+    ENTSYNC_BENCH_WINDOW_MAX_INPUTS=10000 .venv/bin/python bench/sync.py  # another window bound
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
 and every run's figures). Exit status 1 if a run was not valid (a worker stopped as idle with
@@ -197,6 +198,7 @@ class _Marks:
     ldap_ops: int = 0
     ldap_calls: int = 0
     writer_rss_mb: float | None = None  # the largest writer process's peak RSS
+    inputs_by_type: dict[str, int] = field(default_factory=dict)  # decided, by input type
 
 
 def _timed(func: Callable[..., Any], marks: _Marks, attr: str) -> Callable[..., Any]:
@@ -272,7 +274,23 @@ def _instrument(marks: _Marks) -> None:
 
     app_module.Progress = TimedProgress  # type: ignore[misc]
     router_module.route_batch = _timed(router_module.route_batch, marks, "route_s")
-    reconciler_module.decide = _timed(reconciler_module.decide, marks, "decide_s")
+    timed_decide = _timed(reconciler_module.decide, marks, "decide_s")
+
+    def counted_decide(state: Any, inp: Any, ctx: Any) -> Any:
+        name = type(inp).__name__
+        marks.inputs_by_type[name] = marks.inputs_by_type.get(name, 0) + 1
+        return timed_decide(state, inp, ctx)
+
+    reconciler_module.decide = counted_decide
+
+    max_inputs = os.environ.get("ENTSYNC_BENCH_WINDOW_MAX_INPUTS")
+    if max_inputs:  # another window bound than the default, to measure its memory and writes
+        import dataclasses
+
+        import connectors.stream.pipeline as pipeline_module
+
+        limits = dataclasses.replace(pipeline_module.WindowLimits(), max_inputs=int(max_inputs))
+        pipeline_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer = base_factory(settings, **kwargs)
@@ -322,6 +340,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "tail_s": (ended - last) if last is not None else None,
             "route_s": marks.route_s,
             "decide_s": marks.decide_s,
+            "inputs_by_type": dict(sorted(marks.inputs_by_type.items())),
             "ldap_s": marks.ldap_s,
             "ldap_ops": marks.ldap_ops,
             "ldap_calls": marks.ldap_calls,
@@ -882,6 +901,7 @@ def _summary(result: dict[str, Any], cpu: dict[str, float | None]) -> dict[str, 
         "changes_per_s": round(_rate(result["directory_changes"], window), 1),
         "route_s": _round(result["route_s"]),
         "decide_s": _round(result["decide_s"]),
+        "inputs_by_type": result.get("inputs_by_type", {}),
         "ldap_apply_s": _round(result["ldap_s"]),
         "ldap_ops": result["ldap_ops"],
         "ldap_apply_calls": result["ldap_calls"],

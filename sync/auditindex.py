@@ -179,9 +179,15 @@ def join_schools(schools: Iterable[str]) -> str | None:
     return SCHOOLS_SEPARATOR + SCHOOLS_SEPARATOR.join(distinct) + SCHOOLS_SEPARATOR
 
 
-@functools.lru_cache(maxsize=1 << 14)  # pure; the same school and group DNs come back
 def school_of_dn(dn: str) -> str | None:
     """The school jointure of a school or feed-managed group DN (see :mod:`sync.dit`)."""
+    if dn.partition("=")[0].strip().lower() not in ("ou", "cn"):
+        return None  # a person's (uid=): not worth parsing, nor a place in the cache
+    return _school_of_dn(dn)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # pure; the same school and group DNs come back
+def _school_of_dn(dn: str) -> str | None:
     rdns = _leading_rdns(dn, 2)
     if rdns is None:
         return None

@@ -41,11 +41,30 @@ Pair = tuple[DirectoryOp, DirectoryChanged]
 MAX_CAUSES = 1000  # about 300 bytes each: an audit event stays well under a Kafka message's 1 MB
 
 
+Change = tuple[str, str | None, str | None]  # an AttributeChange: name, before, after digests
+
+
 @dataclass
 class _Pending:
+    """One write: its op and its audit event, held compactly (a window holds thousands): the
+    event without its changes, which are tuples (about an eighth of the models' memory)."""
+
     op: DirectoryOp
-    audit: DirectoryChanged  # the audit events merged so far (one held, not all: memory)
+    head: DirectoryChanged  # the audit event merged so far, ``changes`` left out
+    changes: tuple[Change, ...]
     causes: int  # this write's causes, merged ones included
+
+    def audit(self) -> DirectoryChanged:
+        changes = tuple(
+            AttributeChange.model_construct(name=name, before_digest=before, after_digest=after)
+            for name, before, after in self.changes
+        )
+        return self.head.model_copy(update={"changes": changes})
+
+
+def _compact(audit: DirectoryChanged) -> tuple[DirectoryChanged, tuple[Change, ...]]:
+    changes = tuple((c.name, c.before_digest, c.after_digest) for c in audit.changes)
+    return audit.model_copy(update={"changes": ()}), changes
 
 
 def _apply_changes(attributes: Attributes, changes: Attributes) -> dict[str, tuple[str, ...]]:
@@ -106,37 +125,35 @@ def _causes(audit: DirectoryChanged) -> tuple[Cause, ...]:
 
 
 def _merge_audits(
-    first: DirectoryChanged, then: DirectoryChanged, op: DirectoryOp
-) -> DirectoryChanged:
-    """One event for ``first``'s change then ``then``'s (``op``: both ops merged)."""
-    before = {c.name.lower(): c.before_digest for c in first.changes}
-    after = {c.name.lower(): c.after_digest for c in first.changes}
-    names = {c.name.lower(): c.name for c in first.changes}
+    first: _Pending, then: DirectoryChanged, op: DirectoryOp
+) -> tuple[DirectoryChanged, tuple[Change, ...]]:
+    """One event for ``first``'s change then ``then``'s (``op``: both ops merged), compact."""
+    before = {name.lower(): b for name, b, _ in first.changes}
+    after = {name.lower(): a for name, _, a in first.changes}
+    names = {name.lower(): name for name, _, _ in first.changes}
     for change in then.changes:
         key = change.name.lower()
         names.setdefault(key, change.name)
         before.setdefault(key, change.before_digest)
         after[key] = change.after_digest
-    changes = tuple(
-        AttributeChange(name=names[k], before_digest=before[k], after_digest=after[k])
-        for k in sorted(names)
-        if before[k] != after[k]
-    )
+    changes = tuple((names[k], before[k], after[k]) for k in sorted(names) if before[k] != after[k])
     action = (
         "add"
         if isinstance(op, AddEntry)
         else ("delete" if isinstance(op, DeleteEntry) else "modify")
     )
-    event_id = hashlib.sha256(f"{first.event_id}|{then.event_id}".encode()).hexdigest()
-    return then.model_copy(
+    head = first.head
+    event_id = hashlib.sha256(f"{head.event_id}|{then.event_id}".encode()).hexdigest()
+    merged = then.model_copy(
         update={
             "event_id": event_id,
             "action": action,
-            "changes": changes,
-            "merged_causes": (*_causes(first), *then.merged_causes),
-            "schools": tuple(sorted({*first.schools, *then.schools})),
+            "changes": (),
+            "merged_causes": (*_causes(head), *then.merged_causes),
+            "schools": tuple(sorted({*head.schools, *then.schools})),
         }
     )
+    return merged, changes
 
 
 class Coalescer:
@@ -160,11 +177,11 @@ class Coalescer:
                 merged = _merge_ops(pending.op, op)
                 if merged is not None:
                     pending.op = merged
-                    pending.audit = _merge_audits(pending.audit, audit, merged)
+                    pending.head, pending.changes = _merge_audits(pending, audit, merged)
                     pending.causes += causes
                     continue
             self._last[key] = len(self._slots)
-            self._slots.append(_Pending(op, audit, causes))
+            self._slots.append(_Pending(op, *_compact(audit), causes))
 
     def __len__(self) -> int:
         """The writes :meth:`pairs` would give."""
@@ -172,7 +189,7 @@ class Coalescer:
 
     def pairs(self) -> list[Pair]:
         """The net ops with one audit event each, in the order of each DN's first op."""
-        return [(p.op, p.audit) for p in self._slots]
+        return [(p.op, p.audit()) for p in self._slots]
 
 
 def coalesce(pairs: Sequence[Pair]) -> list[Pair]:

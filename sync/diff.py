@@ -11,6 +11,7 @@ digests, never values.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -21,8 +22,13 @@ from schemas.entities import Cause, EntityKind
 from sync.ops import AddEntry, Attributes, DeleteEntry, DirectoryOp, ModifyEntry
 
 
-def _by_lower_name(attributes: Attributes) -> dict[str, tuple[str, frozenset[str]]]:
-    return {name.lower(): (name, frozenset(values)) for name, values in attributes.items()}
+def _by_lower_name(attributes: Attributes) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {name.lower(): (name, values) for name, values in attributes.items()}
+
+
+def _same_set(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    # Entries hold sorted, deduplicated values (sync.entries.build): equal tuples, mostly.
+    return a == b or frozenset(a) == frozenset(b)
 
 
 def diff(dn: str, desired: Attributes | None, applied: Attributes | None) -> DirectoryOp | None:
@@ -36,10 +42,11 @@ def diff(dn: str, desired: Attributes | None, applied: Attributes | None) -> Dir
     changes: dict[str, tuple[str, ...]] = {}
     previous: dict[str, tuple[str, ...]] = {}
     for key, (name, values) in want.items():
-        if key not in have or have[key][1] != values:
-            changes[name] = tuple(sorted(values))
-            if key in have:
-                previous[name] = tuple(sorted(have[key][1]))
+        had = have.get(key)
+        if had is None or not _same_set(had[1], values):
+            changes[name] = tuple(sorted(set(values)))
+            if had is not None:
+                previous[name] = tuple(sorted(set(had[1])))
     for key, (name, _) in have.items():
         if key not in want:
             changes[name] = ()
@@ -61,17 +68,29 @@ def values_digest(values: tuple[str, ...] | None, key: bytes) -> str | None:
     """
     if not values:
         return None
+    if len(values) <= _REMEMBERED_VALUES:
+        return _small_digest(tuple(values), key)
+    return _digest(values, key)
+
+
+def _digest(values: tuple[str, ...], key: bytes) -> str:
     return hmac.digest(key, "\x00".join(sorted(values)).encode(), "sha256").hex()
+
+
+_REMEMBERED_VALUES = 4  # a few values: the same ones come back in every entry (classes, profiles)
+_small_digest = functools.lru_cache(maxsize=1 << 13)(_digest)  # pure
 
 
 def _changes(
     before: Attributes | None, after: Attributes | None, digest_key: bytes
 ) -> tuple[AttributeChange, ...]:
-    old = {name.lower(): (name, values) for name, values in (before or {}).items()}
-    new = {name.lower(): (name, values) for name, values in (after or {}).items()}
+    old = _by_lower_name(before or {})
+    new = _by_lower_name(after or {})
     result = []
     for key in sorted(old.keys() | new.keys()):
         was, now = old.get(key), new.get(key)
+        if was is not None and now is not None and was[1] == now[1]:
+            continue  # the same values (the same order): unchanged, whatever the order
         old_values = tuple(sorted(set(was[1]))) if was is not None else None
         new_values = tuple(sorted(set(now[1]))) if now is not None else None
         if old_values == new_values:

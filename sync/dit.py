@@ -26,9 +26,10 @@ RDN values are escaped with ``ldap3.utils.dn.escape_rdn``.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-from ldap3.utils.dn import escape_rdn
+from ldap3.utils.dn import escape_rdn as _escape_rdn
 
 from schemas.entities import GroupSpec
 
@@ -38,6 +39,14 @@ STRUCTURES_OU: Final = "structures"
 GROUPS_OU: Final = "groups"
 MANUAL_GROUPS_OU: Final = "manual-groups"
 GAR_GROUP_SUFFIX: Final = "Resp-Affect-GAR"
+
+
+_PLAIN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # nothing RFC 4514 escapes
+
+
+def escape_rdn(value: str) -> str:
+    """``ldap3.utils.dn.escape_rdn``, without its eight replaces for a plain value (our ids)."""
+    return value if _PLAIN.fullmatch(value) else _escape_rdn(value)
 
 
 def people_dn(entity_id: str, base_dn: str = DEFAULT_BASE_DN) -> str:

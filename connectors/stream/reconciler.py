@@ -62,6 +62,7 @@ from sync.reconcile import Context, Decision, decide
 
 log = get_logger(__name__)
 LOGIN_ATTRIBUTE = "ENTPersonLogin"
+HOT_STATES = 1_000  # changed states a window holds as objects (about 15 KB each, JSON 3 KB)
 
 
 @dataclass
@@ -69,8 +70,11 @@ class Prepared:
     """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
     batch: Sequence[StreamEvent]
-    # the states decided; a window holds its earlier batches' as JSON (a tenth of the memory)
+    # the states decided; a window holds its earlier batches' as JSON (a fifth of the memory),
+    # but for the HOT_STATES changed last (``hot``, oldest first): those are read again most
+    # (a group per batch of members, a person's login answer), so they stay objects
     new_states: dict[bytes, EntityState | bytes] = field(default_factory=dict)
+    hot: dict[bytes, None] = field(default_factory=dict)
     before: dict[bytes, EntityState | None] = field(default_factory=dict)
     changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
     where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
@@ -178,12 +182,11 @@ class Reconciler:
     def merge(self, into: Prepared, later: Prepared) -> Prepared:
         """One batch of ``into`` and ``later`` (decided after it, on its states): carried out
         as one, each entry written once for both (its audit event naming every cause)."""
-        held = into.new_states
+        held, hot = into.new_states, into.hot
         if into.merged is None:  # the first batch's writes and states, as a window holds them
             into.merged = Coalescer(zip(into.ops, into.audits, strict=True))
             into.ops, into.audits = [], []
-            for key in into.changed:
-                held[key] = json_of(held[key])
+            hot.update(dict.fromkeys(into.changed))
             into.batch = list(into.batch)
         into.merged.add(zip(later.ops, later.audits, strict=True))
         cast(list[StreamEvent], into.batch).extend(later.batch)  # a list since the first merge
@@ -193,7 +196,13 @@ class Reconciler:
                 into.where[key] = later.where[key]
                 held[key] = state  # unchanged: the very object ``before`` holds
             if key in later.changed:
-                held[key] = json_of(state)
+                held[key] = state
+                hot.pop(key, None)
+                hot[key] = None  # the last changed
+        while len(hot) > HOT_STATES:  # the others' as JSON
+            key = next(iter(hot))
+            del hot[key]
+            held[key] = json_of(held[key])
         into.changed |= later.changed
         into.emits = []  # sent already; not kept for the whole window (memory)
         into.outcomes += later.outcomes

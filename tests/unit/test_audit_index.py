@@ -110,3 +110,11 @@ def test_times_and_school_lists_have_one_text_form() -> None:
         datetime(2026, 1, 2, 3, 4, 6)
     )
     assert join_schools([]) is None and join_schools(["b", "a", "a", "x|y"]) == "|a|b|"
+
+
+@given(st.text(alphabet="ouciden=,\\ #$%abc", max_size=40))
+def test_school_of_dn_skips_only_what_it_would_not_parse(dn: str) -> None:
+    """A DN whose first attribute is neither ou nor cn is no school's, without being parsed."""
+    from sync.auditindex import _school_of_dn
+
+    assert school_of_dn(dn) == _school_of_dn(dn)

@@ -329,3 +329,27 @@ def test_an_entry_with_too_many_causes_is_written_more_than_once() -> None:
     pairs = coalesce(_pairs(ops))
     assert [type(op) for op, _ in pairs] == [AddEntry, ModifyEntry]
     assert [1 + len(a.merged_causes) for _, a in pairs] == [MAX_CAUSES, 1500 - MAX_CAUSES]
+
+
+@settings(max_examples=200)
+@given(op_sequences(), st.data())
+def test_a_merged_event_digests_each_attribute_before_its_first_change_and_after_its_last(
+    case: tuple[Directory, list[DirectoryOp]], data: st.DataObject
+) -> None:
+    """Whatever the pieces (the window holds its events compactly, :class:`_Pending`)."""
+    _, ops = case
+    for _, audit in pieces(data.draw, ops):
+        offsets = [c.offset for c in (*audit.merged_causes, audit.cause)]
+        assert offsets == sorted(offsets)
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for i in offsets:
+            assert i is not None
+            for change in _audit(i, ops[i]).changes:
+                first.setdefault(change.name, i)
+                last[change.name] = i
+        # (in the event's own order when nothing was merged into it, else by name)
+        assert sorted((c.name, c.before_digest, c.after_digest) for c in audit.changes) == [
+            (name, f"b{first[name]}", f"a{last[name]}") for name in sorted(first)
+        ]
+        assert all(isinstance(c, AttributeChange) for c in audit.changes)

@@ -154,3 +154,50 @@ def test_a_modify_names_the_values_it_replaces() -> None:
     assert isinstance(op, ModifyEntry)
     assert op.changes == {"description": ("d",), "member": ("a", "b", "c")}
     assert op.previous == {"member": ("a", "b")}  # description is new: nothing before
+
+
+@given(st.lists(st.text(max_size=6), min_size=1, max_size=8))
+def test_values_digest_of_any_order_and_size_is_the_hmac_of_the_sorted_values(
+    values: list[str],
+) -> None:
+    # Few values are remembered (sync.diff._small_digest), more are digested each time: one rule.
+    joined = "\x00".join(sorted(values)).encode()
+    expected = hmac.new(KEY, joined, hashlib.sha256).hexdigest()
+    assert values_digest(tuple(values), KEY) == expected
+    assert values_digest(tuple(reversed(values)), KEY) == expected
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["cn", "CN", "mail", "member", "sn"]),
+        st.lists(st.sampled_from(["a", "b", "c"]), max_size=3).map(tuple),
+    ),
+    st.dictionaries(
+        st.sampled_from(["cn", "mail", "Member", "sn"]),
+        st.lists(st.sampled_from(["a", "b", "c"]), max_size=3).map(tuple),
+    ),
+)
+def test_diff_and_audit_read_values_as_sets(
+    desired: dict[str, tuple[str, ...]], applied: dict[str, tuple[str, ...]]
+) -> None:
+    """Values in any order, repeated or not: a change only where the sets differ."""
+    op = diff(DN, desired, applied)
+    want = {n.lower(): set(v) for n, v in desired.items()}
+    have = {n.lower(): set(v) for n, v in applied.items()}
+    if want == have:
+        assert op is None
+        return
+    assert isinstance(op, ModifyEntry)
+    changed = {n.lower() for n in op.changes}
+    assert changed == {n for n in want.keys() | have.keys() if want.get(n) != have.get(n)}
+    event = audit(
+        op,
+        before=applied,
+        after=desired,
+        entity_id="el-x",
+        entity_kind="pupil",
+        cause=cause(1),
+        digest_key=KEY,
+    )
+    digested = {n for n in want.keys() | have.keys() if want.get(n) != have.get(n)}
+    assert {c.name.lower() for c in event.changes} == digested

@@ -351,3 +351,10 @@ def test_nameless_person_still_has_cn_and_sn() -> None:
     entry = _pupil_entry(_pupil(first_name=" ", last_name=""))
     assert entry["cn"] == entry["sn"] == ("lea.martin",)
     assert "givenName" not in entry
+
+
+@given(st.text(alphabet='aZ09._- ,+"<>;=\\#\x00é', min_size=1, max_size=12))
+def test_dit_escapes_rdn_values_as_ldap3_does(value: str) -> None:
+    from ldap3.utils.dn import escape_rdn
+
+    assert dit.escape_rdn(value) == escape_rdn(value)
