@@ -66,7 +66,7 @@ HOT_STATES = 1_000  # changed states a window holds as objects (about 15 KB each
 
 
 @dataclass
-class Prepared:
+class DecidedBatch:
     """A batch decided by :meth:`Reconciler.prepare`, then carried out (``write``, ``complete``)."""
 
     batch: Sequence[StreamEvent]
@@ -108,7 +108,7 @@ class Reconciler:
     # per partition of the entities topic: the offset after the last input decided
     read: dict[TP, int] = field(default_factory=dict)
 
-    async def send_emits(self, p: Prepared) -> None:
+    async def send_emits(self, p: DecidedBatch) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
         await send_inputs(self.entities_topic, p.emits)
 
@@ -116,12 +116,12 @@ class Reconciler:
         self,
         batch: Sequence[StreamEvent],
         pending: Mapping[bytes, EntityState | bytes] | None = None,
-    ) -> Prepared:
+    ) -> DecidedBatch:
         """Decide a batch (no I/O but table reads). ``pending``: the states an earlier batch
         decided and has not written to the table yet (see :mod:`connectors.stream.write_window`)."""
         entities, ctx = self.entities, self.ctx
         earlier: Mapping[bytes, EntityState | bytes] = pending or {}
-        p = Prepared(batch)
+        p = DecidedBatch(batch)
         new_states = p.new_states
 
         def record(
@@ -179,7 +179,7 @@ class Reconciler:
                 self.read[tp] = offset + 1
         return p
 
-    def merge(self, into: Prepared, later: Prepared) -> Prepared:
+    def merge(self, into: DecidedBatch, later: DecidedBatch) -> DecidedBatch:
         """One batch of ``into`` and ``later`` (decided after it, on its states): carried out
         as one, each entry written once for both (its audit event naming every cause)."""
         held, hot = into.new_states, into.hot
@@ -209,7 +209,7 @@ class Reconciler:
         into.notices += later.notices
         return into
 
-    def waiting(self, p: Prepared | None = None) -> int:
+    def waiting(self, p: DecidedBatch | None = None) -> int:
         """How many entity inputs wait for this worker once ``p`` is decided: those its
         partitions hold beyond what was read (as the last fetch saw them), and those ``p`` sends
         to its own partitions (round trips: login answers, links)."""
@@ -235,7 +235,7 @@ class Reconciler:
         app = self.entities_topic.app
         return bool(app.flow_control.is_active()) and not app.rebalancing
 
-    async def write(self, p: Prepared) -> bool:
+    async def write(self, p: DecidedBatch) -> bool:
         """Write the batch's directory changes. False if the directory refused a write for good:
         the entity then keeps what the directory has, not the state ``prepare`` decided."""
         progress, new_states = self.progress, p.new_states
@@ -269,7 +269,7 @@ class Reconciler:
             progress.by_action[audit.action] = progress.by_action.get(audit.action, 0) + 1
         return as_decided
 
-    async def complete(self, p: Prepared) -> None:
+    async def complete(self, p: DecidedBatch) -> None:
         """After :meth:`write`: send the audit events of what was written (and of the records
         held for an INE conflict) and the admin decisions, then write the batch's states."""
         progress, new_states = self.progress, p.new_states

@@ -44,7 +44,7 @@ from connectors.logs import get_logger
 from connectors.stream.monitor import BatchTimer
 from connectors.stream.ports import FaustStream, StreamEvent
 from connectors.stream.progress import Progress
-from connectors.stream.reconciler import Prepared, Reconciler
+from connectors.stream.reconciler import DecidedBatch, Reconciler
 from schemas.state import EntityState
 
 log = get_logger(__name__)
@@ -86,7 +86,7 @@ def hold_acks(stream: FaustStream) -> Release:
 class _Window:
     """Batches decided, not carried out yet (the open one), or being carried out as one."""
 
-    prepared: Prepared  # the batches merged (Reconciler.merge)
+    prepared: DecidedBatch  # the batches merged (Reconciler.merge)
     batches: list[Sequence[StreamEvent]]
     timers: list[BatchTimer]
     opened: float  # loop time
@@ -245,7 +245,7 @@ class ReconcilePipeline:
         inputs they emit delivered again if they may differ (a merged window does not keep
         what its batches sent: delivered twice, an input is harmless)."""
         sent = window.prepared.emits if len(window.batches) == 1 else None
-        again: Prepared | None = None
+        again: DecidedBatch | None = None
         for batch in window.batches:
             prepared = self._reconciler.prepare(batch, again.new_states if again else None)
             if prepared.emits != sent:

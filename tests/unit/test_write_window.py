@@ -19,7 +19,7 @@ from connectors.stream.write_window import ReconcilePipeline, WindowLimits, hold
 
 
 @dataclass
-class Prepared:
+class DecidedBatch:
     batch: list[str]
     pending: dict[bytes, Any] | None
     new_states: dict[bytes, Any] = field(default_factory=dict)
@@ -47,24 +47,24 @@ class Recorder:
             self.gate(name).set()
             self.gate(f"{name}-complete").set()
 
-    def prepare(self, batch: list[str], pending: Any = None) -> Prepared:
+    def prepare(self, batch: list[str], pending: Any = None) -> DecidedBatch:
         name = batch[0]
         self.log.append(("prepare", name, "on-pending" if pending else "on-table"))
         emits = [f"{name}-emit"]
         if self.emits_depend_on_pending and not pending:
             emits.append(f"{name}-other")
-        return Prepared(batch, pending, new_states={name.encode(): name}, emits=emits)
+        return DecidedBatch(batch, pending, new_states={name.encode(): name}, emits=emits)
 
-    def merge(self, into: Prepared, later: Prepared) -> Prepared:
+    def merge(self, into: DecidedBatch, later: DecidedBatch) -> DecidedBatch:
         self.log.append(("merge", into.batch[0], later.batch[0]))
-        return Prepared(
+        return DecidedBatch(
             [*into.batch, *later.batch],
             into.pending,
             new_states={**into.new_states, **later.new_states},
             emits=[],
         )
 
-    def waiting(self, prepared: Prepared | None = None) -> int:
+    def waiting(self, prepared: DecidedBatch | None = None) -> int:
         if prepared is None:  # asked again when no batch came
             return self.waits.get("idle", 0)
         return self.waits.get(prepared.batch[-1], 0)
@@ -72,10 +72,10 @@ class Recorder:
     def delivering(self) -> bool:
         return not self.suspended
 
-    async def send_emits(self, prepared: Prepared) -> None:
+    async def send_emits(self, prepared: DecidedBatch) -> None:
         self.log.append(("emits", prepared.batch[0], *prepared.emits))
 
-    async def write(self, prepared: Prepared) -> bool:
+    async def write(self, prepared: DecidedBatch) -> bool:
         name = prepared.batch[0]
         self.log.append(("write-start", name))
         await self.gate(name).wait()
@@ -84,7 +84,7 @@ class Recorder:
         self.log.append(("write-end", name))
         return name not in self.refuse
 
-    async def complete(self, prepared: Prepared) -> None:
+    async def complete(self, prepared: DecidedBatch) -> None:
         name = prepared.batch[0]
         self.log.append(("complete-start", name))
         await self.gate(f"{name}-complete").wait()
