@@ -287,10 +287,10 @@ def _instrument(marks: _Marks) -> None:
     if max_inputs:  # another window bound than the default, to measure its memory and writes
         import dataclasses
 
-        import connectors.stream.pipeline as pipeline_module
+        import connectors.stream.write_window as window_module
 
-        limits = dataclasses.replace(pipeline_module.WindowLimits(), max_inputs=int(max_inputs))
-        pipeline_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
+        limits = dataclasses.replace(window_module.WindowLimits(), max_inputs=int(max_inputs))
+        window_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer = base_factory(settings, **kwargs)
