@@ -99,7 +99,6 @@ def directory_capacity(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """adds/s of ``ldapadd`` and of python-ldap pipelined, each adding a copy of every entry the
     worker wrote (bench/sync.py's copies); with their rows (CPU per add, slapd's included)."""
-    from connectors.ldap import libldap
     from connectors.ldap.healing import AddRequest
     from connectors.ldap.ldif import LdifEntry, format_ldif
     from entsync.ldap_clients import ldap_params
@@ -127,17 +126,13 @@ def directory_capacity(
     copies = sync.bench_copies(settings, "bench-p-")
     requests = (AddRequest(dn, attributes) for dn, attributes in copies)
     say(f"directory capacity: python-ldap, {window} in flight ...")
-    conn = libldap.open_connection(params)
-    try:
-        with _quiet_unless_terminal():
-            bench.measure(
-                f"python-ldap alone, window {window}",
-                "add",
-                len(copies),
-                lambda: writers.pipeline(conn, requests, window),
-            )
-    finally:
-        libldap.close(conn)
+    with writers.libldap_connection(params) as conn, _quiet_unless_terminal():
+        bench.measure(
+            f"python-ldap alone, window {window}",
+            "add",
+            len(copies),
+            lambda: writers.pipeline(conn, requests, window),
+        )
     ldapadd, pipelined = bench.rows
     return {"ldapadd": ldapadd["ops_per_s"], "pipelined": pipelined["ops_per_s"]}, bench.rows
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,26 @@ def ldap_tool(name: str, params: LdapParams, password: Path, ldif: Path) -> None
         raise SystemExit(f"{name} failed: {done.stderr.decode()[-500:]}")
 
 
+@contextlib.contextmanager
+def libldap_connection(params: LdapParams) -> Iterator[Any]:
+    """A python-ldap connection, unbound at the end unless the run is interrupted.
+
+    The benchmarks turn SIGTERM into KeyboardInterrupt, which can land between python-ldap
+    taking its connection lock and the ``try`` that releases it: unbinding would then wait on
+    that lock for ever (bench/growth.py hung so). The exiting process closes the socket."""
+    from connectors.ldap import libldap
+
+    conn = libldap.open_connection(params)
+    try:
+        yield conn
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        libldap.close(conn)
+        raise
+    libldap.close(conn)
+
+
 def pipeline(conn: Any, requests: Iterable[Any], window: int) -> None:
     """python-ldap alone: each request sent without waiting, at most ``window`` in flight; a
     refusal raises."""
@@ -220,11 +241,9 @@ class Bench:
 
     def raw_pipelined(self) -> None:
         """python-ldap alone: add_ext / modify_ext and result4, ``--window`` in flight."""
-        from connectors.ldap import libldap
         from connectors.ldap.healing import AddRequest, ModifyRequest, value_changes
 
         entries = self._branch("raw")
-        conn = libldap.open_connection(self.params)
         window = self.args.window
 
         adds = (
@@ -233,9 +252,9 @@ class Bench:
         )
         modifies = (ModifyRequest(op.dn, value_changes(op)) for op in _modifies(entries))
         label = f"python-ldap alone, window {window}"
-        self.measure(label, "add", len(entries), lambda: pipeline(conn, adds, window))
-        self.measure(label, "modify", len(entries), lambda: pipeline(conn, modifies, window))
-        libldap.close(conn)
+        with libldap_connection(self.params) as conn:
+            self.measure(label, "add", len(entries), lambda: pipeline(conn, adds, window))
+            self.measure(label, "modify", len(entries), lambda: pipeline(conn, modifies, window))
 
     def writer(self, label: str, branch: str, make: Callable[[], BatchWriter]) -> None:
         """Adds, modifies, then adds of other entries while the event loop's thread computes
@@ -352,7 +371,7 @@ def main() -> int:
                 bench.writer(
                     f"python-ldap writer, in flight {window}",
                     f"pyldap{window}",
-                    lambda window=window: PipelinedWriter(params, max_in_flight=window),
+                    functools.partial(PipelinedWriter, params, max_in_flight=window),
                 )
             bench.writer(
                 "python-ldap writer, 1 process, in flight 8",

@@ -59,6 +59,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -212,6 +213,10 @@ def _timed(func: Callable[..., Any], marks: _Marks, attr: str) -> Callable[..., 
     return wrapper
 
 
+def _patch(module: ModuleType, name: str, value: object) -> None:
+    setattr(module, name, value)
+
+
 def _instrument(marks: _Marks) -> None:
     """Observe the worker without changing it: counters' timestamps, route/decide/LDAP time.
 
@@ -226,7 +231,9 @@ def _instrument(marks: _Marks) -> None:
 
     counters = {"feed_events", "entity_inputs", "directory_changes", "noop_writes"}
 
-    class TimedProgress(app_module.Progress):
+    from connectors.stream.progress import Progress
+
+    class TimedProgress(Progress):
         def __setattr__(self, name: str, value: Any) -> None:
             previous = self.__dict__.get(name)
             if previous is not None:  # not during __init__
@@ -242,7 +249,9 @@ def _instrument(marks: _Marks) -> None:
 
     from connectors.ldap.batch import BatchWriter
 
-    base_factory = worker_module.directory_writer
+    # Names are patched where the worker looks them up: names those modules import, hence
+    # vars() and _patch rather than attributes (mypy's strict re-export check).
+    base_factory = vars(worker_module)["directory_writer"]
 
     def timed(base: type[BatchWriter]) -> type[BatchWriter]:
         """The writer's own class, its ``apply`` timed (either writer)."""
@@ -272,16 +281,17 @@ def _instrument(marks: _Marks) -> None:
 
         return TimedWriter
 
-    app_module.Progress = TimedProgress  # type: ignore[misc]
-    router_module.route_batch = _timed(router_module.route_batch, marks, "route_s")
-    timed_decide = _timed(reconciler_module.decide, marks, "decide_s")
+    _patch(app_module, "Progress", TimedProgress)
+    route = vars(router_module)["route_batch"]
+    _patch(router_module, "route_batch", _timed(route, marks, "route_s"))
+    timed_decide = _timed(vars(reconciler_module)["decide"], marks, "decide_s")
 
     def counted_decide(state: Any, inp: Any, ctx: Any) -> Any:
         name = type(inp).__name__
         marks.inputs_by_type[name] = marks.inputs_by_type.get(name, 0) + 1
         return timed_decide(state, inp, ctx)
 
-    reconciler_module.decide = counted_decide
+    _patch(reconciler_module, "decide", counted_decide)
 
     max_inputs = os.environ.get("ENTSYNC_BENCH_WINDOW_MAX_INPUTS")
     if max_inputs:  # another window bound than the default, to measure its memory and writes
@@ -293,11 +303,11 @@ def _instrument(marks: _Marks) -> None:
         window_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
-        writer = base_factory(settings, **kwargs)
+        writer: BatchWriter = base_factory(settings, **kwargs)
         writer.__class__ = timed(type(writer))  # the same writer, its apply timed
         return writer
 
-    worker_module.directory_writer = timed_writer
+    _patch(worker_module, "directory_writer", timed_writer)
 
 
 def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
@@ -380,12 +390,12 @@ def _app_settings(settings: Any) -> dict[str, Any]:
         captured.update(kwargs)
         raise _Captured
 
-    faust.App = capture
+    _patch(faust, "App", capture)
     try:
         build_app(
             stream_config(settings),
             context_of(settings),
-            None,
+            None,  # type: ignore[arg-type]  # never used: faust.App raises first
             kafka_params(settings),
             guard=guard_from(settings),
             policy=policy_from(settings),
@@ -393,7 +403,7 @@ def _app_settings(settings: Any) -> dict[str, Any]:
     except _Captured:
         pass
     finally:
-        faust.App = real_app
+        _patch(faust, "App", real_app)
     if not captured:
         raise RuntimeError("could not capture the faust.App settings of build_app")
     return captured
@@ -431,7 +441,7 @@ def child_bare(state_dir: Path, out: Path, expected: int) -> int:
             if state["count"] >= expected:
                 stop()
 
-    @app.timer(1.0)
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def watchdog() -> None:
         if time.perf_counter() - started > CHILD_TIMEOUT_S:
             state["error"] = f"only {state['count']} of {expected} messages after timeout"
