@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.unit.bench_files import load_bench
 
-def _load() -> ModuleType:
-    # bench/ is no package (and ``sync`` names the core): load the file itself.
-    path = Path(__file__).resolve().parents[2] / "bench" / "growth_table.py"
-    spec = importlib.util.spec_from_file_location("bench_growth_table_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-growth = _load()
+growth = load_bench("growth_table")
 
 
 def _row(pupils: int, rate: float, rss: float, restart: float | None = 9.0, **more: Any) -> Any:

@@ -5,27 +5,14 @@ connection lock, and unbinding then waits for ever (bench/growth.py hung so)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from connectors.ldap import libldap
+from tests.unit.bench_files import load_bench
 
-
-def _load() -> ModuleType:
-    # bench/ is no package (and ``sync`` names the core): load the file itself.
-    path = Path(__file__).resolve().parents[2] / "bench" / "ldap_writer.py"
-    spec = importlib.util.spec_from_file_location("bench_ldap_writer_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-writers = _load()
+writers = load_bench("ldap_writer")
 
 
 @pytest.fixture
