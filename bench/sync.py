@@ -551,7 +551,7 @@ class Run:
 
 
 def _extract(work_dir: Path, schools: int, pupils: int, seed: int) -> list[Any]:
-    from connectors.aaf import events_many, scan_many
+    from connectors.aaf import load_events, scan_many
     from connectors.aaf.generator import GeneratorConfig, generate
 
     generated = generate(
@@ -561,7 +561,7 @@ def _extract(work_dir: Path, schools: int, pupils: int, seed: int) -> list[Any]:
     scanned = scan_many(sorted(generated.full_files))
     if not scanned.report.ok:
         raise SystemExit("the generated extract was refused by the validator")
-    return list(events_many(scanned.scans))
+    return list(load_events(scanned.scans))  # as ``entsync ingest`` publishes them
 
 
 async def _publish_feed(kafka: Any, partitions: int, feed: Sequence[Any]) -> None:

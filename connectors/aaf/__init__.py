@@ -27,6 +27,7 @@ from connectors.aaf.emit import collect_records, events, events_many, read_base,
 from connectors.aaf.filename import FileName, format_file_name, parse_file_name
 from connectors.aaf.keyset import keys_digest
 from connectors.aaf.links import LinkSide, check_link_sides, check_links
+from connectors.aaf.load_order import load_events
 from connectors.aaf.report import FileReport, IngestReport, ReportItem, Severity, render_summary
 from connectors.aaf.scan import FileScan, scan
 
@@ -50,6 +51,7 @@ __all__ = [
     "events_many",
     "format_file_name",
     "keys_digest",
+    "load_events",
     "parse_file_name",
     "read_base",
     "record_to_attrs",
