@@ -23,6 +23,7 @@ from faust.types import TP
 
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 
 log = get_logger(__name__)
 
@@ -262,19 +263,10 @@ async def _skip_what_agents_already_have(consumer: Any) -> None:
     on after it. A record no agent took (dropped for an older generation) ends the run, and is
     read again.
     """
-    unacked: dict[Any, set[int]] = {}
-    for message in consumer._unacked_messages:
-        if getattr(message, "tracked", False):
-            unacked.setdefault(message.tp, set()).add(message.offset)
+    handed = access.handed_offsets(consumer)
     for tp in consumer.assignment():
-        committed = consumer._committed_offset.get(tp)
-        if committed is None:
-            continue
-        have = consumer._acked_index.get(tp, set()) | unacked.get(tp, set())
-        after = committed
-        while after in have:
-            after += 1
-        if after > committed:
+        after = access.first_not_handed(consumer, tp, handed)
+        if after is not None and after > consumer._committed_offset[tp]:
             await consumer.seek(tp, after)
 
 
