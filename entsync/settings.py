@@ -91,12 +91,6 @@ class Settings(BaseSettings):
         le=10_000,
         description="longest wait of the worker's fetches for data (faust's own: 1500)",
     )
-    intake_max_waiting: int = Field(
-        default=2_000,
-        ge=0,
-        description="entity inputs waiting over which the worker pauses its feed partitions "
-        "(resumed under half; 0: never paused); see connectors/stream/intake.py",
-    )
     kafka_session_timeout_s: float = Field(
         default=10.0,
         ge=1,

@@ -28,7 +28,6 @@ from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_compat.patches import StallGuard
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
-from connectors.stream.intake import EntityEnds, FeedIntake, IntakeLimits
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.ports import DirectoryPort, FaustStream
@@ -144,7 +143,6 @@ def build_app(
     )
 
     tally = Tally()
-    ends = EntityEnds()  # where the worker's own inputs landed: the backlog the intake reads
     router = FeedRouter(
         sources=sources,
         feed_topic=feed_topic,
@@ -155,7 +153,6 @@ def build_app(
         guard=guard,
         progress=progress,
         tally=tally,
-        ends=ends,
     )
     reconciler = Reconciler(
         entities=entities,
@@ -169,14 +166,7 @@ def build_app(
         progress=progress,
         generation=lambda: int(app.consumer_generation_id),
         tally=tally,
-        ends=ends,
     )
-    if config.intake_max_waiting:
-        limits = IntakeLimits(high=config.intake_max_waiting, low=config.intake_max_waiting // 2)
-        intake = FeedIntake(
-            app, feed_name, reconciler.waiting, reconciler.delivering, progress, limits
-        )
-        app.task(intake.run)
 
     @app.agent(feed_topic, name="route_feed")
     async def route_feed(stream: FaustStream) -> None:

@@ -35,4 +35,3 @@ class StreamConfig:
     fetch_max_wait_ms: int
     sweep_hour: int | None  # hour (Paris time) of the nightly lifecycle sweep; None: no sweep
     replay: bool = False  # a replay's worker: private topics, never restores lost tables
-    intake_max_waiting: int = 2_000  # feed paused above (connectors.stream.intake); 0: never

@@ -36,43 +36,6 @@ def unacked_messages(consumer: Any) -> set[Any]:
     return unacked
 
 
-def handed_offsets(consumer: Any) -> dict[Any, set[int]]:
-    """Per partition, the offsets faust handed to an agent since its last commit: acknowledged
-    since, or tracked and not acknowledged yet (being processed)."""
-    acked = consumer._acked_index.items()
-    handed: dict[Any, set[int]] = {tp: set(offsets) for tp, offsets in acked}
-    for message in consumer._unacked_messages:
-        if getattr(message, "tracked", False):
-            handed.setdefault(message.tp, set()).add(message.offset)
-    return handed
-
-
-def first_not_handed(consumer: Any, tp: Any, handed: dict[Any, set[int]]) -> int | None:
-    """The first offset from the committed one that no agent has had (None: no committed
-    offset known). Records reach the agents in order, so everything before it they have."""
-    after: int | None = consumer._committed_offset.get(tp)
-    if after is None:
-        return None
-    have = handed.get(tp, set())
-    while after in have:
-        after += 1
-    return after
-
-
-async def rewind_to_undelivered(consumer: Any, tps: set[Any]) -> None:
-    """Seek each of ``tps`` (just paused) to the first record no agent has had.
-
-    faust drops the records of a paused partition that its last fetch brought, and aiokafka's
-    position is past them: without this, the partition would go on after a gap, never
-    acknowledged, which the stall guard then mends by reading the partition again from its
-    committed offset."""
-    handed = handed_offsets(consumer)
-    for tp in tps:
-        start = first_not_handed(consumer, tp, handed)
-        if start is not None:
-            await consumer.seek(tp, start)
-
-
 async def refresh_metadata(consumer: Any) -> None:
     """Ask an aiokafka client for fresh cluster metadata (new topics, partition counts)."""
     await consumer._client.force_metadata_update()

@@ -23,7 +23,6 @@ from faust.types import TP
 
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
-from connectors.stream.faust_compat import access
 
 log = get_logger(__name__)
 
@@ -263,10 +262,19 @@ async def _skip_what_agents_already_have(consumer: Any) -> None:
     on after it. A record no agent took (dropped for an older generation) ends the run, and is
     read again.
     """
-    handed = access.handed_offsets(consumer)
+    unacked: dict[Any, set[int]] = {}
+    for message in consumer._unacked_messages:
+        if getattr(message, "tracked", False):
+            unacked.setdefault(message.tp, set()).add(message.offset)
     for tp in consumer.assignment():
-        after = access.first_not_handed(consumer, tp, handed)
-        if after is not None and after > consumer._committed_offset[tp]:
+        committed = consumer._committed_offset.get(tp)
+        if committed is None:
+            continue
+        have = consumer._acked_index.get(tp, set()) | unacked.get(tp, set())
+        after = committed
+        while after in have:
+            after += 1
+        if after > committed:
             await consumer.seek(tp, after)
 
 
