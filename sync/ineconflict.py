@@ -20,7 +20,11 @@ person the INE belongs to is ``EntityState.ine_persons``; whether a record is th
   the INE belongs to (for a key whose record changed person: its current record): it becomes
   the INE's person, every record that is the same person is taken, the others are held until
   their INE changes; ``same_person`` takes every held record and accepts every identity. Either
-  ends the freeze. Naming a key the entity does not hold is refused (``holder-unknown``);
+  ends the freeze. A record that leaves ``records`` (found to be another person after it came
+  first) takes with it from ``named_guardians`` the guardians only it named
+  (:func:`_named_by_kept`): whichever child came first, the other's guardians get no account
+  through this INE (unless its entry was written before the conflict: a guardian keeps the
+  account it had). Naming a key the entity does not hold is refused (``holder-unknown``);
   nothing to change is ``unchanged``;
 - every change of the held keys or of the freeze is audited (:func:`notice`): record ids only.
 """
@@ -36,7 +40,7 @@ from schemas.audit import RecordsHeld
 from schemas.entities import Cause, IneResolutionRequested
 from schemas.feed import Pupil, record_key
 from schemas.state import AdmittedPupil, EntityState, SourceRecord
-from sync import sameperson
+from sync import ids, sameperson
 from sync.commands import RULE_RESOLVE_INE, CommandError, command_cause, decided_event
 from sync.effective import utc
 
@@ -111,7 +115,7 @@ def resolution_request(
 
 
 def resolve(
-    state: EntityState, inp: IneResolutionRequested
+    state: EntityState, inp: IneResolutionRequested, namespace: str
 ) -> tuple[EntityState, AdminCommandDecided]:
     """Settle the conflict as the operator says (see the module's rules)."""
     if inp.same_person:
@@ -150,8 +154,27 @@ def resolve(
         "ine_persons": (person,),
         "ine_conflict_at": None,
         "admitted": admitted,
+        "named_guardians": _named_by_kept(state, records, namespace),
     }
     return _applied(state, update, inp)
+
+
+def _named_by_kept(
+    state: EntityState, kept: Mapping[str, SourceRecord], namespace: str
+) -> tuple[str, ...]:
+    """``named_guardians`` without the guardians named only by records now found to be another
+    person. Such a record drove the entity while it was the INE's person (it came first); its
+    guardians left there would get a ``former`` child link, so an account, that the other
+    arrival order never gives them."""
+    gone = [r.pupil for k, r in state.records.items() if kept.get(k) is not r and r.pupil]
+    staying = {j for r in kept.values() if r.pupil for j in r.pupil.guardian_jointures}
+    dropped = {
+        ids.guardian_id(namespace, j)
+        for pupil in gone
+        for j in pupil.guardian_jointures
+        if j not in staying
+    }
+    return tuple(g for g in state.named_guardians if g not in dropped)
 
 
 def same_pupil(pupil: Pupil, person: sameperson.PupilIdentity) -> bool:

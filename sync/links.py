@@ -153,6 +153,8 @@ def named_guardians(state: EntityState, record: Record | None, namespace: str) -
     Links wait for the pupil's entry (its login), so a guardian named only by a record superseded
     before then would never hear of the child, and whether it got an account would depend on
     when the login came. Remembering every guardian named makes it depend on the records only.
+    A record later found to be another person (INE conflict) takes its guardians back
+    (:func:`sync.ineconflict.resolve`).
     """
     if not isinstance(record, Pupil):
         return state.named_guardians

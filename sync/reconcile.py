@@ -406,7 +406,7 @@ def _manual(state: EntityState, inp: ManualAccountRequested, ctx: Context) -> De
 def _resolve_ine(state: EntityState, inp: IneResolutionRequested, ctx: Context) -> Decision:
     if state.kind != "pupil":
         raise ContractError("INE resolution sent to another entity than a pupil")
-    after, decided = ineconflict.resolve(state, inp)
+    after, decided = ineconflict.resolve(state, inp, ctx.namespace)
     return _settled(state, commands.Applied(after, decided), inp.cause, ctx)
 
 

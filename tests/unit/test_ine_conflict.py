@@ -6,6 +6,8 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.feed import FeedEvent, Pupil
 from sync import dit, ids, ineconflict
@@ -243,3 +245,41 @@ def test_a_held_pupil_record_is_never_in_the_records() -> None:
     records: list[Pupil] = [r.pupil for r in state.records.values() if r.pupil is not None]
     assert [p.first_name for p in records] == ["Alice"]
     assert state.admitted is not None and state.admitted.pupil.first_name == "Alice"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.permutations(range(6)), st.data())
+def test_resolving_never_gives_the_other_persons_guardian_an_account(
+    order: list[int], data: st.DataObject
+) -> None:
+    """Whichever of Alice and Bob came first, in any delivery order: once the INE is resolved
+    for Alice, Bob's guardian has an account only if it had one before (Bob's entry written
+    before Alice came). A record found to be another person leaves no guardian behind."""
+    events = [*families(), alice(), bob()]
+    world = World()
+    run_to_quiescence(
+        with_causes([events[i] for i in order]),
+        ctx=CTX,
+        world=world,
+        choose=lambda n: data.draw(st.integers(0, n - 1)),
+        redeliver=True,
+    )
+    had_account = person(world.directory, G2) is not None
+    run(world, start=200, inputs=(resolve("P1"),))
+    assert (person(world.directory, G2) is not None) == had_account
+    assert set(world.entities[PUPIL].ine_held) == {"pupil:P2"}
+    if not had_account:
+        assert G2 not in world.entities[PUPIL].named_guardians
+
+
+def test_bob_first_then_resolved_for_alice_leaves_paul_without_account() -> None:
+    """The case found on the real services with school-by-school loading: Bob's record drives
+    the INE for a moment (no login yet), Alice's is held, the operator gives the INE to Alice."""
+    world = World()
+    run_to_quiescence(with_causes([*families(), bob(), alice()]), ctx=CTX, world=world)
+    assert person(world.directory, PUPIL) is None and person(world.directory, G2) is None
+    run(world, start=200, inputs=(resolve("P1"),))
+    entry = person(world.directory, PUPIL)
+    assert entry is not None and entry["givenName"] == ("Alice",)
+    assert person(world.directory, G1) is not None
+    assert person(world.directory, G2) is None
