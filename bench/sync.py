@@ -27,7 +27,8 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
     .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
     ENTSYNC_BENCH_WINDOW_MAX_INPUTS=10000 .venv/bin/python bench/sync.py  # another window bound
-    ENTSYNC_BENCH_FAMILY_ORDER=1 .venv/bin/python bench/sync.py  # the load school by school
+    ENTSYNC_BENCH_FILE_ORDER=1 .venv/bin/python bench/sync.py  # the load in file order
+    ENTSYNC_INTAKE_MAX_WAITING=0 .venv/bin/python bench/sync.py  # the feed never held back
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
 and every run's figures). Exit status 1 if a run was not valid (a worker stopped as idle with
@@ -350,6 +351,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "entity_inputs": p.entity_inputs,
             "directory_changes": p.directory_changes,
             "noop_writes": p.noop_writes,
+            "feed_pauses": p.feed_pauses,
             "by_action": dict(p.by_action),
             "total_s": ended - started,
             "startup_s": (first - started) if first is not None else None,
@@ -568,9 +570,9 @@ def _extract(work_dir: Path, schools: int, pupils: int, seed: int) -> list[Any]:
     scanned = scan_many(sorted(generated.full_files))
     if not scanned.report.ok:
         raise SystemExit("the generated extract was refused by the validator")
-    if os.environ.get("ENTSYNC_BENCH_FAMILY_ORDER"):  # connectors.aaf.load_order, not ingest's
-        return list(load_events(scanned.scans))
-    return list(events_many(scanned.scans))  # as ``entsync ingest`` publishes them
+    if os.environ.get("ENTSYNC_BENCH_FILE_ORDER"):  # not school by school (load_order)
+        return list(events_many(scanned.scans))
+    return list(load_events(scanned.scans))  # as ``entsync ingest`` publishes them
 
 
 async def _publish_feed(kafka: Any, partitions: int, feed: Sequence[Any]) -> None:
@@ -908,6 +910,7 @@ def _summary(result: dict[str, Any], cpu: dict[str, float | None]) -> dict[str, 
         "entity_inputs": result["entity_inputs"],
         "directory_changes": result["directory_changes"],
         "noop_writes": result["noop_writes"],
+        "feed_pauses": result["feed_pauses"],
         "by_action": result["by_action"],
         "startup_s": _round(result["startup_s"]),
         "join_s": result["join_s"],
@@ -1010,6 +1013,7 @@ def _report(r: dict[str, Any]) -> None:
             _row("entity inputs", ini["entity_inputs"], unc["entity_inputs"]),
             _row("directory changes", ini["directory_changes"], unc["directory_changes"]),
             _row("writes found already done (noop)", ini["noop_writes"], unc["noop_writes"]),
+            _row("feed paused (intake)", ini["feed_pauses"], unc["feed_pauses"]),
             _row("agent batches", ini["agent_batches"], unc["agent_batches"]),
             _row("start-up to first batch (s)", ini["startup_s"], unc["startup_s"], s2),
             _row("  of which group join (s)", ini["join_s"], unc["join_s"], s2),

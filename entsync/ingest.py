@@ -24,7 +24,7 @@ from connectors.aaf import (
     FileScan,
     IngestReport,
     ScanConfig,
-    events_many,
+    load_events,
     parse_file_name,
     read_base,
     scan_many,
@@ -102,9 +102,9 @@ async def _publish(
     expected = sum(s.event_count for s in fresh)
     async with FeedPublisher(kafka) as publisher:
         with _progress(expected) as bar:
-            # events_many keeps the parts of one complete extract in one snapshot. (Not yet
-            # connectors.aaf.load_order's family order: see its docstring.)
-            for event in events_many(fresh):
+            # The parts of one complete extract in one snapshot (events_many); a load of complete
+            # extracts school by school (load_order: the worker then writes each entry once).
+            for event in load_events(fresh):
                 await publisher.publish(event)
                 digest = event.source.file_digest
                 if digest in by_digest:

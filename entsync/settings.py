@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         le=10_000,
         description="longest wait of the worker's fetches for data (faust's own: 1500)",
     )
+    intake_max_waiting: int = Field(
+        default=300,
+        ge=0,
+        description="entity inputs waiting over which the worker pauses its feed partitions "
+        "(resumed under half; 0: never paused); see connectors/stream/intake.py",
+    )
+    kafka_fetch_partition_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        description="the most one fetch of the worker brings per partition (a larger record "
+        "batch still comes whole): small keeps the feed taken in ahead of the decisions small "
+        "(connectors/stream/intake.py); larger reads lost tables back from their changelogs "
+        "in fewer round trips",
+    )
     kafka_session_timeout_s: float = Field(
         default=10.0,
         ge=1,

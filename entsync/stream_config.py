@@ -39,6 +39,8 @@ def stream_config(settings: Settings) -> StreamConfig:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         sweep_hour=settings.lifecycle_sweep_hour,
         replay=settings.replay_id is not None,
+        intake_max_waiting=settings.intake_max_waiting,
+        fetch_partition_bytes=settings.kafka_fetch_partition_bytes,
     )
 
 

@@ -6,8 +6,7 @@ Why: the worker writes an entry once for all the inputs one write window holds
 have answered (``ENTEleveParents``), a school's groups when their members have. In file order
 (every pupil of the academy, then every guardian) a load longer than one window adds each pupil
 in one window and modifies it in a later one. In family order, and taken in by the worker no
-faster than it decides (a flow control the worker does not have yet: see README "Performance",
-"Families together"), a window holds whole schools.
+faster than it decides (:mod:`connectors.stream.intake`), a window holds whole schools.
 
 Rules (:func:`family_order`):
 
@@ -27,15 +26,6 @@ Rules (:func:`family_order`):
 5. Bounded memory: records wait in temporary files (``buckets`` of them, schools spread by
    rank); one bucket at a time is read back and sorted. What stays in memory: the snapshot
    events, and each record key's school rank (about 100 bytes a record).
-
-Not used by ``entsync ingest`` yet (``bench/sync.py`` with ``ENTSYNC_BENCH_FAMILY_ORDER=1``
-measures it): publishing in this order makes a known order dependence of the core frequent.
-Two pupils of two schools sharing an INE are one entity; when the one later held arrives
-first, it drives the entity for a moment and its guardians are remembered as named
-(``sync.links.named_guardians``), so after the conflict is resolved for the other pupil, the
-held pupil's guardian gets a ``former`` child link and an account with no child
-(``tests/integration/test_ine_conflicts.py`` then fails about every other run; in file order,
-rarely). That must be fixed in the core first.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_compat.patches import StallGuard
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.intake import FEED_BUFFER, EntityEnds, FeedIntake, IntakeLimits
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
 from connectors.stream.ports import DirectoryPort, FaustStream
@@ -95,13 +96,22 @@ def build_app(
         producer_linger_ms=5,  # batch sends: an input fans out into several messages
         # records.send_records fills batches of this size: a batch of inputs in a few requests
         producer_max_batch_size=262144,
+        # A fetch brings this much per partition at most: what the worker has taken in and
+        # not routed stays small, so the intake's pause takes effect (connectors.stream.intake).
+        consumer_max_fetch_size=config.fetch_partition_bytes,
     )
     progress = Progress()
 
     # Live names, or a replay's private copies: see README "Replay".
     names = config.topics
     feed_name, entities_name = names.streams()
-    feed_topic = app.topic(feed_name, key_type=bytes, value_type=bytes, partitions=partitions)
+    feed_topic = app.topic(
+        feed_name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        maxsize=FEED_BUFFER,  # faust's default holds 4,096 events: see connectors.stream.intake
+    )
     entities_topic = app.topic(
         entities_name, key_type=bytes, value_type=bytes, partitions=partitions
     )
@@ -143,6 +153,7 @@ def build_app(
     )
 
     tally = Tally()
+    ends = EntityEnds()  # where the worker's own inputs landed: the backlog the intake reads
     router = FeedRouter(
         sources=sources,
         feed_topic=feed_topic,
@@ -153,6 +164,7 @@ def build_app(
         guard=guard,
         progress=progress,
         tally=tally,
+        ends=ends,
     )
     reconciler = Reconciler(
         entities=entities,
@@ -166,7 +178,14 @@ def build_app(
         progress=progress,
         generation=lambda: int(app.consumer_generation_id),
         tally=tally,
+        ends=ends,
     )
+    if config.intake_max_waiting:
+        limits = IntakeLimits(high=config.intake_max_waiting, low=config.intake_max_waiting // 2)
+        intake = FeedIntake(
+            app, feed_name, reconciler.waiting, reconciler.delivering, progress, limits
+        )
+        app.task(intake.run)
 
     @app.agent(feed_topic, name="route_feed")
     async def route_feed(stream: FaustStream) -> None:

@@ -35,3 +35,5 @@ class StreamConfig:
     fetch_max_wait_ms: int
     sweep_hour: int | None  # hour (Paris time) of the nightly lifecycle sweep; None: no sweep
     replay: bool = False  # a replay's worker: private topics, never restores lost tables
+    intake_max_waiting: int = 300  # feed paused above (connectors.stream.intake); 0: never
+    fetch_partition_bytes: int = 16_384  # the most a fetch brings per partition (intake)

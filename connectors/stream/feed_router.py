@@ -10,13 +10,14 @@ repaired by re-reading the batch: routing is idempotent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connectors.logs import get_logger
 from connectors.monitoring import metrics
 from connectors.stream import monitor
 from connectors.stream import partition_scans as shell
 from connectors.stream.changelog import known_partitions, write_through
+from connectors.stream.intake import EntityEnds
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.ports import StreamEvent, Table, Topic
 from connectors.stream.progress import Progress
@@ -98,6 +99,7 @@ class FeedRouter:
     guard: Guard
     progress: Progress
     tally: monitor.Tally | None = None  # the metrics' counts of the table
+    ends: EntityEnds = field(default_factory=EntityEnds)  # where its inputs landed (intake)
 
     async def route_batch(self, batch: Sequence[StreamEvent]) -> None:
         """Route one batch (:func:`sync.feedbatch.route_batch`), then deliver: the entity
@@ -109,7 +111,7 @@ class FeedRouter:
             namespace=self.namespace,
             guard=self.guard,
         )
-        await send_inputs(self.entities_topic, routed.inputs)
+        await send_inputs(self.entities_topic, routed.inputs, self.ends)
         futures = []
         for control in routed.controls:
             value = FeedTopicMessage(control.message).model_dump_json().encode()

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from connectors.stream.intake import EntityEnds
 from connectors.stream.ports import Sent, StreamEvent, Topic
-from connectors.stream.records import send_keyed
+from connectors.stream.records import send_keyed, send_keyed_batches
 from schemas.entities import Cause, EntityInput, EntityMessage
 from schemas.feed import SourceRef
 from sync.causes import message_cause
@@ -25,12 +26,17 @@ async def send(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Sent]:
     return await send_keyed(topic, messages)
 
 
-async def send_inputs(entities_topic: Topic, inputs: Sequence[EntityInput]) -> None:
-    """Deliver entity inputs (awaited); the links to one entity travel and are decided together."""
+async def send_inputs(
+    entities_topic: Topic, inputs: Sequence[EntityInput], ends: EntityEnds | None = None
+) -> None:
+    """Deliver entity inputs (awaited); the links to one entity travel and are decided together.
+    ``ends`` learns where each delivery landed (the intake's backlog, :mod:`.intake`)."""
     packed = pack_links(inputs)
     messages = ((i.entity_id, EntityMessage(i).model_dump_json()) for i in packed)
-    for fut in await send(entities_topic, messages):
-        await fut
+    for partition, count, fut in await send_keyed_batches(entities_topic, messages):
+        first = (await fut).offset  # a record batch: its first record's offset
+        if ends is not None:
+            ends.delivered(partition, first + count)
 
 
 def cause_from(event: StreamEvent, rule: str, source: SourceRef | None = None) -> Cause:

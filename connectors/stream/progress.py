@@ -18,3 +18,4 @@ class Progress:
     refused_writes: int = 0
     logins_reallocated: int = 0  # of the refused writes: an add whose login another entry had
     by_action: dict[str, int] = field(default_factory=dict)
+    feed_pauses: int = 0  # times the intake paused the feed (connectors.stream.intake)

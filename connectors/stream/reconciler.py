@@ -39,6 +39,7 @@ from connectors.stream import monitor
 from connectors.stream import partition_scans as shell
 from connectors.stream.changelog import write_through
 from connectors.stream.faust_compat import access
+from connectors.stream.intake import EntityEnds
 from connectors.stream.outbox import cause_from, send, send_inputs
 from connectors.stream.partition_scans import partition_of
 from connectors.stream.ports import DirectoryPort, StreamEvent, Table, Topic
@@ -107,10 +108,13 @@ class Reconciler:
     tally: monitor.Tally | None = None  # the metrics' counts of the table
     # per partition of the entities topic: the offset after the last input decided
     read: dict[TP, int] = field(default_factory=dict)
+    # where this worker's own inputs landed (shared with the router): ends the fetch may not
+    # have seen yet
+    ends: EntityEnds = field(default_factory=EntityEnds)
 
     async def send_emits(self, p: DecidedBatch) -> None:
         """Deliver the entity inputs the batch's decisions emit."""
-        await send_inputs(self.entities_topic, p.emits)
+        await send_inputs(self.entities_topic, p.emits, self.ends)
 
     def prepare(
         self,
@@ -211,8 +215,9 @@ class Reconciler:
 
     def waiting(self, p: DecidedBatch | None = None) -> int:
         """How many entity inputs wait for this worker once ``p`` is decided: those its
-        partitions hold beyond what was read (as the last fetch saw them), and those ``p`` sends
-        to its own partitions (round trips: login answers, links)."""
+        partitions hold beyond what was read (as the last fetch, or this worker's own deliveries,
+        saw them), and those ``p`` sends to its own partitions (round trips: login answers,
+        links)."""
         emits = p.emits if p is not None else []
         consumer = self.entities_topic.app.consumer
         topic = self.entities_topic.get_topic_name()
@@ -220,9 +225,8 @@ class Reconciler:
         mine = {tp.partition: tp for tp in consumer.assignment() if tp.topic == topic}
         count = 0
         for tp in mine.values():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                count += max(0, highwater - self.read.get(tp, committed.get(tp) or 0))
+            highwater = max(consumer.highwater(tp) or 0, self.ends.end(tp.partition))
+            count += max(0, highwater - self.read.get(tp, committed.get(tp) or 0))
         if len(mine) == self.partitions:  # the only worker: every input comes back to it
             return count + len(emits)
         return count + sum(
@@ -273,7 +277,7 @@ class Reconciler:
         """After :meth:`write`: send the audit events of what was written (and of the records
         held for an INE conflict) and the admin decisions, then write the batch's states."""
         progress, new_states = self.progress, p.new_states
-        await send_inputs(self.entities_topic, p.withdrawn)
+        await send_inputs(self.entities_topic, p.withdrawn, self.ends)
         audited = [*p.written, *p.notices]
         futures = await send(
             self.audit_topic, ((a.entity_id, a.model_dump_json()) for a in audited)

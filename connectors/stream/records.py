@@ -72,9 +72,17 @@ async def send_record_batches(
 
 async def send_keyed(topic: Topic, messages: Iterable[tuple[str, str]]) -> list[Sent]:
     """Send (key, JSON) messages to a faust topic, each to its key's partition."""
+    return [future for _, _, future in await send_keyed_batches(topic, messages)]
+
+
+async def send_keyed_batches(
+    topic: Topic, messages: Iterable[tuple[str, str]]
+) -> list[tuple[int, int, Sent]]:
+    """As :func:`send_keyed`, with each record batch's partition and record count (a batch's
+    delivery gives its first record's offset)."""
     partitions = topic.partitions or topic.app.conf.topic_partitions  # None: the app's count
     name = topic.get_topic_name()
     records = (
         (partition_of(k := key.encode(), partitions), k, value.encode()) for key, value in messages
     )
-    return await send_records(topic.app, name, records)
+    return await send_record_batches(topic.app, name, records)

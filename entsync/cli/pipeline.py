@@ -76,6 +76,8 @@ def do_worker(settings: Settings, until_idle: bool, timeout: float | None) -> in
         # changes the directory already had (written before a crash, or by someone else)
         + (f"and {p.noop_writes} found already done " if p.noop_writes else "")
         + f"in {result.elapsed_s:.1f} s"
+        # the feed held back while inputs waited (connectors.stream.intake)
+        + (f"; feed paused {p.feed_pauses} times" if p.feed_pauses else "")
     )
     if result.error:
         err.print(f"[bold red]worker error:[/] {result.error}")

@@ -64,3 +64,29 @@ def consumer_thread_left(app: Any) -> bool:
     service = getattr(getattr(app, "_consumer", None), "_thread", None)
     thread = getattr(service, "_thread", None)
     return bool(thread is not None and thread.is_alive())
+
+
+async def hold_fetching(consumer: Any, topic: str, held: bool) -> None:
+    """Pause (``held``) or resume fetching ``topic``'s partitions this consumer is assigned,
+    in aiokafka itself, from faust's consumer thread.
+
+    Not faust's ``pause_partitions``: faust drops the records its last fetch brought for a
+    partition paused meanwhile, although aiokafka's position is past them (a gap, which the
+    stall guard then mends by reading the partition again). aiokafka's own pause drops the
+    records it fetched ahead *without* moving its position, so they are fetched again on
+    resumption. The call runs in the consumer thread's loop, as aiokafka's fetches do: one
+    from this thread could race a fetch (a seek from here did, crashing aiokafka's fetcher).
+    A rebalance clears aiokafka's pauses: the caller holds again when it needs to.
+    """
+    thread = consumer._thread
+    aio = thread._ensure_consumer()
+
+    def apply() -> None:
+        # The assignment as aiokafka has it now, in its loop: nothing else changes it meanwhile.
+        mine = [tp for tp in aio.assignment() if tp.topic == topic]
+        if held:
+            aio.pause(*mine)
+        else:
+            aio.resume(*mine)
+
+    await thread.call_thread(apply)
