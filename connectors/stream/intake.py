@@ -24,10 +24,11 @@ Rules (:func:`pause_feed`, checked every ``check_s``):
    pauses, so while a pause lasts every check holds the feed again (harmless when it is).
 5. What a pause cannot hold back is small: the feed records faust holds for the routing agent
    (:data:`FEED_BUFFER`, not faust's 4,096), and those of the fetch under way, at most
-   ``ENTSYNC_KAFKA_FETCH_PARTITION_BYTES`` a partition (16 KiB, about 20 records). Small
-   fetches also keep the feed's partitions abreast: faust hands a fetch's records over
-   partition by partition in turn, so a family whose records hash to different partitions
-   arrives together (with 1 MiB fetches, a pupil came a whole partition before its guardian).
+   ``ENTSYNC_KAFKA_FETCH_PARTITION_BYTES`` a partition (16 KiB, about 20 records). Bounded in
+   bytes, not records: faust takes a fetch's partitions in turn, record by record, so a family
+   whose records hash to different partitions arrives together; aiokafka's
+   ``max_poll_records`` hands them over one after the other (a pupil came a whole partition
+   before its guardian).
 
 An agent is never made to wait instead: faust delivers every topic from one fetch loop, so an
 agent that stops taking its events stops the others' too, the reconciler's included.
