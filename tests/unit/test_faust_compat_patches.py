@@ -11,6 +11,30 @@ from faust.transport.drivers import aiokafka as driver
 from connectors.stream.faust_compat import patches
 
 
+class ConsumerThread:
+    """faust's consumer thread as ``faust_compat.access.seek`` uses it: aiokafka's seek may only
+    run inside ``call_thread`` (from the worker's thread it could race a fetch)."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[Any, int]] = []
+        self._inside = False
+        self._aiokafka = SimpleNamespace(seek=self._seek)
+
+    def _ensure_consumer(self) -> Any:
+        return self._aiokafka
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self._inside = True
+        try:
+            return fun(*args)
+        finally:
+            self._inside = False
+
+    def _seek(self, tp: Any, offset: int) -> None:
+        assert self._inside
+        self.seeks.append((tp, offset))
+
+
 def test_the_worker_consumer_waits_at_most_the_configured_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -125,7 +149,6 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
 
     commit_acknowledged_offsets_only()
     tp = TP("entsync.feed.v1", 0)
-    seeks: list[int] = []
 
     async def seek_to_committed() -> dict[Any, int]:
         return {tp: 100}
@@ -143,12 +166,12 @@ def test_after_the_start_up_seek_records_the_agents_have_are_not_delivered_again
         seek_to_committed=seek_to_committed,
     )
 
-    async def seek(partition: Any, offset: int) -> None:
-        seeks.append(offset)
-
-    consumer.seek = seek
+    consumer._thread = thread = ConsumerThread()
     asyncio.run(Consumer.perform_seek(consumer))
-    assert seeks == sought and consumer._committed_offset == {tp: 100}
+    assert [offset for _, offset in thread.seeks] == sought
+    assert consumer._committed_offset == {tp: 100}
+    if sought:  # faust delivers again from where it was sought
+        assert consumer._read_offset[tp] == sought[-1]
 
 
 def test_a_partition_never_committed_has_the_log_start_for_head() -> None:
@@ -283,3 +306,34 @@ def test_a_rebalance_during_the_seek_keeps_the_newer_generation_s_resume_for_its
     consumer.seek_to_committed = seek_to_committed
     asyncio.run(Consumer.perform_seek(consumer))  # generation 6's seek
     assert feed in active
+
+
+def test_the_stall_guard_reads_a_stalled_partition_again_from_the_consumer_thread() -> None:
+    """No progress at all for ``patience`` checks while a partition is behind its high
+    watermark: it is sought back to its committed offset, in the consumer thread."""
+    import asyncio
+
+    from faust.types import TP
+
+    from connectors.stream.faust_compat.patches import StallGuard
+
+    stalled, done = TP("entsync.feed.v1", 0), TP("entsync.feed.v1", 1)
+    thread = ConsumerThread()
+    consumer = SimpleNamespace(
+        assignment=lambda: {stalled, done, TP("other", 0)},
+        highwater=lambda tp: {stalled: 50, done: 20}.get(tp, 99),
+        _committed_offset={stalled: 40, done: 20},
+        _acked={},
+        _read_offset={},
+        _thread=thread,
+    )
+    progress = SimpleNamespace(feed_events=7, entity_inputs=3, in_flight=0)
+    guard = StallGuard(
+        SimpleNamespace(consumer=consumer), progress, {"entsync.feed.v1"}, patience=3
+    )
+    for _ in range(3):  # the first check only notes the counters
+        asyncio.run(guard.check())
+    assert thread.seeks == [] and guard.recoveries == 0
+    asyncio.run(guard.check())
+    assert thread.seeks == [(stalled, 40)] and guard.recoveries == 1
+    assert consumer._read_offset == {stalled: 40}

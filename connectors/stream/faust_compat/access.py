@@ -90,3 +90,16 @@ async def hold_fetching(consumer: Any, topic: str, held: bool) -> None:
             aio.resume(*mine)
 
     await thread.call_thread(apply)
+
+
+async def seek(consumer: Any, tp: Any, offset: int) -> None:
+    """faust's ``Consumer.seek``, with aiokafka's seek run in the consumer thread.
+
+    faust's own calls aiokafka's ``seek`` from the worker's thread while the consumer thread may
+    be draining a fetch of that partition: a seek racing a fetch crashed aiokafka's fetcher once
+    (``KeyError`` in ``Fetcher.fetched_records``, issue #17). The read offset is then set as
+    faust sets it, so that the records from ``offset`` are delivered again."""
+    thread = consumer._thread
+    aio = thread._ensure_consumer()
+    await thread.call_thread(aio.seek, tp, offset)
+    consumer._read_offset[tp] = offset if offset else None

@@ -23,6 +23,7 @@ from faust.types import TP
 
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
+from connectors.stream.faust_compat import access
 
 log = get_logger(__name__)
 
@@ -147,7 +148,7 @@ class StallGuard:
             for tp, offset in behind
         ]
         for tp, offset in behind:
-            await consumer.seek(tp, offset)
+            await access.seek(consumer, tp, offset)
         # Offsets only (no record content): what a look into the cause needs.
         log.warning("stream.stall_recovered", partitions=len(behind), detail=detail)
 
@@ -275,7 +276,7 @@ async def _skip_what_agents_already_have(consumer: Any) -> None:
         while after in have:
             after += 1
         if after > committed:
-            await consumer.seek(tp, after)
+            await access.seek(consumer, tp, after)
 
 
 def leave_group_from_first_generation() -> None:
