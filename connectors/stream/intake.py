@@ -34,9 +34,9 @@ An agent is never made to wait instead: faust delivers every topic from one fetc
 agent that stops taking its events stops the others' too, the reconciler's included.
 
 What it gives (``bench/sync.py``, one run each, family order): 20 schools x 100 pupils, 1.10
-to 1.12 writes an entry (1.44 without), peak RSS 224-238 MB (310); 100 x 100, 1.72 to 1.85
+to 1.12 writes an entry (1.44 without), peak RSS 224-238 MB (324); 100 x 100, 1.71 to 1.85
 (1.76): there the reconciler's own round trips keep 1,000 to 6,000 inputs waiting while the
-feed is paused, so a family's chain still spans write windows; peak RSS 400 MB (474).
+feed is paused, so a family's chain still spans write windows; peak RSS 400-426 MB (474).
 """
 
 from __future__ import annotations
