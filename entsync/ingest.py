@@ -103,7 +103,8 @@ async def _publish(
     async with FeedPublisher(kafka) as publisher:
         with _progress(expected) as bar:
             # The parts of one complete extract in one snapshot (events_many); a load of complete
-            # extracts school by school (load_order: the worker then writes each entry once).
+            # extracts school by school (load_order: a family's round trips then fit in one of
+            # the worker's write windows more often, see connectors/stream/intake.py).
             for event in load_events(fresh):
                 await publisher.publish(event)
                 digest = event.source.file_digest

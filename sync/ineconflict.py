@@ -165,8 +165,9 @@ def _named_by_kept(
     """``named_guardians`` without the guardians named only by records now found to be another
     person. Such a record drove the entity while it was the INE's person (it came first); its
     guardians left there would get a ``former`` child link, so an account, that the other
-    arrival order never gives them."""
-    gone = [r.pupil for k, r in state.records.items() if kept.get(k) is not r and r.pupil]
+    arrival order never gives them. (A guardian named only by an earlier version of such a
+    record is not known here, and stays.)"""
+    gone = [r.pupil for k, r in state.records.items() if kept.get(k) != r and r.pupil]
     staying = {j for r in kept.values() if r.pupil for j in r.pupil.guardian_jointures}
     dropped = {
         ids.guardian_id(namespace, j)
