@@ -94,7 +94,8 @@ def build_app(
         broker_commit_interval=0.5,
         producer_acks=-1,
         producer_linger_ms=5,  # batch sends: an input fans out into several messages
-        # records.send_records fills batches of this size: a batch of inputs in a few requests
+        # records.send_record_batches fills batches of this size: a batch of inputs in a few
+        # requests
         producer_max_batch_size=262144,
         # A fetch brings this much per partition at most: what the worker has taken in and
         # not routed stays small, so the intake's pause takes effect (connectors.stream.intake).

@@ -56,7 +56,7 @@ FEED_BUFFER = 32  # feed events faust holds for the routing agent (rule 5)
 class IntakeLimits:
     """When the feed is paused (rules 2 and 3). ``high`` as measured at 20 x 100 pupils (writes
     an entry): 300 with 16 KiB fetches, 1.10-1.12; 500 with 32 KiB, 1.14; 1,000 with 128 KiB,
-    1.24; 2,000 with faust's 1 MiB, 1.43 (1.44 never paused)."""
+    1.24; 2,000 with faust's 1 MiB, 1.44 (as never paused)."""
 
     high: int = 300  # inputs waiting: the feed is paused above (ENTSYNC_INTAKE_MAX_WAITING)
     low: int = 150  # ... and resumed below (half)

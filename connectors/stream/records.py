@@ -2,9 +2,9 @@
 
 faust's ``topic.send`` builds a FutureMessage, a pending message and callbacks per record; for
 the thousands of entity inputs, audit events and table writes of one batch that was most of
-the time a batch spent sending. :func:`send_records` appends the records to aiokafka record
-batches, one per partition (several if one fills up), in the order given, and returns their
-delivery futures. Keys go to the partition faust's default partitioner would give them
+the time a batch spent sending. :func:`send_record_batches` appends the records to aiokafka
+record batches, one per partition (several if one fills up), in the order given, and returns
+their delivery futures. Keys go to the partition faust's default partitioner would give them
 (:func:`connectors.stream.partition_scans.partition_of`), so a key's records keep one partition and
 their order.
 """
@@ -26,23 +26,16 @@ def kafka_producer(app: FaustApp) -> AIOKafkaProducer:
     return access.aiokafka_producer(app)
 
 
-async def send_records(
-    app: FaustApp, topic: str, records: Iterable[tuple[int, bytes, bytes | None]]
-) -> list[Sent]:
-    """Send (partition, key, value) records to ``topic``; value None is a tombstone. Returns
-    the delivery futures, one per record batch."""
-    return [future for _, _, future in await send_record_batches(app, topic, records)]
-
-
 async def send_record_batches(
     app: FaustApp,
     topic: str,
     records: Iterable[tuple[int, bytes, bytes | None]],
     timestamp_ms: int | None = None,
 ) -> list[tuple[int, int, Sent]]:
-    """As :func:`send_records`, with each batch's partition and record count: (partition,
-    records, delivery future), in the order sent. ``timestamp_ms``: every record's timestamp
-    (None: the time each is added)."""
+    """Send (partition, key, value) records to ``topic`` (value None: a tombstone). Returns, per
+    record batch in the order sent, its partition, record count and delivery future (which gives
+    its first record's offset). ``timestamp_ms``: every record's timestamp (None: the time each
+    is added)."""
     producer = kafka_producer(app)
     builders: dict[int, BatchBuilder] = {}
     counts: dict[int, int] = {}

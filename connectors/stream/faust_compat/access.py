@@ -78,10 +78,8 @@ async def hold_fetching(consumer: Any, topic: str, held: bool) -> None:
     from this thread could race a fetch (a seek from here did, crashing aiokafka's fetcher).
     A rebalance clears aiokafka's pauses: the caller holds again when it needs to.
     """
-    thread = consumer._thread
-    aio = thread._ensure_consumer()
 
-    def apply() -> None:
+    def apply(aio: Any) -> None:
         # The assignment as aiokafka has it now, in its loop: nothing else changes it meanwhile.
         mine = [tp for tp in aio.assignment() if tp.topic == topic]
         if held:
@@ -89,7 +87,7 @@ async def hold_fetching(consumer: Any, topic: str, held: bool) -> None:
         else:
             aio.resume(*mine)
 
-    await thread.call_thread(apply)
+    await _in_consumer_thread(consumer, apply)
 
 
 async def seek(consumer: Any, tp: Any, offset: int) -> None:
@@ -99,7 +97,12 @@ async def seek(consumer: Any, tp: Any, offset: int) -> None:
     be draining a fetch of that partition: a seek racing a fetch crashed aiokafka's fetcher once
     (``KeyError`` in ``Fetcher.fetched_records``, issue #17). The read offset is then set as
     faust sets it, so that the records from ``offset`` are delivered again."""
+    await _in_consumer_thread(consumer, lambda aio: aio.seek(tp, offset))
+    consumer._read_offset[tp] = offset if offset else None
+
+
+async def _in_consumer_thread(consumer: Any, call: Callable[[Any], None]) -> None:
+    """Run ``call(aiokafka consumer)`` in faust's consumer thread, in the loop of its fetches."""
     thread = consumer._thread
     aio = thread._ensure_consumer()
-    await thread.call_thread(aio.seek, tp, offset)
-    consumer._read_offset[tp] = offset if offset else None
+    await thread.call_thread(call, aio)
