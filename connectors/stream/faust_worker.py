@@ -5,7 +5,8 @@ none): no batch is in flight here, the group's committed offsets, read on the br
 true ends of every partition of the feed and entities topics (read after them, see
 :mod:`connectors.stream.group`; a batch's offsets are committed only once its directory writes
 are acknowledged), and this held for ``stable_checks`` checks in a row with the same ends. Each
-worker of a group run with ``--until-idle`` stops there. SIGTERM and SIGINT stop a worker in
+worker of a group run with ``--until-idle`` stops there, leaving the group in turn with the
+others (:func:`connectors.stream.group.may_leave`). SIGTERM and SIGINT stop a worker in
 every state (see :mod:`connectors.stream.stopping`).
 
 The process around it (settings, directory preflight, topics, lost state, exit codes) is
@@ -27,7 +28,13 @@ from connectors.ldap.batch import BatchWriter
 from connectors.logs import get_logger
 from connectors.stream.clients import KafkaParams
 from connectors.stream.faust_compat import access
-from connectors.stream.group import GroupPosition, group_position, stream_partitions
+from connectors.stream.group import (
+    GroupPosition,
+    describe_group,
+    group_position,
+    leave_in_turn,
+    stream_partitions,
+)
 from connectors.stream.progress import Progress
 from connectors.stream.stopping import stop_promptly
 from schemas.topics import ENTITIES, FEED
@@ -35,6 +42,9 @@ from schemas.topics import ENTITIES, FEED
 log = get_logger(__name__)
 
 IDLE_CHECK_INTERVAL_S = 0.5
+# At idle, a worker waits its turn to leave the group for at most this many session timeouts
+# without the group moving (a member gone, a rebalance done): see connectors.stream.group.
+LEAVE_PATIENCE_SESSIONS = 3
 
 
 class IdleDetector:
@@ -163,9 +173,22 @@ def execute(
         detector = IdleDetector(app, progress, partitions, stable_checks, kafka, streams)
         stopping: set[asyncio.Future[None]] = set()
 
-        def _stop() -> None:
+        def _stop(in_turn: bool = False) -> None:
             if not stopping:
-                stopping.add(asyncio.ensure_future(worker.stop()))
+                stopping.add(
+                    asyncio.ensure_future(_leave_then_stop() if in_turn else worker.stop())
+                )
+
+        async def _leave_then_stop() -> None:
+            # Workers idle together leave the group one at a time (connectors.stream.group).
+            member = access.member_id(app.consumer)
+            if member is not None:
+                patience = LEAVE_PATIENCE_SESSIONS * float(app.conf.broker_session_timeout)
+                group = detector.group
+                turn = await leave_in_turn(lambda: describe_group(kafka, group), member, patience)
+                if not turn:
+                    log.warning("worker.left_out_of_turn", waited_s=patience)
+            await worker.stop()
 
         async def _check_idle() -> None:
             if stopping:
@@ -180,7 +203,7 @@ def execute(
                     feed_events=progress.feed_events,
                     changes=progress.directory_changes,
                 )
-                _stop()
+                _stop(in_turn=True)
             elif timeout_s is not None and time.monotonic() - started > timeout_s:
                 outcome.error = f"not idle after {timeout_s:.0f} s"
                 _stop()

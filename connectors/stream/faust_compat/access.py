@@ -58,6 +58,15 @@ def wrap_stop_signals(worker: Any, wrap: Callable[[str, Callable[[], None]], Any
     worker._on_sigint = wrap("SIGINT", worker._on_sigint)
 
 
+def member_id(consumer: Any) -> str | None:
+    """This worker's member id in its consumer group, as the broker gave it (None before the
+    first join)."""
+    thread = getattr(consumer, "_thread", None)
+    aio = getattr(thread, "_consumer", None)
+    member = getattr(getattr(aio, "_coordinator", None), "member_id", None)
+    return member if isinstance(member, str) and member else None
+
+
 def consumer_thread_left(app: Any) -> bool:
     """faust's consumer thread still runs after the worker stopped (see
     :func:`connectors.stream.faust_compat.patches.consumer_thread_never_holds_exit`)."""
