@@ -28,6 +28,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
     ENTSYNC_BENCH_WINDOW_MAX_INPUTS=10000 .venv/bin/python bench/sync.py  # another window bound
     ENTSYNC_BENCH_FILE_ORDER=1 .venv/bin/python bench/sync.py  # the load in file order
+    ENTSYNC_BENCH_TRACEMALLOC=1 .venv/bin/python bench/sync.py  # where the memory is (slow)
     ENTSYNC_INTAKE_MAX_WAITING=0 .venv/bin/python bench/sync.py  # the feed never held back
 
 The last line of output is one JSON object with every figure (with ``--repeat``, the medians
@@ -191,6 +192,42 @@ def _profiled(path: Path | None) -> Iterator[None]:
             stats.sort_stats("cumulative").print_stats(60)
 
 
+@contextlib.contextmanager
+def _traced_memory(path: Path | None) -> Iterator[None]:
+    """Where the worker's Python memory is when it is highest: every 15 s, if more is traced
+    than at the last report, the 30 largest allocation sites go to ``path`` (slows the run)."""
+    if path is None:
+        yield
+        return
+    import tracemalloc
+
+    tracemalloc.start(4)
+    done = threading.Event()
+
+    def watch() -> None:
+        reported = 0
+        while not done.wait(15):
+            current = tracemalloc.get_traced_memory()[0]
+            if current <= reported * 1.05:
+                continue
+            reported = current
+            top = tracemalloc.take_snapshot().statistics("traceback")[:30]
+            lines = [f"traced {current / 2**20:.1f} MB at {time.strftime('%H:%M:%S')}"]
+            for stat in top:
+                lines.append(f"{stat.size / 2**20:8.1f} MB {stat.count:>9,} blocks")
+                lines += [f"    {frame}" for frame in stat.traceback.format()[-8:]]
+            path.write_text("\n".join(lines) + "\n")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        tracemalloc.stop()
+
+
 # -- child: our worker ------------------------------------------------------------------------
 
 
@@ -328,7 +365,9 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
     _instrument(marks)
     cpu0, children0 = _cpu_s(), _children_cpu_s()
     started = time.perf_counter()
-    with _profiled(profile):
+    traced = os.environ.get("ENTSYNC_BENCH_TRACEMALLOC")
+    traced_out = out.with_suffix(".memory.txt") if traced else None
+    with _profiled(profile), _traced_memory(traced_out):
         result = run_worker(
             settings,
             kafka_params(settings),
@@ -337,6 +376,7 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             loglevel=FAUST_LOGLEVEL,
         )
     ended = time.perf_counter()
+    now_wall = time.time() - ended  # perf_counter -> wall clock (children side by side)
     p = result.progress
     first = marks.first_batch
     last = marks.last_update
@@ -357,6 +397,8 @@ def child_worker(state_dir: Path, out: Path, profile: Path | None) -> int:
             "startup_s": (first - started) if first is not None else None,
             "window_s": (last - first) if first is not None and last is not None else None,
             "tail_s": (ended - last) if last is not None else None,
+            "first_batch_at": (now_wall + first) if first is not None else None,
+            "last_update_at": (now_wall + last) if last is not None else None,
             "route_s": marks.route_s,
             "decide_s": marks.decide_s,
             "inputs_by_type": dict(sorted(marks.inputs_by_type.items())),
@@ -511,6 +553,35 @@ class Run:
 
     def child(self, mode: str, *extra: str) -> tuple[dict[str, Any], dict[str, float | None]]:
         """Run a measuring child; return its result and the services' CPU seconds meanwhile."""
+        results, cpu = self.children_at_once(mode, 1, *extra)
+        return results[0], cpu
+
+    def children_at_once(
+        self, mode: str, count: int, *extra: str
+    ) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
+        """Run ``count`` measuring children side by side (on one state dir, several workers get
+        data dirs of their own: one consumer group); their results and the services' CPU
+        seconds meanwhile."""
+        pids = {name: self.service_pid(name) for name in ("slapd", "broker")}
+        before = {name: _proc_cpu_s(pid) for name, pid in pids.items()}
+        started = [self._start_child(mode, extra) for _ in range(count)]
+        deadline = time.monotonic() + CHILD_TIMEOUT_S + 60
+        for proc, _, log in started:
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stop_children()
+                raise SystemExit(f"{mode} child did not finish in time; log: {log}") from None
+        cpu: dict[str, float | None] = {}
+        for name, pid in pids.items():
+            after = _proc_cpu_s(pid)
+            start = before[name]
+            cpu[name] = after - start if after is not None and start is not None else None
+        return [self._child_result(mode, *child) for child in started], cpu
+
+    def _start_child(
+        self, mode: str, extra: Sequence[str]
+    ) -> tuple[subprocess.Popen[bytes], Path, Path]:
         out = self.work_dir / f"{mode}-{len(self.children)}.json"
         argv = [sys.executable, str(Path(__file__).resolve()), "--child", mode]
         argv += ["--state-dir", str(self.state_dir), "--out", str(out), *extra]
@@ -522,22 +593,15 @@ class Run:
             argv = [*spy, "--output", str(out.with_suffix(".spy.txt")), "--", *argv]
         env = {k: v for k, v in os.environ.items() if k not in _CONNECTION_VARS}
         env["ENTSYNC_STATE_DIR"] = str(self.state_dir)
-        pids = {name: self.service_pid(name) for name in ("slapd", "broker")}
-        before = {name: _proc_cpu_s(pid) for name, pid in pids.items()}
         log = out.with_suffix(".log")
         with open(log, "wb") as log_file:
             proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log_file, stderr=log_file)
         self.children.append(proc)
-        try:
-            proc.wait(timeout=CHILD_TIMEOUT_S + 60)
-        except subprocess.TimeoutExpired:
-            self.stop_children()
-            raise SystemExit(f"{mode} child did not finish in time; log: {log}") from None
-        cpu: dict[str, float | None] = {}
-        for name, pid in pids.items():
-            after = _proc_cpu_s(pid)
-            start = before[name]
-            cpu[name] = after - start if after is not None and start is not None else None
+        return proc, out, log
+
+    def _child_result(
+        self, mode: str, proc: subprocess.Popen[bytes], out: Path, log: Path
+    ) -> dict[str, Any]:
         if not out.exists() or json.loads(out.read_text()).get("exit_code"):
             self.keep_logs = True
             tail = log.read_text(errors="replace").splitlines()[-30:]
@@ -546,7 +610,7 @@ class Run:
         result: dict[str, Any] = json.loads(out.read_text())
         result["log"] = str(log)
         result.update(_startup_phases(log))
-        return result, cpu
+        return result
 
     def stop_children(self) -> None:
         for proc in self.children:
