@@ -28,6 +28,7 @@ from connectors.stream.deployment import StreamConfig
 from connectors.stream.faust_compat.patches import StallGuard
 from connectors.stream.feed_router import FeedRouter
 from connectors.stream.gc_freeze import freeze_long_lived_objects
+from connectors.stream.group import Membership, describe_group
 from connectors.stream.intake import FEED_BUFFER, EntityEnds, FeedIntake, IntakeLimits
 from connectors.stream.localstate import verifier
 from connectors.stream.monitor import BatchTimer, Tally, seed_snapshot_times, update_lag
@@ -35,6 +36,7 @@ from connectors.stream.ports import DirectoryPort, FaustStream
 from connectors.stream.progress import Progress
 from connectors.stream.reconciler import Reconciler
 from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
+from connectors.stream.settling import CHECK_S, SETTLE_WARN_SESSIONS, SettleWatch
 from connectors.stream.statestore import STORE_URL, raw_view, worker_datadir
 from connectors.stream.stopping import AbandonedInputs
 from connectors.stream.write_window import ReconcilePipeline, hold_acks
@@ -260,4 +262,10 @@ def build_app(
 
     stall_guard = StallGuard(app, progress, {feed_name, entities_name})
     app.timer(STALL_CHECK_INTERVAL_S)(stall_guard.check)
+
+    async def describe() -> Membership:
+        return await describe_group(kafka, config.app_id)  # faust's group is the app id
+
+    settle_watch = SettleWatch(app, describe, SETTLE_WARN_SESSIONS * config.session_timeout_s)
+    app.timer(CHECK_S)(settle_watch.tick)
     return app, progress
