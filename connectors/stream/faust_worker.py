@@ -36,6 +36,7 @@ from connectors.stream.group import (
     stream_partitions,
 )
 from connectors.stream.progress import Progress
+from connectors.stream.settling import unsettled
 from connectors.stream.stopping import stop_promptly
 from schemas.topics import ENTITIES, FEED
 
@@ -79,8 +80,7 @@ class IdleDetector:
         )
         # In a rebalance (or before the first join), the consumer thread waits on the broker: a
         # worker stopped then could leave it hanging (see connectors.stream.stopping).
-        rebalancing = self.app.rebalancing or not self.app.rebalancing_count
-        if seen != self._seen or self.progress.in_flight or rebalancing:
+        if seen != self._seen or self.progress.in_flight or unsettled(self.app):
             self._seen = seen
             self.streak = 0
             return False

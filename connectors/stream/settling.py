@@ -29,6 +29,11 @@ SETTLE_WARN_SESSIONS = 3
 CHECK_S = 1.0
 
 
+def unsettled(app: Any) -> bool:
+    """Rule 1 (``app``: faust's untyped ``App``): rebalancing, or never assigned yet."""
+    return bool(app.rebalancing) or not app.rebalancing_count
+
+
 def warning_due(since: float, warned_at: float | None, now: float, every_s: float) -> bool:
     """Rule 2: unsettled since ``since``, last warned at ``warned_at`` (None: not yet)."""
     if now - since < every_s:
@@ -51,12 +56,9 @@ class SettleWatch:
         self._since: float | None = None
         self._warned_at: float | None = None
 
-    def unsettled(self) -> bool:
-        return bool(self._app.rebalancing) or not self._app.rebalancing_count
-
     async def tick(self) -> None:
         now = self._clock()
-        if not self.unsettled():  # rule 3
+        if not unsettled(self._app):  # rule 3
             self._since = self._warned_at = None
             return
         if self._since is None:
