@@ -94,10 +94,11 @@ class Tally:
         m.ACCOUNTS.clear()  # combinations of partitions this worker no longer holds
         self._publish()
 
-    def changed(self, pairs: Iterable[tuple[EntityState | None, EntityState]]) -> None:
-        """Entities whose state goes from the first to the second."""
+    def changed(self, pairs: Iterable[tuple[EntityState | bytes | None, EntityState]]) -> None:
+        """Entities whose state goes from the first (an object or its JSON) to the second."""
         for before, after in pairs:
-            old, new = facets(before), facets(after)
+            old = raw_facets(before) if isinstance(before, bytes) else facets(before)
+            new = facets(after)
             if old == new:
                 continue
             if old[0] is not None:

@@ -76,7 +76,10 @@ class DecidedBatch:
     # (a group per batch of members, a person's login answer), so they stay objects
     new_states: dict[bytes, EntityState | bytes] = field(default_factory=dict)
     hot: dict[bytes, None] = field(default_factory=dict)
-    before: dict[bytes, EntityState | None] = field(default_factory=dict)
+    # each key's state before the batch, as it was held: the table's JSON as read (a fifth of
+    # the object's memory: a window holds one for each entity its inputs touched), or an
+    # earlier batch's state; None: no state yet
+    before: dict[bytes, EntityState | bytes | None] = field(default_factory=dict)
     changed: set[bytes] = field(default_factory=set)  # unchanged states are not written back
     where: dict[bytes, int] = field(default_factory=dict)  # a key's partition: its message's
     ops: list[DirectoryOp] = field(default_factory=list)
@@ -129,14 +132,21 @@ class Reconciler:
         new_states = p.new_states
 
         def record(
-            key: bytes, state: EntityState | None, decision: Decision, partition: int
+            key: bytes,
+            state: EntityState | None,
+            stored: EntityState | bytes | None,
+            decision: Decision,
+            partition: int,
         ) -> None:
+            """``stored``: ``state`` as it is held (the table's JSON, an earlier batch's)."""
             if key not in new_states:
-                p.before[key] = state
+                p.before[key] = stored
                 p.where[key] = partition
-            new_states[key] = decision.state
             if decision.state is not state and decision.state != state:
                 p.changed.add(key)
+                new_states[key] = decision.state
+            else:  # unchanged: held as it was (JSON read from the table stays JSON)
+                new_states[key] = stored if stored is not None else decision.state
             p.ops.extend(decision.ops)
             p.audits.extend(decision.audits)
             p.emits.extend(decision.emits)
@@ -162,17 +172,17 @@ class Reconciler:
             if isinstance(inp, SweepRequested | SwitchoverRequested):
                 overlay = {**earlier, **new_states} if earlier else new_states
                 for pkey, pstate, decision in self._partition_request(inp, event, overlay):
-                    record(pkey, pstate, decision, inp.partition)
+                    record(pkey, pstate, pstate, decision, inp.partition)
                 continue
-            state: EntityState | None
+            stored: EntityState | bytes | None
             if key in new_states:
-                state = state_of(new_states[key])
+                stored = new_states[key]
             elif key in earlier:
-                state = state_of(earlier[key])
+                stored = earlier[key]
             else:
-                raw = entities.get(key)
-                state = None if raw is None else EntityState.model_validate_json(raw)
-            record(key, state, decide(state, inp, ctx), event.message.partition)
+                stored = entities.get(key)
+            state = None if stored is None else state_of(stored)
+            record(key, state, stored, decide(state, inp, ctx), event.message.partition)
         # One write (and one audit event) per entry and batch: see sync.coalesce.
         merged = coalesce(list(zip(p.ops, p.audits, strict=True)))
         p.ops = [op for op, _ in merged]
@@ -255,7 +265,10 @@ class Reconciler:
                 key = audit.entity_id.encode()
                 decided = state_of(new_states[key])
                 allocated = decided.login  # an academic login is not the allocator's
-                state, withdrawn = refused_write(p.before.get(key), decided, audit.cause)
+                before = p.before.get(key)
+                state, withdrawn = refused_write(
+                    None if before is None else state_of(before), decided, audit.cause
+                )
                 new_states[key] = state
                 p.withdrawn.extend(withdrawn)  # no entry: no DN of it elsewhere
                 p.withdrawn.extend(await self._login_taken(op, audit, allocated))

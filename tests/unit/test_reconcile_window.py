@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.ldap.errors import DirectoryWriteError
 from connectors.ldap.writer import Action, OpResult
 from connectors.stream.partition_scans import partition_of
 from connectors.stream.progress import Progress
@@ -155,3 +156,40 @@ def test_delivering_is_faust_flow_control_outside_a_rebalance() -> None:
         app.flow_control = type("Flow", (), {"is_active": lambda self, a=active: a})()
         app.rebalancing = rebalancing
         assert r.delivering() is delivering
+
+
+@dataclass
+class RefusingWriter:
+    """Refuses every write for good, as a directory refusing a schema violation does."""
+
+    async def apply(self, ops: Sequence[DirectoryOp]) -> list[OpResult]:
+        error = DirectoryWriteError("modify", ops[0].dn, 65, "objectClassViolation", "")
+        error.results = [None] * len(ops)
+        error.errors = [error]
+        raise error
+
+
+async def test_a_state_read_from_the_table_is_held_as_its_json_and_a_refused_write_keeps_it() -> (
+    None
+):
+    r = reconciler()
+    first = r.prepare(batch(0, member_link(CLASS, "el-a", 10)))
+    assert await r.write(first)
+    key = ids.group_id(NS, CLASS).encode()
+    stored = first.new_states[key]
+    assert not isinstance(stored, bytes)
+    raw = stored.model_dump_json().encode()
+    r.entities[key] = raw  # type: ignore[index]  # the table, as complete() leaves it
+
+    again = r.prepare(batch(1, member_link(CLASS, "el-a", 10)))  # changes nothing
+    assert again.before[key] is raw and again.new_states[key] is raw and not again.changed
+
+    r.writer = RefusingWriter()
+    later = r.prepare(batch(2, member_link(CLASS, "el-b", 11)))
+    assert later.before[key] is raw  # the JSON as read, not an object (window memory)
+    assert later.ops and key in later.changed
+    assert not await r.write(later)
+    kept = later.new_states[key]
+    assert not isinstance(kept, bytes)
+    assert kept.applied == stored.applied  # the entry stays as the directory has it
+    assert "el-b" in str(kept.links)  # the link itself is remembered: tried again later
