@@ -26,7 +26,7 @@ recovery, group join, first fetch) and the idle detection after it are printed s
     .venv/bin/python bench/sync.py --writer ldap3 --writer-processes 0  # ldap3, in threads
     .venv/bin/python bench/sync.py --repeat 5     # five runs, then each ratio's median
     .venv/bin/python bench/sync.py --restarts 3   # restart to first batch after 2, 3, 4 runs
-    ENTSYNC_BENCH_WINDOW_MAX_INPUTS=10000 .venv/bin/python bench/sync.py  # another window bound
+    ENTSYNC_WRITE_WINDOW_MAX_INPUTS=3000 .venv/bin/python bench/sync.py  # another window bound
     ENTSYNC_BENCH_FILE_ORDER=1 .venv/bin/python bench/sync.py  # the load in file order
     ENTSYNC_BENCH_TRACEMALLOC=1 .venv/bin/python bench/sync.py  # where the memory is (slow)
     ENTSYNC_INTAKE_MAX_WAITING=0 .venv/bin/python bench/sync.py  # the feed never held back
@@ -337,15 +337,6 @@ def _instrument(marks: _Marks) -> None:
         return timed_decide(state, inp, ctx)
 
     _patch(reconciler_module, "decide", counted_decide)
-
-    max_inputs = os.environ.get("ENTSYNC_BENCH_WINDOW_MAX_INPUTS")
-    if max_inputs:  # another window bound than the default, to measure its memory and writes
-        import dataclasses
-
-        import connectors.stream.write_window as window_module
-
-        limits = dataclasses.replace(window_module.WindowLimits(), max_inputs=int(max_inputs))
-        window_module.ReconcilePipeline.__init__.__defaults__ = (limits,)
 
     def timed_writer(settings: Any, **kwargs: Any) -> BatchWriter:
         writer: BatchWriter = base_factory(settings, **kwargs)

@@ -17,6 +17,11 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.errors import ConfigurationError as ConfigurationError  # re-exported
+from connectors.stream.deployment import (
+    FETCH_PARTITION_BYTES,
+    INTAKE_MAX_WAITING,
+    WINDOW_MAX_INPUTS,
+)
 from schemas.topics import REPLAY_PRIVATE, TopicSpec, run_topic_name
 from sync.entries import JointureSources
 
@@ -92,18 +97,25 @@ class Settings(BaseSettings):
         description="longest wait of the worker's fetches for data (faust's own: 1500)",
     )
     intake_max_waiting: int = Field(
-        default=300,
+        default=INTAKE_MAX_WAITING,
         ge=0,
         description="entity inputs waiting over which the worker pauses its feed partitions "
         "(resumed under half; 0: never paused); see connectors/stream/intake.py",
     )
     kafka_fetch_partition_bytes: int = Field(
-        default=16_384,
+        default=FETCH_PARTITION_BYTES,
         ge=1_024,
         description="the most one fetch of the worker brings per partition (a larger record "
         "batch still comes whole): small keeps the feed taken in ahead of the decisions small "
         "(connectors/stream/intake.py); larger reads lost tables back from their changelogs "
         "in fewer round trips",
+    )
+    write_window_max_inputs: int = Field(
+        default=WINDOW_MAX_INPUTS,
+        ge=1,
+        description="entity inputs a write window holds at most before its entries are written "
+        "(up to three windows at once): the worker's memory during a load against writing an "
+        "entry once; see connectors/stream/write_window.py",
     )
     kafka_session_timeout_s: float = Field(
         default=10.0,

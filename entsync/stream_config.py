@@ -41,6 +41,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         replay=settings.replay_id is not None,
         intake_max_waiting=settings.intake_max_waiting,
         fetch_partition_bytes=settings.kafka_fetch_partition_bytes,
+        window_max_inputs=settings.write_window_max_inputs,
     )
 
 

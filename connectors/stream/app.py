@@ -39,7 +39,7 @@ from connectors.stream.restore import ENTITIES_TABLE, SOURCES_TABLE
 from connectors.stream.settling import CHECK_S, SETTLE_WARN_SESSIONS, SettleWatch
 from connectors.stream.statestore import STORE_URL, raw_view, worker_datadir
 from connectors.stream.stopping import AbandonedInputs
-from connectors.stream.write_window import ReconcilePipeline, hold_acks
+from connectors.stream.write_window import ReconcilePipeline, WindowLimits, hold_acks
 from schemas.entities import LIFECYCLE_ENTITY, EntityMessage
 from sync.absence import Guard
 from sync.lifecycle import Policy
@@ -219,7 +219,13 @@ def build_app(
     @app.agent(entities_topic, name="reconcile")
     async def reconcile(stream: FaustStream) -> None:
         # The next batch is decided while the directory writes of this one run (see write_window).
-        pipeline = ReconcilePipeline(reconciler, progress, hold_acks(stream), on_error=crash)
+        pipeline = ReconcilePipeline(
+            reconciler,
+            progress,
+            hold_acks(stream),
+            on_error=crash,
+            limits=WindowLimits(max_inputs=config.window_max_inputs),
+        )
         try:
             async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 await pipeline.submit(batch)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Defaults of the flow-control values, shared with the settings (ENTSYNC_*), which say what
+# each one trades (README "Configuration").
+INTAKE_MAX_WAITING = 300  # entity inputs waiting over which the feed is paused
+FETCH_PARTITION_BYTES = 16_384  # the most one fetch brings per partition
+WINDOW_MAX_INPUTS = 10_000  # the inputs a write window holds at most
+
 
 @dataclass(frozen=True)
 class StreamTopics:
@@ -35,5 +41,6 @@ class StreamConfig:
     fetch_max_wait_ms: int
     sweep_hour: int | None  # hour (Paris time) of the nightly lifecycle sweep; None: no sweep
     replay: bool = False  # a replay's worker: private topics, never restores lost tables
-    intake_max_waiting: int = 300  # feed paused above (connectors.stream.intake); 0: never
-    fetch_partition_bytes: int = 16_384  # the most a fetch brings per partition (intake)
+    intake_max_waiting: int = INTAKE_MAX_WAITING  # feed paused above (intake); 0: never
+    fetch_partition_bytes: int = FETCH_PARTITION_BYTES  # a fetch's most per partition (intake)
+    window_max_inputs: int = WINDOW_MAX_INPUTS  # a write window's inputs (write_window)

@@ -45,6 +45,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from connectors.stream.deployment import INTAKE_MAX_WAITING
 from connectors.stream.faust_compat import access
 from connectors.stream.ports import FaustApp
 from connectors.stream.progress import Progress
@@ -58,7 +59,7 @@ class IntakeLimits:
     an entry): 300 with 16 KiB fetches, 1.10-1.12; 500 with 32 KiB, 1.14; 1,000 with 128 KiB,
     1.24; 2,000 with faust's 1 MiB, 1.44 (as never paused)."""
 
-    high: int = 300  # inputs waiting: the feed is paused above (ENTSYNC_INTAKE_MAX_WAITING)
+    high: int = INTAKE_MAX_WAITING  # inputs waiting: the feed is paused above
     low: int = 150  # ... and resumed below (half)
     max_pause_s: float = 5.0
     check_s: float = 0.02

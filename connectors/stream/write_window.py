@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.logs import get_logger
+from connectors.stream.deployment import WINDOW_MAX_INPUTS
 from connectors.stream.monitor import BatchTimer
 from connectors.stream.ports import FaustStream, StreamEvent
 from connectors.stream.progress import Progress
@@ -59,9 +60,10 @@ class WindowLimits:
     backlog: int = 200  # inputs waiting that make a load, not a delta's round trips
     short_s: float = 0.5  # the longest a delta's window is held (latency)
     max_s: float = 60.0  # the longest a load's window is held
-    max_inputs: int = 10_000  # bounds the memory held (about 7 KB an input, up to three
-    # windows at once), and the write a rebalance waits for. 100 x 100 pupils: 30,000 gave
-    # peak RSS 790-806 MB and 1.53-1.61 writes an entry, 10,000 500-520 MB and 1.76-1.78
+    max_inputs: int = WINDOW_MAX_INPUTS  # bounds the memory held (up to three windows at
+    # once), and the write a rebalance waits for; ENTSYNC_WRITE_WINDOW_MAX_INPUTS. 100 x 100
+    # pupils: 30,000 gave peak RSS 790-806 MB and 1.53-1.61 writes an entry, 10,000 500-520 MB
+    # and 1.76-1.78 (before the feed was held back; README "Where a load's time and memory go")
     idle_s: float = 2.0  # no batch for this long: carried out, unless input still waits and
     # faust delivers (not a rebalance, not a stop)
 
