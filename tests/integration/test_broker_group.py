@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,15 +27,8 @@ from tests.integration.conftest import LocalServices
 pytestmark = pytest.mark.integration
 
 
-async def _members(bootstrap: str, group: str) -> list[Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-        (described,) = response.groups
-        return list(described[5])  # (error, group, state, protocol type, protocol, members)
-    finally:
-        await admin.close()
+async def _members(bootstrap: str, group: str) -> list[str]:
+    return list((await describe_group(KafkaParams(bootstrap=bootstrap), group)).members)
 
 
 async def test_a_consumer_stopped_in_generation_zero_leaves_the_group(

@@ -28,8 +28,7 @@ from connectors.aaf.generator import GeneratorConfig, generate
 from connectors.ldap import LdapParams, count_entries
 from connectors.services import broker
 from connectors.services.process import free_port, stop_pid
-from connectors.stream import clients
-from connectors.stream.group import group_position, stream_partitions
+from connectors.stream.group import describe_group, group_position, stream_partitions
 from connectors.stream.partition_scans import partition_of
 from schemas.feed import ClassAssignment, FeedEvent, Guardian, Pupil, School
 from schemas.topics import ENTITIES, FEED
@@ -219,18 +218,8 @@ def position(pipeline: Pipeline, partitions: int) -> Any:
 
 def group_state(pipeline: Pipeline) -> tuple[str, int]:
     """The group's state on the broker and its number of members."""
-
-    async def describe() -> tuple[str, int]:
-        admin = clients.admin(pipeline.kafka)
-        await admin.start()
-        try:
-            (response,) = await admin.describe_consumer_groups([GROUP])
-            (described,) = response.groups
-            return str(described[2]), len(described[5])  # (error, group, state, ..., members)
-        finally:
-            await admin.close()
-
-    return asyncio.run(describe())
+    group = asyncio.run(describe_group(pipeline.kafka, GROUP))
+    return group.state, len(group.members)
 
 
 def wait_until(what: str, check: Callable[[], bool], alive: list[Member], timeout: float) -> None:
